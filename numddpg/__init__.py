@@ -1,0 +1,7 @@
+"""numddpg: DDPG and TD3 as hand-written NumPy/Numba kernels on flat parameter vectors."""
+__version__ = "0.1.0"
+
+from .nn import MLP
+from .agents import DDPGAgent
+
+__all__ = ["MLP", "DDPGAgent", "__version__"]

@@ -1,0 +1,414 @@
+"""DDPG's update from the kernels of nn.py and optim.py (docs/math.md, "The DDPG update").
+
+One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors:
+
+    1. target      y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))                (a constant)
+    2. critic      L_Q = mean (Q(s, a) - y)^2 ; dL_Q/dQ_i = 2 (Q_i - y_i) / B ; Adam on phi
+    3. actor       J = -mean Q(s, mu(s)) with the *updated* critic held constant ;
+                   dJ/dQ_i = -1/B -> dJ/da (critic input's action columns) -> dJ/du = half * dJ/da
+                   -> through tanh into theta ; Adam on theta
+    4. polyak      phi_targ <- rho phi_targ + (1 - rho) phi ; theta_targ likewise
+
+with mu(s) = mid + half * u(s), u = tanh(MLP_theta(s)), mid = (high + low) / 2,
+half = (high - low) / 2, and Q(s, a) = MLP_phi(concat(s, a)).
+
+``ddpg_update_kernel`` does all four steps in one jitted call on preallocated workspaces;
+``ddpg_burst_kernel`` samples K minibatches from replay arrays and runs K updates in one call.
+``DDPGAgent.update_stepwise`` runs the same math one public kernel at a time from Python, and
+numddpg.reference has the plain-NumPy twin; the tests hold all three equal.
+"""
+import numpy as np
+from numba import njit
+
+from . import rng as _rng
+from .nn import MLP, check_dtype, check_sizes, mlp_backward, mlp_forward
+from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_step, polyak_update
+
+# Indices into the float64 hyperparameter vector the kernels read.
+HP_GAMMA, HP_POLYAK, HP_PI_LR, HP_Q_LR, HP_BETA1, HP_BETA2, HP_EPS = range(7)
+# Columns of the per-update statistics the kernels write.
+ST_LOSS_Q, ST_LOSS_PI, ST_Q_MEAN, ST_Q_STD = range(4)
+N_STATS = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation shared by the agents
+# ---------------------------------------------------------------------------------------------
+
+def check_bounds(act_low, act_high, act_dim):
+    """Return (low, high) as float64 (act_dim,) arrays after checking they are finite and ordered."""
+    low = np.broadcast_to(np.asarray(act_low, dtype=np.float64), (act_dim,)).copy()
+    high = np.broadcast_to(np.asarray(act_high, dtype=np.float64), (act_dim,)).copy()
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f"action bounds must be finite, got act_low={low}, act_high={high}; "
+                         "DDPG squashes actions with tanh into [low, high], so give finite bounds "
+                         "(e.g. wrap the env with gymnasium.wrappers.RescaleAction)")
+    if np.any(low >= high):
+        raise ValueError(f"act_low must be < act_high in every dimension, got act_low={low}, "
+                         f"act_high={high}")
+    return low, high
+
+
+def check_unit_interval(name, value):
+    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_positive(name, value):
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_dim(name, value):
+    if isinstance(value, (bool, np.bool_)) or int(value) != value or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q):
+    """Elements of the flat workspace ``ddpg_update_kernel`` carves for B rows."""
+    n_pi = B * sum(sizes_pi[1:])
+    n_q = B * sum(sizes_q[1:])
+    width = max(max(sizes_pi), max(sizes_q))
+    # acts for pi, pi_targ, q, q_targ; critic input xq; y; two deltas; dq; dmu
+    return (2 * n_pi + 2 * n_q + B * (obs_dim + act_dim) + B + 2 * B * width + B + B * act_dim)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _carve(work, off, n):
+    """The next n elements of the flat workspace, and the offset after them."""
+    return work[off:off + n], off + n
+
+
+@njit(cache=True)
+def scale_action(u, mid, half, out):
+    """out = mid + half * u, row by row: the action from the actor's tanh output u (B, act)."""
+    for i in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            out[i, j] = mid[j] + half[j] * u[i, j]
+
+
+@njit(cache=True)
+def ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
+                       g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
+                       obs, act, rew, obs2, done, work, stats):
+    """One DDPG update, steps 1-4 of the module docstring, in place.
+
+    pi, q, pi_targ, q_targ (P_pi,), (P_q,)   flat params of actor, critic and their targets
+    g_*, m_*, v_* (same shapes)              gradient and Adam moment workspaces
+    t (2,) int64                             Adam step counts [t_pi, t_q], incremented here
+    hp (7,) float64                          gamma, polyak, pi_lr, q_lr, beta1, beta2, eps
+    obs, obs2 (B, o); act (B, a); rew, done (B,)   the minibatch, read only
+    work (>= workspace_size(B, ...))         scratch
+    stats (4,)                               written: loss_q, loss_pi, mean Q(s,a), std Q(s,a)
+    """
+    B = obs.shape[0]
+    o = obs.shape[1]
+    a = act.shape[1]
+    width = max(sizes_pi.max(), sizes_q.max())
+    off = 0
+    acts_pi, off = _carve(work, off, B * sizes_pi[1:].sum())
+    acts_pit, off = _carve(work, off, B * sizes_pi[1:].sum())
+    acts_q, off = _carve(work, off, B * sizes_q[1:].sum())
+    acts_qt, off = _carve(work, off, B * sizes_q[1:].sum())
+    xq_flat, off = _carve(work, off, B * (o + a))
+    y, off = _carve(work, off, B)
+    delta_a, off = _carve(work, off, B * width)
+    delta_b, off = _carve(work, off, B * width)
+    dq_flat, off = _carve(work, off, B)
+    dmu_flat, off = _carve(work, off, B * a)
+    xq = xq_flat.reshape((B, o + a))          # critic input concat(s, a)
+    dq = dq_flat.reshape((B, 1))              # dLoss/dQ
+    dmu = dmu_flat.reshape((B, a))            # dJ/da, then dJ/du
+    no_grad = work[:0]
+    no_dx = work[:0].reshape((0, 0))
+    gamma = hp[HP_GAMMA]
+
+    # 1. target y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))
+    u2 = mlp_forward(pi_targ, sizes_pi, True, obs2, acts_pit)
+    xq[:, :o] = obs2
+    scale_action(u2, mid, half, xq[:, o:])
+    q2 = mlp_forward(q_targ, sizes_q, False, xq, acts_qt)
+    for i in range(B):
+        y[i] = rew[i] + gamma * (1.0 - done[i]) * q2[i, 0]
+
+    # 2. critic: L_Q = mean (Q - y)^2, dL_Q/dQ_i = 2 (Q_i - y_i) / B, Adam on phi
+    xq[:, :o] = obs
+    xq[:, o:] = act
+    qv = mlp_forward(q, sizes_q, False, xq, acts_q)
+    loss_q = 0.0
+    q_sum = 0.0
+    q_sq = 0.0
+    for i in range(B):
+        err = qv[i, 0] - y[i]
+        loss_q += err * err
+        dq[i, 0] = 2.0 * err / B
+        q_sum += qv[i, 0]
+        q_sq += qv[i, 0] * qv[i, 0]
+    mlp_backward(q, sizes_q, False, xq, acts_q, dq, g_q, no_dx, 0, delta_a, delta_b)
+    t[1] += 1
+    adam_step(q, g_q, m_q, v_q, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
+
+    # 3. actor: J = -mean Q(s, mu(s)) through the updated critic (phi held constant)
+    u = mlp_forward(pi, sizes_pi, True, obs, acts_pi)
+    scale_action(u, mid, half, xq[:, o:])     # xq[:, :o] still holds obs
+    qpi = mlp_forward(q, sizes_q, False, xq, acts_q)
+    loss_pi = 0.0
+    for i in range(B):
+        loss_pi -= qpi[i, 0]
+        dq[i, 0] = -1.0 / B
+    mlp_backward(q, sizes_q, False, xq, acts_q, dq, no_grad, dmu, o, delta_a, delta_b)
+    for i in range(B):                        # a = mid + half * u  =>  dJ/du = half * dJ/da
+        for j in range(a):
+            dmu[i, j] *= half[j]
+    mlp_backward(pi, sizes_pi, True, obs, acts_pi, dmu, g_pi, no_dx, 0, delta_a, delta_b)
+    t[0] += 1
+    adam_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
+
+    # 4. polyak on both targets
+    polyak_update(pi_targ, pi, hp[HP_POLYAK])
+    polyak_update(q_targ, q, hp[HP_POLYAK])
+
+    q_mean = q_sum / B
+    stats[ST_LOSS_Q] = loss_q / B
+    stats[ST_LOSS_PI] = loss_pi / B
+    stats[ST_Q_MEAN] = q_mean
+    stats[ST_Q_STD] = np.sqrt(max(q_sq / B - q_mean * q_mean, 0.0))
+
+
+@njit(cache=True)
+def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done):
+    """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype)."""
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        for c in range(obs.shape[1]):
+            obs[i, c] = buf_obs[j, c]
+            obs2[i, c] = buf_obs2[j, c]
+        for c in range(act.shape[1]):
+            act[i, c] = buf_act[j, c]
+        rew[i] = buf_rew[j]
+        done[i] = buf_done[j]
+
+
+@njit(cache=True)
+def sample_indices(rng_state, size, idx):
+    """idx[i] ~ uniform{0, ..., size-1}, with replacement, from the caller's generator state."""
+    for i in range(idx.shape[0]):
+        idx[i] = _rng.randint(rng_state, size)
+
+
+@njit(cache=True)
+def ddpg_burst_kernel(K, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, size, rng_state, idx,
+                      pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
+                      g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
+                      obs, act, rew, obs2, done, work, stats):
+    """K updates, each on a minibatch of B = idx.shape[0] rows sampled uniformly with replacement
+    from the first ``size`` replay rows; stats (K, 4) receives each update's statistics."""
+    for k in range(K):
+        sample_indices(rng_state, size, idx)
+        gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done)
+        ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
+                           g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
+                           obs, act, rew, obs2, done, work, stats[k])
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent
+# ---------------------------------------------------------------------------------------------
+
+class DDPGAgent:
+    """Actor, critic, their targets, two Adam states and the workspaces of the fused update.
+
+    Parameters
+    ----------
+    obs_dim, act_dim : int
+    act_low, act_high : float or (act_dim,) array — finite, low < high (may be asymmetric).
+    hidden_sizes : sequence of int — hidden widths of both networks.
+    gamma : discount in [0, 1].       polyak : target averaging weight rho in [0, 1].
+    pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
+    dtype : np.float32 (training) or np.float64 (gradient checks).
+    seed : int or None — initialises the networks and the minibatch sampler.
+
+    Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
+    ``pi_optim``, ``q_optim`` (numddpg.optim.Adam), ``mid``, ``half`` (act_dim,).
+    """
+
+    algo = "ddpg"
+
+    def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
+                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None):
+        self.obs_dim = check_dim("obs_dim", obs_dim)
+        self.act_dim = check_dim("act_dim", act_dim)
+        hidden = check_sizes([1, *hidden_sizes, 1], "hidden_sizes")[1:-1]
+        if len(hidden) == 0:
+            raise ValueError(f"hidden_sizes must name at least one hidden layer, got {hidden_sizes!r}")
+        self.hidden_sizes = hidden
+        self.gamma = check_unit_interval("gamma", gamma)
+        self.polyak = check_unit_interval("polyak", polyak)
+        self.pi_lr = check_positive("pi_lr", pi_lr)
+        self.q_lr = check_positive("q_lr", q_lr)
+        self.dtype = check_dtype(dtype)
+        self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
+        self.mid = ((self.act_high + self.act_low) / 2).astype(self.dtype)
+        self.half = ((self.act_high - self.act_low) / 2).astype(self.dtype)
+
+        seq = np.random.SeedSequence(seed)
+        init_seed, sampler_seed = seq.spawn(2)
+        rng = np.random.default_rng(init_seed)
+        self._build_networks(rng)
+        self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
+        self._hp = np.array([self.gamma, self.polyak, self.pi_lr, self.q_lr,
+                             ADAM_BETA1, ADAM_BETA2, ADAM_EPS], dtype=np.float64)
+        self._batch = 0
+        self._stats = np.zeros(N_STATS, np.float64)
+
+    # -- construction -------------------------------------------------------------------------
+    def _build_networks(self, rng):
+        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
+        self.actor = MLP([o, *h, a], output="tanh", dtype=self.dtype, rng=rng)
+        self.critic = MLP([o + a, *h, 1], output="identity", dtype=self.dtype, rng=rng)
+        self.actor_targ = self.actor.copy()
+        self.critic_targ = self.critic.copy()
+        self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype)
+        self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype)
+        self._g_pi = np.zeros(self.actor.n_params, self.dtype)
+        self._g_q = np.zeros(self.critic.n_params, self.dtype)
+        self._t = np.zeros(2, np.int64)       # [t_pi, t_q], mirrored into the Adam objects
+
+    def _workspace(self, B):
+        if B > self._batch:
+            n = workspace_size(B, self.obs_dim, self.act_dim, self.actor.sizes, self.critic.sizes)
+            self._work = np.empty(n, self.dtype)
+            o, a = self.obs_dim, self.act_dim
+            self._mb = (np.empty((B, o), self.dtype), np.empty((B, a), self.dtype),
+                        np.empty(B, self.dtype), np.empty((B, o), self.dtype),
+                        np.empty(B, self.dtype))
+            self._idx = np.empty(B, np.int64)
+            self._batch = B
+
+    def _sync_t_in(self):
+        self._t[0], self._t[1] = self.pi_optim.t, self.q_optim.t
+
+    def _sync_t_out(self):
+        self.pi_optim.t, self.q_optim.t = int(self._t[0]), int(self._t[1])
+
+    # -- acting -------------------------------------------------------------------------------
+    def act(self, obs, noise_scale=0.0, rng=None):
+        """mu(obs) for one observation (obs_dim,) or a batch (B, obs_dim).
+
+        With noise_scale > 0, adds Gaussian noise of std noise_scale * half (from ``rng``, a
+        numpy Generator) and clips to [act_low, act_high].
+        """
+        obs = np.asarray(obs)
+        single = obs.ndim == 1
+        x = obs.reshape(1, -1) if single else obs
+        if x.ndim != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
+                             f"got {obs.shape}")
+        u = self.actor.forward(x)
+        action = self.mid + self.half * u
+        if noise_scale > 0:
+            rng = np.random.default_rng() if rng is None else rng
+            action = action + noise_scale * self.half * rng.standard_normal(action.shape)
+            action = np.clip(action, self.act_low, self.act_high)
+        return action[0] if single else action
+
+    # -- updating -----------------------------------------------------------------------------
+    def check_batch(self, obs, act, rew, obs2, done):
+        """Return the batch as C-contiguous arrays of the agent's dtype, or raise ValueError."""
+        obs, act, obs2 = (np.asarray(v) for v in (obs, act, obs2))
+        rew, done = np.asarray(rew), np.asarray(done)
+        B = obs.shape[0] if obs.ndim == 2 else -1
+        want = {"obs": (obs, (B, self.obs_dim)), "act": (act, (B, self.act_dim)),
+                "rew": (rew, (B,)), "obs2": (obs2, (B, self.obs_dim)), "done": (done, (B,))}
+        if B <= 0:
+            raise ValueError(f"obs must have shape (batch, {self.obs_dim}) with batch >= 1, "
+                             f"got {obs.shape}")
+        out = []
+        for name, (arr, shape) in want.items():
+            if arr.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} to match obs {obs.shape} and "
+                                 f"this agent (obs_dim={self.obs_dim}, act_dim={self.act_dim}), "
+                                 f"got {arr.shape}")
+            arr = np.ascontiguousarray(arr, dtype=self.dtype)
+            if not np.all(np.isfinite(arr)):
+                bad = np.argwhere(~np.isfinite(arr))[0]
+                raise ValueError(f"{name} has a non-finite value {arr[tuple(bad)]} at index "
+                                 f"{tuple(int(i) for i in bad)}; drop or fix that transition")
+            out.append(arr)
+        return out
+
+    def update(self, obs, act, rew, obs2, done):
+        """One DDPG update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""
+        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
+        self._workspace(obs.shape[0])
+        self._sync_t_in()
+        ddpg_update_kernel(*self._kernel_nets(), obs, act, rew, obs2, done,
+                           self._work, self._stats)
+        self._sync_t_out()
+        return self._stats_dict(self._stats)
+
+    def _kernel_nets(self):
+        return (self.actor.params, self.critic.params, self.actor_targ.params,
+                self.critic_targ.params, self.actor._sizes_arr, self.critic._sizes_arr,
+                self.mid, self.half, self._g_pi, self._g_q, self.pi_optim.m, self.pi_optim.v,
+                self.q_optim.m, self.q_optim.v, self._t, self._hp)
+
+    def update_burst(self, buffer, batch_size, K):
+        """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
+        with obs, act, rew, obs2, done arrays and ``size``) in one jitted call.
+
+        Returns a (K, 4) float64 array of per-update statistics (loss_q, loss_pi, q_mean, q_std).
+        """
+        if buffer.size <= 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        B = check_dim("batch_size", batch_size)
+        self._workspace(B)
+        stats = np.empty((int(K), N_STATS), np.float64)
+        obs, act, rew, obs2, done = (v[:B] for v in self._mb)
+        self._sync_t_in()
+        ddpg_burst_kernel(int(K), buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done,
+                          buffer.size, self.rng_state, self._idx[:B], *self._kernel_nets(),
+                          obs, act, rew, obs2, done, self._work, stats)
+        self._sync_t_out()
+        return stats
+
+    def update_stepwise(self, obs, act, rew, obs2, done):
+        """The same update as ``update``, one public kernel at a time (slower; for tests and
+        for reading).  Numerically identical to ``update``."""
+        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
+        B, o = obs.shape[0], self.obs_dim
+        # 1. target
+        a2 = self.mid + self.half * self.actor_targ.forward(obs2)
+        q2 = self.critic_targ.forward(np.concatenate([obs2, a2], axis=1))[:, 0]
+        y = rew + self.gamma * (1.0 - done) * q2
+        # 2. critic
+        xq = np.concatenate([obs, act], axis=1)
+        qv = self.critic.forward(xq)[:, 0]
+        dq = (2.0 * (qv - y) / B).reshape(B, 1)
+        g_q, _ = self.critic.backward(xq, dq, need_dx=False)
+        self.q_optim.step(self.critic.params, g_q)
+        # 3. actor through the updated critic
+        u = self.actor.forward(obs)
+        xpi = np.concatenate([obs, self.mid + self.half * u], axis=1)
+        qpi = self.critic.forward(xpi)[:, 0]
+        _, dx = self.critic.backward(xpi, np.full((B, 1), -1.0 / B, self.dtype))
+        du = dx[:, o:] * self.half
+        g_pi, _ = self.actor.backward(obs, du, need_dx=False)
+        self.pi_optim.step(self.actor.params, g_pi)
+        # 4. polyak
+        polyak_update(self.actor_targ.params, self.actor.params, self.polyak)
+        polyak_update(self.critic_targ.params, self.critic.params, self.polyak)
+        return {"loss_q": float(np.mean((qv - y) ** 2)), "loss_pi": float(-np.mean(qpi)),
+                "q_mean": float(np.mean(qv)), "q_std": float(np.std(qv))}
+
+    @staticmethod
+    def _stats_dict(s):
+        return {"loss_q": float(s[ST_LOSS_Q]), "loss_pi": float(s[ST_LOSS_PI]),
+                "q_mean": float(s[ST_Q_MEAN]), "q_std": float(s[ST_Q_STD])}

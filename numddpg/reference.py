@@ -1,0 +1,192 @@
+"""The whole of numddpg's math in plain NumPy, written to be read: the textbook twin of the kernels.
+
+Nothing here is fast and nothing here is jitted.  Each function is the formula of the same
+name in docs/math.md, in the CS231n style: ``*_forward`` returns (out, cache) and ``*_backward``
+takes (dout, cache) and returns the gradients.  The tests hold the Numba kernels equal to these
+functions in float64.
+
+Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, a = act_dim, P parameters.
+"""
+import numpy as np
+
+
+# --- layers ----------------------------------------------------------------------------------
+
+def dense_forward(x, W, b):
+    """z = x @ W + b.   x (B, n_in), W (n_in, n_out), b (n_out,) -> z (B, n_out)."""
+    return x @ W + b, (x, W)
+
+
+def dense_backward(dz, cache):
+    """Forward was z = x @ W + b, so dx = dz @ W^T, dW = x^T @ dz, db = sum_rows dz."""
+    x, W = cache
+    return dz @ W.T, x.T @ dz, dz.sum(axis=0)
+
+
+def relu_forward(z):
+    """h = max(z, 0)."""
+    return np.maximum(z, 0), z
+
+
+def relu_backward(dh, z):
+    """relu'(z) = [z > 0], so dz = dh * [z > 0]."""
+    return dh * (z > 0)
+
+
+def tanh_forward(z):
+    """u = tanh(z)."""
+    u = np.tanh(z)
+    return u, u
+
+
+def tanh_backward(du, u):
+    """tanh'(z) = 1 - tanh(z)^2 = 1 - u^2, so dz = du * (1 - u^2)."""
+    return du * (1 - u * u)
+
+
+# --- the MLP on a flat parameter vector --------------------------------------------------------
+
+def unflatten(params, sizes):
+    """[(W_l, b_l)] views of the flat layout W_0, b_0, W_1, b_1, ... (row-major W)."""
+    layers, p = [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        W = params[p:p + n_in * n_out].reshape(n_in, n_out)
+        p += n_in * n_out
+        b = params[p:p + n_out]
+        p += n_out
+        layers.append((W, b))
+    return layers
+
+
+def mlp_forward(params, sizes, output, x):
+    """ReLU hidden layers, then an identity or tanh output.  Returns (y (B, n_L), cache)."""
+    caches = []
+    h = x
+    layers = unflatten(params, sizes)
+    for l, (W, b) in enumerate(layers):
+        z, dense_cache = dense_forward(h, W, b)
+        if l < len(layers) - 1:
+            h, act_cache = relu_forward(z)
+            kind = "relu"
+        elif output == "tanh":
+            h, act_cache = tanh_forward(z)
+            kind = "tanh"
+        else:
+            act_cache, kind = None, "identity"
+            h = z
+        caches.append((dense_cache, kind, act_cache))
+    return h, caches
+
+
+def mlp_backward(dy, cache):
+    """Gradients from dy = dL/dy: returns (dparams (P,) in the flat layout, dx (B, n_0))."""
+    grads = []
+    dh = dy
+    for dense_cache, kind, act_cache in reversed(cache):
+        if kind == "relu":
+            dz = relu_backward(dh, act_cache)
+        elif kind == "tanh":
+            dz = tanh_backward(dh, act_cache)
+        else:
+            dz = dh
+        dh, dW, db = dense_backward(dz, dense_cache)
+        grads.append((dW, db))
+    flat = np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in reversed(grads)])
+    return flat, dh
+
+
+# --- DDPG's losses and their gradients ---------------------------------------------------------
+
+def actor_action(theta, sizes_pi, mid, half, obs):
+    """mu(s) = mid + half * tanh(MLP_theta(s)).  Returns (a (B, act), u, cache)."""
+    u, cache = mlp_forward(theta, sizes_pi, "tanh", obs)
+    return mid + half * u, u, cache
+
+
+def critic_value(phi, sizes_q, obs, act):
+    """Q(s, a) = MLP_phi(concat(s, a)) squeezed to (B,).  Returns (q, cache)."""
+    q, cache = mlp_forward(phi, sizes_q, "identity", np.concatenate([obs, act], axis=1))
+    return q[:, 0], cache
+
+
+def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done):
+    """y = r + gamma (1 - d) Q_targ(s', mu_targ(s')) — a constant for the critic step."""
+    a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
+    q2, _ = critic_value(phi_targ, sizes_q, obs2, a2)
+    return rew + gamma * (1 - done) * q2
+
+
+def critic_loss_and_grad(phi, sizes_q, obs, act, y):
+    """L_Q = mean_B (Q(s, a) - y)^2 and dL_Q/dphi (dL_Q/dQ_i = 2 (Q_i - y_i) / B)."""
+    q, cache = critic_value(phi, sizes_q, obs, act)
+    B = q.shape[0]
+    loss = np.mean((q - y) ** 2)
+    dq = (2 * (q - y) / B).reshape(B, 1)
+    dphi, _ = mlp_backward(dq, cache)
+    return loss, dphi, q
+
+
+def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs):
+    """J = -mean_B Q(s, mu(s)) with phi held constant, and dJ/dtheta.
+
+    dJ/dQ_i = -1/B; through the critic to its input, keep the action columns: dJ/da (B, act);
+    a = mid + half * u gives dJ/du = half * dJ/da; then through tanh and the actor into theta.
+    """
+    a, u, pi_cache = actor_action(theta, sizes_pi, mid, half, obs)
+    q, q_cache = critic_value(phi, sizes_q, obs, a)
+    B = q.shape[0]
+    _, dxq = mlp_backward(np.full((B, 1), -1.0 / B), q_cache)
+    da = dxq[:, obs.shape[1]:]
+    du = half * da
+    dtheta, _ = mlp_backward(du, pi_cache)
+    return -np.mean(q), dtheta
+
+
+# --- optimiser and target networks -------------------------------------------------------------
+
+def adam(params, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step (t >= 1); returns new (params, m, v) and leaves the inputs alone.
+
+    m_t = beta1 m + (1 - beta1) g ; v_t = beta2 v + (1 - beta2) g^2
+    m_hat = m_t / (1 - beta1^t) ; v_hat = v_t / (1 - beta2^t)
+    params_t = params - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    return params - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def polyak(targ, src, rho):
+    """targ <- rho * targ + (1 - rho) * src (rho weights the target)."""
+    return rho * targ + (1 - rho) * src
+
+
+# --- the whole update -------------------------------------------------------------------------
+
+def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, pi_lr, q_lr):
+    """One DDPG update on plain arrays; returns (new state dict, info dict).
+
+    state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q (ints)
+    batch: obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)
+    """
+    s = dict(state)
+    obs, act, rew, obs2, done = batch
+    # 1. target
+    y = td_target(s["theta_targ"], s["phi_targ"], sizes_pi, sizes_q, mid, half, gamma,
+                  rew, obs2, done)
+    # 2. critic step
+    loss_q, dphi, q = critic_loss_and_grad(s["phi"], sizes_q, obs, act, y)
+    s["t_q"] += 1
+    s["phi"], s["m_q"], s["v_q"] = adam(s["phi"], dphi, s["m_q"], s["v_q"], s["t_q"], q_lr)
+    # 3. actor step through the updated critic
+    loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi"], sizes_pi, sizes_q, mid, half, obs)
+    s["t_pi"] += 1
+    s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"], s["t_pi"],
+                                            pi_lr)
+    # 4. polyak
+    s["theta_targ"] = polyak(s["theta_targ"], s["theta"], polyak_rho)
+    s["phi_targ"] = polyak(s["phi_targ"], s["phi"], polyak_rho)
+    info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q), "q_std": np.std(q)}
+    return s, info
