@@ -2,6 +2,6 @@
 __version__ = "0.1.0"
 
 from .nn import MLP
-from .agents import DDPGAgent
+from .agents import DDPGAgent, TD3Agent
 
-__all__ = ["MLP", "DDPGAgent", "__version__"]
+__all__ = ["MLP", "DDPGAgent", "TD3Agent", "__version__"]

@@ -218,8 +218,139 @@ def ddpg_burst_kernel(K, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, size, rn
                            obs, act, rew, obs2, done, work, stats[k])
 
 
+@njit(cache=True)
+def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
+                      g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
+                      rng_state, obs, act, rew, obs2, done, work, stats):
+    """One TD3 update (docs/math.md, "TD3") in place: always a critic step on both critics; the
+    actor step (on Q1) and polyak on all three targets on every policy_delay-th call.
+
+    As ddpg_update_kernel, plus: q1/q2 and their targets, gradients and moments (P_q,);
+    t (3,) int64 = [t_pi, t_q, n_updates]; td3 (3,) float64 = [target_noise, noise_clip,
+    policy_delay] (noise and clip in units of the action half-range); rng_state (1,) uint64
+    draws the smoothing noise eps[i, j] in row-major order.
+        a2 = clip(mu_targ(s') + clip(target_noise * half * eps, -noise_clip * half,
+                                     +noise_clip * half), low, high)
+        y  = r + gamma (1 - d) min(Q1_targ(s', a2), Q2_targ(s', a2))
+        L_Q = mean (Q1(s, a) - y)^2 + mean (Q2(s, a) - y)^2
+    stats (4,): loss_q (the sum), loss_pi (NaN on calls without an actor step), mean and std of
+    Q1(s, a).
+    """
+    B = obs.shape[0]
+    o = obs.shape[1]
+    a = act.shape[1]
+    width = max(sizes_pi.max(), sizes_q.max())
+    n_pi = B * sizes_pi[1:].sum()
+    n_q = B * sizes_q[1:].sum()
+    off = 0
+    acts_pi, off = _carve(work, off, n_pi)
+    acts_pit, off = _carve(work, off, n_pi)
+    acts_q1, off = _carve(work, off, n_q)
+    acts_q1t, off = _carve(work, off, n_q)
+    acts_q2, off = _carve(work, off, n_q)
+    acts_q2t, off = _carve(work, off, n_q)
+    xq_flat, off = _carve(work, off, B * (o + a))
+    y, off = _carve(work, off, B)
+    delta_a, off = _carve(work, off, B * width)
+    delta_b, off = _carve(work, off, B * width)
+    dq_flat, off = _carve(work, off, B)
+    dmu_flat, off = _carve(work, off, B * a)
+    xq = xq_flat.reshape((B, o + a))
+    dq = dq_flat.reshape((B, 1))
+    dmu = dmu_flat.reshape((B, a))
+    no_grad = work[:0]
+    no_dx = work[:0].reshape((0, 0))
+    gamma = hp[HP_GAMMA]
+    target_noise = td3[0]
+    noise_clip = td3[1]
+    policy_delay = int(td3[2])
+
+    # 1. target with policy smoothing and the clipped double-Q minimum
+    u2 = mlp_forward(pi_targ, sizes_pi, True, obs2, acts_pit)
+    xq[:, :o] = obs2
+    for i in range(B):
+        for j in range(a):
+            c = noise_clip * half[j]
+            eps = target_noise * half[j] * _rng.normal(rng_state)
+            eps = min(max(eps, -c), c)
+            act2 = mid[j] + half[j] * u2[i, j] + eps
+            xq[i, o + j] = min(max(act2, mid[j] - half[j]), mid[j] + half[j])
+    q1n = mlp_forward(q1_targ, sizes_q, False, xq, acts_q1t)
+    q2n = mlp_forward(q2_targ, sizes_q, False, xq, acts_q2t)
+    for i in range(B):
+        y[i] = rew[i] + gamma * (1.0 - done[i]) * min(q1n[i, 0], q2n[i, 0])
+
+    # 2. critic step: each critic's gradient is that of its own MSE; one Adam step count
+    xq[:, :o] = obs
+    xq[:, o:] = act
+    t[1] += 1
+    loss_q = 0.0
+    q_sum = 0.0
+    q_sq = 0.0
+    for c in range(2):
+        qn = q1 if c == 0 else q2
+        gq = g_q1 if c == 0 else g_q2
+        mq = m_q1 if c == 0 else m_q2
+        vq = v_q1 if c == 0 else v_q2
+        acts_q = acts_q1 if c == 0 else acts_q2
+        qv = mlp_forward(qn, sizes_q, False, xq, acts_q)
+        for i in range(B):
+            err = qv[i, 0] - y[i]
+            loss_q += err * err / B
+            dq[i, 0] = 2.0 * err / B
+            if c == 0:
+                q_sum += qv[i, 0]
+                q_sq += qv[i, 0] * qv[i, 0]
+        mlp_backward(qn, sizes_q, False, xq, acts_q, dq, gq, no_dx, 0, delta_a, delta_b)
+        adam_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
+
+    # 3. every policy_delay-th call: actor step on Q1 (critics constant), then polyak
+    t[2] += 1
+    loss_pi = np.nan
+    if t[2] % policy_delay == 0:
+        u = mlp_forward(pi, sizes_pi, True, obs, acts_pi)
+        scale_action(u, mid, half, xq[:, o:])
+        qpi = mlp_forward(q1, sizes_q, False, xq, acts_q1)
+        loss_pi = 0.0
+        for i in range(B):
+            loss_pi -= qpi[i, 0] / B
+            dq[i, 0] = -1.0 / B
+        mlp_backward(q1, sizes_q, False, xq, acts_q1, dq, no_grad, dmu, o, delta_a, delta_b)
+        for i in range(B):
+            for j in range(a):
+                dmu[i, j] *= half[j]
+        mlp_backward(pi, sizes_pi, True, obs, acts_pi, dmu, g_pi, no_dx, 0, delta_a, delta_b)
+        t[0] += 1
+        adam_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
+                  hp[HP_EPS])
+        polyak_update(pi_targ, pi, hp[HP_POLYAK])
+        polyak_update(q1_targ, q1, hp[HP_POLYAK])
+        polyak_update(q2_targ, q2, hp[HP_POLYAK])
+
+    q_mean = q_sum / B
+    stats[ST_LOSS_Q] = loss_q
+    stats[ST_LOSS_PI] = loss_pi
+    stats[ST_Q_MEAN] = q_mean
+    stats[ST_Q_STD] = np.sqrt(max(q_sq / B - q_mean * q_mean, 0.0))
+
+
+@njit(cache=True)
+def td3_burst_kernel(K, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, size, rng_state, idx,
+                     pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
+                     g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
+                     obs, act, rew, obs2, done, work, stats):
+    """K TD3 updates on minibatches sampled as in ddpg_burst_kernel (indices, then noise, per
+    update, from the same generator state)."""
+    for k in range(K):
+        sample_indices(rng_state, size, idx)
+        gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done)
+        td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
+                          g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
+                          rng_state, obs, act, rew, obs2, done, work, stats[k])
+
+
 # ---------------------------------------------------------------------------------------------
-# The agent
+# The agents
 # ---------------------------------------------------------------------------------------------
 
 class DDPGAgent:
@@ -344,21 +475,28 @@ class DDPGAgent:
             out.append(arr)
         return out
 
-    def update(self, obs, act, rew, obs2, done):
-        """One DDPG update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""
-        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
-        self._workspace(obs.shape[0])
-        self._sync_t_in()
-        ddpg_update_kernel(*self._kernel_nets(), obs, act, rew, obs2, done,
-                           self._work, self._stats)
-        self._sync_t_out()
-        return self._stats_dict(self._stats)
+    _update_kernel = staticmethod(ddpg_update_kernel)
+    _burst_kernel = staticmethod(ddpg_burst_kernel)
 
     def _kernel_nets(self):
+        """The networks, optimiser state and hyperparameters, in the kernels' argument order."""
         return (self.actor.params, self.critic.params, self.actor_targ.params,
                 self.critic_targ.params, self.actor._sizes_arr, self.critic._sizes_arr,
                 self.mid, self.half, self._g_pi, self._g_q, self.pi_optim.m, self.pi_optim.v,
                 self.q_optim.m, self.q_optim.v, self._t, self._hp)
+
+    def _update_args(self):
+        return self._kernel_nets()
+
+    def update(self, obs, act, rew, obs2, done):
+        """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""
+        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
+        self._workspace(obs.shape[0])
+        self._sync_t_in()
+        self._update_kernel(*self._update_args(), obs, act, rew, obs2, done,
+                            self._work, self._stats)
+        self._sync_t_out()
+        return self._stats_dict(self._stats)
 
     def update_burst(self, buffer, batch_size, K):
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
@@ -370,12 +508,12 @@ class DDPGAgent:
             raise ValueError("cannot sample from an empty replay buffer")
         B = check_dim("batch_size", batch_size)
         self._workspace(B)
-        stats = np.empty((int(K), N_STATS), np.float64)
+        stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         obs, act, rew, obs2, done = (v[:B] for v in self._mb)
         self._sync_t_in()
-        ddpg_burst_kernel(int(K), buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done,
-                          buffer.size, self.rng_state, self._idx[:B], *self._kernel_nets(),
-                          obs, act, rew, obs2, done, self._work, stats)
+        self._burst_kernel(int(K), buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done,
+                           buffer.size, self.rng_state, self._idx[:B], *self._kernel_nets(),
+                           obs, act, rew, obs2, done, self._work, stats)
         self._sync_t_out()
         return stats
 
@@ -412,3 +550,83 @@ class DDPGAgent:
     def _stats_dict(s):
         return {"loss_q": float(s[ST_LOSS_Q]), "loss_pi": float(s[ST_LOSS_PI]),
                 "q_mean": float(s[ST_Q_MEAN]), "q_std": float(s[ST_Q_STD])}
+
+
+def td3_workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q):
+    """Elements of the flat workspace ``td3_update_kernel`` carves for B rows (two more critics'
+    activations than DDPG's)."""
+    return workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q) + 2 * B * sum(sizes_q[1:])
+
+
+class TD3Agent(DDPGAgent):
+    """TD3 (Fujimoto et al. 2018): DDPGAgent's networks plus a second critic and its target.
+
+    Extra parameters: target_noise and noise_clip (target policy smoothing, in units of the
+    action half-range; 0.2 and 0.5), policy_delay (actor and polyak every policy_delay-th
+    update; 2).  Attributes ``critic1``, ``critic2``, ``critic1_targ``, ``critic2_targ``
+    (``critic``/``critic_targ`` name critic1 and its target).  The smoothing noise comes from the
+    agent's own generator state ``rng_state``, as the minibatch indices do.
+    """
+
+    algo = "td3"
+
+    def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
+                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
+                 target_noise=0.2, noise_clip=0.5, policy_delay=2):
+        if not (np.isfinite(target_noise) and target_noise >= 0):
+            raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
+                             f"got {target_noise!r}")
+        if not (np.isfinite(noise_clip) and noise_clip >= 0):
+            raise ValueError(f"noise_clip must be >= 0 (a fraction of the action half-range), "
+                             f"got {noise_clip!r}")
+        self.policy_delay = check_dim("policy_delay", policy_delay)
+        self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
+        self._td3 = np.array([self.target_noise, self.noise_clip, self.policy_delay], np.float64)
+        super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
+                         pi_lr, q_lr, dtype, seed)
+
+    def _build_networks(self, rng):
+        super()._build_networks(rng)
+        self.critic1, self.critic1_targ, self.q1_optim = self.critic, self.critic_targ, self.q_optim
+        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
+        self.critic2 = MLP([o + a, *h, 1], output="identity", dtype=self.dtype, rng=rng)
+        self.critic2_targ = self.critic2.copy()
+        self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype)
+        self._g_q2 = np.zeros(self.critic2.n_params, self.dtype)
+        self._t = np.zeros(3, np.int64)       # [t_pi, t_q, n_updates]
+        self.n_updates = 0
+
+    def _workspace(self, B):
+        grow = B > self._batch
+        super()._workspace(B)
+        if grow:
+            self._work = np.empty(td3_workspace_size(B, self.obs_dim, self.act_dim,
+                                                     self.actor.sizes, self.critic.sizes),
+                                  self.dtype)
+
+    def _sync_t_in(self):
+        self._t[0], self._t[1], self._t[2] = self.pi_optim.t, self.q_optim.t, self.n_updates
+
+    def _sync_t_out(self):
+        self.pi_optim.t = int(self._t[0])
+        self.q1_optim.t = self.q2_optim.t = int(self._t[1])
+        self.n_updates = int(self._t[2])
+
+    def _kernel_nets(self):
+        """As DDPGAgent's, with both critics, their targets and moments, and the TD3 settings."""
+        return (self.actor.params, self.critic1.params, self.critic2.params,
+                self.actor_targ.params, self.critic1_targ.params, self.critic2_targ.params,
+                self.actor._sizes_arr, self.critic._sizes_arr, self.mid, self.half,
+                self._g_pi, self._g_q, self._g_q2, self.pi_optim.m, self.pi_optim.v,
+                self.q1_optim.m, self.q1_optim.v, self.q2_optim.m, self.q2_optim.v,
+                self._t, self._hp, self._td3)
+
+    _update_kernel = staticmethod(td3_update_kernel)
+    _burst_kernel = staticmethod(td3_burst_kernel)
+
+    def _update_args(self):
+        return self._kernel_nets() + (self.rng_state,)
+
+    def update_stepwise(self, obs, act, rew, obs2, done):
+        raise NotImplementedError("TD3Agent has no step-by-step path; numddpg.reference.td3_update "
+                                  "is its plain-NumPy twin")

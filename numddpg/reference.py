@@ -190,3 +190,55 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, p
     s["phi_targ"] = polyak(s["phi_targ"], s["phi"], polyak_rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q), "q_std": np.std(q)}
     return s, info
+
+
+def td3_target(theta_targ, phi1_targ, phi2_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2,
+               done, eps, target_noise, noise_clip):
+    """TD3's target with policy smoothing and the clipped double-Q minimum.
+
+    eps (B, act) are standard normal draws; the smoothing noise is
+    clip(target_noise * half * eps, -noise_clip * half, +noise_clip * half) and the noisy action is
+    clipped to [low, high] = [mid - half, mid + half].  Then
+    y = r + gamma (1 - d) min(Q1_targ(s', a2), Q2_targ(s', a2)).
+    """
+    a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
+    noise = np.clip(target_noise * half * eps, -noise_clip * half, noise_clip * half)
+    a2 = np.clip(a2 + noise, mid - half, mid + half)
+    q1, _ = critic_value(phi1_targ, sizes_q, obs2, a2)
+    q2, _ = critic_value(phi2_targ, sizes_q, obs2, a2)
+    return rew + gamma * (1 - done) * np.minimum(q1, q2)
+
+
+def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, pi_lr, q_lr,
+               target_noise=0.2, noise_clip=0.5, policy_delay=2):
+    """One TD3 update on plain arrays; returns (new state dict, info dict).
+
+    state: as ddpg_update's with phi1, phi2, phi1_targ, phi2_targ, m_q1, v_q1, m_q2, v_q2 in
+    place of phi, phi_targ, m_q, v_q, plus n_updates (int).  eps (B, act): the smoothing draws.
+    The critic loss is the sum of both critics' MSEs, so each critic's gradient is its own MSE's.
+    """
+    s = dict(state)
+    obs, act, rew, obs2, done = batch
+    y = td3_target(s["theta_targ"], s["phi1_targ"], s["phi2_targ"], sizes_pi, sizes_q, mid, half,
+                   gamma, rew, obs2, done, eps, target_noise, noise_clip)
+    s["t_q"] += 1
+    loss_q = 0.0
+    for c in ("1", "2"):
+        loss, dphi, q = critic_loss_and_grad(s["phi" + c], sizes_q, obs, act, y)
+        loss_q += loss
+        if c == "1":
+            q1 = q
+        s["phi" + c], s["m_q" + c], s["v_q" + c] = adam(s["phi" + c], dphi, s["m_q" + c],
+                                                        s["v_q" + c], s["t_q"], q_lr)
+    s["n_updates"] += 1
+    loss_pi = np.nan
+    if s["n_updates"] % policy_delay == 0:
+        loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi1"], sizes_pi, sizes_q, mid, half,
+                                              obs)
+        s["t_pi"] += 1
+        s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"],
+                                                s["t_pi"], pi_lr)
+        for k in ("theta", "phi1", "phi2"):
+            s[k + "_targ"] = polyak(s[k + "_targ"], s[k], polyak_rho)
+    info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q1), "q_std": np.std(q1)}
+    return s, info
