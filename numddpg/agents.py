@@ -22,7 +22,7 @@ from numba import njit
 
 from . import rng as _rng
 from .nn import MLP, check_dtype, check_sizes, mlp_backward, mlp_forward
-from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_step, polyak_update
+from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_polyak_step, adam_step, polyak_update
 
 # Indices into the float64 hyperparameter vector the kernels read.
 HP_GAMMA, HP_POLYAK, HP_PI_LR, HP_Q_LR, HP_BETA1, HP_BETA2, HP_EPS = range(7)
@@ -152,8 +152,9 @@ def ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
         q_sum += qv[i, 0]
         q_sq += qv[i, 0] * qv[i, 0]
     mlp_backward(q, sizes_q, False, xq, acts_q, dq, g_q, no_dx, 0, delta_a, delta_b)
-    t[1] += 1
-    adam_step(q, g_q, m_q, v_q, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
+    t[1] += 1                                 # Adam on phi, and step 4's polyak on phi_targ
+    adam_polyak_step(q, g_q, m_q, v_q, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS],
+                     q_targ, hp[HP_POLYAK])   # (fused: phi_targ is not read again this update)
 
     # 3. actor: J = -mean Q(s, mu(s)) through the updated critic (phi held constant)
     u = mlp_forward(pi, sizes_pi, True, obs, acts_pi)
@@ -168,12 +169,10 @@ def ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
         for j in range(a):
             dmu[i, j] *= half[j]
     mlp_backward(pi, sizes_pi, True, obs, acts_pi, dmu, g_pi, no_dx, 0, delta_a, delta_b)
-    t[0] += 1
-    adam_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
-
-    # 4. polyak on both targets
-    polyak_update(pi_targ, pi, hp[HP_POLYAK])
-    polyak_update(q_targ, q, hp[HP_POLYAK])
+    t[0] += 1                                 # Adam on theta, and step 4's polyak on theta_targ
+    adam_polyak_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
+                     hp[HP_EPS], pi_targ, hp[HP_POLYAK])
+    # 4. polyak: done inside the two fused steps above
 
     q_mean = q_sum / B
     stats[ST_LOSS_Q] = loss_q / B

@@ -104,7 +104,10 @@ def mlp_forward(params, sizes, tanh_out, x, acts):
             for i in range(B):
                 for j in range(n_out):
                     v = z[i, j] + b[j]
-                    z[i, j] = v if v > 0 else 0  # relu
+                    if v > 0:                # relu (stores, not a ternary: keeps float32)
+                        z[i, j] = v
+                    else:
+                        z[i, j] = 0
         elif tanh_out:
             for i in range(B):
                 for j in range(n_out):

@@ -6,36 +6,83 @@ Adam moments are four 1-D arrays of the same length P.
 import numpy as np
 from numba import njit
 
+# error_model="numpy" on the Adam kernels: Python's model checks every division for a zero
+# divisor, which stops LLVM from vectorising the loop (3 ns -> ~0.4 ns per parameter here);
+# the divisor sqrt(v_hat) + eps is never zero anyway.
+
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
 
 
 @njit(cache=True)
+def _adam_coefficients(dtype_like, t, lr, beta1, beta2, eps, polyak):
+    """[beta1, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t), eps,
+    polyak, 1 - polyak] in the parameters' dtype, so that the element loops run in float32 for
+    float32 networks (8 lanes per AVX register instead of 4)."""
+    c = np.empty(9, dtype_like.dtype)
+    c[0] = beta1
+    c[1] = 1.0 - beta1
+    c[2] = beta2
+    c[3] = 1.0 - beta2
+    c[4] = lr / (1.0 - beta1 ** t)
+    c[5] = 1.0 / np.sqrt(1.0 - beta2 ** t)
+    c[6] = eps
+    c[7] = polyak
+    c[8] = 1.0 - polyak
+    return c
+
+
+@njit(cache=True, error_model="numpy")
 def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps):
-    """One Adam step with torch.optim.Adam's arithmetic; ``t`` is the step number, starting at 1.
+    """One Adam step with torch.optim.Adam's formula; ``t`` is the step number, starting at 1.
 
         m <- beta1 m + (1 - beta1) g             v <- beta2 v + (1 - beta2) g^2
-        p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps)
 
     which is p -= lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t),
-    v_hat = v / (1 - beta2^t).  params, grad, m, v: (P,); grad is read only.
+    v_hat = v / (1 - beta2^t).  params, grad, m, v: (P,); grad is read only.  (PyTorch divides
+    sqrt(v) by sqrt(1 - beta2^t) where this multiplies by its inverse: equal up to rounding.)
     """
-    step_size = lr / (1.0 - beta1 ** t)
-    inv_sqrt_bc2 = 1.0 / np.sqrt(1.0 - beta2 ** t)
+    c = _adam_coefficients(params, t, lr, beta1, beta2, eps, 0.0)
+    b1, c1, b2, c2, step_size, inv_sqrt_bc2, e = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
     for i in range(params.shape[0]):
         g = grad[i]
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
-        params[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + eps)
+        mi = b1 * m[i] + c1 * g
+        vi = b2 * v[i] + c2 * g * g
+        m[i] = mi
+        v[i] = vi
+        params[i] -= step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + e)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_polyak_step(params, grad, m, v, t, lr, beta1, beta2, eps, targ, polyak):
+    """adam_step on params, then polyak_update(targ, params, polyak), fused into one pass over
+    memory.  Valid wherever nothing reads the network between its Adam step and its polyak
+    update (true in DDPG and TD3: the targets are only read by the next update's target)."""
+    c = _adam_coefficients(params, t, lr, beta1, beta2, eps, polyak)
+    b1, c1, b2, c2, step_size, inv_sqrt_bc2, e = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    rho, one_minus_rho = c[7], c[8]
+    for i in range(params.shape[0]):
+        g = grad[i]
+        mi = b1 * m[i] + c1 * g
+        vi = b2 * v[i] + c2 * g * g
+        m[i] = mi
+        v[i] = vi
+        p = params[i] - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + e)
+        params[i] = p
+        targ[i] = rho * targ[i] + one_minus_rho * p
 
 
 @njit(cache=True)
 def polyak_update(targ, src, polyak):
     """targ <- polyak * targ + (1 - polyak) * src, in place (polyak weights the *target*)."""
-    c = 1.0 - polyak
+    c = np.empty(2, targ.dtype)
+    c[0] = polyak
+    c[1] = 1.0 - polyak
+    rho, one_minus_rho = c[0], c[1]
     for i in range(targ.shape[0]):
-        targ[i] = polyak * targ[i] + c * src[i]
+        targ[i] = rho * targ[i] + one_minus_rho * src[i]
 
 
 class Adam:
