@@ -545,6 +545,50 @@ class DDPGAgent:
         return {"loss_q": float(np.mean((qv - y) ** 2)), "loss_pi": float(-np.mean(qpi)),
                 "q_mean": float(np.mean(qv)), "q_std": float(np.std(qv))}
 
+    # -- state --------------------------------------------------------------------------------
+    def _state_arrays(self):
+        """name -> the live array that holds that part of the agent's state."""
+        return {"actor": self.actor.params, "critic": self.critic.params,
+                "actor_targ": self.actor_targ.params, "critic_targ": self.critic_targ.params,
+                "pi_m": self.pi_optim.m, "pi_v": self.pi_optim.v,
+                "q_m": self.q_optim.m, "q_v": self.q_optim.v, "rng_state": self.rng_state}
+
+    def config(self):
+        """The constructor's arguments (JSON-friendly) that rebuild an agent of this shape."""
+        return {"algo": self.algo, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
+                "hidden_sizes": list(self.hidden_sizes), "gamma": self.gamma,
+                "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
+                "dtype": self.dtype.name}
+
+    def state_dict(self):
+        """Copies of every array of the agent's state, plus the Adam step counts (ints)."""
+        state = {k: v.copy() for k, v in self._state_arrays().items()}
+        state["counters"] = self._counters()
+        return state
+
+    def _counters(self):
+        return np.array([self.pi_optim.t, self.q_optim.t], np.int64)
+
+    def _set_counters(self, c):
+        self.pi_optim.t, self.q_optim.t = int(c[0]), int(c[1])
+
+    def load_state_dict(self, state):
+        """Copy a ``state_dict()`` into this agent in place (views and workspaces stay valid).
+        Raises ValueError naming the first missing array or shape/dtype mismatch."""
+        live = self._state_arrays()
+        live["counters"] = self._counters()
+        for name, arr in live.items():
+            if name not in state:
+                raise ValueError(f"state is missing {name!r}")
+            new = np.asarray(state[name])
+            if new.shape != arr.shape or new.dtype != arr.dtype:
+                raise ValueError(f"state[{name!r}] has shape {new.shape} and dtype {new.dtype}, "
+                                 f"this agent needs {arr.shape} {arr.dtype}")
+        for name, arr in self._state_arrays().items():
+            arr[...] = state[name]
+        self._set_counters(state["counters"])
+
     @staticmethod
     def _stats_dict(s):
         return {"loss_q": float(s[ST_LOSS_Q]), "loss_pi": float(s[ST_LOSS_PI]),
@@ -619,6 +663,26 @@ class TD3Agent(DDPGAgent):
                 self._g_pi, self._g_q, self._g_q2, self.pi_optim.m, self.pi_optim.v,
                 self.q1_optim.m, self.q1_optim.v, self.q2_optim.m, self.q2_optim.v,
                 self._t, self._hp, self._td3)
+
+    def _state_arrays(self):
+        arrays = super()._state_arrays()
+        arrays.update({"critic2": self.critic2.params, "critic2_targ": self.critic2_targ.params,
+                       "q2_m": self.q2_optim.m, "q2_v": self.q2_optim.v})
+        return arrays
+
+    def config(self):
+        cfg = super().config()
+        cfg.update(target_noise=self.target_noise, noise_clip=self.noise_clip,
+                   policy_delay=self.policy_delay)
+        return cfg
+
+    def _counters(self):
+        return np.array([self.pi_optim.t, self.q_optim.t, self.n_updates], np.int64)
+
+    def _set_counters(self, c):
+        self.pi_optim.t = int(c[0])
+        self.q1_optim.t = self.q2_optim.t = int(c[1])
+        self.n_updates = int(c[2])
 
     _update_kernel = staticmethod(td3_update_kernel)
     _burst_kernel = staticmethod(td3_burst_kernel)
