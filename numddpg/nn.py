@@ -13,7 +13,8 @@ The kernels never allocate large arrays: activations go into a flat workspace ``
 holds, for a batch of B rows, h_1 (B x n_1), h_2 (B x n_2), ..., h_L (B x n_L) back to back.
 """
 import numpy as np
-from numba import njit
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba's np.dot calls, now, so
+from numba import njit            # that threadpoolctl sees it and numddpg.threads can set it)
 
 OUTPUTS = ("identity", "tanh")
 DTYPES = (np.float32, np.float64)
