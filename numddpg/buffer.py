@@ -1,0 +1,142 @@
+"""The replay buffer: preallocated float32 ring arrays of transitions (s, a, r, s', d).
+
+Row i holds one transition; ``ptr`` is the next row to write and ``size`` the number of filled
+rows (it grows to ``max_size``, then the oldest rows are overwritten).  DDPG samples minibatches
+uniformly *with replacement* from rows 0..size-1; the training loop does that inside the agent's
+jitted burst (``DDPGAgent.update_burst`` reads ``obs, act, rew, obs2, done, size`` directly),
+and ``ReplayBuffer.sample`` does the same for users with the same two kernels
+(numddpg.agents.sample_indices, numddpg.agents.gather_batch).
+"""
+import numpy as np
+from numba import njit
+
+from . import rng as _rng
+from .agents import check_dim, gather_batch, sample_indices
+
+# Codes returned by store_kernel.
+STORED, BAD_OBS2, BAD_REW, BAD_OBS, BAD_ACT = range(5)
+BAD_WHAT = {BAD_OBS2: "observation", BAD_REW: "reward", BAD_OBS: "observation (the one "
+             "acted on)", BAD_ACT: "action"}
+
+
+@njit(cache=True)
+def _all_finite(x):
+    for i in range(x.shape[0]):
+        if not np.isfinite(x[i]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, rew, obs2, done):
+    """Write one transition into row ``ptr`` after checking it is finite.
+
+    buf_* (N, o), (N, a), (N,), (N, o), (N,)   the ring arrays
+    obs, obs2 (o,); act (a,); rew, done scalars
+    Returns STORED, or the code of the first non-finite field (and then writes nothing).
+    """
+    if not _all_finite(obs2):
+        return BAD_OBS2
+    if not np.isfinite(rew):
+        return BAD_REW
+    if not _all_finite(obs):
+        return BAD_OBS
+    if not _all_finite(act):
+        return BAD_ACT
+    for c in range(obs.shape[0]):
+        buf_obs[ptr, c] = obs[c]
+        buf_obs2[ptr, c] = obs2[c]
+    for c in range(act.shape[0]):
+        buf_act[ptr, c] = act[c]
+    buf_rew[ptr] = rew
+    buf_done[ptr] = done
+    return STORED
+
+
+class NonFiniteTransition(ValueError):
+    """A transition with a NaN or infinite observation, reward or action."""
+
+
+class ReplayBuffer:
+    """Ring buffer of ``max_size`` transitions in preallocated arrays.
+
+    Parameters
+    ----------
+    obs_dim, act_dim : int
+    max_size : int — capacity (the ``replay_size`` hyperparameter).
+    dtype : storage dtype, float32 by default (as the reference implementation).
+    seed : int or None — seeds ``sample``'s own generator state (the training loop does not
+        use it: the agent samples with its own ``rng_state``).
+
+    Attributes
+    ----------
+    obs, obs2 (max_size, obs_dim); act (max_size, act_dim); rew, done (max_size,)
+    ptr : next row to write.   size : number of filled rows.   max_size : capacity.
+    rng_state : (1,) uint64, the state of ``sample``'s generator (numddpg.rng).
+    """
+
+    def __init__(self, obs_dim, act_dim, max_size, dtype=np.float32, seed=None):
+        self.obs_dim = check_dim("obs_dim", obs_dim)
+        self.act_dim = check_dim("act_dim", act_dim)
+        self.max_size = check_dim("replay_size", max_size)
+        self.dtype = np.dtype(dtype)
+        n, o, a = self.max_size, self.obs_dim, self.act_dim
+        self.obs = np.zeros((n, o), self.dtype)
+        self.act = np.zeros((n, a), self.dtype)
+        self.rew = np.zeros(n, self.dtype)
+        self.obs2 = np.zeros((n, o), self.dtype)
+        self.done = np.zeros(n, self.dtype)
+        self.ptr = 0
+        self.size = 0
+        self.rng_state = _rng.new_state(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+
+    def __len__(self):
+        return self.size
+
+    def store(self, obs, act, rew, obs2, done):
+        """Append (s, a, r, s', d), overwriting the oldest row once full.
+
+        obs, obs2 : (obs_dim,) arrays; act : (act_dim,) array; rew : float; done : 0/1.
+        Raises NonFiniteTransition (and stores nothing) if any value is NaN or infinite.
+        """
+        code = store_kernel(self.obs, self.act, self.rew, self.obs2, self.done, self.ptr,
+                            obs, act, float(rew), obs2, float(done))
+        if code != STORED:
+            raise NonFiniteTransition(
+                f"non-finite {BAD_WHAT[code]} in transition obs={obs}, act={act}, rew={rew}, "
+                f"obs2={obs2}")
+        self.ptr = self.ptr + 1 if self.ptr + 1 < self.max_size else 0
+        if self.size < self.max_size:
+            self.size += 1
+
+    def store_fast(self, obs, act, rew, obs2, done):
+        """``store`` for the training loop: returns the store_kernel code instead of raising,
+        and expects obs/obs2/act as 1-D arrays and rew/done as floats (no conversions)."""
+        code = store_kernel(self.obs, self.act, self.rew, self.obs2, self.done, self.ptr,
+                            obs, act, rew, obs2, done)
+        if code == STORED:
+            self.ptr = self.ptr + 1 if self.ptr + 1 < self.max_size else 0
+            if self.size < self.max_size:
+                self.size += 1
+        return code
+
+    def sample(self, batch_size):
+        """A minibatch of ``batch_size`` rows drawn uniformly with replacement from the filled
+        part: dict of new arrays obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)."""
+        B = check_dim("batch_size", batch_size)
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer; store transitions first")
+        idx = np.empty(B, np.int64)
+        sample_indices(self.rng_state, self.size, idx)
+        out = {"obs": np.empty((B, self.obs_dim), self.dtype),
+               "act": np.empty((B, self.act_dim), self.dtype),
+               "rew": np.empty(B, self.dtype),
+               "obs2": np.empty((B, self.obs_dim), self.dtype),
+               "done": np.empty(B, self.dtype)}
+        gather_batch(idx, self.obs, self.act, self.rew, self.obs2, self.done,
+                     out["obs"], out["act"], out["rew"], out["obs2"], out["done"])
+        return out
+
+    def __repr__(self):
+        return (f"ReplayBuffer(obs_dim={self.obs_dim}, act_dim={self.act_dim}, "
+                f"size={self.size}/{self.max_size}, dtype={self.dtype.name})")
