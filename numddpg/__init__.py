@@ -2,6 +2,13 @@
 __version__ = "0.1.0"
 
 from .nn import MLP
-from .agents import DDPGAgent, TD3Agent
+from .agents import DDPGAgent
+from .buffer import ReplayBuffer
+from .noise import GaussianNoise, OUNoise
+from .envs import EnvError, make_env
+from .algorithms import DDPG, OffPolicyAlgorithm, Policy, load_policy
+from .presets import PRESETS
 
-__all__ = ["MLP", "DDPGAgent", "TD3Agent", "__version__"]
+__all__ = ["MLP", "DDPGAgent", "ReplayBuffer", "GaussianNoise", "OUNoise", "EnvError",
+           "make_env", "DDPG", "OffPolicyAlgorithm", "Policy", "load_policy", "PRESETS",
+           "__version__"]

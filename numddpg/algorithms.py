@@ -1,0 +1,590 @@
+"""DDPG for users: ``DDPG(env).learn(steps)``, ``predict``, ``evaluate`` (the training loop).
+
+The loop of ``OffPolicyAlgorithm.learn``, one env step at a time (Spinning Up's pseudocode):
+
+    a = uniform in [low, high]                       while t < start_steps
+      = clip(mid + half (tanh(actor(s)) + n), low, high)  after, n from noise.py
+    s', r, terminated, truncated = env.step(a)
+    store (s, a, r, s', d = terminated)              truncation (time limit or max_ep_len) is
+                                                     *not* an end of the MDP: d = 0 and s' is the
+                                                     true last observation, so it bootstraps
+    if the episode ended: reset (seed drawn from the loop's generator)
+    if t >= update_after and t % update_every == 0:  update_every updates, one jitted call
+    if the epoch is over: num_test_episodes deterministic episodes on a separate env,
+                          one row of progress.csv, policy.npz saved
+
+Randomness lives in exactly three places, so that a run is reproducible from its seed and can
+later be resumed exactly: the agent's ``rng_state`` (minibatch indices), the loop's numpy
+Generator ``rng`` (random actions, exploration noise, every env reset seed, test envs included)
+and the OU noise state ``noise_process.x``.  Loop counters are attributes (``t``, ``epoch``,
+``episodes``, ``ep_ret``, ``ep_len``).
+
+``DDPG`` is ``OffPolicyAlgorithm`` with ``agent_class = DDPGAgent``; another algorithm on the same
+loop (TD3) names its own agent class, extra hyperparameters (``EXTRA_HYPERPARAMETERS``) and which
+of them the agent's constructor takes (``AGENT_KWARGS``).
+"""
+import contextlib
+import difflib
+import io
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import logger as _logger
+from .agents import DDPGAgent
+from .buffer import STORED, ReplayBuffer, BAD_WHAT
+from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
+from .nn import acts_size, check_dtype, mlp_forward
+from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
+from .presets import preset_for
+
+POLICY_FILE = "policy.npz"
+
+# name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
+# preset (numddpg.presets) replaces some of them per environment.
+HYPERPARAMETERS = {
+    "hidden_sizes": ((256, 256), "hidden layer widths of both actor and critic (ReLU)"),
+    "replay_size": (1_000_000, "replay buffer capacity (float32 ring arrays)"),
+    "gamma": (0.99, "discount factor"),
+    "polyak": (0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online"),
+    "pi_lr": (1e-3, "actor Adam learning rate"),
+    "q_lr": (1e-3, "critic Adam learning rate"),
+    "batch_size": (100, "minibatch rows, sampled uniformly with replacement"),
+    "start_steps": (10_000, "env steps of uniform random actions before using the actor"),
+    "update_after": (1000, "env steps before the first update"),
+    "update_every": (50, "every this many env steps, run this many updates (ratio 1:1)"),
+    "act_noise": (0.1, "Gaussian exploration std, in units of the action half-range"),
+    "noise": ("gaussian", "exploration noise: 'gaussian' (act_noise) or 'ou' (ou_*)"),
+    "ou_theta": (0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
+    "ou_sigma": (0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
+    "ou_dt": (1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
+    "num_test_episodes": (10, "deterministic test episodes at the end of every epoch"),
+    "max_ep_len": (1000, "episode length cap (truncation: bootstrapped, not terminal)"),
+    "steps_per_epoch": (4000, "env steps per epoch (one progress.csv row each)"),
+    "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
+    "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
+    "blas_threads": (None, "BLAS threads during learn() (None: leave as is; 1 for small nets)"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The deterministic policy alone: acting, saving, loading
+# ---------------------------------------------------------------------------------------------
+
+class Policy:
+    """mu(s) = mid + half * tanh(MLP_theta(s)), acting on one observation at a time.
+
+    ``act`` reuses preallocated arrays (it is on the training loop's hot path): the array it
+    returns is overwritten by the next call.  ``params`` is used by reference, so a policy built
+    on an agent's live actor parameters follows its updates.
+    """
+
+    def __init__(self, params, sizes, mid, half, low, high, act_dtype=np.float32, meta=None):
+        self.params = params
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.dtype = params.dtype
+        self.mid = np.asarray(mid, dtype=self.dtype)
+        self.half = np.asarray(half, dtype=self.dtype)
+        self.low = np.asarray(low, dtype=np.float64)
+        self.high = np.asarray(high, dtype=np.float64)
+        self.obs_dim, self.act_dim = int(self.sizes[0]), int(self.sizes[-1])
+        self.meta = dict(meta or {})
+        self._x = np.zeros((1, self.obs_dim), self.dtype)     # the observation as a batch of 1
+        self._acts = np.empty(acts_size(tuple(self.sizes), 1), self.dtype)
+        self._zeros = np.zeros(self.act_dim, np.float64)
+        self._a = np.zeros(self.act_dim, act_dtype)
+
+    @classmethod
+    def from_agent(cls, agent, act_dtype=np.float32, meta=None):
+        return cls(agent.actor.params, agent.actor.sizes, agent.mid, agent.half,
+                   agent.act_low, agent.act_high, act_dtype, meta)
+
+    def act(self, obs, noise=None):
+        """clip(mid + half (tanh(actor(obs)) + noise), low, high) for one obs (obs_dim,).
+
+        noise: (act_dim,) float64 in half-range units, or None for the deterministic action.
+        """
+        self._x[0] = obs
+        u = mlp_forward(self.params, self.sizes, True, self._x, self._acts)
+        noisy_action(u[0], self.mid, self.half, self._zeros if noise is None else noise,
+                     self.low, self.high, self._a)
+        return self._a
+
+    def __call__(self, obs):
+        """Deterministic actions for obs (obs_dim,) or (B, obs_dim), as a new array."""
+        obs = np.asarray(obs)
+        if obs.shape[-1:] != (self.obs_dim,) or obs.ndim not in (1, 2):
+            raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
+                             f"got {obs.shape}")
+        x = np.ascontiguousarray(obs.reshape(-1, self.obs_dim), dtype=self.dtype)
+        acts = np.empty(acts_size(tuple(self.sizes), x.shape[0]), self.dtype)
+        u = mlp_forward(self.params, self.sizes, True, x, acts)
+        a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self._a.dtype)
+        return a[0] if obs.ndim == 1 else a
+
+
+def save_policy(path, policy):
+    """Write ``policy`` (actor params, sizes, mid, half, bounds) and its ``meta`` dict (as a JSON
+    string) to an .npz, atomically; loadable with allow_pickle=False.
+
+    The one place that knows the file format (a later checkpoint module replaces it).
+    """
+    path = Path(path)
+    meta = dict(policy.meta, sizes=[int(s) for s in policy.sizes], dtype=policy.dtype.name,
+                act_dtype=policy._a.dtype.name, format="numddpg-policy-1")
+    buf = io.BytesIO()
+    np.savez(buf, params=policy.params, sizes=policy.sizes, mid=policy.mid, half=policy.half,
+             low=policy.low, high=policy.high, meta=np.array(json.dumps(meta)))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def load_policy(path):
+    """The Policy saved by ``save_policy`` at ``path`` (a file, or a run directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / POLICY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no saved policy at {str(path)!r}; a training run writes "
+                                f"{POLICY_FILE} into its run directory at every epoch end")
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return Policy(z["params"].copy(), z["sizes"], z["mid"], z["half"], z["low"], z["high"],
+                      np.dtype(meta.get("act_dtype", "float32")), meta)
+
+
+def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
+    """Returns and lengths of ``n_episodes`` deterministic episodes of ``policy`` on ``env``.
+
+    Every reset is seeded from ``rng`` (a numpy Generator).  Returns two float64 arrays.
+    """
+    returns = np.zeros(int(n_episodes))
+    lengths = np.zeros(int(n_episodes))
+    act = policy.act
+    for i in range(int(n_episodes)):
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        ep_ret, ep_len, over = 0.0, 0, False
+        while not over:
+            obs, r, terminated, truncated, _ = env.step(act(obs))
+            ep_ret += r
+            ep_len += 1
+            over = terminated or truncated or (max_ep_len is not None and ep_len >= max_ep_len)
+        returns[i], lengths[i] = ep_ret, ep_len
+    return returns, lengths
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Limit BLAS to ``n`` threads inside the block (None: leave as is); needs threadpoolctl."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        warnings.warn("blas_threads needs the threadpoolctl package (pip install threadpoolctl);"
+                      " running with the BLAS default", RuntimeWarning, stacklevel=3)
+        yield
+        return
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+def _table(hyperparameters):
+    rows = [f"    {'name':<18} {'default':<12} meaning", "    " + "-" * 78]
+    for name, (default, meaning) in hyperparameters.items():
+        rows.append(f"    {name:<18} {default!s:<12} {meaning}")
+    return "\n".join(rows)
+
+
+class OffPolicyAlgorithm:
+    """An off-policy actor-critic trained by the loop of the module docstring.
+
+    Parameters
+    ----------
+    env : str or gymnasium.Env
+        A registered id ("Pendulum-v1") or an instance with a 1-D Box observation space and a
+        1-D Box action space with finite bounds.
+    preset : "auto", "none", an env id, or a dict
+        "auto" (default) applies numddpg.presets.PRESETS[env id] when there is one; explicit
+        hyperparameters override it.
+    test_env : gymnasium.Env, optional
+        The env for test episodes and ``evaluate``; by default a separate instance of ``env``.
+    log : bool
+        Write a run directory (config.json, progress.csv, policy.npz) when learning.
+    run_dir : path, optional
+        The exact run directory (must not exist); by default
+        ``runs_root/<env>_<algo>_s<seed>_<timestamp>``.
+    **hyperparameters
+        See the table below.
+
+    Hyperparameters
+    ---------------
+{table}
+    """
+
+    algo = None                 # "ddpg", "td3": names run directories and saved policies
+    agent_class = None          # constructor (obs_dim, act_dim, low, high, hidden_sizes=, gamma=,
+                                # polyak=, pi_lr=, q_lr=, dtype=, seed=, **AGENT_KWARGS)
+    EXTRA_HYPERPARAMETERS = {}  # name: (default, meaning), appended to HYPERPARAMETERS
+    AGENT_KWARGS = ()           # names of extra hyperparameters the agent's constructor takes
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "{table}" in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{table}", _table(cls.hyperparameter_table()))
+
+    @classmethod
+    def hyperparameter_table(cls):
+        """name: (default, meaning) of every hyperparameter this algorithm takes."""
+        return {**HYPERPARAMETERS, **cls.EXTRA_HYPERPARAMETERS}
+
+    def __init__(self, env, preset="auto", test_env=None, log=True, run_dir=None,
+                 runs_root="runs", **hyperparameters):
+        table = self.hyperparameter_table()
+        unknown = [k for k in hyperparameters if k not in table]
+        if unknown:
+            close = {k: difflib.get_close_matches(k, table, n=1) for k in unknown}
+            hint = "; ".join(f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k)
+                             for k, c in close.items())
+            raise TypeError(f"{type(self).__name__} got unknown hyperparameters: {hint}. "
+                            f"Known: {', '.join(table)}")
+        self.env = make_env(env)
+        self.env_id = _env_id(self.env)
+        self.preset_name, preset_values = self._resolve_preset(preset)
+        self.preset_total_steps = preset_values.pop("total_steps", None)
+        hp = {name: default for name, (default, _) in table.items()}
+        hp.update(preset_values)
+        hp.update(hyperparameters)
+        if hp["seed"] is None:                 # draw one, so the run can be repeated from it
+            hp["seed"] = int(np.random.SeedSequence().entropy % (2**31))
+        self.hyperparameters = self._check_hyperparameters(hp)
+        for name, value in self.hyperparameters.items():
+            setattr(self, name, value)
+
+        self.obs_dim, self.act_dim, self.act_low, self.act_high = check_spaces(self.env)
+        self.test_env = make_twin(self.env) if test_env is None else make_env(test_env)
+        check = check_spaces(self.test_env)
+        if check[:2] != (self.obs_dim, self.act_dim):
+            raise EnvError(f"test_env has obs/act dims {check[:2]}, env has "
+                           f"{(self.obs_dim, self.act_dim)}")
+
+        # One seed drives everything: three independent streams spawned from it.
+        agent_seq, loop_seq, buffer_seq = np.random.SeedSequence(self.seed).spawn(3)
+        self.env.action_space.seed(int(loop_seq.generate_state(1)[0]))
+        self.test_env.action_space.seed(int(loop_seq.generate_state(2)[1]))
+        self.rng = np.random.default_rng(loop_seq)
+        self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
+        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size,
+                                   seed=int(buffer_seq.generate_state(1, np.uint64)[0]))
+        self.noise_process = make_noise(self.noise, self.act_dim, self.act_noise,
+                                        self.ou_sigma, self.ou_theta, self.ou_dt)
+
+        # Loop state (attributes, so that a checkpoint can save and restore all of it).
+        self.t = 0                      # env steps taken by learn()
+        self.epoch = 0                  # epochs completed
+        self.episodes = 0               # training episodes completed
+        self.obs = None                 # current observation (None: reset before the next step)
+        self.ep_ret = 0.0
+        self.ep_len = 0
+        self.elapsed = 0.0              # seconds spent in learn()
+        self.last_test_return = math.nan
+
+        self.log = bool(log)
+        if self.log and run_dir is not None and Path(run_dir).exists():
+            raise _logger.RunDirExists(f"run directory {str(run_dir)!r} already exists; numddpg "
+                                       "never overwrites a previous run. Choose another one.")
+        self.run_dir = None
+        self._run_dir_request = run_dir
+        self._runs_root = runs_root
+        self._csv = None
+        self._bind_fast_paths()
+        self._new_epoch_accumulators()
+
+    # -- construction -------------------------------------------------------------------------
+    def _resolve_preset(self, preset):
+        if preset is None or preset == "none":
+            return None, {}
+        if isinstance(preset, dict):
+            return "custom", dict(preset)
+        if preset == "auto":
+            values = preset_for(self.env_id)
+            return (self.env_id if values else None), values
+        if isinstance(preset, str):
+            values = preset_for(preset)
+            if not values:
+                from .presets import PRESETS
+                raise ValueError(f"no preset named {preset!r}; presets exist for "
+                                 f"{', '.join(PRESETS)} (or use preset='auto' / 'none')")
+            return preset, values
+        raise ValueError(f"preset must be 'auto', 'none', an env id or a dict, got {preset!r}")
+
+    def _check_hyperparameters(self, hp):
+        def integer(name, minimum):
+            v = hp[name]
+            if isinstance(v, (bool, np.bool_)) or not float(v).is_integer() or v < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+            hp[name] = int(v)
+
+        for name in ("replay_size", "batch_size", "update_every", "max_ep_len",
+                     "steps_per_epoch"):
+            integer(name, 1)
+        for name in ("start_steps", "update_after", "num_test_episodes", "seed"):
+            integer(name, 0)
+        if hp["batch_size"] > hp["replay_size"]:
+            raise ValueError(f"batch_size ({hp['batch_size']}) must not exceed replay_size "
+                             f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
+        if hp["noise"] not in NOISE_TYPES:
+            raise ValueError(f"noise must be one of {NOISE_TYPES}, got {hp['noise']!r}")
+        hp["dtype"] = check_dtype(hp["dtype"]).name
+        hp["hidden_sizes"] = tuple(int(h) for h in np.atleast_1d(hp["hidden_sizes"]))
+        if hp["blas_threads"] is not None:
+            integer("blas_threads", 1)
+        for name in ("act_noise", "ou_theta", "ou_sigma", "ou_dt"):
+            v = hp[name]
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+            hp[name] = float(v)
+        return hp
+
+    def _agent_kwargs(self):
+        return {name: self.hyperparameters[name] for name in self.AGENT_KWARGS}
+
+    def _make_agent(self, seed):
+        return self.agent_class(self.obs_dim, self.act_dim, self.act_low, self.act_high,
+                                hidden_sizes=self.hidden_sizes, gamma=self.gamma,
+                                polyak=self.polyak, pi_lr=self.pi_lr, q_lr=self.q_lr,
+                                dtype=np.dtype(self.dtype), seed=seed, **self._agent_kwargs())
+
+    def _bind_fast_paths(self):
+        """Preallocated arrays of the per-step code (call again if the agent is replaced)."""
+        self.policy = Policy.from_agent(self.agent, self.env.action_space.dtype,
+                                        meta={"env_id": self.env_id, "algo": self.algo,
+                                              "max_ep_len": self.max_ep_len,
+                                              "seed": self.seed})
+        self._u01 = np.zeros(self.act_dim, np.float64)      # uniform draws / noise draws
+        self._a = np.zeros(self.act_dim, self.env.action_space.dtype)
+
+    def _new_epoch_accumulators(self):
+        self._ep_rets, self._ep_lens, self._update_stats = [], [], []
+        self._epoch_t0 = self.t
+        self._epoch_clock = time.perf_counter()
+
+    # -- acting -------------------------------------------------------------------------------
+    def _random_action(self):
+        """Uniform on [low, high] from the loop's generator (not action_space.sample())."""
+        self.rng.random(out=self._u01)
+        uniform_action(self._u01, self.act_low, self.act_high, self._a)
+        return self._a
+
+    def _explore_action(self, obs):
+        return self.policy.act(obs, self.noise_process.sample(self.rng, self._u01))
+
+    def predict(self, obs, deterministic=True):
+        """(action, None) for obs (obs_dim,) or (batch, obs_dim), like Stable-Baselines3.
+
+        DDPG's policy is deterministic: the action is mu(obs) whatever ``deterministic`` says
+        (exploration noise belongs to training, as in SB3).  The second element stands for
+        SB3's recurrent state.
+        """
+        return self.policy(obs), None
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _start_episode(self):
+        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+        if not np.all(np.isfinite(obs)):
+            raise EnvError(f"{self.env_id} returned a non-finite observation {obs} from reset "
+                           f"at env step {self.t}; training stopped")
+        self.obs = obs
+        self.ep_ret, self.ep_len = 0.0, 0
+        self.noise_process.reset()
+
+    def _non_finite(self, code, obs2, rew):
+        return EnvError(f"{self.env_id} returned a non-finite {BAD_WHAT[code]} at env step "
+                        f"{self.t} (step {self.ep_len} of episode {self.episodes + 1}): "
+                        f"obs={obs2}, reward={rew}; training stopped there. Check the env, or "
+                        "wrap it (e.g. gymnasium.wrappers.ClipReward / TransformObservation).")
+
+    def learn(self, total_steps=None, progress_bar=True):
+        """Train for ``total_steps`` env steps (default: the preset's budget, else 400k).
+
+        Writes the run directory on the first call when ``log`` is on; later calls continue
+        the same run.  Returns self.
+        """
+        if total_steps is None:
+            total_steps = self.preset_total_steps or self.steps_per_epoch * 100
+        if isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+        end = self.t + int(total_steps)
+        if self.log and self.run_dir is None:
+            self._open_run(int(total_steps))
+        bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
+                                  desc=f"{self.algo} {self.env_id}")
+        self._new_epoch_accumulators()
+        self._learn_started = time.perf_counter()
+        try:
+            with blas_threads(self.blas_threads):
+                self._loop(end, bar)
+        finally:
+            self.elapsed += time.perf_counter() - self._learn_started
+            bar.close()
+            if self.run_dir is not None:
+                self.save_policy(self.run_dir / POLICY_FILE)
+        return self
+
+    def _loop(self, end, bar):
+        env, buffer, agent = self.env, self.buffer, self.agent
+        store, step = buffer.store_fast, env.step
+        start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
+        batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
+        if self.obs is None:
+            self._start_episode()
+        while self.t < end:
+            obs = self.obs
+            a = self._random_action() if self.t < start_steps else self._explore_action(obs)
+            obs2, rew, terminated, truncated, _ = step(a)
+            rew = float(rew)
+            self.t += 1
+            self.ep_len += 1
+            self.ep_ret += rew
+            code = store(obs, a, rew, obs2, 1.0 if terminated else 0.0)   # d = terminated only
+            if code != STORED:
+                raise self._non_finite(code, obs2, rew)
+            self.obs = obs2
+            if terminated or truncated or self.ep_len >= max_ep_len:
+                self._ep_rets.append(self.ep_ret)
+                self._ep_lens.append(self.ep_len)
+                self.episodes += 1
+                self._start_episode()
+            if self.t >= update_after and self.t % update_every == 0:
+                self._update_stats.append(agent.update_burst(buffer, batch_size, update_every))
+                bar.update_to(self.t)
+            if self.t - self._epoch_t0 >= steps_per_epoch or self.t == end:
+                self._end_epoch(bar)
+
+    def _end_epoch(self, bar):
+        steps = self.t - self._epoch_t0
+        train_seconds = time.perf_counter() - self._epoch_clock
+        test_rets, test_lens = run_episodes(self.policy, self.test_env, self.num_test_episodes,
+                                            self.rng, self.max_ep_len)
+        self.epoch += 1
+        if len(test_rets):
+            self.last_test_return = float(np.mean(test_rets))
+        row = {"Epoch": self.epoch, "TotalEnvInteracts": self.t}
+        row.update(_describe("EpRet", self._ep_rets))
+        row.update(_describe("TestEpRet", test_rets))
+        row["EpLen"] = _mean(self._ep_lens)
+        row["TestEpLen"] = _mean(test_lens)
+        if self._update_stats:
+            s = np.concatenate(self._update_stats)
+            q_mean = float(np.mean(s[:, 2]))
+            # pooled std of all Q(s, a) of the epoch's (equal-sized) minibatches
+            q_var = float(np.mean(s[:, 3] ** 2 + s[:, 2] ** 2)) - q_mean ** 2
+            row.update(AverageQVals=q_mean, StdQVals=math.sqrt(max(q_var, 0.0)),
+                       LossPi=float(np.mean(s[:, 1])), LossQ=float(np.mean(s[:, 0])))
+        else:
+            row.update(AverageQVals=math.nan, StdQVals=math.nan, LossPi=math.nan,
+                       LossQ=math.nan)
+        row["SPS"] = steps / train_seconds if train_seconds > 0 else math.nan
+        row["Time"] = self.elapsed + time.perf_counter() - self._learn_started
+        self.last_row = row
+        if self._csv is not None:
+            self._csv.write(row)
+            self.save_policy(self.run_dir / POLICY_FILE)
+        bar.update_to(self.t)
+        bar.set_stats(sps=row["SPS"], test_return=row["AverageTestEpRet"])
+        self._new_epoch_accumulators()
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, n_episodes=10):
+        """(mean, std) of the deterministic policy's return over ``n_episodes`` test episodes
+        (on the test env; reset seeds from the loop's generator)."""
+        returns, _ = run_episodes(self.policy, self.test_env, n_episodes, self.rng,
+                                  self.max_ep_len)
+        return float(np.mean(returns)), float(np.std(returns))
+
+    # -- files --------------------------------------------------------------------------------
+    def config(self, total_steps=None):
+        """Everything that defines this run, as written to config.json."""
+        return {"algo": self.algo, "env_id": self.env_id, "preset": self.preset_name,
+                "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
+                "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist()}
+
+    def _open_run(self, total_steps):
+        self.run_dir = _logger.create_run_dir(self._run_dir_request, self._runs_root,
+                                              self.env_id, self.algo, self.seed)
+        _logger.write_config(self.run_dir, self.config(total_steps))
+        self._csv = _logger.ProgressCSV(self.run_dir / "progress.csv")
+
+    def save_policy(self, path):
+        """Save the current actor to ``path`` (.npz); ``numddpg eval`` and load_policy read it."""
+        return save_policy(path, self.policy)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(env={self.env_id!r}, preset={self.preset_name!r}, "
+                f"t={self.t}, seed={self.seed})")
+
+
+def _mean(xs):
+    return float(np.mean(xs)) if len(xs) else math.nan
+
+
+def _describe(name, xs):
+    if len(xs) == 0:
+        return {f"Average{name}": math.nan, f"Std{name}": math.nan, f"Max{name}": math.nan,
+                f"Min{name}": math.nan}
+    xs = np.asarray(xs, dtype=np.float64)
+    return {f"Average{name}": float(xs.mean()), f"Std{name}": float(xs.std()),
+            f"Max{name}": float(xs.max()), f"Min{name}": float(xs.min())}
+
+
+OffPolicyAlgorithm.__doc__ = OffPolicyAlgorithm.__doc__.replace("{table}", _table(HYPERPARAMETERS))
+
+
+class DDPG(OffPolicyAlgorithm):
+    """Deep Deterministic Policy Gradient (Lillicrap et al. 2015) as in Spinning Up.
+
+    ``DDPG(env, **hyperparameters).learn(total_steps)``, then ``predict(obs)`` /
+    ``evaluate(n_episodes)``.  See OffPolicyAlgorithm for the loop; the update is
+    numddpg.agents.DDPGAgent.
+
+    Parameters
+    ----------
+    env : str or gymnasium.Env — an id ("Pendulum-v1") or an instance (1-D Box spaces, finite
+        action bounds).
+    preset : "auto" (default: numddpg.presets for this env id, under explicit values), "none",
+        an env id, or a dict.
+    test_env : gymnasium.Env, optional — for test episodes (default: a separate instance of env).
+    log, run_dir, runs_root : whether and where learn() writes its run directory.
+
+    Hyperparameters (defaults: shared/REFERENCE.md section 2)
+    ----------------------------------------------------------
+{table}
+
+    Example
+    -------
+    >>> model = DDPG("Pendulum-v1", seed=0)          # doctest: +SKIP  (the Pendulum preset)
+    >>> model.learn(20_000)                          # doctest: +SKIP
+    >>> action, _ = model.predict(obs)               # doctest: +SKIP
+    >>> mean, std = model.evaluate(n_episodes=10)    # doctest: +SKIP
+    """
+
+    algo = "ddpg"
+    agent_class = DDPGAgent
+
+
+# Algorithms by name, for the command line (TD3 adds itself here).
+ALGORITHMS = {"ddpg": DDPG}

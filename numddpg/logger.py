@@ -1,0 +1,175 @@
+"""What a training run leaves on disk and shows on screen.
+
+    runs/<env>_<algo>_s<seed>_<timestamp>/
+        config.json     every hyperparameter, the env, and numddpg/numpy/numba/gymnasium versions
+        progress.csv    one row per epoch, columns PROGRESS_COLUMNS, flushed after every row
+        policy.npz      the final actor (numddpg.algorithms.save_policy)
+
+A run directory is never reused: creating one that exists raises RunDirExists.
+"""
+import csv
+import datetime
+import json
+import math
+import platform
+import re
+import sys
+from pathlib import Path
+
+PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
+                    "AverageEpRet", "StdEpRet", "MaxEpRet", "MinEpRet",
+                    "AverageTestEpRet", "StdTestEpRet", "MaxTestEpRet", "MinTestEpRet",
+                    "EpLen", "TestEpLen", "AverageQVals", "StdQVals", "LossPi", "LossQ",
+                    "SPS", "Time")
+
+
+class RunDirExists(FileExistsError):
+    """The run directory already exists; numddpg never writes over a previous run."""
+
+
+def run_name(env_id, algo, seed, when=None):
+    """"<env>_<algo>_s<seed>_<YYYYmmdd-HHMMSS>", with characters unsafe in paths replaced."""
+    when = datetime.datetime.now() if when is None else when
+    env = re.sub(r"[^A-Za-z0-9._-]+", "-", str(env_id))
+    return f"{env}_{algo}_s{seed}_{when.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(run_dir=None, root="runs", env_id="env", algo="ddpg", seed=0):
+    """Create and return a new, empty run directory (pathlib.Path).
+
+    run_dir : exact directory to create; RunDirExists if it exists already.
+    Otherwise ``root/run_name(...)``; if two runs start in the same second with the same
+    env, algo and seed, the second gets a "-2" suffix (and so on) rather than sharing a directory.
+    """
+    if run_dir is not None:
+        path = Path(run_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RunDirExists(f"run directory {str(path)!r} already exists; numddpg never "
+                               "overwrites a previous run. Choose another --out directory "
+                               "(or leave it out for a fresh timestamped one).") from None
+        return path
+    base = Path(root) / run_name(env_id, algo, seed)
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+
+
+def versions():
+    """Versions of the software a result depends on."""
+    import gymnasium
+    import numba
+    import numpy
+
+    from . import __version__
+    return {"numddpg": __version__, "numpy": numpy.__version__, "numba": numba.__version__,
+            "gymnasium": gymnasium.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and getattr(v, "shape", None) == ():
+        return v.item()                        # numpy scalars
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)                              # dtypes, classes: their name
+
+
+def write_config(run_dir, config):
+    """Write ``config`` (a dict) plus ``versions()`` to run_dir/config.json."""
+    data = dict(_jsonable(config))
+    data["versions"] = versions()
+    path = Path(run_dir) / "config.json"
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    return path
+
+
+def read_config(run_dir):
+    with open(Path(run_dir) / "config.json") as f:
+        return json.load(f)
+
+
+class ProgressCSV:
+    """progress.csv: a header of PROGRESS_COLUMNS, then one row per epoch, flushed at once."""
+
+    def __init__(self, path, columns=PROGRESS_COLUMNS):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        new = not self.path.exists()
+        self._f = open(self.path, "a", newline="")
+        self._w = csv.DictWriter(self._f, fieldnames=self.columns, extrasaction="raise")
+        if new:
+            self._w.writeheader()
+            self._f.flush()
+
+    def write(self, row):
+        """Append one row (a dict with exactly the columns); floats in repr precision."""
+        missing = [c for c in self.columns if c not in row]
+        if missing:
+            raise KeyError(f"progress row is missing columns {missing}")
+        self._w.writerow({c: _fmt(row[c]) for c in self.columns})
+        self._f.flush()
+
+    def close(self):
+        if not self._f.closed:
+            self._f.close()
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else repr(v)
+    return v
+
+
+def read_progress(path):
+    """progress.csv as a dict column -> list of floats."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {c: [float(r[c]) for r in rows] for c in (rows[0].keys() if rows else ())}
+
+
+class ProgressBar:
+    """A tqdm bar over env steps showing SPS and the last test return; a no-op when disabled."""
+
+    def __init__(self, total, initial=0, disable=False, desc="train"):
+        self.disable = bool(disable)
+        self._bar = None
+        if not self.disable:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=int(total), initial=int(initial), desc=desc, unit="step",
+                             dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
+                             smoothing=0.05)
+        self._n = int(initial)
+
+    def update_to(self, n):
+        """Move the bar to step n (cheap when called often: tqdm rate-limits the redraws)."""
+        if self._bar is not None and n > self._n:
+            self._bar.update(n - self._n)
+        self._n = n
+
+    def set_stats(self, sps=None, test_return=None):
+        if self._bar is None:
+            return
+        stats = {}
+        if sps is not None:
+            stats["SPS"] = f"{sps:,.0f}"
+        if test_return is not None:
+            stats["test"] = f"{test_return:.1f}"
+        self._bar.set_postfix(stats, refresh=False)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
