@@ -25,10 +25,7 @@ of them the agent's constructor takes (``AGENT_KWARGS``).
 """
 import contextlib
 import difflib
-import io
-import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import logger as _logger
+from . import policy as _policy_file
 from .agents import DDPGAgent
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
 from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
@@ -129,36 +127,18 @@ class Policy:
 
 
 def save_policy(path, policy):
-    """Write ``policy`` (actor params, sizes, mid, half, bounds) and its ``meta`` dict (as a JSON
-    string) to an .npz, atomically; loadable with allow_pickle=False.
-
-    The one place that knows the file format (a later checkpoint module replaces it).
-    """
-    path = Path(path)
-    meta = dict(policy.meta, sizes=[int(s) for s in policy.sizes], dtype=policy.dtype.name,
-                act_dtype=policy._a.dtype.name, format="numddpg-policy-1")
-    buf = io.BytesIO()
-    np.savez(buf, params=policy.params, sizes=policy.sizes, mid=policy.mid, half=policy.half,
-             low=policy.low, high=policy.high, meta=np.array(json.dumps(meta)))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    """Write ``policy`` (actor params, layer sizes, mid, half, bounds) and its ``meta`` dict to a
+    policy file (numddpg.policy's format: a checkpoint of kind "policy"), atomically.  The
+    NumPy-only ``numddpg.load_policy`` reads it too."""
+    return _policy_file.save_policy(path, policy.params, policy.sizes, policy.mid, policy.half,
+                                    policy.low, policy.high, policy._a.dtype, **policy.meta)
 
 
 def load_policy(path):
-    """The Policy saved by ``save_policy`` at ``path`` (a file, or a run directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / POLICY_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no saved policy at {str(path)!r}; a training run writes "
-                                f"{POLICY_FILE} into its run directory at every epoch end")
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        return Policy(z["params"].copy(), z["sizes"], z["mid"], z["half"], z["low"], z["high"],
-                      np.dtype(meta.get("act_dtype", "float32")), meta)
+    """The Policy saved by ``save_policy`` at ``path`` (a file, or a run directory); raises
+    numddpg.CheckpointError for a missing, damaged or foreign file."""
+    p = _policy_file.load_policy(path)
+    return Policy(p.params, p.layer_sizes, p.mid, p.half, p.low, p.high, p.act_dtype, p.meta)
 
 
 def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):

@@ -1,0 +1,160 @@
+"""The trained policy alone, in plain NumPy: a = clip(mid + half * tanh(MLP_theta(s)), low, high).
+
+    import numddpg
+    policy = numddpg.load_policy("policy.npz")   # a file from `numddpg export`, or a run dir
+    action = policy(obs)                         # (obs_dim,) -> (act_dim,); (B, obs_dim) -> (B, act_dim)
+
+For deployment and teaching.  This module imports numpy, json and the standard library only:
+neither numba nor gymnasium (``import numddpg`` loads its submodules lazily, so
+``numddpg.load_policy`` keeps that promise too).  Without numddpg installed, copy this file
+and checkpoint.py into one folder and import policy.py from there: it finds checkpoint.py
+beside itself.
+
+The file is a numddpg checkpoint (numddpg/checkpoint.py) of kind "policy":
+
+    params (P,) float32|float64   the actor's flat parameters, layer by layer:
+                                  W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), ...
+    mid, half (a,)  same dtype    centre and half-range of the action box
+    low, high (a,)  float64       the action bounds
+    meta: layer_sizes [n_0, ..., n_L] (n_0 = obs_dim, n_L = act_dim), hidden "relu",
+          output "tanh", act_dtype (the env's action dtype), algo, env_id
+
+Layer l computes z_l = h_l @ W_l + b_l from h_0 = obs; hidden layers h_{l+1} = relu(z_l), the
+last u = tanh(z_{L-1}) in [-1, 1]^a, and the action is clip(mid + half * u, low, high) — the
+same arithmetic as numddpg.nn.mlp_forward, so actions agree with training's to float rounding.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+except ImportError:                            # loaded as a lone file: use checkpoint.py beside it
+    _spec = importlib.util.spec_from_file_location(
+        "numddpg_checkpoint_standalone", Path(__file__).with_name("checkpoint.py"))
+    if _spec is None:
+        raise ImportError("policy.py needs checkpoint.py in the same folder") from None
+    _checkpoint = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = _checkpoint
+    _spec.loader.exec_module(_checkpoint)
+    CheckpointError = _checkpoint.CheckpointError
+    read_checkpoint = _checkpoint.read_checkpoint
+    write_checkpoint = _checkpoint.write_checkpoint
+
+POLICY_FILE = "policy.npz"
+ACT_DTYPES = ("float16", "float32", "float64")
+
+
+def n_params(sizes):
+    """Length of the flat vector: sum over layers of n_l * n_{l+1} (W_l) + n_{l+1} (b_l)."""
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+class NumpyPolicy:
+    """mu(s) = clip(mid + half * tanh(MLP_theta(s)), low, high) with NumPy alone.
+
+    Attributes: ``layer_sizes``, ``weights`` and ``biases`` (per-layer views into ``params``),
+    ``mid``, ``half``, ``low``, ``high``, ``obs_dim``, ``act_dim``, ``meta`` (the file's record).
+    """
+
+    def __init__(self, params, layer_sizes, mid, half, low, high, act_dtype="float32",
+                 meta=None):
+        self.layer_sizes = tuple(int(n) for n in layer_sizes)
+        self.params = np.asarray(params)
+        self.dtype = self.params.dtype
+        self.obs_dim, self.act_dim = self.layer_sizes[0], self.layer_sizes[-1]
+        self.mid = np.asarray(mid, self.dtype)
+        self.half = np.asarray(half, self.dtype)
+        self.low = np.asarray(low, np.float64)
+        self.high = np.asarray(high, np.float64)
+        self.act_dtype = np.dtype(act_dtype)
+        self.meta = dict(meta or {})
+        self.weights, self.biases, p = [], [], 0
+        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            self.weights.append(self.params[p:p + n_in * n_out].reshape(n_in, n_out))
+            p += n_in * n_out
+            self.biases.append(self.params[p:p + n_out])
+            p += n_out
+
+    def __call__(self, obs):
+        """Deterministic action(s) for obs (obs_dim,) or (B, obs_dim), as a new array."""
+        obs = np.asarray(obs)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
+                             f"got {obs.shape}")
+        h = obs.reshape(-1, self.obs_dim).astype(self.dtype)     # h_0 (B, n_0)
+        last = len(self.weights) - 1
+        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ W + b                                         # z_l = h_l @ W_l + b_l
+            if l < last:
+                np.maximum(h, 0, out=h)                           # h_{l+1} = relu(z_l)
+            else:
+                np.tanh(h, out=h)                                 # u = tanh(z_{L-1})
+        a = np.clip(self.mid + self.half * h, self.low, self.high).astype(self.act_dtype)
+        return a[0] if obs.ndim == 1 else a
+
+    def __repr__(self):
+        return (f"NumpyPolicy(layer_sizes={list(self.layer_sizes)}, dtype={self.dtype.name}, "
+                f"algo={self.meta.get('algo')!r}, env_id={self.meta.get('env_id')!r})")
+
+
+def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="float32", **info):
+    """Write a policy file (the format of the module docstring) atomically; ``info`` holds
+    JSON-able extras for the record (algo, env_id, ...).  Returns the path."""
+    sizes = [int(n) for n in layer_sizes]
+    params = np.ascontiguousarray(params)
+    meta = dict(info, kind="policy", layer_sizes=sizes, dtype=params.dtype.name,
+                act_dtype=np.dtype(act_dtype).name, hidden_activation="relu",
+                output_activation="tanh")
+    arrays = {"params": params, "mid": np.asarray(mid, params.dtype),
+              "half": np.asarray(half, params.dtype), "low": np.asarray(low, np.float64),
+              "high": np.asarray(high, np.float64)}
+    return write_checkpoint(path, arrays, meta)
+
+
+def policy_array_specs(meta, where="policy"):
+    """{name: (dtype, shape)} the record promises, after checking its fields."""
+    sizes = meta.get("layer_sizes")
+    if not (isinstance(sizes, list) and len(sizes) >= 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
+        raise CheckpointError(f"{where}: layer_sizes {sizes!r} must be a list of at least two "
+                              "positive integers [obs_dim, *hidden, act_dim]")
+    dtype = meta.get("dtype")
+    if dtype not in ("float32", "float64"):
+        raise CheckpointError(f"{where}: dtype {dtype!r} must be 'float32' or 'float64'")
+    if meta.get("act_dtype") not in ACT_DTYPES:
+        raise CheckpointError(f"{where}: act_dtype {meta.get('act_dtype')!r} must be one of "
+                              f"{ACT_DTYPES}")
+    if meta.get("hidden_activation") != "relu" or meta.get("output_activation") != "tanh":
+        raise CheckpointError(f"{where}: activations {meta.get('hidden_activation')!r}/"
+                              f"{meta.get('output_activation')!r}; this reader computes relu "
+                              "hidden layers and a tanh output")
+    a = sizes[-1]
+    return {"params": (dtype, (n_params(sizes),)), "mid": (dtype, (a,)), "half": (dtype, (a,)),
+            "low": ("float64", (a,)), "high": ("float64", (a,))}
+
+
+def load_policy(path):
+    """The NumpyPolicy in ``path`` (a policy file, or a run directory holding policy.npz).
+
+    Raises CheckpointError if the file is missing, damaged, or not a policy file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / POLICY_FILE
+    where = str(path)
+    if not path.is_file():
+        raise CheckpointError(f"no saved policy at {where!r}; a training run writes "
+                              f"{POLICY_FILE} into its run directory at every epoch end, and "
+                              "`numddpg export RUN_DIR FILE` writes one anywhere")
+    meta, arr = read_checkpoint(path, "policy", lambda m: policy_array_specs(m, where))
+    if not (np.all(arr["half"] > 0) and np.all(arr["low"] < arr["high"])):
+        raise CheckpointError(f"{where}: action box is empty (half={arr['half']}, "
+                              f"low={arr['low']}, high={arr['high']})")
+    return NumpyPolicy(arr["params"], meta["layer_sizes"], arr["mid"], arr["half"], arr["low"],
+                       arr["high"], meta["act_dtype"], meta)
+
+
+__all__ = ["CheckpointError", "NumpyPolicy", "load_policy", "save_policy", "POLICY_FILE"]
