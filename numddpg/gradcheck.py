@@ -1,0 +1,341 @@
+"""Gradient checks: the Numba kernels' analytic gradients against centred finite differences.
+
+Everything here runs in float64.  The *loss values* come from numddpg.reference (plain NumPy,
+written to be read); the *analytic gradients* come from the jitted kernels of numddpg.nn
+(``mlp_forward``/``mlp_backward``) and numddpg.agents (``scale_action``), called in the same way
+as the fused update ``ddpg_update_kernel`` calls them.  Agreement means the hand-written
+backward passes are the derivative of the math in docs/math.md.
+
+Two scalar losses of one DDPG update on a minibatch (s, a, r, s', d) of B rows:
+
+    critic   L_Q(phi)   = mean_B (Q_phi(s, a) - y)^2,
+             y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))
+             y is computed once from the target networks and then held constant.
+    actor    J(theta)   = -mean_B Q_phi(s, mu_theta(s)),  phi held constant.
+
+Checks (CS231n's gradient_check.py, JAX's check_grads):
+
+    numeric_grad        dL/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / 2h, one coordinate at a time
+    directional_check   <grad, t> vs (f(x + eps t) - f(x - eps t)) / 2 eps for a random unit t:
+                        two forward passes whatever the length of x
+    rel_error           max|a - b| / max(1e-8, max(|a| + |b|))
+
+ReLU has a kink at 0: a finite difference that steps across it measures the wrong slope.
+``kink_margin`` reports how close the nearest hidden pre-activation is to 0 so a check can tell
+a kink from a bug; with h = 1e-6 a parameter step moves a pre-activation by roughly 1e-6, so a
+margin above ~1e-4 rules kinks out.
+
+Command line: ``numddpg gradcheck --help``.
+"""
+import sys
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from . import reference as ref
+from .agents import DDPGAgent, scale_action
+from .nn import acts_size, layer_slices, mlp_backward, mlp_forward
+
+HELP = ("Check the hand-written gradients of the DDPG critic loss and actor objective against "
+        "centred finite differences in float64, one row per weight and bias tensor.")
+
+KINK_MARGIN = 1e-4   # pre-activations closer than this to 0 may spoil a finite difference
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic checks on a scalar function f of a flat float64 vector x
+# ---------------------------------------------------------------------------------------------
+
+def rel_error(a, b):
+    """max|a - b| / max(1e-8, max(|a| + |b|)) over all elements (CS231n's relative error).
+
+    The denominator is the largest |a_i| + |b_i|, so the error is relative to the tensor's
+    scale, not to each element's (an element that is 0 in both is no division by zero).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1e-8, float(np.max(np.abs(a) + np.abs(b)))))
+
+
+def numeric_grad(f, x, h=1e-5, indices=None):
+    """Centred finite differences of a scalar f at x (flat float64 array).
+
+        g_i = (f(x + h e_i) - f(x - h e_i)) / (2 h)       error O(h^2) + O(eps_mach |f| / h)
+
+    ``x`` is perturbed in place, one coordinate at a time, and always restored (even if f
+    raises).  ``indices`` limits the coordinates (the others are left 0 in the result).
+    """
+    if x.dtype != np.float64 or x.ndim != 1:
+        raise ValueError(f"x must be a flat float64 array, got {x.dtype} of shape {x.shape}")
+    grad = np.zeros_like(x)
+    for i in (range(x.shape[0]) if indices is None else indices):
+        old = x[i]
+        try:
+            x[i] = old + h
+            f_plus = f(x)
+            x[i] = old - h
+            f_minus = f(x)
+        finally:
+            x[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def directional_check(f, grad, x, rng, eps=1e-6):
+    """Relative error between <grad, t> and (f(x + eps t) - f(x - eps t)) / (2 eps).
+
+    t is a random unit direction drawn from ``rng`` (a numpy Generator).  ``x`` is not modified.
+    """
+    t = rng.standard_normal(x.shape[0])
+    t /= np.linalg.norm(t)
+    analytic = float(np.dot(grad, t))
+    numeric = (f(x + eps * t) - f(x - eps * t)) / (2 * eps)
+    return rel_error(analytic, numeric)
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernels, called one at a time (as ddpg_update_kernel calls them)
+# ---------------------------------------------------------------------------------------------
+
+def kernel_forward(params, sizes, tanh_out, x):
+    """y = MLP(x) with the Numba kernel.  x (B, n_0) -> (y (B, n_L), acts), where ``acts`` is the
+    activation workspace kernel_backward needs (h_1..h_L back to back)."""
+    sizes_arr = np.asarray(sizes, np.int64)
+    acts = np.empty(acts_size(sizes, x.shape[0]), params.dtype)
+    y = mlp_forward(params, sizes_arr, tanh_out, x, acts)
+    return y.copy(), acts
+
+
+def kernel_backward(params, sizes, tanh_out, x, acts, dout, want_grad=True, dx_col0=None):
+    """The Numba backward kernel after kernel_forward on the same x.
+
+    dout (B, n_L) = dL/dy.  Returns (grad, dx): grad = dL/dparams (P,) (an empty array when
+    ``want_grad`` is False: the kernel then skips it, as in the actor step) and
+    dx = dL/dx[:, c:] (B, n_0 - c) for c = dx_col0 (None when dx_col0 is None).
+    """
+    sizes = tuple(int(s) for s in sizes)
+    B = x.shape[0]
+    delta_a = np.empty(B * max(sizes), params.dtype)
+    delta_b = np.empty_like(delta_a)
+    grad = np.empty(params.shape[0] if want_grad else 0, params.dtype)
+    c = 0 if dx_col0 is None else dx_col0
+    dx = np.empty((0, 0) if dx_col0 is None else (B, sizes[0] - c), params.dtype)
+    mlp_backward(params, np.asarray(sizes, np.int64), tanh_out, x, acts, dout, grad, dx, c,
+                 delta_a, delta_b)
+    return grad, (None if dx_col0 is None else dx)
+
+
+class Objective(NamedTuple):
+    """A scalar loss of one network's flat parameters, with its analytic gradient."""
+    loss: str                                   # "L_Q" (critic loss) or "J" (actor objective)
+    net: str                                    # the network x belongs to: "critic" or "actor"
+    f: Callable[[np.ndarray], float]            # x (P,) -> loss, from numddpg.reference
+    grad: Callable[[np.ndarray], np.ndarray]    # x (P,) -> dloss/dx (P,), from the kernels
+    x0: np.ndarray                              # the point to check: a copy of the params
+    sizes: tuple                                # layer sizes of that network
+    margin: Callable[[np.ndarray], float]       # x -> distance of the nearest ReLU input to 0
+
+
+def _as_batch(agent, batch):
+    if agent.dtype != np.float64:
+        raise ValueError(f"gradient checks need a float64 agent (finite differences in float32 "
+                         f"lose ~8 digits), got dtype={agent.dtype}; build the agent with "
+                         f"dtype=np.float64")
+    return agent.check_batch(*batch)
+
+
+def kink_margin(params, sizes, output, x):
+    """min |z| over the hidden (ReLU) pre-activations z of the reference forward pass
+    (inf when there are none)."""
+    _, cache = ref.mlp_forward(params, sizes, output, x)
+    zs = [np.abs(z).min() for (_, kind, z) in cache if kind == "relu"]
+    return float(min(zs)) if zs else float("inf")
+
+
+def critic_objective(agent, batch):
+    """L_Q(phi) = mean_B (Q_phi(s, a) - y)^2 with y held constant, and dL_Q/dphi.
+
+    batch = (obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)).  y is computed first
+    from the agent's target networks (reference.td_target); neither the agent nor the batch is
+    modified by the returned functions.
+    """
+    obs, act, rew, obs2, done = _as_batch(agent, batch)
+    sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
+    y = ref.td_target(agent.actor_targ.params, agent.critic_targ.params, sizes_pi, sizes_q,
+                      agent.mid, agent.half, agent.gamma, rew, obs2, done)      # (B,) constant
+    xq = np.concatenate([obs, act], axis=1)                                     # (B, o + a)
+    B = obs.shape[0]
+
+    def f(phi):
+        q, _ = ref.critic_value(phi, sizes_q, obs, act)                         # (B,)
+        return float(np.mean((q - y) ** 2))
+
+    def grad(phi):
+        q, acts = kernel_forward(phi, sizes_q, False, xq)                       # Q (B, 1)
+        dq = 2.0 * (q - y.reshape(B, 1)) / B                                    # dL_Q/dQ_i
+        g, _ = kernel_backward(phi, sizes_q, False, xq, acts, dq)               # dL_Q/dphi
+        return g
+
+    def margin(phi):
+        return kink_margin(phi, sizes_q, "identity", xq)
+
+    return Objective("L_Q", "critic", f, grad, agent.critic.params.copy(), sizes_q, margin)
+
+
+def actor_objective(agent, batch):
+    """J(theta) = -mean_B Q_phi(s, mu_theta(s)) with phi held constant, and dJ/dtheta.
+
+    The gradient runs the kernels in the fused update's order: actor forward, scale_action,
+    critic forward, critic backward to its input's action columns only (no critic gradient),
+    dJ/du = half * dJ/da, actor backward through tanh into theta.
+    """
+    obs, _, _, _, _ = _as_batch(agent, batch)
+    sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
+    phi = agent.critic.params.copy()                                            # constant
+    mid, half = agent.mid, agent.half
+    B, o = obs.shape
+
+    def f(theta):
+        a, _, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)
+        q, _ = ref.critic_value(phi, sizes_q, obs, a)
+        return float(-np.mean(q))
+
+    def grad(theta):
+        u, acts_pi = kernel_forward(theta, sizes_pi, True, obs)                 # u (B, a) = tanh(.)
+        xq = np.empty((B, o + agent.act_dim))
+        xq[:, :o] = obs
+        scale_action(u, mid, half, xq[:, o:])                                   # a = mid + half u
+        _, acts_q = kernel_forward(phi, sizes_q, False, xq)
+        dq = np.full((B, 1), -1.0 / B)                                          # dJ/dQ_i
+        _, da = kernel_backward(phi, sizes_q, False, xq, acts_q, dq, want_grad=False,
+                                dx_col0=o)                                      # dJ/da (B, a)
+        du = da * half                                                          # dJ/du (B, a)
+        g, _ = kernel_backward(theta, sizes_pi, True, obs, acts_pi, du)         # dJ/dtheta
+        return g
+
+    def margin(theta):
+        a, _, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)
+        return min(kink_margin(theta, sizes_pi, "tanh", obs),
+                   kink_margin(phi, sizes_q, "identity", np.concatenate([obs, a], axis=1)))
+
+    return Objective("J", "actor", f, grad, agent.actor.params.copy(), sizes_pi, margin)
+
+
+def tensor_names(sizes):
+    """[(name, slice, shape)] for W_0, b_0, W_1, ... of the flat layout."""
+    out = []
+    for l, (w, shape, b) in enumerate(layer_slices(sizes)):
+        out.append((f"W_{l}", w, shape))
+        out.append((f"b_{l}", b, (shape[1],)))
+    return out
+
+
+def check_objective(obj, h=1e-6, tol=1e-6, rng=None, eps_dir=1e-5):
+    """Rows {loss, tensor, shape, max_abs, rel_error, bound, ok}: one per tensor (coordinate
+    differences with step h), then one for the directional check of the whole flat vector.
+
+    The directional check compares one scalar <grad, t>, which can be small when t is nearly
+    orthogonal to grad, so its rounding error (~eps_mach |f| / eps) matters more: its step
+    eps_dir = 1e-5 sits near the optimum cbrt(eps_mach) ~ 6e-6 of centred differences (with
+    1e-6, rounding alone reached ~1e-6 relative error on a few seeds with tiny actor gradients).
+    """
+    x = obj.x0.copy()
+    analytic = obj.grad(x)
+    numeric = numeric_grad(obj.f, x, h)
+    rows = []
+    for name, sl, shape in tensor_names(obj.sizes):
+        err = rel_error(analytic[sl], numeric[sl])
+        rows.append({"loss": obj.loss, "tensor": f"{obj.net} {name}", "shape": shape,
+                     "max_abs": float(np.max(np.abs(analytic[sl]))), "rel_error": err,
+                     "bound": tol, "ok": bool(err <= tol)})
+    rng = np.random.default_rng(0) if rng is None else rng
+    err = directional_check(obj.f, analytic, x, rng, eps=eps_dir)
+    rows.append({"loss": obj.loss, "tensor": f"{obj.net} (all, directional)",
+                 "shape": (x.shape[0],), "max_abs": float(np.max(np.abs(analytic))),
+                 "rel_error": err, "bound": tol, "ok": bool(err <= tol)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def add_arguments(parser):
+    parser.add_argument("--obs-dim", type=int, default=3, help="observation size (default 3)")
+    parser.add_argument("--act-dim", type=int, default=2, help="action size (default 2)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16],
+                        help="hidden widths of both networks (default 16 16)")
+    parser.add_argument("--batch", type=int, default=8, help="minibatch rows (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of agent and batch (default 0)")
+    parser.add_argument("--tol", type=float, default=1e-6,
+                        help="bound on the relative error of every row (default 1e-6)")
+    parser.set_defaults(func=run)
+
+
+def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20):
+    """A float64 DDPGAgent with asymmetric bounds, 3 warm-up updates (so the targets differ
+    from the online networks and Adam has moved) and a random minibatch.
+
+    The minibatch is redrawn (at most ``tries`` times) until no hidden pre-activation of either
+    loss lies within KINK_MARGIN of the ReLU kink.  Returns (agent, batch, redraws).
+    """
+    rng = np.random.default_rng(seed)
+    low = -1.0 - rng.uniform(0.0, 1.0, act_dim)           # in [-2, -1]
+    high = 0.5 + rng.uniform(0.0, 2.0, act_dim)           # in [0.5, 2.5]
+    agent = DDPGAgent(obs_dim, act_dim, low, high, hidden_sizes=hidden, polyak=0.9,
+                      dtype=np.float64, seed=seed)
+
+    def draw():
+        return (rng.standard_normal((batch, obs_dim)),
+                rng.uniform(low, high, (batch, act_dim)),
+                rng.standard_normal(batch),
+                rng.standard_normal((batch, obs_dim)),
+                (rng.uniform(size=batch) < 0.25).astype(np.float64))
+
+    for _ in range(3):
+        agent.update(*draw())
+    for redraws in range(tries):
+        mb = draw()
+        if min(obj.margin(obj.x0) for obj in (critic_objective(agent, mb),
+                                              actor_objective(agent, mb))) > KINK_MARGIN:
+            break
+    return agent, mb, redraws
+
+
+def run(args):
+    """Print the gradient-check table; return 0 if every row is within its bound, 1 if any row
+    fails, 2 if the arguments are invalid."""
+    h = 1e-6
+    try:
+        agent, batch, redraws = random_setup(args.obs_dim, args.act_dim, args.hidden, args.batch,
+                                             args.seed)
+    except ValueError as err:                 # bad sizes: say which, no traceback
+        print(f"numddpg gradcheck: {err}", file=sys.stderr)
+        return 2
+    objectives = [critic_objective(agent, batch), actor_objective(agent, batch)]
+    print(f"numddpg gradcheck: obs_dim={args.obs_dim} act_dim={args.act_dim} "
+          f"hidden={list(args.hidden)} batch={args.batch} seed={args.seed} float64, "
+          f"centred differences h={h:g} (directional: eps=1e-5)")
+    print(f"  act_low={np.round(agent.act_low, 3)} act_high={np.round(agent.act_high, 3)}; "
+          f"minibatch redrawn {redraws} time(s) to keep ReLU inputs >= {KINK_MARGIN:g} from 0")
+    rows = []
+    for obj in objectives:
+        m = obj.margin(obj.x0)
+        note = "" if m > KINK_MARGIN else "  (closer than 1e-4: a FAIL may be a kink, not a bug)"
+        print(f"  {obj.loss:<3} = {obj.f(obj.x0):<10.6g} ({obj.net}); nearest ReLU input to 0: "
+              f"{m:.2e}{note}")
+        rows += check_objective(obj, h=h, tol=args.tol)
+    header = (f"{'loss':<4} {'tensor':<26} {'shape':<10} {'max|analytic|':>13} "
+              f"{'rel error':>10} {'bound':>8}  result")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        shape = "x".join(str(s) for s in r["shape"])
+        print(f"{r['loss']:<4} {r['tensor']:<26} {shape:<10} {r['max_abs']:>13.3e} "
+              f"{r['rel_error']:>10.2e} {r['bound']:>8.0e}  {'OK' if r['ok'] else 'FAIL'}")
+    n_fail = sum(not r["ok"] for r in rows)
+    print(f"{len(rows) - n_fail}/{len(rows)} rows within bound" + (f"; {n_fail} FAIL" if n_fail
+                                                                   else ""))
+    return 0 if n_fail == 0 else 1
