@@ -29,10 +29,12 @@ def _make_by_id(env_id, **kwargs):
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.UnregisteredEnv:
-        pass
+        why = ""
+    except gym.error.DeprecatedEnv as exc:
+        why = f" ({exc})"
     close = difflib.get_close_matches(env_id, registered_ids(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise EnvError(f"unknown environment id {env_id!r}.{hint} "
+    raise EnvError(f"unknown environment id {env_id!r}{why}.{hint} "
                    "(`python -c \"import gymnasium; gymnasium.pprint_registry()\"` lists them all)"
                    ) from None
 
