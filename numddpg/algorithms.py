@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as _checkpoint
 from . import logger as _logger
 from . import policy as _policy_file
 from .agents import DDPGAgent
@@ -43,7 +42,6 @@ from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
 
 POLICY_FILE = "policy.npz"
-CHECKPOINT_FILE = _checkpoint.CHECKPOINT_FILE
 
 # name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
 # preset (numddpg.presets) replaces some of them per environment.
@@ -69,11 +67,6 @@ HYPERPARAMETERS = {
     "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
     "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
     "blas_threads": (None, "BLAS threads during learn() (None: leave as is; 1 for small nets)"),
-    "checkpoint_every": (None, "env steps between checkpoints of the run (at the next episode "
-                               "end; None: every epoch, 0: never)"),
-    "checkpoint_buffer": (True, "put the replay buffer in checkpoints (False: smaller files, but "
-                                "a resumed run restarts from an empty buffer, so it is not "
-                                "identical to an uninterrupted one)"),
 }
 
 
@@ -339,12 +332,6 @@ class OffPolicyAlgorithm:
         hp["hidden_sizes"] = tuple(int(h) for h in np.atleast_1d(hp["hidden_sizes"]))
         if hp["blas_threads"] is not None:
             integer("blas_threads", 1)
-        if hp["checkpoint_every"] is not None:
-            integer("checkpoint_every", 0)
-        if not isinstance(hp["checkpoint_buffer"], (bool, np.bool_)):
-            raise ValueError(f"checkpoint_buffer must be True or False, got "
-                             f"{hp['checkpoint_buffer']!r}")
-        hp["checkpoint_buffer"] = bool(hp["checkpoint_buffer"])
         for name in ("act_noise", "ou_theta", "ou_sigma", "ou_dt"):
             v = hp[name]
             if not (np.isfinite(v) and v >= 0):
