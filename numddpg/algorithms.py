@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checkpoint as _checkpoint
 from . import logger as _logger
 from . import policy as _policy_file
-from .agents import DDPGAgent
+from .agents import N_STATS, ST_LOSS_PI, DDPGAgent
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
 from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
 from .nn import acts_size, check_dtype, mlp_forward
@@ -42,6 +43,13 @@ from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
 
 POLICY_FILE = "policy.npz"
+CHECKPOINT_FILE = _checkpoint.CHECKPOINT_FILE
+STAT_NAMES = ("loss_q", "loss_pi", "q_mean", "q_std")    # columns of update_burst's statistics
+assert len(STAT_NAMES) == N_STATS
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss, gradient or parameter (it stops there)."""
 
 # name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
 # preset (numddpg.presets) replaces some of them per environment.
@@ -67,6 +75,11 @@ HYPERPARAMETERS = {
     "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
     "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
     "blas_threads": (None, "BLAS threads during learn() (None: leave as is; 1 for small nets)"),
+    "checkpoint_every": (None, "env steps between checkpoints of the run (at the next episode "
+                               "end; None: every epoch, 0: never)"),
+    "checkpoint_buffer": (True, "put the replay buffer in checkpoints (False: smaller files, but "
+                                "a resumed run restarts from an empty buffer, so it is not "
+                                "identical to an uninterrupted one)"),
 }
 
 
@@ -290,6 +303,11 @@ class OffPolicyAlgorithm:
         self._run_dir_request = run_dir
         self._runs_root = runs_root
         self._csv = None
+        self._ep_seed = None            # reset seed of the current episode
+        self._learning = False
+        self._checkpoint_every = 0      # set by learn(): steps between checkpoints, 0 for none
+        self._checkpoint_t = None       # env step of the last checkpoint written
+        self._progress_rows = None      # progress.csv rows a loaded checkpoint counts
         self._bind_fast_paths()
         self._new_epoch_accumulators()
 
@@ -332,6 +350,12 @@ class OffPolicyAlgorithm:
         hp["hidden_sizes"] = tuple(int(h) for h in np.atleast_1d(hp["hidden_sizes"]))
         if hp["blas_threads"] is not None:
             integer("blas_threads", 1)
+        if hp["checkpoint_every"] is not None:
+            integer("checkpoint_every", 0)
+        if not isinstance(hp["checkpoint_buffer"], (bool, np.bool_)):
+            raise ValueError(f"checkpoint_buffer must be True or False, got "
+                             f"{hp['checkpoint_buffer']!r}")
+        hp["checkpoint_buffer"] = bool(hp["checkpoint_buffer"])
         for name in ("act_noise", "ou_theta", "ou_sigma", "ou_dt"):
             v = hp[name]
             if not (np.isfinite(v) and v >= 0):
@@ -383,7 +407,8 @@ class OffPolicyAlgorithm:
 
     # -- the loop -----------------------------------------------------------------------------
     def _start_episode(self):
-        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+        self._ep_seed = int(self.rng.integers(2**31))  # kept: a checkpoint redoes this reset
+        obs, _ = self.env.reset(seed=self._ep_seed)
         if not np.all(np.isfinite(obs)):
             raise EnvError(f"{self.env_id} returned a non-finite observation {obs} from reset "
                            f"at env step {self.t}; training stopped")
@@ -401,7 +426,12 @@ class OffPolicyAlgorithm:
         """Train for ``total_steps`` env steps (default: the preset's budget, else 400k).
 
         Writes the run directory on the first call when ``log`` is on; later calls continue
-        the same run.  Returns self.
+        the same run.  With a run directory, the whole state goes to RUN_DIR/checkpoint.npz
+        before the first step, every ``checkpoint_every`` steps (at the next episode end, where
+        a resume needs no env state beyond the reset seed) and at the end; ``resume(run_dir)``
+        continues from the last one, bit-identical to a run never interrupted.  Raises
+        NonFiniteError (and leaves the last checkpoint as it was) if training diverges.
+        Returns self.
         """
         if total_steps is None:
             total_steps = self.preset_total_steps or self.steps_per_epoch * 100
@@ -412,16 +442,27 @@ class OffPolicyAlgorithm:
             self._open_run(int(total_steps))
         bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
                                   desc=f"{self.algo} {self.env_id}")
-        self._new_epoch_accumulators()
-        self._learn_started = time.perf_counter()
+        # The epoch in progress carries over (after a resume it is half done); only its clock
+        # restarts.
+        self._epoch_clock = self._learn_started = time.perf_counter()
+        every = self.steps_per_epoch if self.checkpoint_every is None else self.checkpoint_every
+        self._checkpoint_every = every if self.run_dir is not None else 0
+        self._next_checkpoint = self.t + self._checkpoint_every
+        if self._checkpoint_every and not (self.run_dir / CHECKPOINT_FILE).exists():
+            self._save_checkpoint()
+        self._learning, self._diverged, finished = True, False, False
         try:
             with blas_threads(self.blas_threads):
                 self._loop(end, bar)
+            finished = True
         finally:
+            self._learning = False
             self.elapsed += time.perf_counter() - self._learn_started
             bar.close()
-            if self.run_dir is not None:
+            if self.run_dir is not None and not self._diverged:  # never save NaN parameters
                 self.save_policy(self.run_dir / POLICY_FILE)
+                if finished and self._checkpoint_every:
+                    self._save_checkpoint()
         return self
 
     def _loop(self, end, bar):
@@ -449,10 +490,54 @@ class OffPolicyAlgorithm:
                 self.episodes += 1
                 self._start_episode()
             if self.t >= update_after and self.t % update_every == 0:
-                self._update_stats.append(agent.update_burst(buffer, batch_size, update_every))
+                stats = agent.update_burst(buffer, batch_size, update_every)
+                self._check_finite(stats)
+                self._update_stats.append(stats)
                 bar.update_to(self.t)
             if self.t - self._epoch_t0 >= steps_per_epoch or self.t == end:
                 self._end_epoch(bar)
+            if self.ep_len == 0 and self._checkpoint_every and self.t >= self._next_checkpoint:
+                self._save_checkpoint()            # an episode just ended: a boundary
+
+    def _check_finite(self, stats):
+        """The NaN guard, after every burst: the burst's losses and Q statistics (K, 4), then
+        every parameter, target, Adam moment and the last gradients.  Raises NonFiniteError."""
+        ok = np.isfinite(stats)
+        if hasattr(self.agent, "policy_delay"):   # TD3: loss_pi is NaN on critic-only updates
+            ok[:, ST_LOSS_PI] |= np.isnan(stats[:, ST_LOSS_PI])
+        what = None
+        if not ok.all():
+            k, c = (int(i) for i in np.argwhere(~ok)[0])
+            what = (f"{STAT_NAMES[c]} = {stats[k, c]} (update {k + 1} of the {len(stats)} in "
+                    "this burst)")
+        else:
+            for name, arr in self._guarded_arrays():
+                if not np.isfinite(arr).all():
+                    i = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                    what = f"{name} (element {i} = {arr[i]})"
+                    break
+        if what is None:
+            return
+        self._diverged = True
+        kept = (f"the last good checkpoint, {self.run_dir / CHECKPOINT_FILE} (env step "
+                f"{self._checkpoint_t}), is kept as it was"
+                if self.run_dir is not None and self._checkpoint_t is not None
+                else "no checkpoint was written")
+        raise NonFiniteError(
+            f"training diverged at env step {self.t} (critic update {self.agent.q_optim.t}): "
+            f"non-finite {what}; {kept}. Lower pi_lr/q_lr, or scale the rewards down "
+            "(e.g. gymnasium.wrappers.TransformReward).")
+
+    def _guarded_arrays(self):
+        """(name, array) of everything the NaN guard watches: the agent's state and gradients."""
+        agent = self.agent
+        for name, arr in agent._state_arrays().items():
+            if arr.dtype.kind == "f":
+                kind = "Adam moment" if name[-2:] in ("_m", "_v") else "parameter vector"
+                yield f"{kind} {name!r}", arr
+        for name in ("_g_pi", "_g_q", "_g_q2"):
+            if hasattr(agent, name):
+                yield f"gradient {name[1:]!r}", getattr(agent, name)
 
     def _end_epoch(self, bar):
         steps = self.t - self._epoch_t0
@@ -512,6 +597,87 @@ class OffPolicyAlgorithm:
     def save_policy(self, path):
         """Save the current actor to ``path`` (.npz); ``numddpg eval`` and load_policy read it."""
         return save_policy(path, self.policy)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, path, include_buffer=None):
+        """Save the whole training state to ``path`` (.npz, written atomically): networks,
+        targets, Adam moments and step counts, every generator's state, the loop counters, the
+        epoch in progress, and the replay buffer (include_buffer: default ``checkpoint_buffer``;
+        without it a loaded model restarts from an empty buffer).  ``load`` restores it.
+
+        Saved at an episode boundary (as learn()'s checkpoints always are), a loaded model
+        continues exactly as this one would; saved mid-episode, loading drops that episode."""
+        include = self.checkpoint_buffer if include_buffer is None else bool(include_buffer)
+        elapsed = self.elapsed + (time.perf_counter() - self._learn_started if self._learning
+                                  else 0.0)
+        return _checkpoint.save_algorithm(path, self, include, elapsed)
+
+    def _save_checkpoint(self):
+        """RUN_DIR/checkpoint.npz, after making the progress rows it counts durable."""
+        if self._csv is not None:
+            self._csv.sync()
+        self.save(self.run_dir / CHECKPOINT_FILE)
+        self._checkpoint_t = self.t
+        self._next_checkpoint = self.t + self._checkpoint_every
+
+    @classmethod
+    def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs"):
+        """The model saved by ``save`` (or a run's checkpoint.npz) at ``path``.
+
+        env : the env to continue on (default: a new instance of the saved env id); its spaces
+            must match.  log/run_dir/runs_root: as in the constructor, for a later learn().
+        Raises numddpg.CheckpointError if the file is damaged or does not fit.
+        ``OffPolicyAlgorithm.load`` picks the class from the file; ``DDPG.load`` insists on it.
+        """
+        meta, arrays = _checkpoint.read_algorithm(path)
+        target = ALGORITHMS.get(meta["algo"]) if cls is OffPolicyAlgorithm else cls
+        if target is None or target.algo != meta["algo"]:
+            raise _checkpoint.CheckpointError(
+                f"{path}: this is a {meta['algo']!r} checkpoint; load it with "
+                f"{'an algorithm of that name' if target is None else 'its own class'} "
+                f"(numddpg.OffPolicyAlgorithm.load picks it), not {cls.__name__}.load")
+        try:
+            model = target(meta["env_id"] if env is None else env, preset="none",
+                           test_env=test_env, log=log, run_dir=run_dir, runs_root=runs_root,
+                           **meta["hyperparameters"])
+        except EnvError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise _checkpoint.CheckpointError(
+                f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
+                f"{exc}") from None
+        model.preset_name = meta["preset"]
+        _checkpoint.restore_algorithm(model, meta, arrays, str(path))
+        model._checkpoint_t = model.t
+        model._progress_rows = meta["logger"]["progress_rows"]
+        return model
+
+    @classmethod
+    def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None):
+        """Continue the run in ``run_dir`` from its checkpoint.npz up to ``total_steps`` (default:
+        the run's own, from config.json), appending to its progress.csv (rows written after
+        the checkpoint are dropped first, so none is duplicated).  Returns the model.
+
+        Killed at any moment (even SIGKILL) and resumed, a run ends with parameters
+        bit-identical to the same run never interrupted (same machine, same seed): the
+        checkpoint holds every generator's state and is taken at an episode boundary.
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / CHECKPOINT_FILE
+        if not path.is_file():
+            raise _checkpoint.CheckpointError(
+                f"{path}: no checkpoint to resume from; is {str(run_dir)!r} a run directory "
+                "written by numddpg train (with checkpoint_every other than 0)?")
+        config = _logger.read_config(run_dir)
+        model = cls.load(path, env=env)
+        total = config.get("total_steps") if total_steps is None else int(total_steps)
+        model.run_dir, model.log = run_dir, True
+        if model._progress_rows is not None:
+            _logger.truncate_progress(run_dir / "progress.csv", model._progress_rows)
+        model._csv = _logger.ProgressCSV(run_dir / "progress.csv")
+        if total is not None and model.t < total:
+            model.learn(total - model.t, progress_bar=progress_bar)
+        return model
 
     def __repr__(self):
         return (f"{type(self).__name__}(env={self.env_id!r}, preset={self.preset_name!r}, "

@@ -107,12 +107,14 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def write_checkpoint(path, arrays, meta):
+def write_checkpoint(path, arrays, meta, allow_nonfinite=()):
     """Write ``arrays`` (name -> ndarray) and the JSON-able dict ``meta`` to ``path`` atomically.
 
     Adds the envelope fields (format, format_version, numddpg_version, arrays) to a copy of
     meta; meta must name its "kind".  Names are dotted identifiers ("agent.actor"); dtypes must
-    be one of DTYPES.  Returns the path.
+    be one of DTYPES.  Floating-point arrays must be finite, except those named in
+    ``allow_nonfinite``: a NaN is refused here (CheckpointError) rather than replacing a good
+    checkpoint with a file that cannot be loaded.  Returns the path.
     """
     if meta.get("kind") not in KINDS:
         raise ValueError(f"meta['kind'] must be one of {KINDS}, got {meta.get('kind')!r}")
@@ -124,6 +126,8 @@ def write_checkpoint(path, arrays, meta):
         if arr.dtype.name not in DTYPES:
             raise ValueError(f"array {name!r} has dtype {arr.dtype}; checkpoints hold only "
                              f"{', '.join(DTYPES)}")
+        if name not in allow_nonfinite:
+            _check_finite(arr, f"{path}: refusing to write array {name!r}, which")
         table[name] = {"dtype": arr.dtype.name, "shape": list(arr.shape)}
         items.append((name, arr))
     record = dict(meta, format=FORMAT, format_version=FORMAT_VERSION,
@@ -145,13 +149,14 @@ def write_checkpoint(path, arrays, meta):
 # Reading
 # ---------------------------------------------------------------------------------------------
 
-def read_checkpoint(path, kind=None, expect=None):
+def read_checkpoint(path, kind=None, expect=None, allow_nonfinite=()):
     """(meta, arrays) of the checkpoint at ``path``, after every check of the module docstring.
 
     kind : the kind the caller needs ("agent", ...), or None for any.
     expect : optional function meta -> {name: (dtype name, shape tuple)} (raising
         CheckpointError itself for a bad record); the metadata's array table must equal it,
         which is checked before any array is read.
+    allow_nonfinite : names of float arrays that may hold NaN or inf (statistics, not state).
     Raises CheckpointError, and nothing else, for any file that fails a check.
     """
     where = str(path)
@@ -159,7 +164,8 @@ def read_checkpoint(path, kind=None, expect=None):
         if not Path(path).is_file():
             raise CheckpointError(f"{where}: no such file")
         with zipfile.ZipFile(path) as zf:
-            return _read_zip(zf, where, kind, expect, Path(path).stat().st_size)
+            return _read_zip(zf, where, kind, expect, Path(path).stat().st_size,
+                             allow_nonfinite)
     except CheckpointError:
         raise
     except zipfile.BadZipFile as e:
@@ -169,7 +175,24 @@ def read_checkpoint(path, kind=None, expect=None):
         raise CheckpointError(f"{where}: unreadable checkpoint ({type(e).__name__}: {e})") from None
 
 
-def _read_zip(zf, where, kind, expect, archive_size):
+def read_meta(path, kind=None):
+    """The checked metadata record of the checkpoint at ``path``, without reading its arrays."""
+    where = str(path)
+    try:
+        if not Path(path).is_file():
+            raise CheckpointError(f"{where}: no such file")
+        with zipfile.ZipFile(path) as zf:
+            return _read_zip(zf, where, kind, None, Path(path).stat().st_size, (), False)[0]
+    except CheckpointError:
+        raise
+    except zipfile.BadZipFile as e:
+        raise CheckpointError(f"{where}: not an intact zip archive, so the file is truncated "
+                              f"or damaged ({e})") from None
+    except Exception as e:
+        raise CheckpointError(f"{where}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _read_zip(zf, where, kind, expect, archive_size, allow_nonfinite, read_arrays=True):
     infos = zf.infolist()
     names = [i.filename for i in infos]
     for i in infos:                            # stored, as written: sizes bounded by the file's
@@ -221,10 +244,13 @@ def _read_zip(zf, where, kind, expect, archive_size):
             raise CheckpointError(f"{where}: the archive holds array {name!r}, which the "
                                   "metadata does not list")
     arrays = {}
+    if not read_arrays:
+        return meta, arrays
     for name, (dtype, shape) in table.items():
         arrays[name] = _read_member(zf, by_name[name + ".npy"], np.dtype(dtype), shape,
                                     f"{where}: array {name!r}")
-        _check_finite(arrays[name], f"{where}: array {name!r}")
+        if name not in allow_nonfinite:
+            _check_finite(arrays[name], f"{where}: array {name!r}")
     return meta, arrays
 
 
@@ -445,8 +471,9 @@ def agent_arrays(agent, prefix=""):
     return {prefix + k: v for k, v in agent.state_dict().items()}
 
 
-def agent_from_arrays(cfg, arrays, where, prefix=""):
-    """A new agent built from ``cfg`` (checked) holding the state in ``arrays`` (checked)."""
+def agent_state(arrays, where, prefix=""):
+    """The state_dict held in ``arrays`` under ``prefix``, after checking that step counts and
+    Adam second moments are non-negative."""
     state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
     if np.any(state["counters"] < 0):
         raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds a negative step "
@@ -455,6 +482,12 @@ def agent_from_arrays(cfg, arrays, where, prefix=""):
         if name in state and np.any(state[name] < 0):
             raise CheckpointError(f"{where}: array {prefix + name!r} (an Adam second moment) "
                                   "has a negative entry")
+    return state
+
+
+def agent_from_arrays(cfg, arrays, where, prefix=""):
+    """A new agent built from ``cfg`` (checked) holding the state in ``arrays`` (checked)."""
+    state = agent_state(arrays, where, prefix)
     cls = agent_classes()[cfg["algo"]]
     kwargs = {k: v for k, v in cfg.items() if k not in ("algo", "obs_dim", "act_dim", "act_low",
                                                          "act_high")}
@@ -486,3 +519,271 @@ def load_agent(path):
     meta, arrays = read_checkpoint(
         path, "agent", lambda m: agent_array_specs(check_agent_meta(m, where)))
     return agent_from_arrays(meta["config"], arrays, where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithms (the training loop of numddpg.algorithms): everything needed for an exact resume
+# ---------------------------------------------------------------------------------------------
+
+CHECKPOINT_FILE = "checkpoint.npz"
+BUFFER_FIELDS = ("obs", "act", "rew", "obs2", "done")
+STATS_ARRAY = "epoch.update_stats"            # TD3's loss_pi is NaN on updates without an actor step
+
+
+def save_algorithm(path, model, include_buffer=True, elapsed=None):
+    """Save the whole state of an OffPolicyAlgorithm ``model`` to ``path`` (kind "algorithm").
+
+    Arrays: the agent's state_dict ("agent.*"), the filled replay rows ("buffer.*", unless
+    include_buffer is False), the buffer's sampler state, the OU noise state ("noise.x"), and
+    the current epoch's accumulators ("epoch.*").  JSON: algo, env, hyperparameters, the agent
+    config and layer sizes, the loop generator's ``bit_generator.state``, the loop counters,
+    the buffer's ptr/size, the number of progress.csv rows written, and the current episode:
+    at an episode boundary (ep_len 0) its reset seed and first observation, which is all an
+    exact resume needs; elsewhere only a note that an episode was in progress (loading such a
+    file starts a new episode, so it is not an exact resume).
+    """
+    agent, buf = model.agent, model.buffer
+    cfg = agent.config()
+    n = buf.size
+    arrays = agent_arrays(agent, "agent.")
+    if include_buffer:
+        arrays.update({f"buffer.{k}": getattr(buf, k)[:n] for k in BUFFER_FIELDS})
+    arrays["buffer.rng_state"] = buf.rng_state
+    arrays["noise.x"] = np.asarray(getattr(model.noise_process, "x", np.zeros(0)), np.float64)
+    arrays["epoch.ep_rets"] = np.asarray(model._ep_rets, np.float64)
+    arrays["epoch.ep_lens"] = np.asarray(model._ep_lens, np.int64)
+    arrays[STATS_ARRAY] = (np.concatenate(model._update_stats) if model._update_stats
+                           else np.zeros((0, 4), np.float64))
+    at_boundary = model.obs is not None and model.ep_len == 0
+    if at_boundary:
+        arrays["loop.obs"] = np.asarray(model.obs, np.float64)
+    last = model.last_test_return
+    meta = {
+        "kind": "algorithm", "algo": model.algo, "env_id": model.env_id,
+        "preset": model.preset_name, "hyperparameters": _plain(model.hyperparameters),
+        "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
+        "spaces": {"obs_dim": model.obs_dim, "act_dim": model.act_dim,
+                   "act_low": model.act_low.tolist(), "act_high": model.act_high.tolist(),
+                   "act_dtype": np.dtype(model.env.action_space.dtype).name},
+        "rng": _plain(model.rng.bit_generator.state),
+        "loop": {"t": model.t, "epoch": model.epoch, "episodes": model.episodes,
+                 "epoch_t0": model._epoch_t0,
+                 "elapsed": float(model.elapsed if elapsed is None else elapsed),
+                 "last_test_return": None if math.isnan(last) else float(last),
+                 "episode_seed": int(model._ep_seed) if at_boundary else None,
+                 "episode_in_progress": bool(model.obs is not None and model.ep_len > 0)},
+        "buffer": {"ptr": buf.ptr, "size": n, "max_size": buf.max_size, "dtype": buf.dtype.name,
+                   "saved": bool(include_buffer)},
+        "logger": {"progress_rows": model.epoch if model._csv is not None else None},
+    }
+    return write_checkpoint(path, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
+
+
+def _plain(v):
+    """JSON-able copy: tuples -> lists, numpy scalars -> Python numbers."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _algorithm_specs(meta, where):
+    """The array table an algorithm record promises, after checking the record's fields."""
+    cfg = check_agent_meta(meta, where)
+    specs = agent_array_specs(cfg, "agent.")
+
+    def section(name, fields):
+        sec = meta.get(name)
+        if not isinstance(sec, dict) or any(f not in sec for f in fields):
+            raise CheckpointError(f"{where}: metadata section {name!r} must hold {fields}, got "
+                                  f"{sec!r}")
+        return sec
+
+    def count(sec, key, name, allow_none=False):
+        v = sec[key]
+        if not ((allow_none and v is None) or (_is_int(v) and v >= 0)):
+            raise CheckpointError(f"{where}: {name}.{key}={v!r} must be a non-negative integer")
+        return v
+
+    sp = section("spaces", ("obs_dim", "act_dim", "act_low", "act_high", "act_dtype"))
+    if (sp["obs_dim"], sp["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"]):
+        raise CheckpointError(f"{where}: spaces (obs_dim={sp['obs_dim']}, act_dim="
+                              f"{sp['act_dim']}) disagree with the agent config "
+                              f"({cfg['obs_dim']}, {cfg['act_dim']})")
+    if sp["act_dtype"] not in ("float16", "float32", "float64"):
+        raise CheckpointError(f"{where}: spaces.act_dtype {sp['act_dtype']!r} is not a float type")
+    loop = section("loop", ("t", "epoch", "episodes", "epoch_t0", "elapsed", "last_test_return",
+                            "episode_seed", "episode_in_progress"))
+    for key in ("t", "epoch", "episodes", "epoch_t0"):
+        count(loop, key, "loop")
+    count(loop, "episode_seed", "loop", allow_none=True)
+    if loop["epoch_t0"] > loop["t"]:
+        raise CheckpointError(f"{where}: loop.epoch_t0={loop['epoch_t0']} is after "
+                              f"loop.t={loop['t']}")
+    if not (_is_number(loop["elapsed"]) and loop["elapsed"] >= 0):
+        raise CheckpointError(f"{where}: loop.elapsed={loop['elapsed']!r} must be a number >= 0")
+    if not (loop["last_test_return"] is None or _is_number(loop["last_test_return"])):
+        raise CheckpointError(f"{where}: loop.last_test_return={loop['last_test_return']!r}")
+    if not isinstance(loop["episode_in_progress"], bool) or (
+            loop["episode_in_progress"] and loop["episode_seed"] is not None):
+        raise CheckpointError(f"{where}: loop.episode_in_progress="
+                              f"{loop['episode_in_progress']!r} with episode_seed="
+                              f"{loop['episode_seed']!r} is contradictory")
+    b = section("buffer", ("ptr", "size", "max_size", "dtype", "saved"))
+    ptr, size, max_size = (count(b, k, "buffer") for k in ("ptr", "size", "max_size"))
+    if not (0 < max_size and size <= max_size and ptr < max_size
+            and (size == max_size or ptr == size)):
+        raise CheckpointError(f"{where}: buffer ptr={ptr}, size={size}, max_size={max_size} "
+                              "cannot describe a ring buffer")
+    if b["dtype"] not in ("float32", "float64") or not isinstance(b["saved"], bool):
+        raise CheckpointError(f"{where}: buffer dtype={b['dtype']!r}, saved={b['saved']!r}")
+    count(section("logger", ("progress_rows",)), "progress_rows", "logger", allow_none=True)
+    if not isinstance(meta.get("hyperparameters"), dict) or not isinstance(meta.get("rng"), dict):
+        raise CheckpointError(f"{where}: metadata needs 'hyperparameters' and 'rng' objects")
+    if not isinstance(meta.get("env_id"), str) or meta.get("algo") != cfg["algo"]:
+        raise CheckpointError(f"{where}: env_id {meta.get('env_id')!r} / algo "
+                              f"{meta.get('algo')!r} (the agent's is {cfg['algo']!r})")
+
+    o, a = cfg["obs_dim"], cfg["act_dim"]
+    if b["saved"]:
+        shapes = {"obs": (size, o), "act": (size, a), "rew": (size,), "obs2": (size, o),
+                  "done": (size,)}
+        specs.update({f"buffer.{k}": (b["dtype"], shapes[k]) for k in BUFFER_FIELDS})
+    specs["buffer.rng_state"] = ("uint64", (1,))
+    table = meta["arrays"]
+    noise_len = table.get("noise.x", {}).get("shape", [0])
+    specs["noise.x"] = ("float64", (a,) if noise_len == [a] else (0,))
+    k = table.get("epoch.ep_rets", {}).get("shape", [0])[:1] or [0]
+    m = table.get(STATS_ARRAY, {}).get("shape", [0])[:1] or [0]
+    specs["epoch.ep_rets"] = ("float64", (k[0],))
+    specs["epoch.ep_lens"] = ("int64", (k[0],))
+    specs[STATS_ARRAY] = ("float64", (m[0], 4))
+    if loop["episode_seed"] is not None:
+        specs["loop.obs"] = ("float64", (o,))
+    return specs
+
+
+def read_algorithm(path):
+    """(meta, arrays) of an algorithm checkpoint, fully checked (see save_algorithm)."""
+    where = str(path)
+    return read_checkpoint(path, "algorithm", lambda m: _algorithm_specs(m, where),
+                           allow_nonfinite=(STATS_ARRAY,))
+
+
+def restore_algorithm(model, meta, arrays, where="checkpoint"):
+    """Put the state read by ``read_algorithm`` into ``model``, an OffPolicyAlgorithm built
+    with the same hyperparameters on an env with the same spaces.  Raises CheckpointError if
+    they differ.  With a saved episode boundary, the env is reset with the saved seed (the
+    first observation must come out equal, else a RuntimeWarning says the resume is inexact)."""
+    import warnings
+
+    cfg, sp = meta["config"], meta["spaces"]
+    if model.algo != meta["algo"]:
+        raise CheckpointError(f"{where}: a {meta['algo']} checkpoint cannot be loaded into "
+                              f"{type(model).__name__} ({model.algo})")
+    if model.agent.config() != cfg:
+        raise CheckpointError(f"{where}: the saved agent config {cfg} differs from the one the "
+                              f"saved hyperparameters build here: {model.agent.config()}")
+    if ((model.obs_dim, model.act_dim) != (sp["obs_dim"], sp["act_dim"])
+            or model.act_low.tolist() != sp["act_low"] or model.act_high.tolist() != sp["act_high"]):
+        raise CheckpointError(f"{where}: saved for spaces obs_dim={sp['obs_dim']}, act_dim="
+                              f"{sp['act_dim']}, bounds {sp['act_low']}..{sp['act_high']}; "
+                              f"the env {model.env_id} has {model.obs_dim}, {model.act_dim}, "
+                              f"{model.act_low.tolist()}..{model.act_high.tolist()}")
+    b = meta["buffer"]
+    if (b["max_size"], b["dtype"]) != (model.buffer.max_size, model.buffer.dtype.name):
+        raise CheckpointError(f"{where}: buffer max_size={b['max_size']} dtype={b['dtype']} "
+                              f"differs from this model's {model.buffer.max_size} "
+                              f"{model.buffer.dtype.name}")
+    noise_x = arrays["noise.x"]
+    if noise_x.shape != np.shape(getattr(model.noise_process, "x", np.zeros(0))):
+        raise CheckpointError(f"{where}: noise state has shape {noise_x.shape}, this model's "
+                              f"{type(model.noise_process).__name__} has none of that shape")
+    try:
+        model.rng.bit_generator.state = meta["rng"]
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"{where}: the loop generator's saved state is unusable: "
+                              f"{type(e).__name__}: {e}") from None
+    model.agent.load_state_dict(agent_state(arrays, where, "agent."))
+
+    buf = model.buffer
+    for k in BUFFER_FIELDS:
+        getattr(buf, k)[...] = 0
+    if b["saved"]:
+        for k in BUFFER_FIELDS:
+            getattr(buf, k)[:b["size"]] = arrays[f"buffer.{k}"]
+        buf.ptr, buf.size = b["ptr"], b["size"]
+    else:
+        buf.ptr, buf.size = 0, 0
+        if b["size"]:
+            warnings.warn(f"{where} was saved without its replay buffer: training resumes "
+                          f"with an empty buffer (it held {b['size']} transitions), so the "
+                          "resumed run differs from an uninterrupted one", RuntimeWarning,
+                          stacklevel=3)
+    buf.rng_state[...] = arrays["buffer.rng_state"]
+    if noise_x.size:
+        model.noise_process.x[...] = noise_x
+
+    loop = meta["loop"]
+    model.t, model.epoch, model.episodes = loop["t"], loop["epoch"], loop["episodes"]
+    model.elapsed = loop["elapsed"]
+    model.last_test_return = (math.nan if loop["last_test_return"] is None
+                              else loop["last_test_return"])
+    model._new_epoch_accumulators()
+    model._epoch_t0 = loop["epoch_t0"]
+    model._ep_rets = arrays["epoch.ep_rets"].tolist()
+    model._ep_lens = arrays["epoch.ep_lens"].tolist()
+    model._update_stats = [arrays[STATS_ARRAY]] if len(arrays[STATS_ARRAY]) else []
+    model.ep_ret, model.ep_len = 0.0, 0
+    model.obs = None                          # an episode in progress is dropped: a new one starts
+    if loop["episode_seed"] is not None:      # an episode boundary: redo its reset exactly
+        obs, _ = model.env.reset(seed=loop["episode_seed"])
+        model.noise_process.reset()
+        model._ep_seed = loop["episode_seed"]
+        model.obs = obs
+        if not np.array_equal(np.asarray(obs, np.float64), arrays["loop.obs"]):
+            warnings.warn(f"{model.env_id}.reset(seed={loop['episode_seed']}) gave a different "
+                          "first observation than when the checkpoint was saved: the env's "
+                          "reset is not reproducible, so this resume is not exact",
+                          RuntimeWarning, stacklevel=3)
+    return model
+
+
+def export_policy(src, dst):
+    """Write the actor of ``src`` as a NumPy-only policy file at ``dst`` (numddpg.policy).
+
+    src: a run directory (its policy.npz, else its checkpoint.npz), a policy file, or an
+    agent or algorithm checkpoint.  Returns (dst path, the source file used).
+    """
+    from . import policy as _policy
+
+    src = Path(src)
+    if src.is_dir():
+        candidates = [src / _policy.POLICY_FILE, src / CHECKPOINT_FILE]
+        found = [p for p in candidates if p.is_file()]
+        if not found:
+            raise CheckpointError(f"{src}: no {_policy.POLICY_FILE} or {CHECKPOINT_FILE} in this "
+                                  "directory; is it a numddpg run directory?")
+        src = found[0]
+    where = str(src)
+    kind = read_meta(src)["kind"]
+    if kind == "policy":
+        p = _policy.load_policy(src)
+        info = {k: v for k, v in p.meta.items() if k in ("algo", "env_id")}
+        path = _policy.save_policy(dst, p.params, p.layer_sizes, p.mid, p.half, p.low, p.high,
+                                   p.act_dtype, **info)
+        return path, src
+    if kind == "agent":
+        agent, info, act_dtype = load_agent(src), {}, "float32"
+    elif kind == "algorithm":
+        meta, arrays = read_algorithm(src)
+        agent = agent_from_arrays(meta["config"], arrays, where, "agent.")
+        info = {"algo": meta["algo"], "env_id": meta["env_id"], "trained_steps": meta["loop"]["t"]}
+        act_dtype = meta["spaces"]["act_dtype"]
+    path = _policy.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid, agent.half,
+                               agent.act_low, agent.act_high, act_dtype,
+                               **dict(info, algo=agent.algo))
+    return path, src

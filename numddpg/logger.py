@@ -11,6 +11,7 @@ import csv
 import datetime
 import json
 import math
+import os
 import platform
 import re
 import sys
@@ -122,9 +123,32 @@ class ProgressCSV:
         self._w.writerow({c: _fmt(row[c]) for c in self.columns})
         self._f.flush()
 
+    def sync(self):
+        """Flush and fsync: rows written so far survive a crash of the machine."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
     def close(self):
         if not self._f.closed:
             self._f.close()
+
+
+def truncate_progress(path, n_rows):
+    """Keep the header and the first ``n_rows`` rows of a progress.csv, dropping later rows and a
+    partly written last line: a resumed run rewrites the rows after its checkpoint, so none is
+    duplicated.  Raises ValueError if the file holds fewer complete rows than n_rows."""
+    path = Path(path)
+    data = path.read_bytes() if path.exists() else b""
+    lines = data.split(b"\n")[:-1]               # complete lines only (each ends in a newline)
+    if len(lines) < 1 + n_rows:
+        raise ValueError(f"{path} holds {max(len(lines) - 1, 0)} complete rows, but the "
+                         f"checkpoint was taken after {n_rows}; the file was edited or lost")
+    keep = sum(len(line) + 1 for line in lines[:1 + n_rows])
+    if keep < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _fmt(v):
