@@ -9,9 +9,10 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {                                   # name -> submodule that defines it
-    "MLP": "nn", "DDPGAgent": "agents", "ReplayBuffer": "buffer",
+    "MLP": "nn", "DDPGAgent": "agents", "TD3Agent": "agents", "ReplayBuffer": "buffer",
     "GaussianNoise": "noise", "OUNoise": "noise", "EnvError": "envs", "make_env": "envs",
-    "DDPG": "algorithms", "OffPolicyAlgorithm": "algorithms", "Policy": "algorithms",
+    "DDPG": "algorithms", "TD3": "algorithms", "OffPolicyAlgorithm": "algorithms",
+    "Policy": "algorithms",
     "PRESETS": "presets",
     "load_policy": "policy", "NumpyPolicy": "policy", "CheckpointError": "checkpoint",
 }

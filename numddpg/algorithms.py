@@ -35,7 +35,7 @@ import numpy as np
 from . import checkpoint as _checkpoint
 from . import logger as _logger
 from . import policy as _policy_file
-from .agents import N_STATS, ST_LOSS_PI, DDPGAgent
+from .agents import N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
 from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
 from .nn import acts_size, check_dtype, mlp_forward
@@ -558,7 +558,7 @@ class OffPolicyAlgorithm:
             # pooled std of all Q(s, a) of the epoch's (equal-sized) minibatches
             q_var = float(np.mean(s[:, 3] ** 2 + s[:, 2] ** 2)) - q_mean ** 2
             row.update(AverageQVals=q_mean, StdQVals=math.sqrt(max(q_var, 0.0)),
-                       LossPi=float(np.mean(s[:, 1])), LossQ=float(np.mean(s[:, 0])))
+                       LossPi=_nanmean(s[:, 1]), LossQ=float(np.mean(s[:, 0])))
         else:
             row.update(AverageQVals=math.nan, StdQVals=math.nan, LossPi=math.nan,
                        LossQ=math.nan)
@@ -669,6 +669,7 @@ class OffPolicyAlgorithm:
                 f"{path}: no checkpoint to resume from; is {str(run_dir)!r} a run directory "
                 "written by numddpg train (with checkpoint_every other than 0)?")
         config = _logger.read_config(run_dir)
+        _checkpoint.remove_stale_temporaries(run_dir)    # left by a process killed mid-save
         model = cls.load(path, env=env)
         total = config.get("total_steps") if total_steps is None else int(total_steps)
         model.run_dir, model.log = run_dir, True
@@ -682,6 +683,14 @@ class OffPolicyAlgorithm:
     def __repr__(self):
         return (f"{type(self).__name__}(env={self.env_id!r}, preset={self.preset_name!r}, "
                 f"t={self.t}, seed={self.seed})")
+
+
+def _nanmean(xs):
+    """Mean over the finite entries (TD3 reports loss_pi = NaN on updates without an actor
+    step); NaN when there are none."""
+    xs = np.asarray(xs, dtype=np.float64)
+    xs = xs[~np.isnan(xs)]
+    return float(xs.mean()) if xs.size else math.nan
 
 
 def _mean(xs):
@@ -732,5 +741,31 @@ class DDPG(OffPolicyAlgorithm):
     agent_class = DDPGAgent
 
 
-# Algorithms by name, for the command line (TD3 adds itself here).
-ALGORITHMS = {"ddpg": DDPG}
+class TD3(OffPolicyAlgorithm):
+    """Twin Delayed DDPG (Fujimoto et al. 2018) on the same loop: two critics and the clipped
+    double-Q target, target policy smoothing, and the actor and target updates every
+    ``policy_delay`` critic updates.  The update is numddpg.agents.TD3Agent.
+
+    Parameters are DDPG's (see numddpg.DDPG); the hyperparameters add TD3's three.
+
+    Hyperparameters (defaults: shared/REFERENCE.md section 2)
+    ----------------------------------------------------------
+{table}
+
+    Example
+    -------
+    >>> model = TD3("HalfCheetah-v5", seed=0).learn(1_000_000)   # doctest: +SKIP
+    """
+
+    algo = "td3"
+    agent_class = TD3Agent
+    EXTRA_HYPERPARAMETERS = {
+        "target_noise": (0.2, "target policy smoothing noise std, in action half-ranges"),
+        "noise_clip": (0.5, "clip of the smoothing noise, in action half-ranges"),
+        "policy_delay": (2, "critic updates per actor (and target) update"),
+    }
+    AGENT_KWARGS = ("target_noise", "noise_clip", "policy_delay")
+
+
+# Algorithms by name, for the command line.
+ALGORITHMS = {"ddpg": DDPG, "td3": TD3}
