@@ -94,6 +94,35 @@ def atomic_write(path, write):
     return path
 
 
+_TMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files that ``atomic_write`` calls left in ``folder`` when their
+    process was killed mid-write (".NAME.PID.tmp" whose PID is no longer running).  POSIX only:
+    elsewhere nothing is removed.  Returns the paths removed."""
+    removed = []
+    if os.name != "posix":
+        return removed
+    for p in Path(folder).iterdir():
+        m = _TMP.match(p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)         # signal 0: only asks whether it exists
+            continue
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue                            # alive under another user, or not a pid
+        try:
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _fsync_dir(folder):
     try:
         fd = os.open(folder, os.O_RDONLY)

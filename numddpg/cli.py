@@ -2,8 +2,14 @@
 
     numddpg train [--env Pendulum-v1] [--total-steps N] [--seed S] [--hidden 64 64] [--<hp> V]
                   [--preset auto|none] [--out RUN_DIR | --runs-root DIR] [--quiet]
+                  [--checkpoint-every N] [--no-checkpoint-buffer]
+    numddpg train --resume RUN_DIR [--total-steps N] [--quiet]
     numddpg eval RUN_DIR [--episodes N] [--render human|rgb_array] [--video DIR]
+    numddpg export RUN_DIR policy.npz
     numddpg gradcheck ...
+    numddpg sweep --env E [E ...] --seed S [S ...] [--hidden "64 64" ...] [--<hp> V [V ...]]
+                  [--backend local|ray] [--workers N] [--address ADDR] --out DIR
+    numddpg plot RUN_DIR_OR_SWEEP_DIR... [-x COL] [-y COL] [--smooth K] [-o curves.png]
 """
 import argparse
 import sys
@@ -12,6 +18,8 @@ DEFAULT_ENV = "Pendulum-v1"
 TRAIN_HELP = ("train an agent on a gymnasium env; with no options, DDPG on Pendulum-v1 with its "
               "preset (20k steps, well under a minute) and a comparison with a random policy")
 EVAL_HELP = "evaluate a run's saved policy: mean +- std of the deterministic return"
+EXPORT_HELP = ("write a run's policy as a NumPy-only file: numddpg.load_policy(FILE) reads it "
+               "without numba or gymnasium (or copy numddpg/policy.py and checkpoint.py along)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,6 +57,10 @@ def add_train_arguments(p):
     p.add_argument("--runs-root", default="runs", metavar="DIR",
                    help="parent of the timestamped run directory (default runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue RUN_DIR from its last checkpoint (bit-identical to a run never "
+                        "interrupted), appending to its progress.csv; only --total-steps and "
+                        "--quiet may come along")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
     hp = p.add_argument_group("hyperparameters (default: preset, else shared/REFERENCE.md)")
@@ -67,18 +79,23 @@ def add_train_arguments(p):
             kwargs["type"] = int
         hp.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
                         help=f"{meaning} (default {default})", **kwargs)
+    hp.add_argument("--no-checkpoint-buffer", dest="checkpoint_buffer", action="store_const",
+                    const=False, default=None,
+                    help="leave the replay buffer out of checkpoints: smaller files, but a "
+                         "resumed run restarts from an empty buffer and is not identical to an "
+                         "uninterrupted one")
     p.set_defaults(func=run_train)
 
 
 def run_train(args):
-    import numpy as np
-
-    from .algorithms import ALGORITHMS
-    from .envs import EnvError, random_policy_returns
+    from .algorithms import ALGORITHMS, NonFiniteError
+    from .envs import EnvError
     from .logger import RunDirExists
 
     table = _all_hyperparameters()
     given = {k: v for k, v in vars(args).items() if k in table and v is not None}
+    if args.resume is not None:
+        return run_resume(args, given)
     cls = ALGORITHMS[args.algo]
     try:
         model = cls(args.env, preset=args.preset, run_dir=args.out, runs_root=args.runs_root,
@@ -92,11 +109,50 @@ def run_train(args):
           f"preset {model.preset_name or 'none'}", flush=True)
     try:
         model.learn(total, progress_bar=not args.quiet)
-    except (EnvError, RunDirExists) as exc:
+    except (EnvError, RunDirExists, NonFiniteError) as exc:
         return _fail(exc)
     except KeyboardInterrupt:
-        print(f"\ninterrupted at step {model.t:,}; policy so far saved in {model.run_dir}")
+        return _interrupted(model)
+    return _report(args, model)
+
+
+def _interrupted(model):
+    print(f"\ninterrupted at step {model.t:,}; policy so far saved in {model.run_dir}; "
+          f"continue with: numddpg train --resume {model.run_dir}")
+    return 130
+
+
+def run_resume(args, given):
+    from .algorithms import NonFiniteError, OffPolicyAlgorithm
+    from .checkpoint import CheckpointError
+    from .envs import EnvError
+
+    extra = [f"--{k.replace('_', '-')}" for k in given if k != "seed" or args.seed != 0]
+    extra += [flag for flag, used in (("--env", args.env != DEFAULT_ENV),
+                                      ("--algo", args.algo != "ddpg"),
+                                      ("--preset", args.preset != "auto"),
+                                      ("--out", args.out is not None),
+                                      ("--runs-root", args.runs_root != "runs")) if used]
+    if extra:
+        return _fail(ValueError(f"--resume continues {args.resume} with the settings it was "
+                                f"started with; leave out {', '.join(extra)}"))
+    print(f"numddpg train: resuming {args.resume} from its last checkpoint", flush=True)
+    try:
+        model = OffPolicyAlgorithm.resume(args.resume, args.total_steps,
+                                          progress_bar=not args.quiet)
+    except (CheckpointError, EnvError, NonFiniteError, OSError, ValueError) as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: numddpg train --resume {args.resume}")
         return 130
+    return _report(args, model)
+
+
+def _report(args, model):
+    import numpy as np
+
+    from .envs import random_policy_returns
+
     n = max(model.num_test_episodes, 10)
     mean, std = model.evaluate(n)
     print(f"run directory: {model.run_dir}")
@@ -176,6 +232,30 @@ def run_eval(args):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------
+
+def add_export_arguments(p):
+    p.add_argument("source", metavar="RUN_DIR",
+                   help="a run directory (its policy.npz, else checkpoint.npz), or a policy, "
+                        "agent or run checkpoint file")
+    p.add_argument("out", metavar="OUT", help="the policy file to write, e.g. policy.npz")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args):
+    from .checkpoint import CheckpointError, export_policy
+
+    try:
+        path, src = export_policy(args.source, args.out)
+    except (CheckpointError, OSError) as exc:
+        return _fail(exc)
+    print(f"wrote {path} (the actor of {src}); to act with NumPy alone:\n"
+          f"    import numddpg; policy = numddpg.load_policy({str(path)!r}); action = policy(obs)")
+    return 0
+
+
 def _fail(exc):
     print(f"numddpg: error: {exc}", file=sys.stderr)
     return 2
@@ -189,6 +269,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP))
     add_eval_arguments(sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP))
+    add_export_arguments(sub.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP))
     try:
         from . import gradcheck
     except ModuleNotFoundError as exc:        # gradcheck.py is not in this checkout yet
@@ -198,6 +279,9 @@ def build_parser():
     if gradcheck is not None:
         gradcheck.add_arguments(sub.add_parser("gradcheck", help=gradcheck.HELP,
                                                description=gradcheck.HELP))
+    from . import plot, sweep                 # sweep/plot import ray/matplotlib only when run
+    sweep.add_arguments(sub.add_parser("sweep", help=sweep.HELP, description=sweep.HELP))
+    plot.add_arguments(sub.add_parser("plot", help=plot.HELP, description=plot.HELP))
     return parser
 
 
