@@ -176,3 +176,28 @@ def test_numddpg_load_policy_does_not_import_numba_or_gymnasium(policy_file):
     got = _run(PACKAGE.format(file=str(policy_file)), cwd=ROOT)
     assert got["type"] == "NumpyPolicy"
     assert got["modules"] == []
+
+
+def test_export_from_a_run_directory_and_from_checkpoints(tmp_path, capsys):
+    """`numddpg export` writes a policy whose actions equal the trained model's predict(), from
+    the run directory, its checkpoint.npz, or an agent checkpoint."""
+    from numddpg import cli
+    from numddpg.algorithms import DDPG
+    from numddpg.checkpoint import save_agent
+    m = DDPG("Pendulum-v1", run_dir=tmp_path / "run", hidden_sizes=(8,), steps_per_epoch=300,
+             start_steps=100, update_after=100, num_test_episodes=0, seed=2)
+    m.learn(600, progress_bar=False)
+    obs = np.random.default_rng(1).uniform(-1, 1, (6, 3)).astype(np.float32)
+    want = m.predict(obs)[0]
+    for i, src in enumerate([tmp_path / "run", tmp_path / "run" / "checkpoint.npz",
+                             save_agent(tmp_path / "agent.npz", m.agent)]):
+        out = tmp_path / f"exported{i}.npz"
+        assert cli.main(["export", str(src), str(out)]) == 0
+        assert "numddpg.load_policy" in capsys.readouterr().out
+        policy = pol.load_policy(out)
+        np.testing.assert_allclose(policy(obs), want, rtol=0, atol=ACT32)
+        assert policy.meta["algo"] == "ddpg"
+        if i < 2:
+            assert policy.meta["env_id"] == "Pendulum-v1"
+    assert cli.main(["export", str(tmp_path / "nothing"), str(tmp_path / "x.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from numddpg import checkpoint as ck
-from numddpg.algorithms import CHECKPOINT_FILE, DDPG, NonFiniteError, OffPolicyAlgorithm
+from numddpg.algorithms import (ALGORITHMS, CHECKPOINT_FILE, DDPG, NonFiniteError,
+                                OffPolicyAlgorithm)
 from numddpg.checkpoint import CheckpointError
 from numddpg.policy import load_policy
 
@@ -139,16 +140,22 @@ def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 # In-process: save/load, resume, interruption at chosen points
 # ---------------------------------------------------------------------------------------------
 
-def test_save_load_at_an_episode_boundary_continues_identically(tmp_path):
-    a = DDPG("Pendulum-v1", log=False, **HP)
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("noise", ["gaussian", "ou"])
+def test_save_load_at_an_episode_boundary_continues_identically(tmp_path, algo, dtype, noise):
+    cls = ALGORITHMS[algo]
+    a = cls("Pendulum-v1", log=False, **dict(HP, dtype=dtype, noise=noise))
     a.learn(600, progress_bar=False)            # 600 = 3 Pendulum episodes: a boundary
     path = a.save(tmp_path / "model.npz")
-    b = DDPG.load(path)
+    b = cls.load(path)
     assert same_state(a.agent, b.agent) and (b.t, b.episodes, b.epoch) == (600, 3, 2)
+    assert b.agent.dtype == np.dtype(dtype) and b.hyperparameters == a.hyperparameters
     assert b.rng.bit_generator.state == a.rng.bit_generator.state
     assert b.buffer.size == a.buffer.size == 600 and b.buffer.ptr == a.buffer.ptr
     assert np.array_equal(b.buffer.obs, a.buffer.obs)
-    assert type(OffPolicyAlgorithm.load(path)) is DDPG
+    assert np.array_equal(b.buffer.rng_state, a.buffer.rng_state)
+    assert type(OffPolicyAlgorithm.load(path)) is cls
     a.learn(700, progress_bar=False)
     b.learn(700, progress_bar=False)
     assert same_state(a.agent, b.agent)
@@ -271,11 +278,33 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, poison):
 
 def test_nan_guard_allows_td3_critic_only_updates():
     """TD3 reports loss_pi = NaN on updates without an actor step; that is not divergence."""
-    from numddpg import algorithms
-    if "td3" not in algorithms.ALGORITHMS:
-        pytest.skip("no TD3 algorithm class yet")
-    m = algorithms.ALGORITHMS["td3"]("Pendulum-v1", log=False, **HP)
+    m = ALGORITHMS["td3"]("Pendulum-v1", log=False, **HP)
+    burst, seen = m.agent.update_burst, []
+    m.agent.update_burst = lambda *args: seen.append(burst(*args)) or seen[-1]
     m.learn(400, progress_bar=False)            # raises NonFiniteError if the guard is wrong
+    loss_pi = np.concatenate(seen)[:, 1]       # 9 bursts of 25: updates 1, 3, 5, ... are
+    assert np.isnan(loss_pi).sum() == (len(loss_pi) + 1) // 2   # critic-only (policy_delay 2)
+
+
+def test_td3_with_ou_noise_interrupted_and_resumed_is_identical(tmp_path):
+    hp = dict(HP, noise="ou")
+    ref = ALGORITHMS["td3"]("Pendulum-v1", run_dir=tmp_path / "ref", **hp)
+    ref.learn(1000, progress_bar=False)
+    cut = ALGORITHMS["td3"]("Pendulum-v1", run_dir=tmp_path / "cut", **hp)
+    step = cut.env.step
+
+    def step_then_maybe_stop(action):
+        if cut.t == 530:
+            raise KeyboardInterrupt
+        return step(action)
+
+    cut.env.step = step_then_maybe_stop
+    with pytest.raises(KeyboardInterrupt):
+        cut.learn(1000, progress_bar=False)
+    resumed = OffPolicyAlgorithm.resume(tmp_path / "cut", progress_bar=False)
+    assert type(resumed).__name__ == "TD3" and resumed.t == 1000
+    assert same_state(ref.agent, resumed.agent)
+    assert progress_rows(tmp_path / "cut") == progress_rows(tmp_path / "ref")
 
 
 def test_writer_refuses_nan_so_a_good_file_is_never_replaced_by_a_bad_one(tmp_path):
