@@ -27,7 +27,6 @@ import contextlib
 import difflib
 import math
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
 from .nn import acts_size, check_dtype, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
+from .threads import auto_blas_threads, limit_blas_threads
 
 POLICY_FILE = "policy.npz"
 CHECKPOINT_FILE = _checkpoint.CHECKPOINT_FILE
@@ -74,7 +74,8 @@ HYPERPARAMETERS = {
     "steps_per_epoch": (4000, "env steps per epoch (one progress.csv row each)"),
     "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
     "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
-    "blas_threads": (None, "BLAS threads during learn() (None: leave as is; 1 for small nets)"),
+    "blas_threads": (None, "BLAS threads during learn() (None: numddpg.threads' rule, 1 for "
+                           "small nets or batches, else all cores; env NUMDDPG_BLAS_THREADS)"),
     "checkpoint_every": (None, "env steps between checkpoints of the run (at the next episode "
                                "end; None: every epoch, 0: never)"),
     "checkpoint_buffer": (True, "put the replay buffer in checkpoints (False: smaller files, but "
@@ -176,19 +177,12 @@ def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
 
 @contextlib.contextmanager
 def blas_threads(n):
-    """Limit BLAS to ``n`` threads inside the block (None: leave as is); needs threadpoolctl."""
-    if n is None:
-        yield
-        return
+    """BLAS limited to ``n`` threads inside the block (numddpg.threads explains the choice)."""
+    limiter = limit_blas_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        warnings.warn("blas_threads needs the threadpoolctl package (pip install threadpoolctl);"
-                      " running with the BLAS default", RuntimeWarning, stacklevel=3)
         yield
-        return
-    with threadpool_limits(limits=int(n), user_api="blas"):
-        yield
+    finally:
+        limiter.restore_original_limits()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,7 +446,8 @@ class OffPolicyAlgorithm:
             self._save_checkpoint()
         self._learning, self._diverged, finished = True, False, False
         try:
-            with blas_threads(self.blas_threads):
+            threads = self.blas_threads or auto_blas_threads(self.hidden_sizes, self.batch_size)
+            with blas_threads(threads):
                 self._loop(end, bar)
             finished = True
         finally:
