@@ -33,7 +33,6 @@ target (atomic on POSIX and Windows), so a crash during a save keeps the previou
 This module imports only numpy and the standard library at the top (numddpg.policy builds on
 it without numba); the agent functions import the agents when called.
 """
-import io
 import json
 import math
 import os
@@ -188,13 +187,23 @@ def read_checkpoint(path, kind=None, expect=None, allow_nonfinite=()):
     allow_nonfinite : names of float arrays that may hold NaN or inf (statistics, not state).
     Raises CheckpointError, and nothing else, for any file that fails a check.
     """
+    return _read(path, kind, expect, allow_nonfinite, read_arrays=True)
+
+
+def read_meta(path, kind=None):
+    """The checked metadata record of the checkpoint at ``path``, without reading its arrays."""
+    return _read(path, kind, None, (), read_arrays=False)[0]
+
+
+def _read(path, kind, expect, allow_nonfinite, read_arrays):
+    """_read_zip on the file at ``path``, with every error turned into a CheckpointError."""
     where = str(path)
     try:
         if not Path(path).is_file():
             raise CheckpointError(f"{where}: no such file")
         with zipfile.ZipFile(path) as zf:
             return _read_zip(zf, where, kind, expect, Path(path).stat().st_size,
-                             allow_nonfinite)
+                             allow_nonfinite, read_arrays)
     except CheckpointError:
         raise
     except zipfile.BadZipFile as e:
@@ -204,24 +213,7 @@ def read_checkpoint(path, kind=None, expect=None, allow_nonfinite=()):
         raise CheckpointError(f"{where}: unreadable checkpoint ({type(e).__name__}: {e})") from None
 
 
-def read_meta(path, kind=None):
-    """The checked metadata record of the checkpoint at ``path``, without reading its arrays."""
-    where = str(path)
-    try:
-        if not Path(path).is_file():
-            raise CheckpointError(f"{where}: no such file")
-        with zipfile.ZipFile(path) as zf:
-            return _read_zip(zf, where, kind, None, Path(path).stat().st_size, (), False)[0]
-    except CheckpointError:
-        raise
-    except zipfile.BadZipFile as e:
-        raise CheckpointError(f"{where}: not an intact zip archive, so the file is truncated "
-                              f"or damaged ({e})") from None
-    except Exception as e:
-        raise CheckpointError(f"{where}: unreadable checkpoint ({type(e).__name__}: {e})") from None
-
-
-def _read_zip(zf, where, kind, expect, archive_size, allow_nonfinite, read_arrays=True):
+def _read_zip(zf, where, kind, expect, archive_size, allow_nonfinite, read_arrays):
     infos = zf.infolist()
     names = [i.filename for i in infos]
     for i in infos:                            # stored, as written: sizes bounded by the file's
