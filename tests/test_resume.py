@@ -59,7 +59,7 @@ def final_state(run_dir):
 # The promise, with real processes and a real SIGKILL
 # ---------------------------------------------------------------------------------------------
 
-TOTAL = 12_000                                 # ~2 s of training at ~6k steps/s
+TOTAL = 8000                                   # ~1.5 s of training at ~6k steps/s
 TRAIN = [sys.executable, "-m", "numddpg.cli", "train", "--quiet", "--no-baseline",
          "--total-steps", str(TOTAL), "--hidden", "8", "--steps-per-epoch", "400",
          "--start-steps", "200", "--update-after", "200", "--update-every", "25",
