@@ -456,8 +456,8 @@ class OffPolicyAlgorithm:
             bar.close()
             if self.run_dir is not None and not self._diverged:  # never save NaN parameters
                 self.save_policy(self.run_dir / POLICY_FILE)
-                if finished and self._checkpoint_every:
-                    self._save_checkpoint()
+                if finished and self._checkpoint_every and self._checkpoint_t != self.t:
+                    self._save_checkpoint()       # (unless the last step's one is this state)
         return self
 
     def _loop(self, end, bar):
