@@ -1,0 +1,154 @@
+"""Learning benchmarks: train env x algo x seeds with the presets, evaluate, plot, tabulate.
+
+    python bench/learning.py --env HalfCheetah-v5 --algo ddpg td3 --seeds 0 1 [--steps N]
+                             [--parallel 2] [--out runs/learning]
+
+Each cell is an ordinary `numddpg train` run directory (<out>/<env>_<algo>_s<seed>), run as a
+subprocess, `--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
+directory already holds a finished run is not run again (a killed one is resumed).  Then every
+final policy gets a deterministic evaluation (10 episodes, no noise, fresh reset seeds), the
+table of mean +- std over seeds is printed and written to <out>/results.md, and the learning
+curves (AverageTestEpRet against TotalEnvInteracts, mean +- std over seeds) to
+<out>/<env>.png when matplotlib is installed.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from numddpg.policy import load_policy  # noqa: E402
+
+# Issue targets (mean over seeds) and the published figures they come from (REFERENCE.md §3).
+TARGETS = {
+    ("HalfCheetah-v5", "ddpg"): (10_000, "Spinning Up ~10,100; CleanRL 10,374"),
+    ("HalfCheetah-v5", "td3"): (9_600, "TD3 paper 9,637"),
+    ("Hopper-v5", "td3"): (3_000, "CleanRL 3,135"),
+    ("Walker2d-v5", "td3"): (4_000, "CleanRL 4,058"),
+    ("MountainCarContinuous-v0", "ddpg"): (90, "SB3 zoo 93.5"),
+    ("LunarLanderContinuous-v3", "ddpg"): (200, "SB3 zoo 230"),
+    ("Pendulum-v1", "ddpg"): (-200, "SB3 zoo -152"),
+}
+
+
+def cell_dir(out, env, algo, seed):
+    return Path(out) / f"{env}_{algo}_s{seed}"
+
+
+def finished(run):
+    """A run is finished when its progress.csv reached the total_steps in its config.json."""
+    try:
+        total = json.loads((run / "config.json").read_text())["total_steps"]
+        rows = (run / "progress.csv").read_text().strip().splitlines()[1:]
+        return bool(rows) and int(rows[-1].split(",")[1]) >= total
+    except (OSError, KeyError, ValueError, IndexError):
+        return False
+
+
+def train_command(run, env, algo, seed, steps):
+    if (run / "checkpoint.npz").exists():
+        cmd = ["--resume", str(run)]
+    else:
+        cmd = ["--env", env, "--algo", algo, "--seed", str(seed), "--out", str(run),
+               "--no-checkpoint-buffer"]
+    if steps:
+        cmd += ["--total-steps", str(steps)]
+    return [sys.executable, "-m", "numddpg.cli", "train", "--quiet", "--no-baseline",
+            "--blas-threads", "1", *cmd] if "--resume" not in cmd else \
+           [sys.executable, "-m", "numddpg.cli", "train", "--quiet", *cmd]
+
+
+def run_cells(cells, parallel):
+    """Run (run_dir, command) pairs, ``parallel`` at a time; logs go to <run_dir>.log."""
+    pending, running = list(cells), []
+    while pending or running:
+        while pending and len(running) < parallel:
+            run, cmd = pending.pop(0)
+            log = open(f"{run}.log", "a")
+            env = dict(os.environ, NUMDDPG_BLAS_THREADS="1", OMP_NUM_THREADS="1")
+            running.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                  env=env), log))
+            print(f"started {run.name}", flush=True)
+        time.sleep(2)
+        for item in list(running):
+            run, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                print(f"{run.name}: exit {proc.returncode}", flush=True)
+
+
+def evaluate(run, episodes=10, seed=12345):
+    """Deterministic return of the run's final policy over ``episodes`` episodes."""
+    import gymnasium as gym
+    policy = load_policy(run / "policy.npz")
+    env_id = json.loads((run / "config.json").read_text())["env_id"]
+    env = gym.make(env_id)
+    rets = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, ret = False, 0.0
+        while not done:
+            obs, r, term, trunc, _ = env.step(policy(obs))
+            ret += float(r)
+            done = term or trunc
+        rets.append(ret)
+    return float(np.mean(rets))
+
+
+def steps_done(run):
+    rows = (run / "progress.csv").read_text().strip().splitlines()[1:]
+    return int(rows[-1].split(",")[1]) if rows else 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--env", nargs="+", required=True)
+    ap.add_argument("--algo", nargs="+", default=["ddpg"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--steps", type=int, default=None, help="default: the preset's budget")
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--out", default="runs/learning")
+    ap.add_argument("--report-only", action="store_true",
+                    help="evaluate and tabulate the runs already there (finished or not)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = [(e, a, s) for e in args.env for a in args.algo for s in args.seeds]
+    if not args.report_only:
+        todo = [(cell_dir(out, *c), c) for c in grid if not finished(cell_dir(out, *c))]
+        run_cells([(run, train_command(run, *c, args.steps)) for run, c in todo],
+                  args.parallel)
+    lines = ["| env | algo | seeds | env steps | final deterministic return (10 ep.) | target | "
+             "published |", "|---|---|---|---|---|---|---|"]
+    for env in args.env:
+        for algo in args.algo:
+            runs = [cell_dir(out, env, algo, s) for s in args.seeds]
+            runs = [r for r in runs if (r / "policy.npz").exists()]
+            if not runs:
+                continue
+            rets = [evaluate(r) for r in runs]
+            steps = min(steps_done(r) for r in runs)
+            target, published = TARGETS.get((env, algo), (None, ""))
+            lines.append(f"| {env} | {algo} | {len(runs)} | {steps:,} | "
+                         f"{np.mean(rets):,.1f} +- {np.std(rets):,.1f} "
+                         f"({', '.join(f'{r:,.0f}' for r in rets)}) | "
+                         f"{'' if target is None else f'>= {target:,}'} | {published} |")
+        try:
+            subprocess.run([sys.executable, "-m", "numddpg.cli", "plot",
+                            *[str(p) for p in sorted(out.glob(f"{env}_*_s*")) if p.is_dir()],
+                            "-o", str(out / f"{env}.png")], check=True)
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            print(f"no plot for {env}: {exc}")
+    table = "\n".join(lines)
+    print(table)
+    (out / "results.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
