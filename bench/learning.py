@@ -51,16 +51,16 @@ def finished(run):
 
 
 def train_command(run, env, algo, seed, steps):
+    """`numddpg train` for a new cell, or `--resume` for one a kill interrupted."""
+    cmd = [sys.executable, "-m", "numddpg.cli", "train", "--quiet"]
     if (run / "checkpoint.npz").exists():
-        cmd = ["--resume", str(run)]
+        cmd += ["--resume", str(run)]
     else:
-        cmd = ["--env", env, "--algo", algo, "--seed", str(seed), "--out", str(run),
-               "--no-checkpoint-buffer"]
+        cmd += ["--no-baseline", "--blas-threads", "1", "--no-checkpoint-buffer", "--env", env,
+                "--algo", algo, "--seed", str(seed), "--out", str(run)]
     if steps:
         cmd += ["--total-steps", str(steps)]
-    return [sys.executable, "-m", "numddpg.cli", "train", "--quiet", "--no-baseline",
-            "--blas-threads", "1", *cmd] if "--resume" not in cmd else \
-           [sys.executable, "-m", "numddpg.cli", "train", "--quiet", *cmd]
+    return cmd
 
 
 def run_cells(cells, parallel):
