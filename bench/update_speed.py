@@ -105,7 +105,15 @@ def torch_runner(cfg, K, threads):
     return lambda: agent.burst(data, B, K)
 
 
+# Idle BLAS/OpenMP worker threads spin for up to ~0.1 s after a call before they sleep: numpy's
+# OpenBLAS, SciPy's OpenBLAS (the one Numba calls) and torch's OpenMP are three separate pools,
+# so a contender timed right after another would share the cores with the other's spinning
+# threads.  Each timed block therefore starts after a pause that lets every pool fall asleep.
+SETTLE_S = 0.25
+
+
 def timed(fn):
+    time.sleep(SETTLE_S)
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
