@@ -105,10 +105,10 @@ def mlp_forward(params, sizes, tanh_out, x, acts):
             for i in range(B):
                 for j in range(n_out):
                     v = z[i, j] + b[j]
-                    if v > 0:                # relu (stores, not a ternary: keeps float32)
+                    if v <= 0:               # relu; a NaN stays NaN, as in torch.relu, so
+                        z[i, j] = 0          # that a poisoned weight shows in the losses
+                    else:                    # (stores, not a ternary: keeps float32)
                         z[i, j] = v
-                    else:
-                        z[i, j] = 0
         elif tanh_out:
             for i in range(B):
                 for j in range(n_out):
