@@ -38,23 +38,13 @@ FD = 1e-6
 FD_ABS = 1e-9
 H = 1e-6
 
+from helpers import random_batch, small_agent  # noqa: E402
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def make_agent(obs_dim=3, act_dim=2, hidden=(8, 8), low=(-2.0, -0.5), high=(1.0, 3.0), seed=0,
-               **kw):
-    """A small float64 agent with asymmetric bounds (mid != 0, half differs per dimension)."""
-    kw.setdefault("polyak", 0.9)       # targets visibly different from the online nets
-    return DDPGAgent(obs_dim, act_dim, low, high, hidden_sizes=hidden, dtype=np.float64,
-                     seed=seed, **kw)
-
-
-def random_batch(rng, agent, B):
-    """obs, obs2 ~ N(0, 1); act ~ U(low, high); rew ~ N(0, 1); done ~ Bernoulli(0.3)."""
-    o, a = agent.obs_dim, agent.act_dim
-    return (rng.standard_normal((B, o)), rng.uniform(agent.act_low, agent.act_high, (B, a)),
-            rng.standard_normal(B), rng.standard_normal((B, o)),
-            (rng.uniform(size=B) < 0.3).astype(np.float64))
+def make_agent(*args, **kw):
+    """A small float64 DDPGAgent with asymmetric bounds (tests/helpers.py)."""
+    return small_agent(DDPGAgent, *args, **kw)
 
 
 def ref_state(agent):
