@@ -20,7 +20,6 @@ FD_ABS  1e-9 absolute: the rounding floor of a centred difference is ~eps_mach *
       <= FD *or* its absolute error is <= FD_ABS.  For gradients above ~1e-3 the absolute bound
       is the stricter one, so this only relaxes the check where rounding dominates.
 """
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ FD = 1e-6
 FD_ABS = 1e-9
 H = 1e-6
 
-from helpers import random_batch, small_agent  # noqa: E402
+from helpers import fake_buffer, random_batch, small_agent  # noqa: E402
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -237,21 +236,6 @@ def test_update_equals_reference_and_actor_step_leaves_critic_alone(case):
 
 
 # --- the burst kernel ----------------------------------------------------------------------------
-
-def fake_buffer(rng, agent, capacity, size):
-    """A ReplayBuffer stand-in (float32 storage, as the real one).  Rows at and after ``size``
-    are NaN: sampling one would turn the update into NaNs."""
-    o, a = agent.obs_dim, agent.act_dim
-    buf = SimpleNamespace(obs=np.full((capacity, o), np.nan, np.float32),
-                          act=np.full((capacity, a), np.nan, np.float32),
-                          rew=np.full(capacity, np.nan, np.float32),
-                          obs2=np.full((capacity, o), np.nan, np.float32),
-                          done=np.full(capacity, np.nan, np.float32), size=size)
-    obs, act, rew, obs2, done = random_batch(rng, agent, size)
-    buf.obs[:size], buf.act[:size], buf.rew[:size] = obs, act, rew
-    buf.obs2[:size], buf.done[:size] = obs2, done
-    return buf
-
 
 def test_update_burst_equals_sequential_updates(rng):
     K, B = 4, 6

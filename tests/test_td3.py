@@ -25,7 +25,6 @@ FD_ABS  1e-9 absolute: the rounding floor of a centred difference (~eps_mach |lo
       for losses ~1); a tensor whose gradients are all tiny passes if its relative error is
       <= FD *or* its absolute error is <= FD_ABS (tests/test_agents.py's reasoning).
 """
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,7 +46,7 @@ H = 1e-6
 NETS = {"theta": "actor", "phi1": "critic1", "phi2": "critic2", "theta_targ": "actor_targ",
         "phi1_targ": "critic1_targ", "phi2_targ": "critic2_targ"}
 
-from helpers import random_batch, small_agent  # noqa: E402
+from helpers import fake_buffer, random_batch, small_agent  # noqa: E402
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -381,21 +380,6 @@ def test_each_critic_gradient_is_its_own_mse_gradient(case):
 
 
 # --- 6. the burst kernel -------------------------------------------------------------------------
-
-def fake_buffer(rng, agent, capacity, size):
-    """A ReplayBuffer stand-in (float32 storage, as the real one).  Rows at and after ``size``
-    are NaN: sampling one would turn the update into NaNs."""
-    o, a = agent.obs_dim, agent.act_dim
-    buf = SimpleNamespace(obs=np.full((capacity, o), np.nan, np.float32),
-                          act=np.full((capacity, a), np.nan, np.float32),
-                          rew=np.full(capacity, np.nan, np.float32),
-                          obs2=np.full((capacity, o), np.nan, np.float32),
-                          done=np.full(capacity, np.nan, np.float32), size=size)
-    obs, act, rew, obs2, done = random_batch(rng, agent, size)
-    buf.obs[:size], buf.act[:size], buf.rew[:size] = obs, act, rew
-    buf.obs2[:size], buf.done[:size] = obs2, done
-    return buf
-
 
 @pytest.mark.parametrize("policy_delay", [2, 3])
 def test_update_burst_equals_sequential_updates(policy_delay, rng):
