@@ -295,11 +295,15 @@ def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, 
     xq[:, :o] = obs
     xq[:, o:] = act
     t[1] += 1
+    # On a policy_delay-th call the targets are averaged after this call's steps; nothing reads
+    # Q1, Q2 targets in between, so each critic's polyak rides in its Adam pass (one sweep).
+    delayed = (t[2] + 1) % policy_delay == 0
     loss_q = 0.0
     q_sum = 0.0
     q_sq = 0.0
     for c in range(2):
         qn = q1 if c == 0 else q2
+        qt = q1_targ if c == 0 else q2_targ
         gq = g_q1 if c == 0 else g_q2
         mq = m_q1 if c == 0 else m_q2
         vq = v_q1 if c == 0 else v_q2
@@ -313,12 +317,16 @@ def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, 
                 q_sum += qv[i, 0]
                 q_sq += qv[i, 0] * qv[i, 0]
         mlp_backward(qn, sizes_q, identity_out, xq, acts_q, dq, gq, no_dx, zero, delta_a, delta_b)
-        adam_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
+        if delayed:    # Adam on phi_c, then step 4's polyak on phi_targ_c, in one pass
+            adam_polyak_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2],
+                             hp[HP_EPS], qt, hp[HP_POLYAK])
+        else:
+            adam_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
 
     # 3. every policy_delay-th call: actor step on Q1 (critics constant), then polyak
     t[2] += 1
     loss_pi = np.nan
-    if t[2] % policy_delay == 0:
+    if delayed:
         u = mlp_forward(pi, sizes_pi, tanh_out, obs, acts_pi)
         scale_action(u, mid, half, xq[:, o:])
         qpi = mlp_forward(q1, sizes_q, identity_out, xq, acts_q1)
@@ -332,11 +340,9 @@ def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, 
                 dmu[i, j] *= half[j]
         mlp_backward(pi, sizes_pi, tanh_out, obs, acts_pi, dmu, g_pi, no_dx, zero, delta_a, delta_b)
         t[0] += 1
-        adam_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
-                  hp[HP_EPS])
-        polyak_update(pi_targ, pi, hp[HP_POLYAK])
-        polyak_update(q1_targ, q1, hp[HP_POLYAK])
-        polyak_update(q2_targ, q2, hp[HP_POLYAK])
+        # Adam on theta and polyak on theta_targ in one pass (the critics' were fused above)
+        adam_polyak_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
+                         hp[HP_EPS], pi_targ, hp[HP_POLYAK])
 
     q_mean = q_sum / B
     stats[ST_LOSS_Q] = loss_q
