@@ -6,7 +6,11 @@ import here.
 """
 import importlib
 
+from .jitcache import drop_stale_kernels
+
 __version__ = "0.1.0"
+
+drop_stale_kernels()     # before any kernel loads: a cached kernel must match all its sources
 
 _EXPORTS = {                                   # name -> submodule that defines it
     "MLP": "nn", "DDPGAgent": "agents", "TD3Agent": "agents", "ReplayBuffer": "buffer",

@@ -1,0 +1,87 @@
+"""numddpg.jitcache: cached kernels are dropped when any jitted source changes, and only then."""
+import os
+
+import pytest
+
+from numddpg.jitcache import JIT_SOURCES, STAMP_FILE, drop_stale_kernels, sources_digest
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A fake package: the jitted sources, and a __pycache__ holding Numba caches of two of
+    them plus files that are not Numba caches of these modules (they must survive)."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    for name in JIT_SOURCES:
+        (tmp_path / name).write_text(f"# {name}\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    return tmp_path
+
+
+def add_kernels(pkg):
+    names = ["agents.ddpg_update_kernel-107.py311.nbi", "agents.ddpg_update_kernel-107.py311.1.nbc",
+             "nn.mlp_forward-40.py311.nbi"]
+    for n in names:
+        (pkg / "__pycache__" / n).write_bytes(b"x")
+    return names
+
+
+def cache_names(pkg):
+    return sorted(p.name for p in (pkg / "__pycache__").iterdir())
+
+
+def test_first_call_drops_unstamped_kernels_and_keeps_other_files(tree):
+    add_kernels(tree)
+    keep = ["agents.cpython-311.pyc", "algorithms.helper-3.py311.nbi"]   # not a jitted module
+    for n in keep:
+        (tree / "__pycache__" / n).write_bytes(b"y")
+    assert drop_stale_kernels(tree) == 3
+    assert cache_names(tree) == sorted(keep + [STAMP_FILE])
+    assert (tree / "__pycache__" / STAMP_FILE).read_text().strip() == sources_digest(tree)
+
+
+def test_matching_stamp_keeps_the_kernels(tree):
+    drop_stale_kernels(tree)
+    names = add_kernels(tree)
+    assert drop_stale_kernels(tree) == 0
+    assert cache_names(tree) == sorted(names + [STAMP_FILE])
+
+
+@pytest.mark.parametrize("edited", ["nn.py", "optim.py", "rng.py"])
+def test_editing_an_inlined_module_drops_the_kernels_of_every_module(tree, edited):
+    # the case Numba misses: agents.py unchanged, a module its kernels compile in edited
+    drop_stale_kernels(tree)
+    add_kernels(tree)
+    old = sources_digest(tree)
+    (tree / edited).write_text("# edited\n")
+    assert sources_digest(tree) != old
+    assert drop_stale_kernels(tree) == 3
+    assert cache_names(tree) == [STAMP_FILE]
+
+
+def test_user_cache_dir_is_left_alone(tree, monkeypatch):
+    names = add_kernels(tree)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tree / "elsewhere"))
+    assert drop_stale_kernels(tree) == 0
+    assert cache_names(tree) == sorted(names)
+
+
+def test_read_only_tree_is_not_an_error(tree, monkeypatch):
+    # (a permission error made by hand: chmod does not stop root, who may run this suite)
+    add_kernels(tree)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(type(tree), "unlink", refuse)
+    assert drop_stale_kernels(tree) == 0
+    monkeypatch.undo()
+    assert STAMP_FILE not in cache_names(tree)       # not stamped: it retries next time
+
+
+def test_the_installed_package_is_stamped_with_its_own_sources():
+    import numddpg  # noqa: F401  (the import stamps the cache)
+    from numddpg.jitcache import PACKAGE_DIR
+    stamp = PACKAGE_DIR / "__pycache__" / STAMP_FILE
+    if not os.access(PACKAGE_DIR, os.W_OK) or os.environ.get("NUMBA_CACHE_DIR"):
+        pytest.skip("the package's own cache is not managed here")
+    assert stamp.read_text().strip() == sources_digest()
