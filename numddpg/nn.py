@@ -129,7 +129,8 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
     grad (P,)            written with dL/dparams in the flat layout; skipped when grad.size == 0.
     dx   (B, n_0 - c)    written with dL/dx[:, c:] where c = dx_col0; skipped when dx.size == 0.
                          (The actor step only needs the action columns of the critic's input.)
-    delta_a, delta_b     flat workspaces of at least B * max(sizes) elements.
+    delta_a, delta_b     flat workspaces of at least B * max(sizes) elements: delta lives in
+                         delta_a, each dh_l in delta_b.
 
     Per layer, going down (delta = dL/dz_l, forward was z_l = h_l @ W_l + b_l):
         dW_l = h_l^T @ delta          db_l = sum over rows of delta
@@ -154,7 +155,6 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
                 delta[i, j] = dout[i, j] * (1 - h_last[i, j] * h_last[i, j])
             else:
                 delta[i, j] = dout[i, j]
-    use_a = True
     for l in range(L - 1, -1, -1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
@@ -176,15 +176,18 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
                     db[j] += delta[i, j]
         if l > 0:
             W = params[w_off:b_off].reshape((n_in, n_out))
-            buf = delta_b if use_a else delta_a
-            dh = buf[:B * n_in].reshape((B, n_in))
+            dh = delta_b[:B * n_in].reshape((B, n_in))
             np.dot(delta, W.T, dh)           # dh_l = delta @ W_l^T
+            # delta_{l-1} = dh_l * [h_l > 0] (relu'(z) = [z > 0] = [h > 0]), into delta_a, whose
+            # old delta is spent.  Zeroing dh in place would compile to AVX masked stores,
+            # which are slow on AMD Zen; a store on both branches is a plain vector blend.
+            delta = delta_a[:B * n_in].reshape((B, n_in))
             for i in range(B):
                 for j in range(n_in):
-                    if h[i, j] <= 0:         # relu'(z) = [z > 0] = [h > 0]
-                        dh[i, j] = 0
-            delta = dh
-            use_a = not use_a
+                    if h[i, j] <= 0:
+                        delta[i, j] = 0
+                    else:                    # (a NaN in h keeps dh, as before)
+                        delta[i, j] = dh[i, j]
         elif want_dx:
             c = dx_col0
             Wc = params[w_off + c * n_out:b_off].reshape((n_in - c, n_out))
