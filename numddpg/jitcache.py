@@ -15,16 +15,31 @@ import hashlib
 import os
 from pathlib import Path
 
-# The modules that define @njit(cache=True) functions.
-JIT_SOURCES = ("agents.py", "buffer.py", "nn.py", "noise.py", "optim.py", "rng.py")
 STAMP_FILE = "numddpg-jit-sources.sha256"
 PACKAGE_DIR = Path(__file__).resolve().parent
+JIT_MARKER = b"njit("          # every kernel of the package is declared with @njit(...)
 
 
-def sources_digest(package_dir=PACKAGE_DIR):
-    """Hex SHA-256 over the names and bytes of the JIT_SOURCES of ``package_dir``."""
+def jit_sources(package_dir=PACKAGE_DIR):
+    """Sorted names of the package's modules that define Numba kernels (their text contains
+    ``njit(``), found by reading them, so a new jitted module is covered without a list to
+    keep.  This module only talks about the decorator and is not one of them."""
+    names = []
+    for path in sorted(Path(package_dir).glob("*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        try:
+            if JIT_MARKER in path.read_bytes():
+                names.append(path.name)
+        except OSError:
+            continue
+    return names
+
+
+def sources_digest(package_dir=PACKAGE_DIR, names=None):
+    """Hex SHA-256 over the names and bytes of the jitted modules of ``package_dir``."""
     h = hashlib.sha256()
-    for name in JIT_SOURCES:
+    for name in jit_sources(package_dir) if names is None else names:
         h.update(name.encode() + b"\0")
         try:
             h.update((Path(package_dir) / name).read_bytes())
@@ -42,14 +57,17 @@ def drop_stale_kernels(package_dir=PACKAGE_DIR):
         return 0
     cache_dir = Path(package_dir) / "__pycache__"
     stamp = cache_dir / STAMP_FILE
-    digest = sources_digest(package_dir)
+    names = jit_sources(package_dir)
+    digest = sources_digest(package_dir, names)
     try:
         if stamp.read_text().strip() == digest:
             return 0
     except OSError:
         pass                                   # no stamp yet: a fresh tree, or an older one
     deleted = 0
-    modules = tuple(name[:-3] + "." for name in JIT_SOURCES)   # "nn." matches nn.mlp_forward-..
+    # Every module's caches go, not only today's jitted ones: one that lost its kernels may
+    # have left some behind.  "nn." matches nn.mlp_forward-40.py311.nbi.
+    modules = tuple(p.stem + "." for p in Path(package_dir).glob("*.py"))
     try:
         cache_dir.mkdir(exist_ok=True)
         for path in cache_dir.iterdir():

@@ -3,16 +3,20 @@ import os
 
 import pytest
 
-from numddpg.jitcache import JIT_SOURCES, STAMP_FILE, drop_stale_kernels, sources_digest
+from numddpg.jitcache import STAMP_FILE, drop_stale_kernels, jit_sources, sources_digest
+
+# The package's jitted modules today; the fake tree mirrors them.
+JITTED = ["agents.py", "buffer.py", "nn.py", "noise.py", "optim.py", "rng.py"]
 
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
-    """A fake package: the jitted sources, and a __pycache__ holding Numba caches of two of
-    them plus files that are not Numba caches of these modules (they must survive)."""
+    """A fake package: the jitted sources, a module without kernels, and an empty __pycache__
+    (add_kernels puts Numba caches of two of the modules there)."""
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    for name in JIT_SOURCES:
-        (tmp_path / name).write_text(f"# {name}\n")
+    for name in JITTED:
+        (tmp_path / name).write_text(f"# {name}\n@njit(cache=True)\ndef f(x):\n    return x\n")
+    (tmp_path / "cli.py").write_text("def main():\n    pass\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
     return tmp_path
@@ -32,7 +36,7 @@ def cache_names(pkg):
 
 def test_first_call_drops_unstamped_kernels_and_keeps_other_files(tree):
     add_kernels(tree)
-    keep = ["agents.cpython-311.pyc", "algorithms.helper-3.py311.nbi"]   # not a jitted module
+    keep = ["agents.cpython-311.pyc", "elsewhere.helper-3.py311.nbi"]   # no such module here
     for n in keep:
         (tree / "__pycache__" / n).write_bytes(b"y")
     assert drop_stale_kernels(tree) == 3
@@ -53,8 +57,30 @@ def test_editing_an_inlined_module_drops_the_kernels_of_every_module(tree, edite
     drop_stale_kernels(tree)
     add_kernels(tree)
     old = sources_digest(tree)
-    (tree / edited).write_text("# edited\n")
+    with open(tree / edited, "a") as f:
+        f.write("# edited\n")
     assert sources_digest(tree) != old
+    assert drop_stale_kernels(tree) == 3
+    assert cache_names(tree) == [STAMP_FILE]
+
+
+def test_jitted_modules_are_found_by_their_decorator(tree):
+    assert jit_sources(tree) == JITTED
+    (tree / "kernels2.py").write_text("from numba import njit\n@njit(cache=True)\ndef g(): pass\n")
+    assert jit_sources(tree) == sorted(JITTED + ["kernels2.py"])
+
+
+def test_the_real_package_lists_its_jitted_modules():
+    assert jit_sources() == JITTED
+
+
+def test_a_new_jitted_module_counts_and_a_plain_module_does_not(tree):
+    drop_stale_kernels(tree)
+    names = add_kernels(tree)
+    (tree / "cli.py").write_text("def main():\n    return 1\n")      # no kernels: no effect
+    assert drop_stale_kernels(tree) == 0
+    assert cache_names(tree) == sorted(names + [STAMP_FILE])
+    (tree / "kernels2.py").write_text("@njit(cache=True)\ndef g():\n    return 2\n")
     assert drop_stale_kernels(tree) == 3
     assert cache_names(tree) == [STAMP_FILE]
 
