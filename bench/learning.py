@@ -2,9 +2,10 @@
 
     python bench/learning.py --env HalfCheetah-v5 --algo ddpg td3 --seeds 0 1 [--steps N]
                              [--parallel 2] [--out runs/learning]
+                             [--set pi_lr=1e-4 --set gamma=0.99 ...] [--tag NAME]
 
-Each cell is an ordinary `numddpg train` run directory (<out>/<env>_<algo>_s<seed>), run as a
-subprocess, `--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
+Each cell is an ordinary `numddpg train` run directory (<out>/<env>_<algo>[_<tag>]_s<seed>;
+--set overrides preset values, and a variant gets its own --tag), run as a subprocess, `--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
 directory already holds a finished run is not run again (a killed one is resumed).  Then every
 final policy gets a deterministic evaluation (10 episodes, no noise, fresh reset seeds), the
 table of mean +- std over seeds is printed and written to <out>/results.md, and the learning
@@ -14,6 +15,7 @@ curves (AverageTestEpRet against TotalEnvInteracts, mean +- std over seeds) to
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,8 +38,26 @@ TARGETS = {
 }
 
 
-def cell_dir(out, env, algo, seed):
-    return Path(out) / f"{env}_{algo}_s{seed}"
+def cell_dir(out, env, algo, seed, tag=""):
+    return Path(out) / f"{env}_{algo}{'_' + tag if tag else ''}_s{seed}"
+
+
+def variant_cells(out, env, tag=""):
+    """Every finished or running cell of ``env`` with this tag (any algo, any seed)."""
+    pattern = re.compile(rf"{re.escape(env)}_(ddpg|td3){'_' + re.escape(tag) if tag else ''}_s\d+")
+    return sorted(p for p in Path(out).iterdir() if p.is_dir() and pattern.fullmatch(p.name))
+
+
+def parse_sets(pairs):
+    """["pi_lr=1e-4", "hidden_sizes=64 64"] -> the `numddpg train` flags that set them."""
+    flags = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"--set takes KEY=VALUE (a hyperparameter name, e.g. pi_lr=1e-4), "
+                             f"got {pair!r}")
+        flags += ["--" + key.replace("_", "-"), *value.split()]
+    return flags
 
 
 def finished(run):
@@ -50,14 +70,15 @@ def finished(run):
         return False
 
 
-def train_command(run, env, algo, seed, steps):
-    """`numddpg train` for a new cell, or `--resume` for one a kill interrupted."""
+def train_command(run, env, algo, seed, steps, extra=()):
+    """`numddpg train` for a new cell (``extra``: flags from --set), or `--resume` for one a
+    kill interrupted."""
     cmd = [sys.executable, "-m", "numddpg.cli", "train", "--quiet"]
     if (run / "checkpoint.npz").exists():
         cmd += ["--resume", str(run)]
     else:
         cmd += ["--no-baseline", "--blas-threads", "1", "--no-checkpoint-buffer", "--env", env,
-                "--algo", algo, "--seed", str(seed), "--out", str(run)]
+                "--algo", algo, "--seed", str(seed), "--out", str(run), *extra]
     if steps:
         cmd += ["--total-steps", str(steps)]
     return cmd
@@ -114,35 +135,45 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="default: the preset's budget")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default="runs/learning")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset hyperparameter (repeatable), e.g. pi_lr=1e-4")
+    ap.add_argument("--tag", default="", help="names the variant's cells: <env>_<algo>_<tag>_s<seed>")
     ap.add_argument("--report-only", action="store_true",
                     help="evaluate and tabulate the runs already there (finished or not)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    extra = parse_sets(args.set)
+    if extra and not args.tag:
+        raise SystemExit("--set changes the preset: name the variant with --tag, so that its "
+                         "runs do not mix with the preset's cells")
     grid = [(e, a, s) for e in args.env for a in args.algo for s in args.seeds]
     if not args.report_only:
-        todo = [(cell_dir(out, *c), c) for c in grid if not finished(cell_dir(out, *c))]
-        run_cells([(run, train_command(run, *c, args.steps)) for run, c in todo],
+        todo = [(cell_dir(out, *c, args.tag), c) for c in grid
+                if not finished(cell_dir(out, *c, args.tag))]
+        run_cells([(run, train_command(run, *c, args.steps, extra)) for run, c in todo],
                   args.parallel)
     lines = ["| env | algo | seeds | env steps | final deterministic return (10 ep.) | target | "
              "published |", "|---|---|---|---|---|---|---|"]
     for env in args.env:
         for algo in args.algo:
-            runs = [cell_dir(out, env, algo, s) for s in args.seeds]
+            runs = [cell_dir(out, env, algo, s, args.tag) for s in args.seeds]
             runs = [r for r in runs if (r / "policy.npz").exists()]
             if not runs:
                 continue
             rets = [evaluate(r) for r in runs]
             steps = min(steps_done(r) for r in runs)
             target, published = TARGETS.get((env, algo), (None, ""))
-            lines.append(f"| {env} | {algo} | {len(runs)} | {steps:,} | "
+            label = f"{algo} ({args.tag}: {' '.join(args.set)})" if args.tag else algo
+            lines.append(f"| {env} | {label} | {len(runs)} | {steps:,} | "
                          f"{np.mean(rets):,.1f} +- {np.std(rets):,.1f} "
                          f"({', '.join(f'{r:,.0f}' for r in rets)}) | "
                          f"{'' if target is None else f'>= {target:,}'} | {published} |")
         try:
             subprocess.run([sys.executable, "-m", "numddpg.cli", "plot",
-                            *[str(p) for p in sorted(out.glob(f"{env}_*_s*")) if p.is_dir()],
-                            "-o", str(out / f"{env}.png")], check=True)
+                            *[str(p) for p in variant_cells(out, env, args.tag)],
+                            "-o", str(out / f"{env}{'_' + args.tag if args.tag else ''}.png")],
+                           check=True)
         except (subprocess.CalledProcessError, FileNotFoundError) as exc:
             print(f"no plot for {env}: {exc}")
     table = "\n".join(lines)
