@@ -7,7 +7,8 @@
 Each cell is an ordinary `numddpg train` run directory (<out>/<env>_<algo>[_<tag>]_s<seed>;
 --set overrides preset values, and a variant gets its own --tag), run as a subprocess, `--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
 directory already holds a finished run is not run again (a killed one is resumed).  Then every
-final policy gets a deterministic evaluation (10 episodes, no noise, fresh reset seeds), the
+final policy gets a deterministic evaluation (10 episodes, no noise, fresh reset seeds: the
+issue's protocol; and, for a tighter estimate of the same policy, 100 episodes), the
 table of mean +- std over seeds is printed and written to <out>/results.md, and the learning
 curves (AverageTestEpRet against TotalEnvInteracts, mean +- std over seeds) to
 <out>/<env>.png when matplotlib is installed.
@@ -104,8 +105,9 @@ def run_cells(cells, parallel):
                 print(f"{run.name}: exit {proc.returncode}", flush=True)
 
 
-def evaluate(run, episodes=10, seed=12345):
-    """Deterministic return of the run's final policy over ``episodes`` episodes."""
+def evaluate(run, episodes=100, seed=12345):
+    """Deterministic returns (a list) of the run's final policy over ``episodes`` episodes,
+    reset with seeds seed, seed + 1, ...: the first 10 are the 10-episode evaluation."""
     import gymnasium as gym
     policy = load_policy(run / "policy.npz")
     env_id = json.loads((run / "config.json").read_text())["env_id"]
@@ -119,7 +121,7 @@ def evaluate(run, episodes=10, seed=12345):
             ret += float(r)
             done = term or trunc
         rets.append(ret)
-    return float(np.mean(rets))
+    return rets
 
 
 def steps_done(run):
@@ -153,21 +155,24 @@ def main(argv=None):
                 if not finished(cell_dir(out, *c, args.tag))]
         run_cells([(run, train_command(run, *c, args.steps, extra)) for run, c in todo],
                   args.parallel)
-    lines = ["| env | algo | seeds | env steps | final deterministic return (10 ep.) | target | "
-             "published |", "|---|---|---|---|---|---|---|"]
+    lines = ["| env | algo | seeds | env steps | final deterministic return (10 ep.) | "
+             "same, 100 ep. | target | published |", "|---|---|---|---|---|---|---|---|"]
     for env in args.env:
         for algo in args.algo:
             runs = [cell_dir(out, env, algo, s, args.tag) for s in args.seeds]
             runs = [r for r in runs if (r / "policy.npz").exists()]
             if not runs:
                 continue
-            rets = [evaluate(r) for r in runs]
+            episodes = [evaluate(r) for r in runs]
+            rets = [float(np.mean(e[:10])) for e in episodes]
+            rets100 = [float(np.mean(e)) for e in episodes]
             steps = min(steps_done(r) for r in runs)
             target, published = TARGETS.get((env, algo), (None, ""))
             label = f"{algo} ({args.tag}: {' '.join(args.set)})" if args.tag else algo
             lines.append(f"| {env} | {label} | {len(runs)} | {steps:,} | "
                          f"{np.mean(rets):,.1f} +- {np.std(rets):,.1f} "
                          f"({', '.join(f'{r:,.0f}' for r in rets)}) | "
+                         f"{np.mean(rets100):,.1f} +- {np.std(rets100):,.1f} | "
                          f"{'' if target is None else f'>= {target:,}'} | {published} |")
         try:
             subprocess.run([sys.executable, "-m", "numddpg.cli", "plot",
