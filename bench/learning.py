@@ -176,7 +176,9 @@ def main(argv=None):
                          f"{'' if target is None else f'>= {target:,}'} | {published} |")
         try:
             subprocess.run([sys.executable, "-m", "numddpg.cli", "plot",
-                            *[str(p) for p in variant_cells(out, env, args.tag)],
+                            # a variant is drawn next to the preset's runs of the same env
+                            *[str(p) for p in variant_cells(out, env, args.tag)
+                              + (variant_cells(out, env) if args.tag else [])],
                             "-o", str(out / f"{env}{'_' + args.tag if args.tag else ''}.png")],
                            check=True)
         except (subprocess.CalledProcessError, FileNotFoundError) as exc:
