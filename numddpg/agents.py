@@ -87,6 +87,22 @@ def _carve(work, off, n):
 
 
 @njit(cache=True)
+def _carve_batch_buffers(work, off, B, o, a, width):
+    """The per-update buffers both kernels use, carved from work[off:]: the critic input
+    xq = concat(s, a) (B, o + a); the targets y (B,); two backprop scratch vectors delta_a,
+    delta_b (B * width,); dq = dLoss/dQ (B, 1); dmu = dJ/da, then dJ/du (B, a).  Returns them
+    and the offset after them."""
+    xq_flat, off = _carve(work, off, B * (o + a))
+    y, off = _carve(work, off, B)
+    delta_a, off = _carve(work, off, B * width)
+    delta_b, off = _carve(work, off, B * width)
+    dq_flat, off = _carve(work, off, B)
+    dmu_flat, off = _carve(work, off, B * a)
+    return (xq_flat.reshape((B, o + a)), y, delta_a, delta_b, dq_flat.reshape((B, 1)),
+            dmu_flat.reshape((B, a)), off)
+
+
+@njit(cache=True)
 def _runtime_flags(sizes):
     """(True, False, 0) as run-time values rather than literals.  Numba compiles a separate
     specialisation of a callee for every literal argument (tanh_out=True, tanh_out=False,
@@ -128,15 +144,7 @@ def ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
     acts_pit, off = _carve(work, off, B * sizes_pi[1:].sum())
     acts_q, off = _carve(work, off, B * sizes_q[1:].sum())
     acts_qt, off = _carve(work, off, B * sizes_q[1:].sum())
-    xq_flat, off = _carve(work, off, B * (o + a))
-    y, off = _carve(work, off, B)
-    delta_a, off = _carve(work, off, B * width)
-    delta_b, off = _carve(work, off, B * width)
-    dq_flat, off = _carve(work, off, B)
-    dmu_flat, off = _carve(work, off, B * a)
-    xq = xq_flat.reshape((B, o + a))          # critic input concat(s, a)
-    dq = dq_flat.reshape((B, 1))              # dLoss/dQ
-    dmu = dmu_flat.reshape((B, a))            # dJ/da, then dJ/du
+    xq, y, delta_a, delta_b, dq, dmu, off = _carve_batch_buffers(work, off, B, o, a, width)
     no_grad = work[:0]
     no_dx = work[:0].reshape((0, 0))
     gamma = hp[HP_GAMMA]
@@ -260,15 +268,7 @@ def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, 
     acts_q1t, off = _carve(work, off, n_q)
     acts_q2, off = _carve(work, off, n_q)
     acts_q2t, off = _carve(work, off, n_q)
-    xq_flat, off = _carve(work, off, B * (o + a))
-    y, off = _carve(work, off, B)
-    delta_a, off = _carve(work, off, B * width)
-    delta_b, off = _carve(work, off, B * width)
-    dq_flat, off = _carve(work, off, B)
-    dmu_flat, off = _carve(work, off, B * a)
-    xq = xq_flat.reshape((B, o + a))
-    dq = dq_flat.reshape((B, 1))
-    dmu = dmu_flat.reshape((B, a))
+    xq, y, delta_a, delta_b, dq, dmu, off = _carve_batch_buffers(work, off, B, o, a, width)
     no_grad = work[:0]
     no_dx = work[:0].reshape((0, 0))
     gamma = hp[HP_GAMMA]
