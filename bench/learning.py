@@ -5,7 +5,8 @@
                              [--set pi_lr=1e-4 --set gamma=0.99 ...] [--tag NAME]
 
 Each cell is an ordinary `numddpg train` run directory (<out>/<env>_<algo>[_<tag>]_s<seed>;
---set overrides preset values, and a variant gets its own --tag), run as a subprocess, `--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
+--set overrides preset values, and a variant gets its own --tag), run as a subprocess,
+`--parallel` at a time with one BLAS thread each (one run per core).  A cell whose
 directory already holds a finished run is not run again (a killed one is resumed).  Then every
 final policy gets a deterministic evaluation (10 episodes, no noise, fresh reset seeds: the
 issue's protocol; and, for a tighter estimate of the same policy, 100 episodes), the
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from numddpg.algorithms import HYPERPARAMETERS, TD3  # noqa: E402
 from numddpg.policy import load_policy  # noqa: E402
 
 # Issue targets (mean over seeds) and the published figures they come from (REFERENCE.md §3).
@@ -57,6 +59,10 @@ def parse_sets(pairs):
         if not sep or not key or not value:
             raise SystemExit(f"--set takes KEY=VALUE (a hyperparameter name, e.g. pi_lr=1e-4), "
                              f"got {pair!r}")
+        known = set(HYPERPARAMETERS) | set(TD3.EXTRA_HYPERPARAMETERS)
+        if key not in known:
+            raise SystemExit(f"--set: unknown hyperparameter {key!r}; known: "
+                             f"{', '.join(sorted(known))}")
         flags += ["--" + key.replace("_", "-"), *value.split()]
     return flags
 
