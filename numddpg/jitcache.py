@@ -20,32 +20,34 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 JIT_MARKER = b"njit("          # every kernel of the package is declared with @njit(...)
 
 
-def jit_sources(package_dir=PACKAGE_DIR):
-    """Sorted names of the package's modules that define Numba kernels (their text contains
-    ``njit(``), found by reading them, so a new jitted module is covered without a list to
-    keep.  This module only talks about the decorator and is not one of them."""
-    names = []
+def _jitted_modules(package_dir):
+    """[(name, bytes)] of the package's modules that define Numba kernels (their text contains
+    ``njit(``), sorted by name, each file read once.  This module only talks about the
+    decorator and is not one of them."""
+    found = []
     for path in sorted(Path(package_dir).glob("*.py")):
         if path.name == Path(__file__).name:
             continue
         try:
-            if JIT_MARKER in path.read_bytes():
-                names.append(path.name)
+            text = path.read_bytes()
         except OSError:
             continue
-    return names
+        if JIT_MARKER in text:
+            found.append((path.name, text))
+    return found
 
 
-def sources_digest(package_dir=PACKAGE_DIR, names=None):
+def jit_sources(package_dir=PACKAGE_DIR):
+    """Sorted names of the package's jitted modules, found by reading them, so a new jitted
+    module is covered without a list to keep."""
+    return [name for name, _ in _jitted_modules(package_dir)]
+
+
+def sources_digest(package_dir=PACKAGE_DIR):
     """Hex SHA-256 over the names and bytes of the jitted modules of ``package_dir``."""
     h = hashlib.sha256()
-    for name in jit_sources(package_dir) if names is None else names:
-        h.update(name.encode() + b"\0")
-        try:
-            h.update((Path(package_dir) / name).read_bytes())
-        except OSError:
-            h.update(b"<missing>")
-        h.update(b"\0")
+    for name, text in _jitted_modules(package_dir):
+        h.update(name.encode() + b"\0" + text + b"\0")
     return h.hexdigest()
 
 
@@ -57,8 +59,7 @@ def drop_stale_kernels(package_dir=PACKAGE_DIR):
         return 0
     cache_dir = Path(package_dir) / "__pycache__"
     stamp = cache_dir / STAMP_FILE
-    names = jit_sources(package_dir)
-    digest = sources_digest(package_dir, names)
+    digest = sources_digest(package_dir)
     try:
         if stamp.read_text().strip() == digest:
             return 0
