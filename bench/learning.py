@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from numddpg.algorithms import HYPERPARAMETERS, TD3  # noqa: E402
+from numddpg.algorithms import DDPG, HYPERPARAMETERS, TD3  # noqa: E402
 from numddpg.policy import load_policy  # noqa: E402
+from numddpg.presets import preset_for  # noqa: E402
 
 # Issue targets (mean over seeds) and the published figures they come from (REFERENCE.md §3).
 TARGETS = {
@@ -65,6 +66,63 @@ def parse_sets(pairs):
                              f"{', '.join(sorted(known))}")
         flags += ["--" + key.replace("_", "-"), *value.split()]
     return flags
+
+
+# Hyperparameters that say how a run is executed, not what it learns: never compared.
+HOW_RUN = {"seed", "blas_threads", "checkpoint_every", "checkpoint_buffer"}
+
+
+def _canon(value):
+    """A config.json value, a preset value or a --set string as a comparable tuple:
+    "256 256", [256, 256] and (256, 256) all give (256.0, 256.0); "1e-3" and 0.001 give (0.001,)."""
+    items = value.split() if isinstance(value, str) else (
+        list(value) if isinstance(value, (list, tuple)) else [value])
+    out = []
+    for item in items:
+        try:
+            out.append(float(item))
+        except (TypeError, ValueError):
+            out.append(str(item))
+    return tuple(out)
+
+
+def expected_hyperparameters(env, algo, sets):
+    """What a new cell of (env, algo) would be trained with: the algorithm's defaults, then the
+    env's preset, then the --set pairs (already validated by parse_sets)."""
+    cls = TD3 if algo == "td3" else DDPG
+    hp = {k: v for k, (v, _) in cls.hyperparameter_table().items() if k not in HOW_RUN}
+    hp.update({k: v for k, v in preset_for(env).items() if k in hp})
+    for pair in sets:
+        key, _, value = pair.partition("=")
+        if key in hp:
+            hp[key] = value
+    return hp
+
+
+def config_mismatch(run, expected):
+    """["batch_size: run 256, now 100", ...] where the run's config.json differs from
+    ``expected`` (empty when they agree or the cell has no config yet)."""
+    try:
+        got = json.loads((run / "config.json").read_text())["hyperparameters"]
+    except (OSError, KeyError, ValueError):
+        return []
+    return [f"{k}: run {got.get(k)!r}, now {v!r}" for k, v in expected.items()
+            if _canon(got.get(k)) != _canon(v)]
+
+
+def check_cells(cells, sets):
+    """Refuse to reuse, resume or report a cell trained with other hyperparameters than this
+    command asks for (a preset changed since, or a variant run without its --tag): it would
+    silently stand in the table for a configuration it never ran."""
+    stale = []
+    for run, (env, algo, _seed) in cells:
+        diff = config_mismatch(run, expected_hyperparameters(env, algo, sets))
+        if diff:
+            stale.append(f"  {run}: " + "; ".join(diff))
+    if stale:
+        raise SystemExit("these cells were trained with other hyperparameters than this command "
+                         "gives (preset plus --set):\n" + "\n".join(stale) + "\nmove them "
+                         "away, give their values with --set and a --tag, or use another --out")
 
 
 def finished(run):
@@ -156,6 +214,7 @@ def main(argv=None):
         raise SystemExit("--set changes the preset: name the variant with --tag, so that its "
                          "runs do not mix with the preset's cells")
     grid = [(e, a, s) for e in args.env for a in args.algo for s in args.seeds]
+    check_cells([(cell_dir(out, *c, args.tag), c) for c in grid], args.set)
     if not args.report_only:
         todo = [(cell_dir(out, *c, args.tag), c) for c in grid
                 if not finished(cell_dir(out, *c, args.tag))]

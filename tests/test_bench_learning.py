@@ -1,0 +1,85 @@
+"""bench/learning.py's guard against reusing a cell trained with other hyperparameters.
+
+A cell directory is reused (skipped if finished, resumed if killed) and reported by its name
+alone, so without the guard a preset change would let old runs stand in the table for a
+configuration they never ran.  These tests build cells with a config.json only: no training.
+"""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from numddpg.presets import preset_for
+
+LEARNING = Path(__file__).resolve().parent.parent / "bench" / "learning.py"
+
+
+@pytest.fixture(scope="module")
+def learning():
+    spec = importlib.util.spec_from_file_location("bench_learning", LEARNING)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_cell(learning, out, env, algo, seed, tag="", **changes):
+    """A cell whose config.json holds what `numddpg train` would have written for the preset,
+    with ``changes`` applied (and run-only fields that the guard must ignore)."""
+    hp = learning.expected_hyperparameters(env, algo, [])
+    hp = {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()}
+    hp.update(changes)
+    hp.update(seed=seed, blas_threads=1, checkpoint_every=None, checkpoint_buffer=False)
+    run = learning.cell_dir(out, env, algo, seed, tag)
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"env_id": env, "hyperparameters": hp}))
+    return run, (env, algo, seed)
+
+
+ENV = "LunarLanderContinuous-v3"
+
+
+def test_expected_follows_preset_then_set(learning):
+    hp = learning.expected_hyperparameters(ENV, "ddpg", ["batch_size=256", "hidden_sizes=64 64"])
+    assert hp["gamma"] == preset_for(ENV)["gamma"] == 0.98       # the preset over the default
+    assert hp["batch_size"] == "256" and hp["hidden_sizes"] == "64 64"   # --set over the preset
+    assert "seed" not in hp and "blas_threads" not in hp          # how a run is executed
+    assert "policy_delay" not in hp
+    assert learning.expected_hyperparameters(ENV, "td3", [])["policy_delay"] == 2
+
+
+def test_matching_cell_is_accepted(learning, tmp_path):
+    cells = [make_cell(learning, tmp_path, ENV, "ddpg", s) for s in (0, 1)]
+    learning.check_cells(cells, [])                                # no SystemExit
+    assert learning.config_mismatch(cells[0][0], learning.expected_hyperparameters(ENV, "ddpg", [])) == []
+
+
+def test_cell_from_an_older_preset_is_refused(learning, tmp_path):
+    ok = make_cell(learning, tmp_path, ENV, "ddpg", 0)
+    stale = make_cell(learning, tmp_path, ENV, "ddpg", 1, batch_size=256, gamma=0.99)
+    with pytest.raises(SystemExit) as exc:
+        learning.check_cells([ok, stale], [])
+    msg = str(exc.value)
+    assert str(stale[0]) in msg and str(ok[0]) not in msg
+    assert "batch_size: run 256, now 100" in msg and "gamma: run 0.99, now 0.98" in msg
+    assert "--tag" in msg                                          # says what to do
+
+
+def test_variant_values_given_with_set_are_accepted(learning, tmp_path):
+    cell = make_cell(learning, tmp_path, ENV, "ddpg", 0, "b256", batch_size=256, pi_lr=1e-4)
+    learning.check_cells([cell], ["batch_size=256", "pi_lr=1e-4"])
+    with pytest.raises(SystemExit, match="pi_lr: run 0.0001, now 0.001"):
+        learning.check_cells([cell], ["batch_size=256"])
+
+
+def test_cell_without_config_is_new(learning, tmp_path):
+    # a cell that has not started yet (no directory, or no config.json) has nothing to compare
+    learning.check_cells([(learning.cell_dir(tmp_path, ENV, "ddpg", 7), (ENV, "ddpg", 7))], [])
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("256 256", [256, 256], True), ((256, 256), [256, 256], True), ("1e-3", 0.001, True),
+    ("3e-4", 0.001, False), ("ou", "gaussian", False), ("400 300", [400, 300, 1], False),
+    (None, 0.1, False)])
+def test_canon_compares_json_preset_and_set_forms(learning, a, b, same):
+    assert (learning._canon(a) == learning._canon(b)) is same
