@@ -52,8 +52,8 @@ PRESETS = {
 # lr 3e-4, batch 256 and 25k random steps, which costs 2.5x more per update here for about the
 # same 1M-step returns (CleanRL's TD3 figures in REFERENCE.md §3 come from those settings).
 # Measured with these (bench/RESULTS.md, 1M steps): HalfCheetah DDPG 11,514, TD3 9,107 (2 seeds);
-# Hopper TD3 3,336; Walker2d TD3 3,448, under CleanRL's 4,058: the later settings are the thing
-# to try there.
+# Hopper TD3 3,336; Walker2d TD3 3,448, under CleanRL's 4,058.  The later settings on Walker2d
+# TD3 reach 4,135 (2 seeds: 4,646 and 3,625; bench/RESULTS.md): the candidate for this preset.
 _MUJOCO = {
     "hidden_sizes": (256, 256),
     "batch_size": 100,
