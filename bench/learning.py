@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from numddpg.algorithms import DDPG, HYPERPARAMETERS, TD3  # noqa: E402
+from numddpg.algorithms import ALGORITHMS, HYPERPARAMETERS, TD3  # noqa: E402
 from numddpg.policy import load_policy  # noqa: E402
 from numddpg.presets import preset_for  # noqa: E402
 
@@ -89,8 +89,7 @@ def _canon(value):
 def expected_hyperparameters(env, algo, sets):
     """What a new cell of (env, algo) would be trained with: the algorithm's defaults, then the
     env's preset, then the --set pairs (already validated by parse_sets)."""
-    cls = TD3 if algo == "td3" else DDPG
-    hp = {k: v for k, (v, _) in cls.hyperparameter_table().items() if k not in HOW_RUN}
+    hp = {k: v for k, (v, _) in ALGORITHMS[algo].hyperparameter_table().items() if k not in HOW_RUN}
     hp.update({k: v for k, v in preset_for(env).items() if k in hp})
     for pair in sets:
         key, _, value = pair.partition("=")
