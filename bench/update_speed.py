@@ -1,34 +1,65 @@
-"""Microseconds per DDPG update: numddpg's fused burst vs the BLAS floor vs PyTorch eager.
+"""Microseconds per DDPG update: numddpg against JAX's whole-burst update, the BLAS floor, PyTorch.
 
-    python bench/update_speed.py [--threads auto|1|2|both] [--rounds 9] [--no-torch]
+    python bench/update_speed.py [--both | --pinned] [--rounds 7] [--K 20] [--config 0 2]
+                                 [--no-jax] [--no-torch]
 
-For each config (obs, act, hidden, batch), float32, minibatches sampled from a 10,000-row
-replay buffer, the script alternates, round by round in one process:
-  numddpg   one ``update_burst`` call of K updates (sampling, target, critic, actor, Adam,
-            polyak, all jitted) -> time per update
-  floor     the same update's matrix products alone, through numpy, back to back (the shapes
-            and transposes the kernels use) — the practical BLAS floor
-  torch     bench/torch_ddpg.py, the same update in PyTorch eager mode (when torch is installed)
-and prints medians over the rounds, FLOPs per update and achieved GFLOP/s.  The first call's
-time (Numba compile, or loading its cache) is printed too.  REFERENCE.md §4's PyTorch and JAX
-figures were measured on this machine; the `torch` column re-measures PyTorch here, now.
+For each config (obs, act, hidden, batch), float32, minibatches sampled from a 10,000-row replay
+buffer, one process alternates the contenders round by round, each timed on one call of K
+updates (sampling included, as in training):
+  numddpg C=k   ``DDPGAgent(chunks=k).update_burst``: the jitted burst with each minibatch cut
+                into k row chunks on k Numba threads, BLAS single-threaded (numddpg.threads);
+                k = 1 is the serial update.  "numddpg" is the plan numddpg.threads picks.
+  jax-burst     bench/jax_ddpg.py: the same update compiled whole by XLA, K updates per jitted
+                call through lax.scan, sampling inside the jit (the way SBX runs DDPG)
+  floor         the same update's matrix products alone, through numpy, back to back
+  torch         bench/torch_ddpg.py, the same update in PyTorch eager mode (if installed)
+and prints medians, the ratio jax-burst / numddpg (above 1: numddpg faster) and the first call's
+time (Numba cache load or compile; XLA compile).
+
+  (default)   all cores, every contender with its default threads
+  --pinned    the process pinned to one core (sched_setaffinity before numpy, Numba or JAX
+              load: their pools see one CPU), every contender single-threaded
+  --both      both of the above, each in a fresh process, then one table of the two ratios and
+              numddpg's pinned / all-cores slowdown
+
+The CPU (vendor, family/model, SIMD flags, expected peak) and the single-thread sgemm rate of
+the BLAS that Numba calls (numddpg.threads.sgemm_gflops) head the output, so a BLAS cliff shows.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
-import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from numddpg import DDPGAgent  # noqa: E402
-from numddpg.threads import auto_blas_threads, limit_blas_threads  # noqa: E402
-
+BENCH = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = [(3, 1, (64, 64), 64), (17, 6, (256, 256), 100), (17, 6, (256, 256), 256),
            (17, 6, (400, 300), 256)]
-# shared/REFERENCE.md §4 (us per update on this machine) and issue #4's targets
-PUBLISHED = {CONFIGS[0]: (1440, 238, 80), CONFIGS[1]: (3030, 1800, 1200),
-             CONFIGS[2]: (4330, 3460, 2700), CONFIGS[3]: (6320, 5770, 4900)}
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--pinned", action="store_true", help="one core, single-threaded")
+    mode.add_argument("--both", action="store_true", help="all cores, then pinned; one table")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--K", type=int, default=20, help="updates per timed call")
+    ap.add_argument("--config", type=int, nargs="*", help="indices into CONFIGS")
+    ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--json", help=argparse.SUPPRESS)        # (--both's children write here)
+    return ap.parse_args(argv)
+
+
+ARGS = parse(sys.argv[1:]) if __name__ == "__main__" else None
+if ARGS is not None and ARGS.pinned:           # before any thread pool exists
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(BENCH, ".."))
+from numddpg import DDPGAgent  # noqa: E402
+from numddpg import threads  # noqa: E402
 
 
 class Replay:
@@ -62,7 +93,7 @@ def mlp_gemms(sizes, B, forward=True, grad=True, dx_cols=0):
 
 
 def update_gemms(o, a, hidden, B):
-    """Every matrix product of one DDPG update (ddpg_update_kernel's order)."""
+    """Every matrix product of one DDPG update (numddpg.update.ddpg_update's order)."""
     pi, q = [o, *hidden, a], [o + a, *hidden, 1]
     return (mlp_gemms(pi, B) + mlp_gemms(q, B)                     # target
             + mlp_gemms(q, B) + mlp_gemms(q, B, forward=False)      # critic step
@@ -90,14 +121,14 @@ def floor_runner(gemms, K):
     return run
 
 
-def torch_runner(cfg, K, threads):
+def torch_runner(cfg, K, n_threads):
     try:
         import torch
     except ImportError:
         return None
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, BENCH)
     from torch_ddpg import TorchDDPG
-    torch.set_num_threads(threads)
+    torch.set_num_threads(n_threads)
     o, a, hidden, B = cfg
     rep = Replay(o, a, 10_000)
     data = [torch.from_numpy(x) for x in (rep.obs, rep.act, rep.rew, rep.obs2, rep.done)]
@@ -105,11 +136,21 @@ def torch_runner(cfg, K, threads):
     return lambda: agent.burst(data, B, K)
 
 
-# Idle BLAS/OpenMP worker threads spin for up to ~0.1 s after a call before they sleep: numpy's
-# OpenBLAS, SciPy's OpenBLAS (the one Numba calls) and torch's OpenMP are three separate pools,
-# so a contender timed right after another would share the cores with the other's spinning
-# threads.  Each timed block therefore starts after a pause that lets every pool fall asleep.
-SETTLE_S = 0.25
+def jax_runner(cfg, K):
+    try:
+        sys.path.insert(0, BENCH)
+        from jax_ddpg import JaxDDPG
+    except ImportError:
+        return None
+    o, a, hidden, B = cfg
+    rep = Replay(o, a, 10_000)
+    agent = JaxDDPG(o, a, hidden)
+    return lambda: agent.burst(rep, B, K)
+
+
+# Idle BLAS/OpenMP/XLA worker threads spin for a while after a call before they sleep; each
+# timed block starts after a pause that lets every other contender's pool fall asleep.
+SETTLE_S = 0.2
 
 
 def timed(fn):
@@ -119,60 +160,98 @@ def timed(fn):
     return time.perf_counter() - t
 
 
-def bench_config(cfg, threads, rounds, use_torch):
+def bench_config(cfg, args, n_cpus):
     o, a, hidden, B = cfg
-    K = 50 if hidden[0] < 128 else 10
-    limiter = limit_blas_threads(threads)
-    agent = DDPGAgent(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0)
+    K = args.K
     rep = Replay(o, a, 10_000)
-    first = timed(lambda: agent.update_burst(rep, B, 1))
-    runners = {"numddpg": lambda: agent.update_burst(rep, B, K),
-               "floor": floor_runner(update_gemms(o, a, hidden, B), K)}
-    tr = torch_runner(cfg, K, threads) if use_torch else None
-    if tr is not None:
-        runners["torch"] = tr
+    runners, first = {}, {}
+
+    def make_agent(chunks):
+        return DDPGAgent(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0, chunks=chunks)
+
+    chunks, _ = threads.calibrated_chunks(make_agent, "ddpg", o, a, hidden, B, np.float32)
+    for plan in threads.candidate_plans(n_cpus, B):
+        name = f"numddpg C={plan.chunks}"
+        agent = make_agent(plan.chunks)
+        first[name] = timed(lambda: agent.update_burst(rep, B, 1))
+        runners[name] = lambda agent=agent: agent.update_burst(rep, B, K)
+    runners["floor"] = floor_runner(update_gemms(o, a, hidden, B), K)
+    if not args.no_jax:
+        t = time.perf_counter()
+        jr = jax_runner(cfg, K)
+        if jr is not None:
+            jr()                                # compile
+            first["jax-burst"] = time.perf_counter() - t
+            runners["jax-burst"] = jr
+    if not args.no_torch:
+        tr = torch_runner(cfg, K, n_cpus)
+        if tr is not None:
+            runners["torch"] = tr
     for fn in runners.values():
         fn()                                   # warm-up
     times = {name: [] for name in runners}
-    for _ in range(rounds):                    # alternate A/B/C each round
+    for _ in range(args.rounds):               # alternate the contenders every round
         for name, fn in runners.items():
             times[name].append(timed(fn) / K)
-    limiter.restore_original_limits()
     med = {name: float(np.median(v)) * 1e6 for name, v in times.items()}
-    return med, first, flops(update_gemms(o, a, hidden, B))
+    med["numddpg"] = med[f"numddpg C={chunks}"]
+    return {"config": cfg, "plan": chunks, "us": med, "first_s": first,
+            "mflop": flops(update_gemms(o, a, hidden, B)) / 1e6}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", default="auto", help="BLAS (and torch) threads: auto|1|2|both")
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--config", type=int, nargs="*", help="indices into CONFIGS to run")
-    args = ap.parse_args(argv)
+def run(args):
+    n_cpus = len(os.sched_getaffinity(0))
     configs = [CONFIGS[i] for i in args.config] if args.config else CONFIGS
-    print(f"numddpg update speed, float32, {os.cpu_count()} cores, medians of {args.rounds} "
-          "alternating rounds")
-    head = (f"{'config (obs,act,hidden,batch)':32} {'thr':>3} {'MFLOP':>6} {'numddpg us':>10} "
-            f"{'GFLOP/s':>7} {'floor us':>8} {'torch us':>8} {'x torch':>7} "
-            f"{'ref torch/jax/target':>21} {'1st call s':>10}")
-    print(head)
-    print("-" * len(head))
+    mode = "pinned to one core, single-threaded" if args.pinned else f"all {n_cpus} cores"
+    print(f"numddpg update speed, float32, {mode}, K = {args.K} updates per call, medians of "
+          f"{args.rounds} alternating rounds")
+    print(threads.describe_cpu())
+    print(threads.describe_sgemm())
+    results = []
+    threads.limit_blas_threads(1)              # the kernels' BLAS (SciPy's): numpy's keeps its own
     for cfg in configs:
-        if args.threads == "both":
-            thread_list = [1, 2]
-        elif args.threads == "auto":
-            thread_list = [auto_blas_threads(cfg[2], cfg[3])]
-        else:
-            thread_list = [int(args.threads)]
-        for th in thread_list:
-            med, first, fl = bench_config(cfg, th, args.rounds, not args.no_torch)
-            ours = med["numddpg"]
-            torch_us = med.get("torch", float("nan"))
-            ref = "/".join(str(v) for v in PUBLISHED[cfg])
-            print(f"{str(cfg):32} {th:>3} {fl / 1e6:6.1f} {ours:10.0f} {fl / ours / 1e3:7.1f} "
-                  f"{med['floor']:8.0f} {torch_us:8.0f} {torch_us / ours:7.2f} {ref:>21} "
-                  f"{first:10.2f}", flush=True)
+        r = bench_config(cfg, args, n_cpus)
+        results.append(r)
+        us = r["us"]
+        cols = "  ".join(f"{name} {v:8.0f}" for name, v in us.items() if name != "numddpg")
+        jx = us.get("jax-burst", float("nan"))
+        print(f"{str(cfg):26} {r['mflop']:6.1f} MFLOP  us/update: {cols}  | plan C={r['plan']}"
+              f"  jax/numddpg {jx / us['numddpg']:.2f}  numddpg GFLOP/s "
+              f"{r['mflop'] / us['numddpg'] * 1e3:.1f}  first call s: "
+              + " ".join(f"{k} {v:.1f}" for k, v in r["first_s"].items()), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f)
+    return results
+
+
+def run_both(args, argv):
+    """Each mode in a fresh process (a process's thread pools are sized once), then one table."""
+    out = {}
+    child = [a for a in argv if a != "--both"]
+    for mode in ("all", "pinned"):
+        path = f"/tmp/numddpg_update_speed_{os.getpid()}_{mode}.json"
+        cmd = [sys.executable, os.path.abspath(__file__), *child, "--json", path]
+        if mode == "pinned":
+            cmd.append("--pinned")
+        subprocess.run(cmd, check=True)
+        with open(path) as f:
+            out[mode] = json.load(f)
+        os.remove(path)
+    print("\nratios (jax-burst time / numddpg time: above 1 means numddpg is faster; target "
+          ">= 1.25), and numddpg pinned / all cores (target <= 2.2)")
+    print(f"{'config':26} {'all cores':>10} {'pinned':>8} {'pinned/all':>10}   "
+          f"numddpg us all / pinned   jax us all / pinned")
+    for r_all, r_pin in zip(out["all"], out["pinned"]):
+        ua, up = r_all["us"], r_pin["us"]
+        jr = [u.get("jax-burst", float("nan")) / u["numddpg"] for u in (ua, up)]
+        print(f"{str(tuple(r_all['config'])):26} {jr[0]:10.2f} {jr[1]:8.2f} "
+              f"{up['numddpg'] / ua['numddpg']:10.2f}   {ua['numddpg']:8.0f} / {up['numddpg']:<8.0f}"
+              f"  {ua.get('jax-burst', float('nan')):8.0f} / {up.get('jax-burst', float('nan')):.0f}")
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.both:
+        run_both(ARGS, sys.argv[1:])
+    else:
+        run(ARGS)

@@ -1,374 +1,47 @@
-"""DDPG's update from the kernels of nn.py and optim.py (docs/math.md, "The DDPG update").
+"""DDPGAgent and TD3Agent: the networks, their targets, Adam states and workspaces of one update.
 
-One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors:
+The update itself is numddpg.update: named jitted steps (td_target, critic_loss_and_grad,
+actor_loss_and_grad, adam) on bundles of arrays (docs/math.md, "The DDPG update").  An agent
+owns the arrays and hands them to those kernels as bundles:
 
-    1. target      y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))                (a constant)
-    2. critic      L_Q = mean (Q(s, a) - y)^2 ; dL_Q/dQ_i = 2 (Q_i - y_i) / B ; Adam on phi
-    3. actor       J = -mean Q(s, mu(s)) with the *updated* critic held constant ;
-                   dJ/dQ_i = -1/B -> dJ/da (critic input's action columns) -> dJ/du = half * dJ/da
-                   -> through tanh into theta ; Adam on theta
-    4. polyak      phi_targ <- rho phi_targ + (1 - rho) phi ; theta_targ likewise
+    actor, critic (and TD3's critic2)   update.Net(params, targ, grad (C, P), m, v, sizes)
+    minibatch / replay arrays           update.Batch(obs, act, rew, obs2, done)
+    scratch                             update.Work, carved from one allocation per batch size
 
-with mu(s) = mid + half * u(s), u = tanh(MLP_theta(s)), mid = (high + low) / 2,
-half = (high - low) / 2, and Q(s, a) = MLP_phi(concat(s, a)).
+``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
+replay buffer and runs K updates in one jitted call; ``DDPGAgent.update_stepwise`` runs the same
+math one public kernel at a time from Python, and numddpg.reference has the plain-NumPy twin;
+the tests hold all three equal.
 
-``ddpg_update_kernel`` does all four steps in one jitted call on preallocated workspaces;
-``ddpg_burst_kernel`` samples K minibatches from replay arrays and runs K updates in one call.
-``DDPGAgent.update_stepwise`` runs the same math one public kernel at a time from Python, and
-numddpg.reference has the plain-NumPy twin; the tests hold all three equal.
+``chunks`` (C) cuts each minibatch into C row chunks that run on Numba's threads
+(numddpg.update, "Row chunks"); the numbers depend on C alone, not on the thread count.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit
 
 from . import rng as _rng
-from .nn import MLP, check_dtype, check_sizes, mlp_backward, mlp_forward
-from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_polyak_step, adam_step, polyak_update
+from .checks import check_bounds, check_dim, check_positive, check_unit_interval
+from .nn import MLP, check_dtype, check_sizes
+from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
+from .threads import usable_cpus
+from .update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
+                     carve_work, ddpg_updates, td3_updates, work_size, work_slots)
 
-# Indices into the float64 hyperparameter vector the kernels read.
-HP_GAMMA, HP_POLYAK, HP_PI_LR, HP_Q_LR, HP_BETA1, HP_BETA2, HP_EPS = range(7)
-# Columns of the per-update statistics the kernels write.
-ST_LOSS_Q, ST_LOSS_PI, ST_Q_MEAN, ST_Q_STD = range(4)
-N_STATS = 4
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation shared by the agents
-# ---------------------------------------------------------------------------------------------
-
-def check_bounds(act_low, act_high, act_dim):
-    """Return (low, high) as float64 (act_dim,) arrays after checking they are finite and ordered."""
-    low = np.broadcast_to(np.asarray(act_low, dtype=np.float64), (act_dim,)).copy()
-    high = np.broadcast_to(np.asarray(act_high, dtype=np.float64), (act_dim,)).copy()
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(f"action bounds must be finite, got act_low={low}, act_high={high}; "
-                         "DDPG squashes actions with tanh into [low, high], so give finite bounds "
-                         "(e.g. wrap the env with gymnasium.wrappers.RescaleAction)")
-    if np.any(low >= high):
-        raise ValueError(f"act_low must be < act_high in every dimension, got act_low={low}, "
-                         f"act_high={high}")
-    return low, high
+_POOL = None          # the helper threads that run chunks beside the calling thread
 
 
-def check_unit_interval(name, value):
-    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return float(value)
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max(1, usable_cpus() - 1), thread_name_prefix="numddpg-chunk")
+    return _POOL
 
 
-def check_positive(name, value):
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
+__all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",
+           "ST_Q_STD", "check_bounds", "check_dim"]
 
-def check_dim(name, value):
-    if isinstance(value, (bool, np.bool_)) or int(value) != value or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q):
-    """Elements of the flat workspace ``ddpg_update_kernel`` carves for B rows."""
-    n_pi = B * sum(sizes_pi[1:])
-    n_q = B * sum(sizes_q[1:])
-    width = max(max(sizes_pi), max(sizes_q))
-    # acts for pi, pi_targ, q, q_targ; critic input xq; y; two deltas; dq; dmu
-    return (2 * n_pi + 2 * n_q + B * (obs_dim + act_dim) + B + 2 * B * width + B + B * act_dim)
-
-
-# ---------------------------------------------------------------------------------------------
-# Kernels
-# ---------------------------------------------------------------------------------------------
-
-@njit(cache=True)
-def _carve(work, off, n):
-    """The next n elements of the flat workspace, and the offset after them."""
-    return work[off:off + n], off + n
-
-
-@njit(cache=True)
-def _carve_batch_buffers(work, off, B, o, a, width):
-    """The per-update buffers both kernels use, carved from work[off:]: the critic input
-    xq = concat(s, a) (B, o + a); the targets y (B,); two backprop scratch vectors delta_a,
-    delta_b (B * width,); dq = dLoss/dQ (B, 1); dmu = dJ/da, then dJ/du (B, a).  Returns them
-    and the offset after them."""
-    xq_flat, off = _carve(work, off, B * (o + a))
-    y, off = _carve(work, off, B)
-    delta_a, off = _carve(work, off, B * width)
-    delta_b, off = _carve(work, off, B * width)
-    dq_flat, off = _carve(work, off, B)
-    dmu_flat, off = _carve(work, off, B * a)
-    return (xq_flat.reshape((B, o + a)), y, delta_a, delta_b, dq_flat.reshape((B, 1)),
-            dmu_flat.reshape((B, a)), off)
-
-
-@njit(cache=True)
-def _runtime_flags(sizes):
-    """(True, False, 0) as run-time values rather than literals.  Numba compiles a separate
-    specialisation of a callee for every literal argument (tanh_out=True, tanh_out=False,
-    dx_col0=0, ...); passing these instead makes one compiled mlp_forward and one mlp_backward
-    serve every call of an update, which cuts the first run's compile time by about a third."""
-    yes = sizes.shape[0] > 0
-    return yes, not yes, sizes.shape[0] - sizes.shape[0]
-
-
-@njit(cache=True)
-def scale_action(u, mid, half, out):
-    """out = mid + half * u, row by row: the action from the actor's tanh output u (B, act)."""
-    for i in range(u.shape[0]):
-        for j in range(u.shape[1]):
-            out[i, j] = mid[j] + half[j] * u[i, j]
-
-
-@njit(cache=True)
-def ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
-                       g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
-                       obs, act, rew, obs2, done, work, stats):
-    """One DDPG update, steps 1-4 of the module docstring, in place.
-
-    pi, q, pi_targ, q_targ (P_pi,), (P_q,)   flat params of actor, critic and their targets
-    g_*, m_*, v_* (same shapes)              gradient and Adam moment workspaces
-    t (2,) int64                             Adam step counts [t_pi, t_q], incremented here
-    hp (7,) float64                          gamma, polyak, pi_lr, q_lr, beta1, beta2, eps
-    obs, obs2 (B, o); act (B, a); rew, done (B,)   the minibatch, read only
-    work (>= workspace_size(B, ...))         scratch
-    stats (4,)                               written: loss_q, loss_pi, mean Q(s,a), std Q(s,a)
-    """
-    B = obs.shape[0]
-    o = obs.shape[1]
-    a = act.shape[1]
-    width = max(sizes_pi.max(), sizes_q.max())
-    tanh_out, identity_out, zero = _runtime_flags(sizes_pi)
-    off = zero
-    acts_pi, off = _carve(work, off, B * sizes_pi[1:].sum())
-    acts_pit, off = _carve(work, off, B * sizes_pi[1:].sum())
-    acts_q, off = _carve(work, off, B * sizes_q[1:].sum())
-    acts_qt, off = _carve(work, off, B * sizes_q[1:].sum())
-    xq, y, delta_a, delta_b, dq, dmu, off = _carve_batch_buffers(work, off, B, o, a, width)
-    no_grad = work[:0]
-    no_dx = work[:0].reshape((0, 0))
-    gamma = hp[HP_GAMMA]
-
-    # 1. target y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))
-    u2 = mlp_forward(pi_targ, sizes_pi, tanh_out, obs2, acts_pit)
-    xq[:, :o] = obs2
-    scale_action(u2, mid, half, xq[:, o:])
-    q2 = mlp_forward(q_targ, sizes_q, identity_out, xq, acts_qt)
-    for i in range(B):
-        y[i] = rew[i] + gamma * (1.0 - done[i]) * q2[i, 0]
-
-    # 2. critic: L_Q = mean (Q - y)^2, dL_Q/dQ_i = 2 (Q_i - y_i) / B, Adam on phi
-    xq[:, :o] = obs
-    xq[:, o:] = act
-    qv = mlp_forward(q, sizes_q, identity_out, xq, acts_q)
-    loss_q = 0.0
-    q_sum = 0.0
-    q_sq = 0.0
-    for i in range(B):
-        err = qv[i, 0] - y[i]
-        loss_q += err * err
-        dq[i, 0] = 2.0 * err / B
-        q_sum += qv[i, 0]
-        q_sq += qv[i, 0] * qv[i, 0]
-    mlp_backward(q, sizes_q, identity_out, xq, acts_q, dq, g_q, no_dx, zero, delta_a, delta_b)
-    t[1] += 1                                 # Adam on phi, and step 4's polyak on phi_targ
-    adam_polyak_step(q, g_q, m_q, v_q, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS],
-                     q_targ, hp[HP_POLYAK])   # (fused: phi_targ is not read again this update)
-
-    # 3. actor: J = -mean Q(s, mu(s)) through the updated critic (phi held constant)
-    u = mlp_forward(pi, sizes_pi, tanh_out, obs, acts_pi)
-    scale_action(u, mid, half, xq[:, o:])     # xq[:, :o] still holds obs
-    qpi = mlp_forward(q, sizes_q, identity_out, xq, acts_q)
-    loss_pi = 0.0
-    for i in range(B):
-        loss_pi -= qpi[i, 0]
-        dq[i, 0] = -1.0 / B
-    mlp_backward(q, sizes_q, identity_out, xq, acts_q, dq, no_grad, dmu, o, delta_a, delta_b)
-    for i in range(B):                        # a = mid + half * u  =>  dJ/du = half * dJ/da
-        for j in range(a):
-            dmu[i, j] *= half[j]
-    mlp_backward(pi, sizes_pi, tanh_out, obs, acts_pi, dmu, g_pi, no_dx, zero, delta_a, delta_b)
-    t[0] += 1                                 # Adam on theta, and step 4's polyak on theta_targ
-    adam_polyak_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
-                     hp[HP_EPS], pi_targ, hp[HP_POLYAK])
-    # 4. polyak: done inside the two fused steps above
-
-    q_mean = q_sum / B
-    stats[ST_LOSS_Q] = loss_q / B
-    stats[ST_LOSS_PI] = loss_pi / B
-    stats[ST_Q_MEAN] = q_mean
-    stats[ST_Q_STD] = np.sqrt(max(q_sq / B - q_mean * q_mean, 0.0))
-
-
-@njit(cache=True)
-def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done):
-    """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype)."""
-    for i in range(idx.shape[0]):
-        j = idx[i]
-        for c in range(obs.shape[1]):
-            obs[i, c] = buf_obs[j, c]
-            obs2[i, c] = buf_obs2[j, c]
-        for c in range(act.shape[1]):
-            act[i, c] = buf_act[j, c]
-        rew[i] = buf_rew[j]
-        done[i] = buf_done[j]
-
-
-@njit(cache=True)
-def sample_indices(rng_state, size, idx):
-    """idx[i] ~ uniform{0, ..., size-1}, with replacement, from the caller's generator state."""
-    for i in range(idx.shape[0]):
-        idx[i] = _rng.randint(rng_state, size)
-
-
-@njit(cache=True)
-def ddpg_burst_kernel(K, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, size, rng_state, idx,
-                      pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
-                      g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
-                      obs, act, rew, obs2, done, work, stats):
-    """K updates, each on a minibatch of B = idx.shape[0] rows sampled uniformly with replacement
-    from the first ``size`` replay rows; stats (K, 4) receives each update's statistics."""
-    for k in range(K):
-        sample_indices(rng_state, size, idx)
-        gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done)
-        ddpg_update_kernel(pi, q, pi_targ, q_targ, sizes_pi, sizes_q, mid, half,
-                           g_pi, g_q, m_pi, v_pi, m_q, v_q, t, hp,
-                           obs, act, rew, obs2, done, work, stats[k])
-
-
-@njit(cache=True)
-def td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
-                      g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
-                      rng_state, obs, act, rew, obs2, done, work, stats):
-    """One TD3 update (docs/math.md, "TD3") in place: always a critic step on both critics; the
-    actor step (on Q1) and polyak on all three targets on every policy_delay-th call.
-
-    As ddpg_update_kernel, plus: q1/q2 and their targets, gradients and moments (P_q,);
-    t (3,) int64 = [t_pi, t_q, n_updates]; td3 (3,) float64 = [target_noise, noise_clip,
-    policy_delay] (noise and clip in units of the action half-range); rng_state (1,) uint64
-    draws the smoothing noise eps[i, j] in row-major order.
-        a2 = clip(mu_targ(s') + clip(target_noise * half * eps, -noise_clip * half,
-                                     +noise_clip * half), low, high)
-        y  = r + gamma (1 - d) min(Q1_targ(s', a2), Q2_targ(s', a2))
-        L_Q = mean (Q1(s, a) - y)^2 + mean (Q2(s, a) - y)^2
-    stats (4,): loss_q (the sum), loss_pi (NaN on calls without an actor step), mean and std of
-    Q1(s, a).
-    """
-    B = obs.shape[0]
-    o = obs.shape[1]
-    a = act.shape[1]
-    width = max(sizes_pi.max(), sizes_q.max())
-    n_pi = B * sizes_pi[1:].sum()
-    n_q = B * sizes_q[1:].sum()
-    tanh_out, identity_out, zero = _runtime_flags(sizes_pi)
-    off = zero
-    acts_pi, off = _carve(work, off, n_pi)
-    acts_pit, off = _carve(work, off, n_pi)
-    acts_q1, off = _carve(work, off, n_q)
-    acts_q1t, off = _carve(work, off, n_q)
-    acts_q2, off = _carve(work, off, n_q)
-    acts_q2t, off = _carve(work, off, n_q)
-    xq, y, delta_a, delta_b, dq, dmu, off = _carve_batch_buffers(work, off, B, o, a, width)
-    no_grad = work[:0]
-    no_dx = work[:0].reshape((0, 0))
-    gamma = hp[HP_GAMMA]
-    target_noise = td3[0]
-    noise_clip = td3[1]
-    policy_delay = int(td3[2])
-
-    # 1. target with policy smoothing and the clipped double-Q minimum
-    u2 = mlp_forward(pi_targ, sizes_pi, tanh_out, obs2, acts_pit)
-    xq[:, :o] = obs2
-    for i in range(B):
-        for j in range(a):
-            c = noise_clip * half[j]
-            eps = target_noise * half[j] * _rng.normal(rng_state)
-            eps = min(max(eps, -c), c)
-            act2 = mid[j] + half[j] * u2[i, j] + eps
-            xq[i, o + j] = min(max(act2, mid[j] - half[j]), mid[j] + half[j])
-    q1n = mlp_forward(q1_targ, sizes_q, identity_out, xq, acts_q1t)
-    q2n = mlp_forward(q2_targ, sizes_q, identity_out, xq, acts_q2t)
-    for i in range(B):
-        y[i] = rew[i] + gamma * (1.0 - done[i]) * min(q1n[i, 0], q2n[i, 0])
-
-    # 2. critic step: each critic's gradient is that of its own MSE; one Adam step count
-    xq[:, :o] = obs
-    xq[:, o:] = act
-    t[1] += 1
-    # On a policy_delay-th call the targets are averaged after this call's steps; nothing reads
-    # Q1, Q2 targets in between, so each critic's polyak rides in its Adam pass (one sweep).
-    delayed = (t[2] + 1) % policy_delay == 0
-    loss_q = 0.0
-    q_sum = 0.0
-    q_sq = 0.0
-    for c in range(2):
-        qn = q1 if c == 0 else q2
-        qt = q1_targ if c == 0 else q2_targ
-        gq = g_q1 if c == 0 else g_q2
-        mq = m_q1 if c == 0 else m_q2
-        vq = v_q1 if c == 0 else v_q2
-        acts_q = acts_q1 if c == 0 else acts_q2
-        qv = mlp_forward(qn, sizes_q, identity_out, xq, acts_q)
-        for i in range(B):
-            err = qv[i, 0] - y[i]
-            loss_q += err * err / B
-            dq[i, 0] = 2.0 * err / B
-            if c == 0:
-                q_sum += qv[i, 0]
-                q_sq += qv[i, 0] * qv[i, 0]
-        mlp_backward(qn, sizes_q, identity_out, xq, acts_q, dq, gq, no_dx, zero, delta_a, delta_b)
-        if delayed:    # Adam on phi_c, then step 4's polyak on phi_targ_c, in one pass
-            adam_polyak_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2],
-                             hp[HP_EPS], qt, hp[HP_POLYAK])
-        else:
-            adam_step(qn, gq, mq, vq, t[1], hp[HP_Q_LR], hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS])
-
-    # 3. every policy_delay-th call: actor step on Q1 (critics constant), then polyak
-    t[2] += 1
-    loss_pi = np.nan
-    if delayed:
-        u = mlp_forward(pi, sizes_pi, tanh_out, obs, acts_pi)
-        scale_action(u, mid, half, xq[:, o:])
-        qpi = mlp_forward(q1, sizes_q, identity_out, xq, acts_q1)
-        loss_pi = 0.0
-        for i in range(B):
-            loss_pi -= qpi[i, 0] / B
-            dq[i, 0] = -1.0 / B
-        mlp_backward(q1, sizes_q, identity_out, xq, acts_q1, dq, no_grad, dmu, o, delta_a, delta_b)
-        for i in range(B):
-            for j in range(a):
-                dmu[i, j] *= half[j]
-        mlp_backward(pi, sizes_pi, tanh_out, obs, acts_pi, dmu, g_pi, no_dx, zero, delta_a, delta_b)
-        t[0] += 1
-        # Adam on theta and polyak on theta_targ in one pass (the critics' were fused above)
-        adam_polyak_step(pi, g_pi, m_pi, v_pi, t[0], hp[HP_PI_LR], hp[HP_BETA1], hp[HP_BETA2],
-                         hp[HP_EPS], pi_targ, hp[HP_POLYAK])
-
-    q_mean = q_sum / B
-    stats[ST_LOSS_Q] = loss_q
-    stats[ST_LOSS_PI] = loss_pi
-    stats[ST_Q_MEAN] = q_mean
-    stats[ST_Q_STD] = np.sqrt(max(q_sq / B - q_mean * q_mean, 0.0))
-
-
-@njit(cache=True)
-def td3_burst_kernel(K, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, size, rng_state, idx,
-                     pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
-                     g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
-                     obs, act, rew, obs2, done, work, stats):
-    """K TD3 updates on minibatches sampled as in ddpg_burst_kernel (indices, then noise, per
-    update, from the same generator state)."""
-    for k in range(K):
-        sample_indices(rng_state, size, idx)
-        gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done)
-        td3_update_kernel(pi, q1, q2, pi_targ, q1_targ, q2_targ, sizes_pi, sizes_q, mid, half,
-                          g_pi, g_q1, g_q2, m_pi, v_pi, m_q1, v_q1, m_q2, v_q2, t, hp, td3,
-                          rng_state, obs, act, rew, obs2, done, work, stats[k])
-
-
-# ---------------------------------------------------------------------------------------------
-# The agents
-# ---------------------------------------------------------------------------------------------
 
 class DDPGAgent:
     """Actor, critic, their targets, two Adam states and the workspaces of the fused update.
@@ -382,6 +55,8 @@ class DDPGAgent:
     pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
     dtype : np.float32 (training) or np.float64 (gradient checks).
     seed : int or None — initialises the networks and the minibatch sampler.
+    chunks : int >= 1 — row chunks per minibatch (numddpg.update, "Row chunks"): 1 is the serial
+        update; 2 lets two threads share each update.  Results depend on it (summation order).
 
     Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
     ``pi_optim``, ``q_optim`` (numddpg.optim.Adam), ``mid``, ``half`` (act_dim,).
@@ -390,7 +65,8 @@ class DDPGAgent:
     algo = "ddpg"
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
-                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None):
+                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1):
+        self.chunks = check_dim("chunks", chunks)
         self.obs_dim = check_dim("obs_dim", obs_dim)
         self.act_dim = check_dim("act_dim", act_dim)
         hidden = check_sizes([1, *hidden_sizes, 1], "hidden_sizes")[1:-1]
@@ -411,10 +87,15 @@ class DDPGAgent:
         rng = np.random.default_rng(init_seed)
         self._build_networks(rng)
         self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
-        self._hp = np.array([self.gamma, self.polyak, self.pi_lr, self.q_lr,
-                             ADAM_BETA1, ADAM_BETA2, ADAM_EPS], dtype=np.float64)
-        self._batch = 0
+        self._hp = HP(self.gamma, self.polyak, self.pi_lr, self.q_lr, ADAM_BETA1, ADAM_BETA2,
+                      ADAM_EPS, *self._td3_settings())
+        self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
+        self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
+
+    def _td3_settings(self):
+        """target_noise, noise_clip, policy_delay of the HP bundle (unused by DDPG's update)."""
+        return 0.0, 0.0, 1.0
 
     # -- construction -------------------------------------------------------------------------
     def _build_networks(self, rng):
@@ -425,20 +106,30 @@ class DDPGAgent:
         self.critic_targ = self.critic.copy()
         self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype)
         self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype)
-        self._g_pi = np.zeros(self.actor.n_params, self.dtype)
-        self._g_q = np.zeros(self.critic.n_params, self.dtype)
+        self._actor_net = self._bundle(self.actor, self.actor_targ, self.pi_optim)
+        self._critic_net = self._bundle(self.critic, self.critic_targ, self.q_optim)
         self._t = np.zeros(2, np.int64)       # [t_pi, t_q], mirrored into the Adam objects
 
-    def _workspace(self, B):
-        if B > self._batch:
-            n = workspace_size(B, self.obs_dim, self.act_dim, self.actor.sizes, self.critic.sizes)
-            self._work = np.empty(n, self.dtype)
+    def _bundle(self, net, targ, optim):
+        """The update.Net of one network: its arrays, by reference, and a (chunks, P) gradient."""
+        grad = np.zeros((self.chunks, net.n_params), self.dtype)
+        return Net(net.params, targ.params, grad, optim.m, optim.v, net._sizes_arr)
+
+    n_critics = 1
+
+    def _buffers(self, B):
+        """The minibatch arrays, the Work bundle and the index array for batches of B rows
+        (allocated on the first batch of that size, then reused)."""
+        if B not in self._by_batch:
             o, a = self.obs_dim, self.act_dim
-            self._mb = (np.empty((B, o), self.dtype), np.empty((B, a), self.dtype),
-                        np.empty(B, self.dtype), np.empty((B, o), self.dtype),
-                        np.empty(B, self.dtype))
-            self._idx = np.empty(B, np.int64)
-            self._batch = B
+            batch = Batch(np.empty((B, o), self.dtype), np.empty((B, a), self.dtype),
+                          np.empty(B, self.dtype), np.empty((B, o), self.dtype),
+                          np.empty(B, self.dtype))
+            slots = work_slots(B, self.chunks, o, a, self.actor.sizes, self.critic.sizes,
+                               self.n_critics)
+            work = carve_work(np.empty(work_size(slots), self.dtype), slots)
+            self._by_batch[B] = (batch, work, np.empty(B, np.int64))
+        return self._by_batch[B]
 
     def _sync_t_in(self):
         self._t[0], self._t[1] = self.pi_optim.t, self.q_optim.t
@@ -492,28 +183,66 @@ class DDPGAgent:
             out.append(arr)
         return out
 
-    _update_kernel = staticmethod(ddpg_update_kernel)
-    _burst_kernel = staticmethod(ddpg_burst_kernel)
+    def _nets(self):
+        """The Net bundles, in the update kernels' argument order."""
+        return (self._actor_net, self._critic_net)
 
-    def _kernel_nets(self):
-        """The networks, optimiser state and hyperparameters, in the kernels' argument order."""
-        return (self.actor.params, self.critic.params, self.actor_targ.params,
-                self.critic_targ.params, self.actor._sizes_arr, self.critic._sizes_arr,
-                self.mid, self.half, self._g_pi, self._g_q, self.pi_optim.m, self.pi_optim.v,
-                self.q_optim.m, self.q_optim.v, self._t, self._hp)
+    _kernel = staticmethod(ddpg_updates)
 
-    def _update_args(self):
-        return self._kernel_nets()
+    @property
+    def threads(self):
+        """Threads that share each update's chunks (1 .. chunks); changing it never changes a
+        result (numddpg.update, "Row chunks")."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, n):
+        """At most the chunks, and the CPUs: a thread waiting at a barrier for one that has no
+        core to run on would wait for its time slice."""
+        self._threads = max(1, min(check_dim("threads", n), self.chunks, usable_cpus()))
+        # numddpg.sync's flags: a cache line per thread, then the abort flag
+        self._flags = np.zeros((self._threads + 1, 8), np.int64)
+
+    def _run(self, K, sample, replay, size, idx, batch, work, stats):
+        """K updates on threads 0..n-1 (0 is this one), each running the same nogil kernel.
+        A thread that raises sets the abort flag, so that the others stop at their next
+        barrier instead of waiting for it; then the error is raised here."""
+        n, flags = self._threads, self._flags
+        flags[:] = 0
+        args = (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
+                self.half, self._hp, self._t, batch, work, stats, flags)
+
+        def run(me):
+            try:
+                self._kernel(me, n, *args)
+            except BaseException:
+                flags[n, 0] = 1
+                raise
+
+        helpers = [_pool().submit(run, me) for me in range(1, n)]
+        try:
+            run(0)
+        finally:
+            errors = [h.exception() for h in helpers]
+        for e in errors:
+            if e is not None:
+                raise e
 
     def update(self, obs, act, rew, obs2, done):
         """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""
-        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
-        self._workspace(obs.shape[0])
+        batch = Batch(*self.check_batch(obs, act, rew, obs2, done))
+        _, work, _ = self._buffers(batch.obs.shape[0])
         self._sync_t_in()
-        self._update_kernel(*self._update_args(), obs, act, rew, obs2, done,
-                            self._work, self._stats)
+        stats = self._stats.reshape(1, N_STATS)
+        self._run(1, False, batch, 0, np.empty(0, np.int64), batch, work, stats)
         self._sync_t_out()
         return self._stats_dict(self._stats)
+
+    def gradients(self):
+        """{network name: a copy of the gradient the last update applied to it} (a TD3 call
+        without an actor step leaves the actor's from the last one that had it)."""
+        names = ("actor", "critic", "critic2")
+        return {name: net.grad[0].copy() for name, net in zip(names, self._nets())}
 
     def update_burst(self, buffer, batch_size, K):
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
@@ -524,13 +253,11 @@ class DDPGAgent:
         if buffer.size <= 0:
             raise ValueError("cannot sample from an empty replay buffer")
         B = check_dim("batch_size", batch_size)
-        self._workspace(B)
+        batch, work, idx = self._buffers(B)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
-        obs, act, rew, obs2, done = (v[:B] for v in self._mb)
+        replay = Batch(buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done)
         self._sync_t_in()
-        self._burst_kernel(int(K), buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done,
-                           buffer.size, self.rng_state, self._idx[:B], *self._kernel_nets(),
-                           obs, act, rew, obs2, done, self._work, stats)
+        self._run(int(K), True, replay, int(buffer.size), idx, batch, work, stats)
         self._sync_t_out()
         return stats
 
@@ -577,7 +304,7 @@ class DDPGAgent:
                 "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
                 "hidden_sizes": list(self.hidden_sizes), "gamma": self.gamma,
                 "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
-                "dtype": self.dtype.name}
+                "dtype": self.dtype.name, "chunks": self.chunks}
 
     def state_dict(self):
         """Copies of every array of the agent's state, plus the Adam step counts (ints)."""
@@ -613,12 +340,6 @@ class DDPGAgent:
                 "q_mean": float(s[ST_Q_MEAN]), "q_std": float(s[ST_Q_STD])}
 
 
-def td3_workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q):
-    """Elements of the flat workspace ``td3_update_kernel`` carves for B rows (two more critics'
-    activations than DDPG's)."""
-    return workspace_size(B, obs_dim, act_dim, sizes_pi, sizes_q) + 2 * B * sum(sizes_q[1:])
-
-
 class TD3Agent(DDPGAgent):
     """TD3 (Fujimoto et al. 2018): DDPGAgent's networks plus a second critic and its target.
 
@@ -633,7 +354,7 @@ class TD3Agent(DDPGAgent):
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
-                 target_noise=0.2, noise_clip=0.5, policy_delay=2):
+                 chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2):
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
                              f"got {target_noise!r}")
@@ -642,9 +363,13 @@ class TD3Agent(DDPGAgent):
                              f"got {noise_clip!r}")
         self.policy_delay = check_dim("policy_delay", policy_delay)
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
-        self._td3 = np.array([self.target_noise, self.noise_clip, self.policy_delay], np.float64)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
-                         pi_lr, q_lr, dtype, seed)
+                         pi_lr, q_lr, dtype, seed, chunks)
+
+    n_critics = 2
+
+    def _td3_settings(self):
+        return self.target_noise, self.noise_clip, float(self.policy_delay)
 
     def _build_networks(self, rng):
         super()._build_networks(rng)
@@ -653,17 +378,9 @@ class TD3Agent(DDPGAgent):
         self.critic2 = MLP([o + a, *h, 1], output="identity", dtype=self.dtype, rng=rng)
         self.critic2_targ = self.critic2.copy()
         self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype)
-        self._g_q2 = np.zeros(self.critic2.n_params, self.dtype)
+        self._critic2_net = self._bundle(self.critic2, self.critic2_targ, self.q2_optim)
         self._t = np.zeros(3, np.int64)       # [t_pi, t_q, n_updates]
         self.n_updates = 0
-
-    def _workspace(self, B):
-        grow = B > self._batch
-        super()._workspace(B)
-        if grow:
-            self._work = np.empty(td3_workspace_size(B, self.obs_dim, self.act_dim,
-                                                     self.actor.sizes, self.critic.sizes),
-                                  self.dtype)
 
     def _sync_t_in(self):
         self._t[0], self._t[1], self._t[2] = self.pi_optim.t, self.q_optim.t, self.n_updates
@@ -673,14 +390,10 @@ class TD3Agent(DDPGAgent):
         self.q1_optim.t = self.q2_optim.t = int(self._t[1])
         self.n_updates = int(self._t[2])
 
-    def _kernel_nets(self):
-        """As DDPGAgent's, with both critics, their targets and moments, and the TD3 settings."""
-        return (self.actor.params, self.critic1.params, self.critic2.params,
-                self.actor_targ.params, self.critic1_targ.params, self.critic2_targ.params,
-                self.actor._sizes_arr, self.critic._sizes_arr, self.mid, self.half,
-                self._g_pi, self._g_q, self._g_q2, self.pi_optim.m, self.pi_optim.v,
-                self.q1_optim.m, self.q1_optim.v, self.q2_optim.m, self.q2_optim.v,
-                self._t, self._hp, self._td3)
+    def _nets(self):
+        return (self._actor_net, self._critic_net, self._critic2_net)
+
+    _kernel = staticmethod(td3_updates)
 
     def _state_arrays(self):
         arrays = super()._state_arrays()
@@ -701,12 +414,6 @@ class TD3Agent(DDPGAgent):
         self.pi_optim.t = int(c[0])
         self.q1_optim.t = self.q2_optim.t = int(c[1])
         self.n_updates = int(c[2])
-
-    _update_kernel = staticmethod(td3_update_kernel)
-    _burst_kernel = staticmethod(td3_burst_kernel)
-
-    def _update_args(self):
-        return self._kernel_nets() + (self.rng_state,)
 
     def update_stepwise(self, obs, act, rew, obs2, done):
         raise NotImplementedError("TD3Agent has no step-by-step path; numddpg.reference.td3_update "

@@ -40,7 +40,7 @@ from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
 from .nn import acts_size, check_dtype, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
-from .threads import auto_blas_threads, limit_blas_threads
+from . import threads as _threads
 
 POLICY_FILE = "policy.npz"
 CHECKPOINT_FILE = _checkpoint.CHECKPOINT_FILE
@@ -78,8 +78,11 @@ HYPERPARAMETERS = {
     "steps_per_epoch": (4000, "env steps per epoch (one progress.csv row each)"),
     "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
     "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
-    "blas_threads": (None, "BLAS threads during learn() (None: numddpg.threads' rule, 1 for "
-                           "small nets or batches, else all cores; env NUMDDPG_BLAS_THREADS)"),
+    "chunks": (None, "row chunks of each minibatch, run on as many threads (None: measured "
+                     "once per CPU and shape and cached, numddpg.threads; env NUMDDPG_CHUNKS); "
+                     "fixes the summation order, so a run keeps its value"),
+    "blas_threads": (None, "BLAS threads of the kernels' products (None: 1, the cores are "
+                           "shared through chunks; env NUMDDPG_BLAS_THREADS)"),
     "checkpoint_every": (None, "env steps between checkpoints of the run (at the next episode "
                                "end; None: every epoch, 0: never)"),
     "checkpoint_buffer": (True, "put the replay buffer in checkpoints (False: smaller files, but "
@@ -182,7 +185,7 @@ def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
 @contextlib.contextmanager
 def blas_threads(n):
     """BLAS limited to ``n`` threads inside the block (numddpg.threads explains the choice)."""
-    limiter = limit_blas_threads(n)
+    limiter = _threads.limit_blas_threads(n)
     try:
         yield
     finally:
@@ -277,6 +280,7 @@ class OffPolicyAlgorithm:
         self.env.action_space.seed(int(loop_seq.generate_state(1)[0]))
         self.test_env.action_space.seed(int(loop_seq.generate_state(2)[1]))
         self.rng = np.random.default_rng(loop_seq)
+        self.chunks_used, self.threads_record = self._resolve_chunks()
         self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size,
                                    seed=int(buffer_seq.generate_state(1, np.uint64)[0]))
@@ -346,8 +350,9 @@ class OffPolicyAlgorithm:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {hp['noise']!r}")
         hp["dtype"] = check_dtype(hp["dtype"]).name
         hp["hidden_sizes"] = tuple(int(h) for h in np.atleast_1d(hp["hidden_sizes"]))
-        if hp["blas_threads"] is not None:
-            integer("blas_threads", 1)
+        for name in ("blas_threads", "chunks"):
+            if hp[name] is not None:
+                integer(name, 1)
         if hp["checkpoint_every"] is not None:
             integer("checkpoint_every", 0)
         if not isinstance(hp["checkpoint_buffer"], (bool, np.bool_)):
@@ -364,11 +369,22 @@ class OffPolicyAlgorithm:
     def _agent_kwargs(self):
         return {name: self.hyperparameters[name] for name in self.AGENT_KWARGS}
 
-    def _make_agent(self, seed):
+    def _make_agent(self, seed, chunks=None):
         return self.agent_class(self.obs_dim, self.act_dim, self.act_low, self.act_high,
                                 hidden_sizes=self.hidden_sizes, gamma=self.gamma,
                                 polyak=self.polyak, pi_lr=self.pi_lr, q_lr=self.q_lr,
-                                dtype=np.dtype(self.dtype), seed=seed, **self._agent_kwargs())
+                                dtype=np.dtype(self.dtype), seed=seed,
+                                chunks=self.chunks_used if chunks is None else chunks,
+                                **self._agent_kwargs())
+
+    def _resolve_chunks(self):
+        """The chunks hyperparameter, or numddpg.threads' calibrated choice for this CPU and
+        shape; ``threads_record`` says which (config.json's "threads")."""
+        if self.chunks is not None:
+            return self.chunks, {"source": "chunks hyperparameter"}
+        return _threads.calibrated_chunks(lambda c: self._make_agent(0, chunks=c), self.algo,
+                                          self.obs_dim, self.act_dim, self.hidden_sizes,
+                                          self.batch_size, self.dtype)
 
     def _bind_fast_paths(self):
         """Preallocated arrays of the per-step code (call again if the agent is replaced)."""
@@ -450,8 +466,9 @@ class OffPolicyAlgorithm:
             self._save_checkpoint()
         self._learning, self._diverged, finished = True, False, False
         try:
-            threads = self.blas_threads or auto_blas_threads(self.hidden_sizes, self.batch_size)
-            with blas_threads(threads):
+            with blas_threads(self.blas_threads or _threads.default_blas_threads()):
+                self._guard = _threads.ThreadGuard(
+                    self.agent, self.threads_record.get("us_per_update", {}).get("1"))
                 self._loop(end, bar)
             finished = True
         finally:
@@ -489,7 +506,9 @@ class OffPolicyAlgorithm:
                 self.episodes += 1
                 self._start_episode()
             if self.t >= update_after and self.t % update_every == 0:
+                t_burst = time.perf_counter()
                 stats = agent.update_burst(buffer, batch_size, update_every)
+                self._guard.observe((time.perf_counter() - t_burst) / update_every)
                 self._check_finite(stats)
                 self._update_stats.append(stats)
                 bar.update_to(self.t)
@@ -595,7 +614,8 @@ class OffPolicyAlgorithm:
         return {"algo": self.algo, "env_id": self.env_id, "preset": self.preset_name,
                 "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist()}
+                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
+                "threads": {"chunks": self.chunks_used, **self.threads_record}}
 
     def _open_run(self, total_steps):
         self.run_dir = _logger.create_run_dir(self._run_dir_request, self._runs_root,
@@ -648,10 +668,13 @@ class OffPolicyAlgorithm:
                 f"{path}: this is a {meta['algo']!r} checkpoint; load it with "
                 f"{'an algorithm of that name' if target is None else 'its own class'} "
                 f"(numddpg.OffPolicyAlgorithm.load picks it), not {cls.__name__}.load")
+        hp = dict(meta["hyperparameters"])
+        if hp.get("chunks") is None:           # the saved agent's (files before chunks: 1)
+            hp["chunks"] = meta["config"].get("chunks", 1)
         try:
             model = target(meta["env_id"] if env is None else env, preset="none",
                            test_env=test_env, log=log, run_dir=run_dir, runs_root=runs_root,
-                           **meta["hyperparameters"])
+                           **hp)
         except EnvError:
             raise
         except (TypeError, ValueError) as exc:
@@ -659,6 +682,8 @@ class OffPolicyAlgorithm:
                 f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
                 f"{exc}") from None
         model.preset_name = meta["preset"]
+        model.chunks = model.hyperparameters["chunks"] = meta["hyperparameters"].get("chunks")
+        model.threads_record = {"source": f"the saved agent ({path})"}
         _checkpoint.restore_algorithm(model, meta, arrays, str(path))
         model._checkpoint_t = model.t
         model._progress_rows = meta["logger"]["progress_rows"]

@@ -4,14 +4,14 @@ Row i holds one transition; ``ptr`` is the next row to write and ``size`` the nu
 rows (it grows to ``max_size``, then the oldest rows are overwritten).  DDPG samples minibatches
 uniformly *with replacement* from rows 0..size-1; the training loop does that inside the agent's
 jitted burst (``DDPGAgent.update_burst`` reads ``obs, act, rew, obs2, done, size`` directly),
-and ``ReplayBuffer.sample`` does the same for users with the same two kernels
-(numddpg.agents.sample_indices, numddpg.agents.gather_batch).
+and ``ReplayBuffer.sample`` does the same for users with the same kernels (``sample_indices``,
+``gather_batch``, together ``sample_batch``), which live here.
 """
 import numpy as np
 from numba import njit
 
 from . import rng as _rng
-from .agents import check_dim, gather_batch, sample_indices
+from .checks import check_dim
 
 # Codes returned by store_kernel.
 STORED, BAD_OBS2, BAD_REW, BAD_OBS, BAD_ACT = range(5)
@@ -51,6 +51,36 @@ def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, r
     buf_rew[ptr] = rew
     buf_done[ptr] = done
     return STORED
+
+
+@njit(cache=True)
+def sample_indices(rng_state, size, idx):
+    """idx[i] ~ uniform{0, ..., size-1}, with replacement, from the caller's generator state."""
+    for i in range(idx.shape[0]):
+        idx[i] = _rng.randint(rng_state, size)
+
+
+@njit(cache=True)
+def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done):
+    """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype)."""
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        for c in range(obs.shape[1]):
+            obs[i, c] = buf_obs[j, c]
+            obs2[i, c] = buf_obs2[j, c]
+        for c in range(act.shape[1]):
+            act[i, c] = buf_act[j, c]
+        rew[i] = buf_rew[j]
+        done[i] = buf_done[j]
+
+
+@njit(cache=True)
+def sample_batch(replay, size, rng_state, idx, batch):
+    """A minibatch of B = idx.shape[0] rows drawn uniformly with replacement from the first
+    ``size`` rows of ``replay`` into ``batch`` (both numddpg.update.Batch bundles)."""
+    sample_indices(rng_state, size, idx)
+    gather_batch(idx, replay.obs, replay.act, replay.rew, replay.obs2, replay.done,
+                 batch.obs, batch.act, batch.rew, batch.obs2, batch.done)
 
 
 class NonFiniteTransition(ValueError):

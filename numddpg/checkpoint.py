@@ -404,6 +404,10 @@ AGENT_CONFIG_KEYS = {
 }
 AGENT_CONFIG_KEYS["td3"] = AGENT_CONFIG_KEYS["ddpg"] + ("target_noise", "noise_clip",
                                                         "policy_delay")
+# Optional keys: files written before they existed load with the default (1 chunk: the serial
+# update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
+AGENT_OPTIONAL_KEYS = {"chunks": 1}
+MAX_CHUNKS = 64
 
 
 def agent_classes():
@@ -421,7 +425,7 @@ def check_agent_config(cfg, where):
                               f"{sorted(AGENT_CONFIG_KEYS)}")
     keys = AGENT_CONFIG_KEYS[algo]
     missing = [k for k in keys if k not in cfg]
-    extra = [k for k in cfg if k not in keys]
+    extra = [k for k in cfg if k not in keys and k not in AGENT_OPTIONAL_KEYS]
     if missing or extra:
         raise CheckpointError(f"{where}: {algo} agent config is missing {missing} / has unknown "
                               f"keys {extra}")
@@ -448,6 +452,9 @@ def check_agent_config(cfg, where):
     if algo == "td3":
         need(_is_int(cfg["policy_delay"]) and cfg["policy_delay"] > 0, "policy_delay",
              "a positive integer")
+    if "chunks" in cfg:
+        need(_is_int(cfg["chunks"]) and 1 <= cfg["chunks"] <= MAX_CHUNKS, "chunks",
+             f"an integer from 1 to {MAX_CHUNKS}")
 
 
 def agent_layer_sizes(cfg):
@@ -705,7 +712,7 @@ def restore_algorithm(model, meta, arrays, where="checkpoint"):
     if model.algo != meta["algo"]:
         raise CheckpointError(f"{where}: a {meta['algo']} checkpoint cannot be loaded into "
                               f"{type(model).__name__} ({model.algo})")
-    if model.agent.config() != cfg:
+    if model.agent.config() != {**AGENT_OPTIONAL_KEYS, **cfg}:
         raise CheckpointError(f"{where}: the saved agent config {cfg} differs from the one the "
                               f"saved hyperparameters build here: {model.agent.config()}")
     if ((model.obs_dim, model.act_dim) != (sp["obs_dim"], sp["act_dim"])

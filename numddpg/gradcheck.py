@@ -2,7 +2,7 @@
 
 Everything here runs in float64.  The *loss values* come from numddpg.reference (plain NumPy,
 written to be read); the *analytic gradients* come from the jitted kernels of numddpg.nn
-(``mlp_forward``/``mlp_backward``) and numddpg.agents (``scale_action``), called in the same way
+(``mlp_forward``/``mlp_backward``) and numddpg.update (``scale_action``), called in the same way
 as the fused update ``ddpg_update_kernel`` calls them.  Agreement means the hand-written
 backward passes are the derivative of the math in docs/math.md.
 
@@ -33,7 +33,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import reference as ref
-from .agents import DDPGAgent, scale_action
+from .agents import DDPGAgent
+from .update import scale_action
 from .nn import acts_size, layer_slices, mlp_backward, mlp_forward
 
 HELP = ("Check the hand-written gradients of the DDPG critic loss and actor objective against "

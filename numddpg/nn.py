@@ -170,7 +170,8 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
             dW = grad[w_off:b_off].reshape((n_in, n_out))
             np.dot(h.T, delta, dW)           # dW_l = h_l^T @ delta
             db = grad[b_off:b_off + n_out]
-            db[:] = 0
+            for j in range(n_out):
+                db[j] = 0
             for i in range(B):
                 for j in range(n_out):
                     db[j] += delta[i, j]

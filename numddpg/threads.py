@@ -1,40 +1,365 @@
-"""How many BLAS threads the update's matrix products use (docs: bench/RESULTS.md, "Threading").
+"""How an update uses the cores: row chunks on Numba threads, BLAS single-threaded; by measurement.
 
-numddpg's kernels are serial Numba loops; the only parallel work is inside the BLAS gemm calls
-that Numba's ``np.dot`` makes (SciPy's OpenBLAS).  On the 2-core reference machine two BLAS
-threads pay off once the layers are wide and the batch large (a (256, 256) network at batch
->= 100: measured in bench/update_speed.py), and cost more in thread hand-offs than they save on
-small products (a (64, 64) network at batch 64).  ``auto_blas_threads`` encodes that rule;
-``NUMDDPG_BLAS_THREADS`` or an explicit ``blas_threads`` overrides it.
+The update (numddpg.update) cuts every minibatch into C row chunks.  Each chunk's passes run on
+one thread (the agent runs its nogil kernel on ``agent.threads`` Python threads) and call BLAS
+single-threaded, so the cores share all of an update's work --
+element loops, small products, Adam -- not only the large matrix products, and two threads never
+meet inside a product.  A plan is C (the chunks, which fix the summation order and so the
+numbers) and the threads that run them (which do not change a bit): a run keeps its C for
+good (config.json, checkpoints) and may change its threads at any time.
+
+``calibrated_chunks`` picks C by timing a short burst of every candidate (1, 2, 4, ... up to the
+cores) on the run's own sizes and batch, at first use per (CPU, algorithm, sizes, batch, dtype,
+versions); the result is cached in ``cache_path()`` and recorded in the run's config.json.
+``NUMDDPG_CHUNKS`` or the ``chunks`` hyperparameter overrides it.  ``ThreadGuard`` keeps a plan
+from making a busy machine worse: when bursts on several threads run slower than calibration
+measured a single thread, it drops to one thread, and tries again later.
+
+Measured in bench/RESULTS.md ("Update speed"); ``describe_cpu`` and ``describe_sgemm`` print
+the CPU and the single-thread sgemm rate that bench/ shows next to every result.
 """
+import json
 import os
+import platform
+import statistics
+import time
+from collections import namedtuple
+from pathlib import Path
+from types import SimpleNamespace
 
-from threadpoolctl import threadpool_limits
+import numba
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: load it before
+from numba import njit            # threadpoolctl looks for it)
+from threadpoolctl import ThreadpoolController, threadpool_info
 
-ENV_VAR = "NUMDDPG_BLAS_THREADS"
+ENV_BLAS = "NUMDDPG_BLAS_THREADS"
+ENV_CHUNKS = "NUMDDPG_CHUNKS"
+CACHE_VERSION = 1
+# A plan with more chunks must beat the one-chunk update by this much to be picked: within it,
+# the serial update wins (no thread hand-offs, nothing to lose on a machine that gets busy).
+MIN_GAIN = 0.05
+
+Plan = namedtuple("Plan", ["chunks", "threads"])
 
 
-def auto_blas_threads(hidden_sizes, batch_size):
-    """1 for small networks or batches, else every core: products of at least ~100 x 128 x 128
-    amortise the hand-off between threads."""
-    override = os.environ.get(ENV_VAR)
-    if override:
-        return check_threads(override, ENV_VAR)
-    big = min(hidden_sizes) >= 128 and batch_size >= 100
-    return (os.cpu_count() or 1) if big else 1
-
+# ---------------------------------------------------------------------------------------------
+# Threads
+# ---------------------------------------------------------------------------------------------
 
 def check_threads(n, name="blas_threads"):
     try:
         value = int(n)
     except (TypeError, ValueError):
         value = 0
-    if value < 1:
+    if value < 1 or isinstance(n, bool):
         raise ValueError(f"{name} must be a positive integer, got {n!r}")
     return value
 
 
+def usable_cpus():
+    """CPUs this process may run on (its affinity), capped by NUMBA_NUM_THREADS (which
+    ``numddpg sweep`` sets to 1 for the runs it packs one per core)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:                     # (not Linux)
+        n = os.cpu_count() or 1
+    return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _numba_blas():
+    """threadpoolctl's handle on the BLAS that Numba's np.dot calls (SciPy's), or on every
+    BLAS when it cannot tell which one that is."""
+    ctl = ThreadpoolController()
+    paths = [i["filepath"] for i in threadpool_info()
+             if i.get("user_api") == "blas" and "scipy" in os.path.basename(
+                 os.path.dirname(i["filepath"]))]
+    return ctl.select(filepath=paths) if paths else ctl.select(user_api="blas")
+
+
+_warm = False
+
+
+def warm_blas():
+    """One multi-threaded product through the kernels' BLAS, once per process, before anything
+    holds it to one thread.  Measured on a Zen 1 (AMD family 23 model 1, OpenBLAS 0.3.30 and
+    0.3.31): single-threaded sgemm ran at ~9.5 GFLOP/s in a process whose first BLAS call was
+    single-threaded (pinned with taskset, or limited to 1 before any call) and at ~34 after one
+    multi-threaded call, and a (256, 256) batch-256 update took 38.4 ms against 12.4 ms.  The
+    call costs well under a millisecond; it works under a one-CPU affinity too (OpenBLAS starts
+    the extra thread anyway).  ``describe_sgemm`` shows both states."""
+    global _warm
+    if _warm:
+        return
+    _warm = True
+    a = np.ones((128, 128), np.float32)
+    with _numba_blas().limit(limits=2):
+        _sgemm_loop(a, a, np.empty_like(a), 1)
+
+
 def limit_blas_threads(n):
-    """Set every loaded BLAS library (numpy's and SciPy's OpenBLAS) to ``n`` threads; returns
-    the threadpoolctl limiter, whose ``restore_original_limits()`` undoes it."""
-    return threadpool_limits(limits=check_threads(n), user_api="blas")
+    """Set the BLAS that the kernels call to ``n`` threads (``NUMDDPG_BLAS_THREADS`` overrides
+    the default of 1) after ``warm_blas``; returns the limiter, whose
+    ``restore_original_limits()`` undoes it."""
+    n = check_threads(n)
+    warm_blas()
+    return _numba_blas().limit(limits=n)
+
+
+def default_blas_threads():
+    override = os.environ.get(ENV_BLAS)
+    return check_threads(override, ENV_BLAS) if override else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The CPU and its BLAS
+# ---------------------------------------------------------------------------------------------
+
+def cpu_info():
+    """vendor, model name, family, model, SIMD flags, MHz and the expected single-core fp32 peak
+    (FLOP per cycle x MHz: 2 FMA units x 8 lanes x 2 = 32 with AVX2; 16 on AMD Zen 1, which runs
+    AVX2 as 2 x 128 bits; 16 with AVX alone), read from /proc/cpuinfo."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break                       # the first CPU's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    vendor = fields.get("vendor_id", platform.processor() or "?")
+    family, model = int(fields.get("cpu family", -1)), int(fields.get("model", -1))
+    zen1 = vendor == "AuthenticAMD" and family == 23 and model < 0x30
+    if "avx2" in flags and "fma" in flags:
+        per_cycle = 16 if zen1 else 32
+    else:
+        per_cycle = 16 if "avx" in flags else 8
+    mhz = float(fields.get("cpu MHz", 0) or 0)
+    return {"vendor": vendor, "model_name": fields.get("model name", "?"), "family": family,
+            "model": model, "zen1": zen1, "mhz": mhz,
+            "simd": [f for f in ("avx", "avx2", "fma", "avx512f") if f in flags],
+            "peak_gflops": per_cycle * mhz / 1e3, "cpus": usable_cpus()}
+
+
+def describe_cpu():
+    c = cpu_info()
+    return (f"CPU: {c['vendor']} {c['model_name']}, family {c['family']} model {c['model']}"
+            f"{' (Zen 1: AVX2 as 2x128-bit)' if c['zen1'] else ''}, {'/'.join(c['simd'])}, "
+            f"{c['mhz']:.0f} MHz, {c['cpus']} usable CPUs; expected fp32 peak "
+            f"~{c['peak_gflops']:.0f} GFLOP/s per core")
+
+
+@njit(cache=True)
+def _sgemm_loop(a, b, out, reps):
+    for _ in range(reps):
+        np.dot(a, b, out)
+
+
+def sgemm_gflops(n=256, seconds=0.05):
+    """GFLOP/s of an n x n x n float32 product through the BLAS Numba calls, at its current
+    thread setting, in this process's current state (best of 3 timed loops)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), np.float32)
+    _sgemm_loop(a, b, out, 1)
+    t = time.perf_counter()
+    _sgemm_loop(a, b, out, 2)
+    reps = max(1, int(seconds / max((time.perf_counter() - t) / 2, 1e-7)))
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        _sgemm_loop(a, b, out, reps)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2 * n ** 3 / best / 1e9
+
+
+def describe_sgemm():
+    """Single-thread sgemm rate as this process starts (the state a pinned or single-threaded
+    run trains in), then after one multi-threaded call: far apart, it is a BLAS cliff."""
+    peak = cpu_info()["peak_gflops"]
+    with _numba_blas().limit(limits=1):           # (not limit_blas_threads: no warm_blas yet)
+        first = sgemm_gflops()
+    warm_blas()
+    with limit_blas_threads(1):
+        after = sgemm_gflops()
+    return (f"single-thread sgemm 256^3 (the kernels' BLAS): {first:.1f} GFLOP/s as started, "
+            f"{after:.1f} after one multi-threaded call; {first / peak:.0%} and {after / peak:.0%}"
+            f" of the expected peak" if peak else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------------------------
+
+def candidate_plans(cpus, batch_size):
+    """1, 2, 4, ... chunks up to the usable CPUs, each of at least 16 rows, one thread each."""
+    plans, c = [Plan(1, 1)], 2
+    while c <= cpus and batch_size // c >= 16:
+        plans.append(Plan(c, c))
+        c *= 2
+    return plans
+
+
+def calibration_replay(obs_dim, act_dim, n=2048, seed=0):
+    """Random transitions in the attribute layout update_burst reads (timing only)."""
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(obs=rng.standard_normal((n, obs_dim), dtype=np.float32),
+                           act=rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+                           rew=rng.standard_normal(n, dtype=np.float32),
+                           obs2=rng.standard_normal((n, obs_dim), dtype=np.float32),
+                           done=np.zeros(n, np.float32), size=n)
+
+
+def measure_plans(make_agent, plans, batch_size, replay, rounds=5, burst_s=0.01):
+    """{chunks: median seconds per update} of each plan, alternating plans round by round on a
+    burst of about ``burst_s``; ``make_agent(chunks)`` builds a throwaway agent."""
+    agents = {p: make_agent(p.chunks) for p in plans}
+    single = plans[0]
+    for p, agent in agents.items():            # compile or load the kernels, warm the caches
+        agent.threads = p.threads
+        agent.update_burst(replay, batch_size, 1)
+    t = time.perf_counter()
+    agents[single].update_burst(replay, batch_size, 2)
+    K = max(1, min(200, int(burst_s / max((time.perf_counter() - t) / 2, 1e-7))))
+    times = {p.chunks: [] for p in plans}
+    for _ in range(rounds):
+        for p, agent in agents.items():
+            t = time.perf_counter()
+            agent.update_burst(replay, batch_size, K)
+            times[p.chunks].append((time.perf_counter() - t) / K)
+    return {c: statistics.median(v) for c, v in times.items()}
+
+
+def pick(seconds):
+    """The chunk count to use from {chunks: seconds per update}: the fastest, unless it beats
+    one chunk by less than MIN_GAIN."""
+    best = min(seconds, key=seconds.get)
+    return best if seconds[best] < (1 - MIN_GAIN) * seconds[1] else 1
+
+
+def cache_path():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "numddpg" / "plans.json"
+
+
+def _cache_key(algo, obs_dim, act_dim, hidden, batch_size, dtype):
+    c = cpu_info()
+    return "|".join(str(v) for v in (
+        CACHE_VERSION, c["vendor"], c["model_name"], c["family"], c["model"], c["cpus"], algo,
+        obs_dim, act_dim, tuple(hidden), batch_size, np.dtype(dtype).name, numba.__version__,
+        np.__version__, _blas_version()))
+
+
+def _blas_version():
+    return ",".join(str(i.get("version")) for i in _numba_blas().info())
+
+
+def _read_cache(path):
+    """The cache as a dict, or {} when it is missing or unreadable (an untrusted file: a bad
+    entry is ignored, never trusted)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _timings(value):
+    """{chunks (str): microseconds} from a cache entry, keeping only finite positive numbers."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): float(v) for k, v in value.items() if type(v) in (int, float)
+            and 0 < v < 1e9}
+
+
+def _write_cache(path, data):
+    """Write atomically; a cache that cannot be written (read-only home) is only skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def calibrated_chunks(make_agent, algo, obs_dim, act_dim, hidden, batch_size, dtype,
+                      path=None):
+    """(chunks, record) for a run: NUMDDPG_CHUNKS if set, else the cached calibration for this
+    CPU and shape, else a fresh one (about 0.2-1 s after the kernels are compiled), cached.
+    ``record`` (for config.json) says where the value came from and what was measured."""
+    override = os.environ.get(ENV_CHUNKS)
+    if override:
+        return check_threads(override, ENV_CHUNKS), {"source": ENV_CHUNKS}
+    plans = candidate_plans(usable_cpus(), batch_size)
+    if len(plans) == 1:
+        return 1, {"source": "one usable CPU or a small batch"}
+    path = cache_path() if path is None else Path(path)
+    key = _cache_key(algo, obs_dim, act_dim, hidden, batch_size, dtype)
+    cached = _read_cache(path).get(key)
+    allowed = {p.chunks for p in plans}
+    chunks = cached.get("chunks") if isinstance(cached, dict) else None
+    if type(chunks) is int and chunks in allowed:          # (not a bool, a float, a string)
+        return chunks, {"source": str(path), "chunks": chunks,
+                        "us_per_update": _timings(cached.get("us_per_update"))}
+    with limit_blas_threads(1):
+        seconds = measure_plans(make_agent, plans, batch_size,
+                                calibration_replay(obs_dim, act_dim))
+    entry = {"chunks": pick(seconds), "us_per_update": {str(c): round(s * 1e6, 1)
+                                                         for c, s in seconds.items()},
+             "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data = _read_cache(path)
+    data[key] = entry
+    _write_cache(path, data)
+    return entry["chunks"], {"source": "calibrated now", **entry}
+
+
+# ---------------------------------------------------------------------------------------------
+# A busy machine
+# ---------------------------------------------------------------------------------------------
+
+class ThreadGuard:
+    """Runs a multi-chunk agent on its threads while that pays, on one thread while it does not.
+
+    After each burst the loop reports the seconds per update.  On several threads, two bursts in
+    a row slower than ``single_us`` (the single thread's calibrated time per update) mean that
+    another process holds a core -- a chunk then waits for a descheduled thread -- so the guard
+    drops to one thread; every ``retry`` bursts it tries the threads again for one burst and
+    keeps them if that burst beats the single-thread bursts' median.  Results do not change:
+    the thread count never does (numddpg.update, "Row chunks").
+    """
+
+    def __init__(self, agent, single_us=None, retry=64):
+        self.agent, self.retry = agent, retry
+        self.slow = None if single_us is None else float(single_us) * 1e-6
+        self.n = agent.chunks
+        self._strikes, self._since, self._single = 0, 0, []
+        agent.threads = self.n
+
+    def observe(self, seconds_per_update):
+        if self.n == 1 or self.slow is None:
+            return
+        if self.agent.threads > 1:
+            if self._since < 0:                 # a trial burst: keep the threads only if it won
+                self._since = 0
+                if seconds_per_update >= 0.95 * statistics.median(self._single):
+                    self._go(1)
+                return
+            self._strikes = self._strikes + 1 if seconds_per_update > self.slow else 0
+            if self._strikes >= 2:
+                self._go(1)
+            return
+        self._single = (self._single + [seconds_per_update])[-16:]
+        self._since += 1
+        if self._since >= self.retry:
+            self._go(self.n)
+            self._since = -1
+
+    def _go(self, n):
+        self._strikes = 0
+        self.agent.threads = n

@@ -156,8 +156,8 @@ def test_fused_kernel_gradients_are_the_losses_gradients(rng):
     before.critic.params[:] = agent.critic.params
     actor = actor_objective(before, batch)
     # Same kernels and arithmetic, different call sites: PATHS-level agreement (relative).
-    assert rel_error(agent._g_q, critic.grad(critic.x0)) < PATHS
-    assert rel_error(agent._g_pi, actor.grad(actor.x0)) < PATHS
+    assert rel_error(agent.gradients()["critic"], critic.grad(critic.x0)) < PATHS
+    assert rel_error(agent.gradients()["actor"], actor.grad(actor.x0)) < PATHS
 
 
 def test_terminal_transitions_do_not_bootstrap(rng):

@@ -6,7 +6,7 @@ import pytest
 from numddpg.jitcache import STAMP_FILE, drop_stale_kernels, jit_sources, sources_digest
 
 # The package's jitted modules today; the fake tree mirrors them.
-JITTED = ["agents.py", "buffer.py", "nn.py", "noise.py", "optim.py", "rng.py"]
+JITTED = ["buffer.py", "nn.py", "noise.py", "optim.py", "rng.py", "sync.py", "threads.py", "update.py"]
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def tree(tmp_path, monkeypatch):
 
 
 def add_kernels(pkg):
-    names = ["agents.ddpg_update_kernel-107.py311.nbi", "agents.ddpg_update_kernel-107.py311.1.nbc",
+    names = ["update.ddpg_updates-107.py311.nbi", "update.ddpg_updates-107.py311.1.nbc",
              "nn.mlp_forward-40.py311.nbi"]
     for n in names:
         (pkg / "__pycache__" / n).write_bytes(b"x")

@@ -352,7 +352,7 @@ def fd_failures(f, analytic, x, sizes):
 
 @given(td3_cases())
 def test_each_critic_gradient_is_its_own_mse_gradient(case):
-    """After an update, the kernel's gradient workspaces _g_q (critic 1) and _g_q2 (critic 2)
+    """After an update, the gradients it applied (agent.gradients(): critic 1, critic 2)
     hold d/dphi_c mean (Q_phi_c(s, a) - y)^2 at the pre-update phi_c, y = td3_target from the
     pre-update targets and the kernel's own smoothing draws."""
     agent, rng, B = build(case)
@@ -369,7 +369,8 @@ def test_each_critic_gradient_is_its_own_mse_gradient(case):
     assume(min(kink_margin(pre[k], sizes_q, "identity", xq) for k in ("phi1", "phi2"))
            > KINK_MARGIN)
     agent.update(*batch)
-    for key, g in (("phi1", agent._g_q), ("phi2", agent._g_q2)):
+    grads = agent.gradients()
+    for key, g in (("phi1", grads["critic"]), ("phi2", grads["critic2"])):
         def f(phi):
             q, _ = ref.critic_value(phi, sizes_q, obs, act)
             return float(np.mean((q - y) ** 2))

@@ -1,0 +1,439 @@
+"""DDPG's and TD3's update as named jitted steps on bundles of arrays (docs/math.md, sections 8-9).
+
+One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors, in the
+words of numddpg.reference:
+
+    1. td_target               y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))         (a constant)
+    2. critic_loss_and_grad    L_Q = mean (Q(s, a) - y)^2 ; dL_Q/dQ_i = 2 (Q_i - y_i) / B
+       adam (+ polyak)         on phi (and phi_targ <- rho phi_targ + (1 - rho) phi)
+    3. actor_loss_and_grad     J = -mean Q(s, mu(s)) with the *updated* critic held constant
+       adam (+ polyak)         on theta (and theta_targ)
+
+with mu(s) = mid + half * tanh(MLP_theta(s)) and Q(s, a) = MLP_phi(concat(s, a)).  TD3 swaps in
+td3_target (smoothing and the double-Q minimum), steps both critics, and runs step 3 and the
+polyak updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
+compositions, K updates per call, each on the given minibatch or on one they sample
+(numddpg.buffer.sample_batch).
+
+Bundles (namedtuples; Numba passes them as structs, so a kernel takes a handful of them instead of
+thirty positional arrays):
+
+    Net    params, targ (P,)   the network and its target       m, v (P,)   Adam moments
+           grad (C, P)         chunk c's part of dL/dparams     sizes (L+1,) int64 layer widths
+    Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)   (also the replay arrays)
+    Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
+           elements, from the slot list ``work_slots`` (one list: names, shapes, size)
+    HP     the hyperparameters as floats
+
+Compilation.  The named steps are inlined into the two update kernels (``inline="always"``):
+Numba re-optimises every callee's code inside each caller it is linked into, so a chain of
+separately compiled steps cost ~3x the compile time of the same code inlined once.
+
+Row chunks.  Every step up to a gradient is row-local, so the B rows are cut into C chunks of
+consecutive rows (``chunk_rows``): each chunk runs its target, forward and backward passes on its
+own rows and activations and leaves its part of the gradient in grad[c]; the Adam step adds the
+C parts (``reduce_chunks``).  C = 1 is the plain serial update.  With C > 1, n threads (Python
+threads running the same ``nogil`` kernel, numddpg.agents) share the chunks and the Adam steps'
+parameter ranges, meeting at a barrier between stages (numddpg.sync); BLAS runs single-threaded
+in each.  The numbers depend on C alone, not on how many threads run the chunks: a run may change
+its thread count (a busy machine) and stay bit-identical.
+"""
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from . import rng as _rng
+from .buffer import sample_batch
+from .nn import mlp_backward, mlp_forward
+from .optim import adam_coefficients, adam_polyak_span
+from .sync import barrier
+
+Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
+Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
+HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
+                       "target_noise", "noise_clip", "policy_delay"])
+WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
+               "delta_a", "delta_b", "xq", "y", "dq", "dmu", "eps", "part"]
+Work = namedtuple("Work", WORK_FIELDS)
+
+# Columns of the per-update statistics (stats) and of the per-chunk partial sums (work.part).
+ST_LOSS_Q, ST_LOSS_PI, ST_Q_MEAN, ST_Q_STD = range(4)
+N_STATS = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# The workspace: one slot list gives the names, the shapes and the allocation's size
+# ---------------------------------------------------------------------------------------------
+
+def work_slots(B, C, obs_dim, act_dim, sizes_pi, sizes_q, n_critics):
+    """[(name, shape)] of the update's scratch for B rows in C chunks of Bc = ceil(B / C) rows,
+    in Work's field order.  Per chunk (leading axis C): the activations h_1..h_L of each network
+    pass (nn.acts_size) and the two backprop scratch vectors of mlp_backward.  Per row (chunk c
+    uses rows chunk_rows(B, C, c)): the critic input xq = concat(s, a); the targets y; dq =
+    dLoss/dQ; dmu = dJ/da, then dJ/du; TD3's smoothing draws eps.  part (C, 4): each chunk's
+    partial sums of the statistics."""
+    Bc = -(-B // C)
+    n_pi = Bc * sum(sizes_pi[1:])
+    n_q = Bc * sum(sizes_q[1:])
+    n_q2 = n_q if n_critics == 2 else 0
+    width = max(max(sizes_pi), max(sizes_q))
+    shapes = {"acts_pi": (C, n_pi), "acts_pi_targ": (C, n_pi),
+              "acts_q1": (C, n_q), "acts_q1_targ": (C, n_q),
+              "acts_q2": (C, n_q2), "acts_q2_targ": (C, n_q2),
+              "delta_a": (C, Bc * width), "delta_b": (C, Bc * width),
+              "xq": (B, obs_dim + act_dim), "y": (B,), "dq": (B, 1), "dmu": (B, act_dim),
+              "eps": (B if n_critics == 2 else 0, act_dim), "part": (C, N_STATS)}
+    return [(name, shapes[name]) for name in WORK_FIELDS]
+
+
+# Slots kept in float64 whatever the networks' dtype, apart from the flat allocation: TD3's
+# smoothing draws, as the generator makes them (rounding them to float32 would change a run).
+FLOAT64_SLOTS = ("eps",)
+
+
+def work_size(slots):
+    """Elements of the flat allocation that holds every slot (but FLOAT64_SLOTS)."""
+    return sum(int(np.prod(shape)) for name, shape in slots if name not in FLOAT64_SLOTS)
+
+
+def carve_work(flat, slots):
+    """The Work bundle of views into ``flat`` (>= work_size(slots) elements), slot after slot;
+    FLOAT64_SLOTS get arrays of their own."""
+    views, off = [], 0
+    for name, shape in slots:
+        n = int(np.prod(shape))
+        if name in FLOAT64_SLOTS:
+            views.append(np.zeros(shape, np.float64))
+            continue
+        views.append(flat[off:off + n].reshape(shape))
+        off += n
+    return Work(*views)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pieces
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def chunk_rows(B, C, c):
+    """Rows r0..r1-1 of chunk c when B rows are cut into C chunks of ceil(B / C) rows."""
+    Bc = (B + C - 1) // C
+    r0 = min(B, c * Bc)
+    return r0, min(B, r0 + Bc)
+
+
+@njit(cache=True, inline="always")
+def _runtime_flags(sizes):
+    """(True, False) as run-time values rather than literals.  Numba compiles a separate
+    specialisation of a callee for every literal argument (tanh_out=True, tanh_out=False);
+    passing these instead makes one compiled mlp_forward and one mlp_backward serve every call
+    of an update, which cuts the first run's compile time by about a third."""
+    yes = sizes.shape[0] > 0
+    return yes, not yes
+
+
+@njit(cache=True, inline="always")
+def copy_into(dst, col0, src):
+    """dst[:, col0:col0 + k] = src (B, k), as loops: Numba's broadcasting slice assignment costs
+    seconds of compile time per call site's signature, this costs nothing."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, col0 + j] = src[i, j]
+
+
+@njit(cache=True, inline="always")
+def scale_action(u, mid, half, out):
+    """out = mid + half * u, row by row: the action from the actor's tanh output u (B, act)."""
+    for i in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            out[i, j] = mid[j] + half[j] * u[i, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# The named steps, on the rows r0..r1-1 of chunk c (reference.py's functions of the same names)
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def td_target(actor, critic, mid, half, gamma, batch, work, c, r0, r1):
+    """work.y[r0:r1] = r + gamma (1 - d) Q_targ(s', mu_targ(s'))."""
+    tanh_out, identity_out = _runtime_flags(actor.sizes)
+    o = batch.obs.shape[1]
+    obs2 = batch.obs2[r0:r1]
+    xq = work.xq[r0:r1]
+    u2 = mlp_forward(actor.targ, actor.sizes, tanh_out, obs2, work.acts_pi_targ[c])
+    copy_into(xq, 0, obs2)                  # xq = concat(s', .)
+    scale_action(u2, mid, half, xq[:, o:])
+    q2 = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q1_targ[c])
+    for i in range(r1 - r0):
+        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q2[i, 0]
+
+
+@njit(cache=True, inline="always")
+def td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1):
+    """work.y[r0:r1] = r + gamma (1 - d) min(Q1_targ, Q2_targ)(s', a2) with the smoothed target
+    action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
+    +noise_clip half), low, high), eps = work.eps (standard normal draws)."""
+    tanh_out, identity_out = _runtime_flags(actor.sizes)
+    o = batch.obs.shape[1]
+    obs2 = batch.obs2[r0:r1]
+    xq = work.xq[r0:r1]
+    u2 = mlp_forward(actor.targ, actor.sizes, tanh_out, obs2, work.acts_pi_targ[c])
+    copy_into(xq, 0, obs2)                  # xq = concat(s', .)
+    for i in range(r1 - r0):
+        for j in range(u2.shape[1]):
+            clip = hp.noise_clip * half[j]
+            noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
+            act2 = mid[j] + half[j] * u2[i, j] + noise
+            xq[i, o + j] = min(max(act2, mid[j] - half[j]), mid[j] + half[j])
+    q1n = mlp_forward(critic1.targ, critic1.sizes, identity_out, xq, work.acts_q1_targ[c])
+    q2n = mlp_forward(critic2.targ, critic2.sizes, identity_out, xq, work.acts_q2_targ[c])
+    for i in range(r1 - r0):
+        work.y[r0 + i] = (batch.rew[r0 + i]
+                          + hp.gamma * (1.0 - batch.done[r0 + i]) * min(q1n[i, 0], q2n[i, 0]))
+
+
+@njit(cache=True, inline="always")
+def critic_loss_and_grad(critic, acts_q, batch, work, c, r0, r1, B):
+    """The rows' part of L_Q = mean (Q(s, a) - y)^2 and of dL_Q/dphi (into critic.grad[c]), with
+    dL_Q/dQ_i = 2 (Q_i - y_i) / B.  Returns the rows' sum (Q - y)^2, sum Q and sum Q^2."""
+    tanh_out, identity_out = _runtime_flags(critic.sizes)
+    o = batch.obs.shape[1]
+    xq = work.xq[r0:r1]
+    copy_into(xq, 0, batch.obs[r0:r1])      # xq = concat(s, a)
+    copy_into(xq, o, batch.act[r0:r1])
+    qv = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
+    dq = work.dq[r0:r1]
+    sq_err = 0.0
+    q_sum = 0.0
+    q_sq = 0.0
+    for i in range(r1 - r0):
+        err = qv[i, 0] - work.y[r0 + i]
+        sq_err += err * err
+        dq[i, 0] = 2.0 * err / B
+        q_sum += qv[i, 0]
+        q_sq += qv[i, 0] * qv[i, 0]
+    mlp_backward(critic.params, critic.sizes, identity_out, xq, acts_q, dq, critic.grad[c],
+                 work.dmu[:0], 0, work.delta_a[c], work.delta_b[c])
+    return sq_err, q_sum, q_sq
+
+
+@njit(cache=True, inline="always")
+def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B):
+    """The rows' part of J = -mean Q(s, mu(s)) and of dJ/dtheta (into actor.grad[c]), the critic
+    held constant: dJ/dQ_i = -1/B -> the critic's input gradient, action columns: dJ/da ->
+    dJ/du = half * dJ/da -> through tanh into theta.  Returns the rows' sum of -Q."""
+    tanh_out, identity_out = _runtime_flags(actor.sizes)
+    o = batch.obs.shape[1]
+    obs = batch.obs[r0:r1]
+    xq = work.xq[r0:r1]
+    u = mlp_forward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c])
+    copy_into(xq, 0, obs)                   # xq = concat(s, mu(s))
+    scale_action(u, mid, half, xq[:, o:])
+    qpi = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
+    dq = work.dq[r0:r1]
+    neg_q = 0.0
+    for i in range(r1 - r0):
+        neg_q -= qpi[i, 0]
+        dq[i, 0] = -1.0 / B
+    dmu = work.dmu[r0:r1]                     # dJ/da: the action columns of the input gradient
+    mlp_backward(critic.params, critic.sizes, identity_out, xq, acts_q, dq, critic.grad[c][:0],
+                 dmu, o, work.delta_a[c], work.delta_b[c])
+    for i in range(r1 - r0):                  # a = mid + half * u  =>  dJ/du = half * dJ/da
+        for j in range(dmu.shape[1]):
+            dmu[i, j] *= half[j]
+    mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], dmu, actor.grad[c],
+                 dmu[:0], 0, work.delta_a[c], work.delta_b[c])
+    return neg_q
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam (+ polyak) on a network, its parameters split into C ranges
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def reduce_chunks(grad, lo, hi):
+    """grad[0, lo:hi] += grad[c, lo:hi] for c >= 1: the gradient is the sum of the chunks'."""
+    total = grad[0, lo:hi]
+    for c in range(1, grad.shape[0]):
+        part = grad[c, lo:hi]
+        for i in range(total.shape[0]):   # (from 0: see optim.adam_polyak_span)
+            total[i] += part[i]
+
+
+@njit(cache=True, inline="always")
+def adam(net, t, lr, hp, average, c):
+    """Range c of C (C = the chunks) of one Adam step on net.params from the sum of net.grad's
+    chunks, step number t; when ``average`` the polyak update of net.targ in the same pass
+    (optim.adam_polyak_span).  After all C ranges, net.grad[0] holds the whole gradient."""
+    C = net.grad.shape[0]
+    lo, hi = chunk_rows(net.params.shape[0], C, c)
+    coef = adam_coefficients(net.params, t, lr, hp.beta1, hp.beta2, hp.eps, hp.polyak)
+    reduce_chunks(net.grad, lo, hi)
+    adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps of one chunk, as the updates call them
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def critic_step(actor, critic, mid, half, hp, batch, work, c):
+    """DDPG's steps 1-2 on chunk c: y, then L_Q's part and its gradient in critic.grad[c]."""
+    B = batch.obs.shape[0]
+    r0, r1 = chunk_rows(B, work.part.shape[0], c)
+    td_target(actor, critic, mid, half, hp.gamma, batch, work, c, r0, r1)
+    sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q1[c], batch, work, c, r0, r1, B)
+    work.part[c, ST_LOSS_Q] = sq_err
+    work.part[c, ST_Q_MEAN] = q_sum
+    work.part[c, ST_Q_STD] = q_sq
+
+
+@njit(cache=True, inline="always")
+def td3_critic_step(actor, critic1, critic2, mid, half, hp, batch, work, c):
+    """TD3's steps 1-2 on chunk c: the smoothed double-Q y, then both critics' gradients."""
+    B = batch.obs.shape[0]
+    r0, r1 = chunk_rows(B, work.part.shape[0], c)
+    td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1)
+    sq1, q_sum, q_sq = critic_loss_and_grad(critic1, work.acts_q1[c], batch, work, c, r0, r1, B)
+    sq2, _, _ = critic_loss_and_grad(critic2, work.acts_q2[c], batch, work, c, r0, r1, B)
+    work.part[c, ST_LOSS_Q] = sq1 + sq2
+    work.part[c, ST_Q_MEAN] = q_sum
+    work.part[c, ST_Q_STD] = q_sq
+
+
+@njit(cache=True, inline="always")
+def actor_step(actor, critic, mid, half, batch, work, c):
+    """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant."""
+    B = batch.obs.shape[0]
+    r0, r1 = chunk_rows(B, work.part.shape[0], c)
+    work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q1[c], mid, half,
+                                                   batch, work, c, r0, r1, B)
+
+
+@njit(cache=True, inline="always")
+def write_stats(work, B, stats, with_actor):
+    """stats = [loss_q, loss_pi (NaN without an actor step), mean Q(s, a), std Q(s, a)] from the
+    chunks' partial sums."""
+    part = work.part
+    loss_q = 0.0
+    loss_pi = 0.0
+    q_sum = 0.0
+    q_sq = 0.0
+    for c in range(part.shape[0]):
+        loss_q += part[c, ST_LOSS_Q]
+        loss_pi += part[c, ST_LOSS_PI]
+        q_sum += part[c, ST_Q_MEAN]
+        q_sq += part[c, ST_Q_STD]
+    q_mean = q_sum / B
+    stats[ST_LOSS_Q] = loss_q / B
+    stats[ST_LOSS_PI] = loss_pi / B if with_actor else np.nan
+    stats[ST_Q_MEAN] = q_mean
+    stats[ST_Q_STD] = np.sqrt(max(q_sq / B - q_mean * q_mean, 0.0))
+
+
+@njit(cache=True, inline="always")
+def draw_smoothing_noise(rng_state, eps):
+    """eps[i, j] ~ N(0, 1) in row-major order from the agent's generator."""
+    for i in range(eps.shape[0]):
+        for j in range(eps.shape[1]):
+            eps[i, j] = _rng.normal(rng_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# The updates.  Thread ``me`` of n runs the chunks (and Adam ranges) me, me + n, ...; the threads
+# meet at a barrier between stages (numddpg.sync).  Thread 0 alone samples, draws noise and
+# counts steps.  With n == 1 one thread runs every chunk and the barriers cost nothing.
+# ---------------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp,
+                 t, batch, work, stats, flags):
+    """K DDPG updates (module docstring), in place.  With ``sample``, each on a minibatch of
+    B = idx.shape[0] rows drawn uniformly with replacement from the first ``size`` rows of
+    ``replay`` into ``batch``; without, all K on ``batch`` as given.  t (2,) int64 = [t_pi, t_q],
+    incremented; stats (K, 4): loss_q, loss_pi, mean and std of Q(s, a) of each update."""
+    C = work.part.shape[0]
+    B = batch.obs.shape[0]
+    gen = 0
+    for k in range(K):
+        if me == 0 and sample:
+            sample_batch(replay, size, rng_state, idx, batch)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi
+            critic_step(actor, critic, mid, half, hp, batch, work, c)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # Adam on phi, polyak on phi_targ (fused:
+            adam(critic, t[1] + 1, hp.q_lr, hp, True, c)   # phi_targ is not read again)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic
+            actor_step(actor, critic, mid, half, batch, work, c)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # Adam on theta, polyak on theta_targ
+            adam(actor, t[0] + 1, hp.pi_lr, hp, True, c)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        if me == 0:
+            t[0] += 1
+            t[1] += 1
+            write_stats(work, B, stats[k], True)
+
+
+@njit(cache=True, nogil=True)
+def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, critic2, mid,
+                half, hp, t, batch, work, stats, flags):
+    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on both critics; the
+    actor step (on Q1) and polyak on all three targets on every policy_delay-th update.  t (3,)
+    int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after each
+    minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the sum of both
+    critics' MSEs."""
+    C = work.part.shape[0]
+    B = batch.obs.shape[0]
+    gen = 0
+    for k in range(K):
+        if me == 0:
+            if sample:
+                sample_batch(replay, size, rng_state, idx, batch)
+            draw_smoothing_noise(rng_state, work.eps)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):
+            td3_critic_step(actor, critic1, critic2, mid, half, hp, batch, work, c)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        # On a policy_delay-th update the targets are averaged after its steps; nothing reads
+        # the critics' targets in between, so each critic's polyak rides in its Adam pass.
+        delayed = (t[2] + 1) % int(hp.policy_delay) == 0
+        for c in range(me, C, n):
+            adam(critic1, t[1] + 1, hp.q_lr, hp, delayed, c)
+            adam(critic2, t[1] + 1, hp.q_lr, hp, delayed, c)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        if delayed:
+            for c in range(me, C, n):
+                actor_step(actor, critic1, mid, half, batch, work, c)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            for c in range(me, C, n):
+                adam(actor, t[0] + 1, hp.pi_lr, hp, True, c)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+        if me == 0:
+            t[0] += 1 if delayed else 0
+            t[1] += 1
+            t[2] += 1
+            write_stats(work, B, stats[k], delayed)

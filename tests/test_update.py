@@ -1,0 +1,215 @@
+"""numddpg.update's row chunks and workspace, and numddpg.threads' plans.
+
+The one-chunk update is held to the plain-NumPy twin in test_agents.py and test_td3.py; here a
+chunked update is held to the one-chunk update.
+
+Tolerances: CHUNKS = 1e-12 absolute (float64) on parameters, targets and moments.  Chunks change
+only the order of the sums that form each gradient (C partial sums added at the Adam step
+instead of one sum over the batch): ~1e-16 relative per gradient element, magnified by at most
+lr / eps in Adam's first steps as in test_agents.PATHS.  A wrongly routed row or chunk moves a
+parameter by ~lr = 1e-3.  Thread counts must not change a single bit (float32 and float64).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from numddpg import threads
+from numddpg.agents import DDPGAgent, TD3Agent
+from numddpg.update import FLOAT64_SLOTS, carve_work, work_size, work_slots
+
+from helpers import fake_buffer, random_batch, small_agent  # noqa: E402
+
+CHUNKS = 1e-12
+CLASSES = [DDPGAgent, TD3Agent]
+
+
+def state(agent):
+    return {k: v.copy() for k, v in agent.state_dict().items()}
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("chunks", [2, 3, 8])
+def test_chunked_update_equals_the_serial_update(cls, chunks, rng):
+    """Batches of 1 (chunks left empty), 5 (uneven chunks), 8 and 16 rows; then bursts."""
+    serial, chunked = small_agent(cls, seed=4), small_agent(cls, seed=4, chunks=chunks)
+    for B in (5, 1, 8, 16, 5):
+        batch = random_batch(rng, serial, B)
+        a, b = serial.update(*batch), chunked.update(*batch)
+        for key in ("loss_q", "q_mean"):
+            assert b[key] == pytest.approx(a[key], rel=CHUNKS, abs=1e-15), key
+    buf = fake_buffer(rng, serial, capacity=64, size=50)
+    np.testing.assert_allclose(serial.update_burst(buf, 12, 5), chunked.update_burst(buf, 12, 5),
+                               rtol=CHUNKS, atol=1e-15)
+    s, c = state(serial), state(chunked)
+    for name in s:
+        np.testing.assert_allclose(c[name], s[name], rtol=0, atol=CHUNKS, err_msg=name)
+    for name, g in serial.gradients().items():          # grad[0] holds the whole gradient
+        np.testing.assert_allclose(chunked.gradients()[name], g, rtol=0, atol=CHUNKS)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_count_changes_no_bit(cls, dtype, rng):
+    """Two agents with 2 chunks, on 1 and on 2 threads (switched mid-run), end bit-identical."""
+    agents = [cls(5, 2, -1.0, 1.0, hidden_sizes=(32, 16), dtype=dtype, seed=1, chunks=2)
+              for _ in range(2)]
+    buf = fake_buffer(rng, agents[0], capacity=300, size=256)
+    agents[0].threads = 1
+    for n in (2, 1, 2):
+        agents[1].threads = n
+        stats = [agent.update_burst(buf, 64, 3) for agent in agents]
+        np.testing.assert_array_equal(stats[0], stats[1])
+    for name, arr in state(agents[0]).items():
+        np.testing.assert_array_equal(arr, state(agents[1])[name], err_msg=name)
+
+
+def test_threads_are_capped_by_the_chunks():
+    agent = small_agent(DDPGAgent, chunks=2)
+    assert agent.threads == 2
+    agent.threads = 16
+    assert agent.threads == 2
+    with pytest.raises(ValueError, match="threads"):
+        agent.threads = 0
+
+
+@pytest.mark.parametrize("B, C, n_critics", [(1, 1, 1), (7, 2, 2), (5, 8, 1), (256, 4, 2)])
+def test_work_slots_tile_the_allocation(B, C, n_critics):
+    """carve_work's views cover work_size elements exactly once, with the slots' shapes."""
+    slots = work_slots(B, C, 3, 2, (3, 8, 6, 2), (5, 8, 6, 1), n_critics)
+    flat = np.full(work_size(slots) + 3, -1.0)
+    work = carve_work(flat, slots)
+    for k, (name, shape) in enumerate(slots):
+        view = getattr(work, name)
+        assert view.shape == shape, name
+        if name in FLOAT64_SLOTS:
+            assert view.dtype == np.float64 and not np.shares_memory(view, flat), name
+            continue
+        assert np.shares_memory(view, flat) or view.size == 0, name
+        assert np.all(view == -1), f"{name} overlaps an earlier slot"
+        view[...] = k
+    assert np.all(flat[:work_size(slots)] >= 0) and np.all(flat[-3:] == -1)
+
+
+# --- numddpg.threads ------------------------------------------------------------------------------
+
+def test_candidate_plans_need_cores_and_rows():
+    assert [p.chunks for p in threads.candidate_plans(1, 256)] == [1]
+    assert [p.chunks for p in threads.candidate_plans(2, 256)] == [1, 2]
+    assert [p.chunks for p in threads.candidate_plans(16, 64)] == [1, 2, 4]     # >= 16 rows each
+    assert [p.chunks for p in threads.candidate_plans(16, 20)] == [1]
+
+
+def test_pick_prefers_one_chunk_unless_more_win_clearly():
+    assert threads.pick({1: 1.0, 2: 0.97}) == 1            # within MIN_GAIN
+    assert threads.pick({1: 1.0, 2: 0.80, 4: 0.85}) == 2
+    assert threads.pick({1: 1.0, 2: 1.3}) == 1
+
+
+class Counting:
+    """A make_agent for calibrated_chunks that counts the agents it builds."""
+
+    def __init__(self):
+        self.built = 0
+
+    def __call__(self, chunks):
+        self.built += 1
+        return DDPGAgent(3, 2, -1.0, 1.0, hidden_sizes=(8, 8), seed=0, chunks=chunks)
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    monkeypatch.delenv(threads.ENV_CHUNKS, raising=False)
+
+
+def test_calibration_is_measured_once_then_cached(tmp_path, two_cpus):
+    path = tmp_path / "plans.json"
+    make = Counting()
+    c1, rec1 = threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    assert make.built == 2 and rec1["source"] == "calibrated now" and c1 in (1, 2)
+    assert set(rec1["us_per_update"]) == {"1", "2"}
+    c2, rec2 = threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    assert make.built == 2 and (c2, rec2["source"]) == (c1, str(path))
+    # another shape is another entry
+    threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 32, np.float32, path)
+    assert make.built == 4 and len(json.loads(path.read_text())) == 2
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"x": 1}', "null"])
+def test_a_broken_cache_is_ignored_and_rewritten(tmp_path, two_cpus, content):
+    path = tmp_path / "plans.json"
+    path.write_text(content)
+    make = Counting()
+    threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    assert make.built == 2
+    assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_a_doctored_cache_entry_is_not_trusted(tmp_path, two_cpus):
+    """A chunk count the candidates do not allow (huge, negative, a string) is re-measured."""
+    path = tmp_path / "plans.json"
+    make = Counting()
+    threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    data = json.loads(path.read_text())
+    for bad in (10**9, -1, "2", None, [2]):
+        data = {k: {**v, "chunks": bad} for k, v in data.items()}
+        path.write_text(json.dumps(data))
+        chunks, rec = threads.calibrated_chunks(make, "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+        assert chunks in (1, 2) and rec["source"] == "calibrated now"
+
+
+def test_environment_overrides_and_one_cpu_skip_calibration(tmp_path, monkeypatch):
+    make = Counting()
+    monkeypatch.setenv(threads.ENV_CHUNKS, "3")
+    assert threads.calibrated_chunks(make, "ddpg", 3, 2, (8,), 64, "float32", tmp_path / "p")[0] == 3
+    monkeypatch.setenv(threads.ENV_CHUNKS, "zero")
+    with pytest.raises(ValueError, match=threads.ENV_CHUNKS):
+        threads.calibrated_chunks(make, "ddpg", 3, 2, (8,), 64, "float32", tmp_path / "p")
+    monkeypatch.delenv(threads.ENV_CHUNKS)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 1)
+    assert threads.calibrated_chunks(make, "ddpg", 3, 2, (8,), 64, "float32", tmp_path / "p")[0] == 1
+    assert make.built == 0 and not (tmp_path / "p").exists()
+
+
+class FakeAgent:
+    chunks, threads = 2, 2
+
+
+def test_thread_guard_drops_to_one_thread_when_busy_and_comes_back():
+    agent = FakeAgent()
+    guard = threads.ThreadGuard(agent, single_us=1000.0, retry=4)
+    guard.observe(0.0008)                       # faster than one thread: stays
+    guard.observe(0.0015)                       # one slow burst: stays
+    assert agent.threads == 2
+    guard.observe(0.0015)                       # two in a row: another process holds a core
+    assert agent.threads == 1
+    for _ in range(4):
+        guard.observe(0.0012)                   # single-thread bursts, then a trial
+    assert agent.threads == 2
+    guard.observe(0.0013)                       # the trial lost: back to one thread
+    assert agent.threads == 1
+    for _ in range(4):
+        guard.observe(0.0012)
+    guard.observe(0.0006)                       # this trial won: the threads stay
+    guard.observe(0.0006)
+    assert agent.threads == 2
+
+
+def test_thread_guard_without_calibration_leaves_the_threads_alone():
+    agent = FakeAgent()
+    guard = threads.ThreadGuard(agent, single_us=None)
+    for _ in range(5):
+        guard.observe(1.0)
+    assert agent.threads == 2
+
+
+def test_cached_timings_are_sanitised(tmp_path, two_cpus):
+    path = tmp_path / "plans.json"
+    threads.calibrated_chunks(Counting(), "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    data = json.loads(path.read_text())
+    data = {k: {**v, "us_per_update": {"1": "fast", "2": -5, "3": 1e300, "4": 12.5}}
+            for k, v in data.items()}
+    path.write_text(json.dumps(data))
+    _, rec = threads.calibrated_chunks(Counting(), "ddpg", 3, 2, (8, 8), 64, np.float32, path)
+    assert rec["us_per_update"] == {"4": 12.5}
