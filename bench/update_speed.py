@@ -160,16 +160,23 @@ def timed(fn):
     return time.perf_counter() - t
 
 
-def bench_config(cfg, args, n_cpus):
+def agent_maker(cfg):
+    o, a, hidden, _ = cfg
+    return lambda chunks: DDPGAgent(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0, chunks=chunks)
+
+
+def plan_for(cfg):
+    """The chunks numddpg.threads picks for cfg (its cache, or a calibration now)."""
+    o, a, hidden, B = cfg
+    return threads.calibrated_chunks(agent_maker(cfg), "ddpg", o, a, hidden, B, np.float32)
+
+
+def bench_config(cfg, chunks, args, n_cpus):
     o, a, hidden, B = cfg
     K = args.K
     rep = Replay(o, a, 10_000)
     runners, first = {}, {}
-
-    def make_agent(chunks):
-        return DDPGAgent(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0, chunks=chunks)
-
-    chunks, _ = threads.calibrated_chunks(make_agent, "ddpg", o, a, hidden, B, np.float32)
+    make_agent = agent_maker(cfg)
     for plan in threads.candidate_plans(n_cpus, B):
         name = f"numddpg C={plan.chunks}"
         agent = make_agent(plan.chunks)
@@ -209,8 +216,14 @@ def run(args):
     print(threads.describe_sgemm())
     results = []
     threads.limit_blas_threads(1)              # the kernels' BLAS (SciPy's): numpy's keeps its own
+    # Every plan first, before a JAX or torch pool exists whose idle threads could spin beside
+    # the calibration (as training would have it: numddpg alone).
+    plans = {cfg: plan_for(cfg) for cfg in configs}
     for cfg in configs:
-        r = bench_config(cfg, args, n_cpus)
+        print(f"{str(cfg):26} plan: {plans[cfg][0]} chunks ({plans[cfg][1]['source']}: "
+              f"{plans[cfg][1].get('us_per_update', {})} us per update)", flush=True)
+    for cfg in configs:
+        r = bench_config(cfg, plans[cfg][0], args, n_cpus)
         results.append(r)
         us = r["us"]
         cols = "  ".join(f"{name} {v:8.0f}" for name, v in us.items() if name != "numddpg")

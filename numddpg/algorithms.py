@@ -683,7 +683,10 @@ class OffPolicyAlgorithm:
                 f"{exc}") from None
         model.preset_name = meta["preset"]
         model.chunks = model.hyperparameters["chunks"] = meta["hyperparameters"].get("chunks")
-        model.threads_record = {"source": f"the saved agent ({path})"}
+        model.threads_record = {"source": f"the saved agent ({path})",
+                                "us_per_update": _threads.cached_timings(
+                                    model.algo, model.obs_dim, model.act_dim, model.hidden_sizes,
+                                    model.batch_size, model.dtype)}
         _checkpoint.restore_algorithm(model, meta, arrays, str(path))
         model._checkpoint_t = model.t
         model._progress_rows = meta["logger"]["progress_rows"]

@@ -24,7 +24,7 @@ HELP = "plot learning curves of runs or sweeps: mean +- std over seeds, one line
 PLOT_MISSING = "numddpg plot needs matplotlib: pip install 'numddpg[plot]'"
 
 # Keys of config.json["hyperparameters"] that say how a run was executed, not what it learned.
-NOT_CONFIGURATION = ("seed", "blas_threads", "checkpoint_every", "checkpoint_buffer")
+NOT_CONFIGURATION = ("seed", "blas_threads", "chunks", "checkpoint_every", "checkpoint_buffer")
 
 
 class PlotError(ValueError):

@@ -30,7 +30,7 @@ seeds of a configuration (std with ddof=0, like the plot's band).
 Backends
     local  one process per cell, at most ``workers`` (default: the usable cores) at a time, each
            started with 'spawn' (numba and fork do not mix) and with OMP/OpenBLAS/MKL/Numba
-           threads and ``blas_threads`` pinned to 1, so that N runs on N cores do not fight over
+           threads, ``blas_threads`` and ``chunks`` pinned to 1, so that N runs on N cores do not fight over
            them.  A fresh process per cell costs about a second of imports and cached kernels;
            in exchange a crash (segfault, out-of-memory kill) is charged to its own cell alone
            and every run returns its memory.
@@ -183,7 +183,8 @@ def run_cell(spec, run_dir, eval_episodes=DEFAULT_EVAL_EPISODES):
     evaluate the final policy.  Never raises for a failed run: writes result.json (last) or
     error.json into run_dir and returns that record (a dict with "status" "done" or "failed").
 
-    BLAS runs on one thread unless the cell sets ``blas_threads`` itself.
+    BLAS runs on one thread and the update on one chunk unless the cell sets ``blas_threads``
+    or ``chunks`` itself (its cores are the other cells').
     """
     run_dir = Path(run_dir)
     started = time.time()
@@ -195,6 +196,7 @@ def run_cell(spec, run_dir, eval_episodes=DEFAULT_EVAL_EPISODES):
                              f"{', '.join(sorted(ALGORITHMS))}")
         hp = dict(spec["hyperparameters"])
         hp.setdefault("blas_threads", 1)
+        hp.setdefault("chunks", 1)
         model = ALGORITHMS[spec["algo"]](spec["env"], preset=spec["preset"], run_dir=run_dir,
                                          **hp)
         total = spec["total_steps"] or model.preset_total_steps or model.steps_per_epoch * 100

@@ -148,8 +148,8 @@ def describe_cpu():
     c = cpu_info()
     return (f"CPU: {c['vendor']} {c['model_name']}, family {c['family']} model {c['model']}"
             f"{' (Zen 1: AVX2 as 2x128-bit)' if c['zen1'] else ''}, {'/'.join(c['simd'])}, "
-            f"{c['mhz']:.0f} MHz, {c['cpus']} usable CPUs; expected fp32 peak "
-            f"~{c['peak_gflops']:.0f} GFLOP/s per core")
+            f"{c['mhz']:.0f} MHz reported, {c['cpus']} usable CPUs; fp32 peak at that clock "
+            f"~{c['peak_gflops']:.0f} GFLOP/s per core (boost clocks run above it)")
 
 
 @njit(cache=True)
@@ -186,8 +186,8 @@ def describe_sgemm():
     with limit_blas_threads(1):
         after = sgemm_gflops()
     return (f"single-thread sgemm 256^3 (the kernels' BLAS): {first:.1f} GFLOP/s as started, "
-            f"{after:.1f} after one multi-threaded call; {first / peak:.0%} and {after / peak:.0%}"
-            f" of the expected peak" if peak else "")
+            f"{after:.1f} after one multi-threaded call ({first / peak:.0%} and {after / peak:.0%}"
+            f" of the peak at the reported clock; a cliff shows as a large gap)" if peak else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,9 +213,11 @@ def calibration_replay(obs_dim, act_dim, n=2048, seed=0):
                            done=np.zeros(n, np.float32), size=n)
 
 
-def measure_plans(make_agent, plans, batch_size, replay, rounds=5, burst_s=0.01):
-    """{chunks: median seconds per update} of each plan, alternating plans round by round on a
-    burst of about ``burst_s``; ``make_agent(chunks)`` builds a throwaway agent."""
+def measure_plans(make_agent, plans, batch_size, replay, rounds=9, burst_s=0.05):
+    """{chunks: seconds per update} of each plan: the fastest of ``rounds`` bursts of about
+    ``burst_s``, the plans alternating round by round; ``make_agent(chunks)`` builds a throwaway
+    agent.  The fastest, not the median: on a shared host a core is taken away for milliseconds
+    at a time, which says nothing about the plan (a machine that stays busy is ThreadGuard's)."""
     agents = {p: make_agent(p.chunks) for p in plans}
     single = plans[0]
     for p, agent in agents.items():            # compile or load the kernels, warm the caches
@@ -230,7 +232,7 @@ def measure_plans(make_agent, plans, batch_size, replay, rounds=5, burst_s=0.01)
             t = time.perf_counter()
             agent.update_burst(replay, batch_size, K)
             times[p.chunks].append((time.perf_counter() - t) / K)
-    return {c: statistics.median(v) for c, v in times.items()}
+    return {c: min(v) for c, v in times.items()}
 
 
 def pick(seconds):
@@ -288,10 +290,18 @@ def _write_cache(path, data):
         pass
 
 
+def cached_timings(algo, obs_dim, act_dim, hidden, batch_size, dtype, path=None):
+    """The cached calibration's {chunks (str): us per update} for this CPU and shape, or {}
+    (for a loaded run, whose chunks come from its checkpoint: ThreadGuard's reference)."""
+    path = cache_path() if path is None else Path(path)
+    entry = _read_cache(path).get(_cache_key(algo, obs_dim, act_dim, hidden, batch_size, dtype))
+    return _timings(entry.get("us_per_update")) if isinstance(entry, dict) else {}
+
+
 def calibrated_chunks(make_agent, algo, obs_dim, act_dim, hidden, batch_size, dtype,
                       path=None):
     """(chunks, record) for a run: NUMDDPG_CHUNKS if set, else the cached calibration for this
-    CPU and shape, else a fresh one (about 0.2-1 s after the kernels are compiled), cached.
+    CPU and shape, else a fresh one (about 1 s after the kernels are compiled), cached.
     ``record`` (for config.json) says where the value came from and what was measured."""
     override = os.environ.get(ENV_CHUNKS)
     if override:
