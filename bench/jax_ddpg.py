@@ -286,17 +286,11 @@ class JaxDDPG:
 
 # --- self-check --------------------------------------------------------------------------------
 
-class _Replay:
-    """A random filled replay buffer with the attributes burst reads."""
-
-    def __init__(self, obs_dim, act_dim, n, seed=0):
-        rng = np.random.default_rng(seed)
-        self.obs = rng.standard_normal((n, obs_dim), dtype=np.float32)
-        self.act = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
-        self.rew = rng.standard_normal(n, dtype=np.float32)
-        self.obs2 = rng.standard_normal((n, obs_dim), dtype=np.float32)
-        self.done = (rng.random(n) < 0.1).astype(np.float32)
-        self.size = n
+def _Replay(obs_dim, act_dim, n):
+    """A random filled replay buffer with the attributes burst reads (10 % terminal)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from numddpg.threads import random_replay
+    return random_replay(obs_dim, act_dim, n, done_rate=0.1)
 
 
 def _batches(replay, B, n, seed=1):

@@ -62,17 +62,9 @@ from numddpg import DDPGAgent  # noqa: E402
 from numddpg import threads  # noqa: E402
 
 
-class Replay:
-    """A filled float32 replay buffer, in the attribute layout update_burst reads."""
-
-    def __init__(self, obs_dim, act_dim, n, seed=0):
-        rng = np.random.default_rng(seed)
-        self.obs = rng.standard_normal((n, obs_dim), dtype=np.float32)
-        self.act = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
-        self.rew = rng.standard_normal(n, dtype=np.float32)
-        self.obs2 = rng.standard_normal((n, obs_dim), dtype=np.float32)
-        self.done = (rng.random(n) < 0.01).astype(np.float32)
-        self.size = n
+def Replay(obs_dim, act_dim, n):
+    """A filled float32 replay buffer of random transitions (1 % terminal)."""
+    return threads.random_replay(obs_dim, act_dim, n, done_rate=0.01)
 
 
 def mlp_gemms(sizes, B, forward=True, grad=True, dx_cols=0):

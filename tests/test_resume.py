@@ -387,3 +387,40 @@ def test_truncated_run_checkpoint_and_wrong_class(run_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="'ddpg' checkpoint"):
         Other.load(run_checkpoint)
     assert os.path.exists(run_checkpoint)
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+def test_a_chunked_run_keeps_its_chunks_through_save_load_and_config(tmp_path, algo):
+    """chunks=None (calibrated) or 2: the loaded model updates with the saved agent's chunks,
+    whatever calibration would say now, so it continues bit-identically; config.json says
+    which chunks the run used and where the value came from."""
+    cls = ALGORITHMS[algo]
+    a = cls("Pendulum-v1", run_dir=tmp_path / "run", **dict(HP, batch_size=64, chunks=2))
+    a.learn(600, progress_bar=False)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["threads"]["chunks"] == 2 and cfg["hyperparameters"]["chunks"] == 2
+    b = cls.load(a.save(tmp_path / "model.npz"))
+    assert b.agent.chunks == 2 and b.chunks_used == 2
+    b.agent.threads = 1                        # threads never change a bit
+    a.learn(700, progress_bar=False)
+    b.learn(700, progress_bar=False)
+    assert same_state(a.agent, b.agent)
+
+
+def test_a_checkpoint_from_before_chunks_loads_on_one_chunk(tmp_path):
+    """An agent config without "chunks" (files written before it existed) is the serial
+    update; a doctored one is refused before anything is allocated."""
+    a = DDPG("Pendulum-v1", log=False, **HP)
+    a.learn(400, progress_bar=False)
+    path = a.save(tmp_path / "model.npz")
+    meta, arrays = ck.read_algorithm(path)
+    del meta["config"]["chunks"]
+    meta["hyperparameters"].pop("chunks")
+    old = tmp_path / "old.npz"
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+    assert DDPG.load(old).agent.chunks == 1
+    for bad in (0, -1, 10**9, 2.5, True, "2", None):
+        meta["config"]["chunks"] = bad
+        ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+        with pytest.raises(CheckpointError, match="chunks"):
+            DDPG.load(old)

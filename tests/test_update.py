@@ -101,9 +101,11 @@ def test_candidate_plans_need_cores_and_rows():
 
 
 def test_pick_prefers_one_chunk_unless_more_win_clearly():
-    assert threads.pick({1: 1.0, 2: 0.97}) == 1            # within MIN_GAIN
-    assert threads.pick({1: 1.0, 2: 0.80, 4: 0.85}) == 2
-    assert threads.pick({1: 1.0, 2: 1.3}) == 1
+    one = [1.0, 1.0, 1.1]
+    assert threads.pick({1: one, 2: [0.97, 0.97, 0.97]}) == 1          # within MIN_GAIN
+    assert threads.pick({1: one, 2: [0.8, 0.8, 0.9], 4: [0.85, 0.7, 0.9]}) == 2   # best median
+    assert threads.pick({1: one, 2: [1.3, 1.3, 1.3]}) == 1
+    assert threads.pick({1: one, 2: [0.5, 1.2, 1.3]}) == 1    # a lucky burst is not enough
 
 
 class Counting:
