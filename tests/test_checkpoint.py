@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from numddpg import checkpoint as ck
 from numddpg.agents import DDPGAgent, TD3Agent
-from numddpg.checkpoint import CheckpointError
+from numddpg.checkpoint import AGENT_OPTIONAL_KEYS, CheckpointError
 
 AGENTS = {"ddpg": DDPGAgent, "td3": TD3Agent}
 
@@ -367,7 +367,10 @@ def _edit_meta(meta, draw):
                                       draw(st.sampled_from([-1.0, None, "x",
                                                             float("inf")]))}), ""),
         "extra_key": lambda: (cfg.update(surprise=1), "unknown keys"),
-        "missing_key": lambda: (cfg.pop(draw(st.sampled_from(sorted(cfg)))), ""),
+        "missing_key": lambda: (cfg.pop(draw(st.sampled_from(sorted(
+            k for k in cfg if k not in AGENT_OPTIONAL_KEYS)))), ""),   # (optional: old files)
+        "chunks": lambda: (cfg.update(chunks=draw(st.sampled_from(
+            [0, -1, 10**9, 2.5, True, "2", None, [2]]))), "chunks"),
         "table": lambda: (meta["arrays"].update({draw(st.sampled_from(sorted(meta["arrays"]))):
                                                  draw(st.sampled_from([
                                                      {"dtype": "object", "shape": [3]},
