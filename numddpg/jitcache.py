@@ -1,8 +1,8 @@
 """Numba's on-disk kernel cache, kept consistent across the package's files.
 
 Numba checks a cached kernel against the one file that defines it (its modification time and
-size).  But the kernels of agents.py compile in the functions of nn.py, optim.py and rng.py:
-after an edit of nn.py alone, a cached agents.py kernel would still run the old nn.py code, or
+size).  But the kernels of update.py compile in the functions of nn.py, optim.py and rng.py:
+after an edit of nn.py alone, a cached update.py kernel would still run the old nn.py code, or
 fail to load ("'descr' is NULL").  So the cache directory carries a stamp, the SHA-256 of every
 jitted source file, and when the sources no longer match it, every cached kernel of the package
 is dropped and compiled afresh on first use.
