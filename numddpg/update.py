@@ -26,8 +26,9 @@ thirty positional arrays):
     HP     the hyperparameters as floats
 
 Compilation.  The named steps are inlined into the two update kernels (``inline="always"``):
-Numba re-optimises every callee's code inside each caller it is linked into, so a chain of
-separately compiled steps cost ~3x the compile time of the same code inlined once.
+Numba re-optimises every callee's code inside each caller it is linked into, so the steps
+compiled one by one cost 22.4 s of cold compile for DDPG against 14.5 s inlined
+(bench/RESULTS.md, "Cold and warm start").
 
 Row chunks.  Every step up to a gradient is row-local, so the B rows are cut into C chunks of
 consecutive rows (``chunk_rows``): each chunk runs its target, forward and backward passes on its
