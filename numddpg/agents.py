@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import rng as _rng
-from .checks import check_bounds, check_dim, check_positive, check_unit_interval
+from .checks import MAX_CHUNKS, check_bounds, check_dim, check_positive, check_unit_interval
 from .nn import MLP, check_dtype, check_sizes
 from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
 from .threads import usable_cpus
@@ -67,6 +67,8 @@ class DDPGAgent:
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1):
         self.chunks = check_dim("chunks", chunks)
+        if self.chunks > MAX_CHUNKS:
+            raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {chunks!r}")
         self.obs_dim = check_dim("obs_dim", obs_dim)
         self.act_dim = check_dim("act_dim", act_dim)
         hidden = check_sizes([1, *hidden_sizes, 1], "hidden_sizes")[1:-1]

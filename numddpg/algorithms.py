@@ -40,6 +40,7 @@ from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
 from .nn import acts_size, check_dtype, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
+from .checks import MAX_CHUNKS
 from . import threads as _threads
 
 POLICY_FILE = "policy.npz"
@@ -353,6 +354,8 @@ class OffPolicyAlgorithm:
         for name in ("blas_threads", "chunks"):
             if hp[name] is not None:
                 integer(name, 1)
+        if hp["chunks"] is not None and hp["chunks"] > MAX_CHUNKS:
+            raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {hp['chunks']}")
         if hp["checkpoint_every"] is not None:
             integer("checkpoint_every", 0)
         if not isinstance(hp["checkpoint_buffer"], (bool, np.bool_)):
@@ -669,8 +672,9 @@ class OffPolicyAlgorithm:
                 f"{'an algorithm of that name' if target is None else 'its own class'} "
                 f"(numddpg.OffPolicyAlgorithm.load picks it), not {cls.__name__}.load")
         hp = dict(meta["hyperparameters"])
-        if hp.get("chunks") is None:           # the saved agent's (files before chunks: 1)
-            hp["chunks"] = meta["config"].get("chunks", 1)
+        saved_chunks = hp.get("chunks")
+        # the saved agent's (checked, at most MAX_CHUNKS; files before chunks existed: 1)
+        hp["chunks"] = meta["config"].get("chunks", 1)
         try:
             model = target(meta["env_id"] if env is None else env, preset="none",
                            test_env=test_env, log=log, run_dir=run_dir, runs_root=runs_root,
@@ -682,7 +686,8 @@ class OffPolicyAlgorithm:
                 f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
                 f"{exc}") from None
         model.preset_name = meta["preset"]
-        model.chunks = model.hyperparameters["chunks"] = meta["hyperparameters"].get("chunks")
+        if saved_chunks is None:               # calibrated when it was trained: say so again
+            model.chunks = model.hyperparameters["chunks"] = None
         model.threads_record = {"source": f"the saved agent ({path})",
                                 "us_per_update": _threads.cached_timings(
                                     model.algo, model.obs_dim, model.act_dim, model.hidden_sizes,

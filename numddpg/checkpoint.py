@@ -407,7 +407,6 @@ AGENT_CONFIG_KEYS["td3"] = AGENT_CONFIG_KEYS["ddpg"] + ("target_noise", "noise_c
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
 # update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
 AGENT_OPTIONAL_KEYS = {"chunks": 1}
-MAX_CHUNKS = 64
 
 
 def agent_classes():
@@ -453,6 +452,7 @@ def check_agent_config(cfg, where):
         need(_is_int(cfg["policy_delay"]) and cfg["policy_delay"] > 0, "policy_delay",
              "a positive integer")
     if "chunks" in cfg:
+        from .checks import MAX_CHUNKS      # (here: a policy file alone needs no package module)
         need(_is_int(cfg["chunks"]) and 1 <= cfg["chunks"] <= MAX_CHUNKS, "chunks",
              f"an integer from 1 to {MAX_CHUNKS}")
 

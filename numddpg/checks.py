@@ -2,6 +2,11 @@
 value it got."""
 import numpy as np
 
+# The most row chunks an update may be cut into (numddpg.update, "Row chunks"): enough for any
+# core count worth chunking for, and a bound on what a file or a typo can make an agent
+# allocate (C gradients per network).
+MAX_CHUNKS = 64
+
 
 def check_bounds(act_low, act_high, act_dim):
     """Return (low, high) as float64 (act_dim,) arrays after checking they are finite and ordered."""

@@ -424,3 +424,8 @@ def test_a_checkpoint_from_before_chunks_loads_on_one_chunk(tmp_path):
         ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
         with pytest.raises(CheckpointError, match="chunks"):
             DDPG.load(old)
+    # the hyperparameters' copy never decides: the agent config's (checked) value does
+    meta["config"]["chunks"] = 1
+    meta["hyperparameters"]["chunks"] = 10**9
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+    assert DDPG.load(old).agent.chunks == 1

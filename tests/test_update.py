@@ -215,3 +215,9 @@ def test_cached_timings_are_sanitised(tmp_path, two_cpus):
     path.write_text(json.dumps(data))
     _, rec = threads.calibrated_chunks(Counting(), "ddpg", 3, 2, (8, 8), 64, np.float32, path)
     assert rec["us_per_update"] == {"4": 12.5}
+
+
+@pytest.mark.parametrize("chunks", [0, 65, 10**9, 2.5, True])
+def test_chunks_out_of_range_are_refused_before_allocating(chunks):
+    with pytest.raises(ValueError, match="chunks"):
+        DDPGAgent(3, 2, -1.0, 1.0, hidden_sizes=(8,), chunks=chunks)
