@@ -1,22 +1,22 @@
-"""How an update uses the cores: row chunks on Numba threads, BLAS single-threaded; by measurement.
+"""How an update uses the cores: row chunks on threads, BLAS single-threaded; by measurement.
 
 The update (numddpg.update) cuts every minibatch into C row chunks.  Each chunk's passes run on
 one thread (the agent runs its nogil kernel on ``agent.threads`` Python threads) and call BLAS
-single-threaded, so the cores share all of an update's work --
-element loops, small products, Adam -- not only the large matrix products, and two threads never
-meet inside a product.  A plan is C (the chunks, which fix the summation order and so the
-numbers) and the threads that run them (which do not change a bit): a run keeps its C for
-good (config.json, checkpoints) and may change its threads at any time.
+single-threaded, so the cores share all of an update's work -- element loops, small products,
+Adam -- not only the large matrix products, and two threads never meet inside a product.  C
+fixes the summation order and so the numbers: a run keeps it for good (config.json,
+checkpoints).  The threads that run the chunks change no bit: a run may change them any time.
 
-``calibrated_chunks`` picks C by timing a short burst of every candidate (1, 2, 4, ... up to the
+``calibrated_chunks`` picks C by timing bursts of every candidate (1, 2, 4, ... up to the
 cores) on the run's own sizes and batch, at first use per (CPU, algorithm, sizes, batch, dtype,
 versions); the result is cached in ``cache_path()`` and recorded in the run's config.json.
 ``NUMDDPG_CHUNKS`` or the ``chunks`` hyperparameter overrides it.  ``ThreadGuard`` keeps a plan
 from making a busy machine worse: when bursts on several threads run slower than calibration
 measured a single thread, it drops to one thread, and tries again later.
 
-Measured in bench/RESULTS.md ("Update speed"); ``describe_cpu`` and ``describe_sgemm`` print
-the CPU and the single-thread sgemm rate that bench/ shows next to every result.
+Measured in bench/RESULTS.md ("Update speed (second pass)"); ``describe_cpu`` and
+``describe_sgemm`` print the CPU and the single-thread sgemm rate that bench/ shows next to
+every result.
 """
 import json
 import os
