@@ -155,7 +155,10 @@ def run_cells(cells, parallel):
         while pending and len(running) < parallel:
             run, cmd = pending.pop(0)
             log = open(f"{run}.log", "a")
-            env = dict(os.environ, NUMDDPG_BLAS_THREADS="1", OMP_NUM_THREADS="1")
+            # One core per run, as the cells in bench/learning/ were trained (one chunk is the
+            # serial update, bit-identical to theirs, so they resume exactly).
+            env = dict(os.environ, NUMDDPG_BLAS_THREADS="1", NUMDDPG_CHUNKS="1",
+                       OMP_NUM_THREADS="1")
             running.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                                   env=env), log))
             print(f"started {run.name}", flush=True)
