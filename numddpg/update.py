@@ -156,14 +156,23 @@ def scale_action(u, mid, half, out):
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
+def target_actor(actor, batch, work, c, r0, r1):
+    """u2 = tanh(MLP_theta_targ(s')) (rows, act) on rows r0:r1, with s' copied into the critic
+    input's observation columns, xq = concat(s', .): the action columns are the caller's."""
+    tanh_out, _ = _runtime_flags(actor.sizes)
+    obs2 = batch.obs2[r0:r1]
+    u2 = mlp_forward(actor.targ, actor.sizes, tanh_out, obs2, work.acts_pi_targ[c])
+    copy_into(work.xq[r0:r1], 0, obs2)
+    return u2
+
+
+@njit(cache=True, inline="always")
 def td_target(actor, critic, mid, half, gamma, batch, work, c, r0, r1):
     """work.y[r0:r1] = r + gamma (1 - d) Q_targ(s', mu_targ(s'))."""
-    tanh_out, identity_out = _runtime_flags(actor.sizes)
+    _, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
-    obs2 = batch.obs2[r0:r1]
     xq = work.xq[r0:r1]
-    u2 = mlp_forward(actor.targ, actor.sizes, tanh_out, obs2, work.acts_pi_targ[c])
-    copy_into(xq, 0, obs2)                  # xq = concat(s', .)
+    u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
     q2 = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q1_targ[c])
     for i in range(r1 - r0):
@@ -175,12 +184,10 @@ def td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1):
     """work.y[r0:r1] = r + gamma (1 - d) min(Q1_targ, Q2_targ)(s', a2) with the smoothed target
     action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
     +noise_clip half), low, high), eps = work.eps (standard normal draws)."""
-    tanh_out, identity_out = _runtime_flags(actor.sizes)
+    _, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
-    obs2 = batch.obs2[r0:r1]
     xq = work.xq[r0:r1]
-    u2 = mlp_forward(actor.targ, actor.sizes, tanh_out, obs2, work.acts_pi_targ[c])
-    copy_into(xq, 0, obs2)                  # xq = concat(s', .)
+    u2 = target_actor(actor, batch, work, c, r0, r1)
     for i in range(r1 - r0):
         for j in range(u2.shape[1]):
             clip = hp.noise_clip * half[j]

@@ -221,3 +221,22 @@ def test_cached_timings_are_sanitised(tmp_path, two_cpus):
 def test_chunks_out_of_range_are_refused_before_allocating(chunks):
     with pytest.raises(ValueError, match="chunks"):
         DDPGAgent(3, 2, -1.0, 1.0, hidden_sizes=(8,), chunks=chunks)
+
+
+def test_a_failing_thread_stops_the_others_and_its_error_is_raised(rng):
+    """Thread 1's kernel raises before it reaches the first barrier: thread 0 must not wait for
+    it forever (the abort flag ends its wait) and the error must reach the caller."""
+    agent = small_agent(DDPGAgent, chunks=2)
+    buf = fake_buffer(rng, agent, capacity=64, size=50)
+    real = agent._kernel
+
+    def kernel(me, n, *args):
+        if me == 1:
+            raise RuntimeError("thread 1 failed")
+        return real(me, n, *args)
+
+    agent._kernel = kernel
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        agent.update_burst(buf, 16, 3)
+    agent._kernel = real                      # the agent still works afterwards
+    assert np.all(np.isfinite(agent.update_burst(buf, 16, 2)))
