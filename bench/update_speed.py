@@ -7,8 +7,10 @@ For each config (obs, act, hidden, batch), float32, minibatches sampled from a 1
 buffer, one process alternates the contenders round by round, each timed on one call of K
 updates (sampling included, as in training):
   numddpg C=k   ``DDPGAgent(chunks=k).update_burst``: the jitted burst with each minibatch cut
-                into k row chunks on k Numba threads, BLAS single-threaded (numddpg.threads);
+                into k row chunks on k threads, BLAS single-threaded (numddpg.threads);
                 k = 1 is the serial update.  "numddpg" is the plan numddpg.threads picks.
+  numddpg C=1 blas=N   (all cores only) the serial update with N BLAS threads per product, the
+                first speed pass's way of using the cores
   jax-burst     bench/jax_ddpg.py: the same update compiled whole by XLA, K updates per jitted
                 call through lax.scan, sampling inside the jit (the way SBX runs DDPG)
   floor         the same update's matrix products alone, through numpy, back to back
@@ -174,6 +176,15 @@ def bench_config(cfg, chunks, args, n_cpus):
         agent = make_agent(plan.chunks)
         first[name] = timed(lambda: agent.update_burst(rep, B, 1))
         runners[name] = lambda agent=agent: agent.update_burst(rep, B, K)
+    if n_cpus > 1:                             # the first pass's way to use the cores
+        name = f"numddpg C=1 blas={n_cpus}"
+        agent_b = make_agent(1)
+        agent_b.update_burst(rep, B, 1)
+
+        def blas_run(agent=agent_b):
+            with threads.limit_blas_threads(n_cpus):   # (~0.1 ms per call, of 20 updates)
+                agent.update_burst(rep, B, K)
+        runners[name] = blas_run
     runners["floor"] = floor_runner(update_gemms(o, a, hidden, B), K)
     if not args.no_jax:
         t = time.perf_counter()

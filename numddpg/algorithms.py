@@ -470,8 +470,7 @@ class OffPolicyAlgorithm:
         self._learning, self._diverged, finished = True, False, False
         try:
             with blas_threads(self.blas_threads or _threads.default_blas_threads()):
-                self._guard = _threads.ThreadGuard(
-                    self.agent, self.threads_record.get("us_per_update", {}).get("1"))
+                self._guard = _threads.ThreadGuard(self.agent)
                 self._loop(end, bar)
             finished = True
         finally:
@@ -688,10 +687,7 @@ class OffPolicyAlgorithm:
         model.preset_name = meta["preset"]
         if saved_chunks is None:               # calibrated when it was trained: say so again
             model.chunks = model.hyperparameters["chunks"] = None
-        model.threads_record = {"source": f"the saved agent ({path})",
-                                "us_per_update": _threads.cached_timings(
-                                    model.algo, model.obs_dim, model.act_dim, model.hidden_sizes,
-                                    model.batch_size, model.dtype)}
+        model.threads_record = {"source": f"the saved agent ({path})"}
         _checkpoint.restore_algorithm(model, meta, arrays, str(path))
         model._checkpoint_t = model.t
         model._progress_rows = meta["logger"]["progress_rows"]

@@ -11,8 +11,8 @@ checkpoints).  The threads that run the chunks change no bit: a run may change t
 cores) on the run's own sizes and batch, at first use per (CPU, algorithm, sizes, batch, dtype,
 versions); the result is cached in ``cache_path()`` and recorded in the run's config.json.
 ``NUMDDPG_CHUNKS`` or the ``chunks`` hyperparameter overrides it.  ``ThreadGuard`` keeps a plan
-from making a busy machine worse: when bursts on several threads run slower than calibration
-measured a single thread, it drops to one thread, and tries again later.
+from making a busy machine worse: it measures the run's bursts on all threads and, now and then,
+on one, and runs the faster.
 
 Measured in bench/RESULTS.md ("Update speed (second pass)"); ``describe_cpu`` and
 ``describe_sgemm`` print the CPU and the single-thread sgemm rate that bench/ shows next to
@@ -296,14 +296,6 @@ def _write_cache(path, data):
         pass
 
 
-def cached_timings(algo, obs_dim, act_dim, hidden, batch_size, dtype, path=None):
-    """The cached calibration's {chunks (str): us per update} for this CPU and shape, or {}
-    (for a loaded run, whose chunks come from its checkpoint: ThreadGuard's reference)."""
-    path = cache_path() if path is None else Path(path)
-    entry = _read_cache(path).get(_cache_key(algo, obs_dim, act_dim, hidden, batch_size, dtype))
-    return _timings(entry.get("us_per_update")) if isinstance(entry, dict) else {}
-
-
 def calibrated_chunks(make_agent, algo, obs_dim, act_dim, hidden, batch_size, dtype,
                       path=None):
     """(chunks, record) for a run: NUMDDPG_CHUNKS if set, else the cached calibration for this
@@ -344,40 +336,40 @@ def calibrated_chunks(make_agent, algo, obs_dim, act_dim, hidden, batch_size, dt
 class ThreadGuard:
     """Runs a multi-chunk agent on its threads while that pays, on one thread while it does not.
 
-    After each burst the loop reports the seconds per update.  On several threads, two bursts in
-    a row slower than ``single_us`` (the single thread's calibrated time per update) mean that
-    another process holds a core -- a chunk then waits for a descheduled thread -- so the guard
-    drops to one thread; every ``retry`` bursts it tries the threads again for one burst and
-    keeps them if that burst beats the single-thread bursts' median.  Results do not change:
-    the thread count never does (numddpg.update, "Row chunks").
+    After each burst the loop reports the seconds per update; the guard keeps the last WINDOW
+    of them for each setting (all threads, one thread).  It mostly runs the better setting and
+    now and then runs one burst on the other (three early on, then one every ``retry``), so
+    both stay measured; it switches when the other setting's median is MIN_GAIN better.  On a
+    machine where another process holds a core, a chunk waits for a descheduled thread and one
+    thread wins; when the core is free again, the probes see it.  Results do not change: the
+    thread count never does (numddpg.update, "Row chunks").  Its own measurements, not the
+    calibration's, so it works for a run whose chunks were given or loaded.
     """
 
-    def __init__(self, agent, single_us=None, retry=64):
-        self.agent, self.retry = agent, retry
-        self.slow = None if single_us is None else float(single_us) * 1e-6
-        self.n = agent.chunks
-        self._strikes, self._since, self._single = 0, 0, []
+    WINDOW = 8
+
+    def __init__(self, agent, retry=32):
+        self.agent, self.retry, self.n = agent, retry, agent.chunks
+        self.times = {1: [], self.n: []}
+        self.best = self.n                     # the setting the guard runs between probes
+        self.bursts = 0
         agent.threads = self.n
 
     def observe(self, seconds_per_update):
-        if self.n == 1 or self.slow is None:
+        if self.n == 1:
             return
-        if self.agent.threads > 1:
-            if self._since < 0:                 # a trial burst: keep the threads only if it won
-                self._since = 0
-                if seconds_per_update >= 0.95 * statistics.median(self._single):
-                    self._go(1)
-                return
-            self._strikes = self._strikes + 1 if seconds_per_update > self.slow else 0
-            if self._strikes >= 2:
-                self._go(1)
+        threads = self.agent.threads
+        self.times[threads] = (self.times[threads] + [seconds_per_update])[-self.WINDOW:]
+        self.bursts += 1
+        other = 1 if self.best == self.n else self.n
+        early = len(self.times[other]) < 3 and self.bursts % 4 == 0
+        if threads == self.best and (early or self.bursts % self.retry == 0):
+            self.agent.threads = other          # one probe burst of the other setting
             return
-        self._single = (self._single + [seconds_per_update])[-16:]
-        self._since += 1
-        if self._since >= self.retry:
-            self._go(self.n)
-            self._since = -1
-
-    def _go(self, n):
-        self._strikes = 0
-        self.agent.threads = n
+        if len(self.times[1]) >= 3 and len(self.times[self.n]) >= 3:
+            single, multi = (statistics.median(self.times[k]) for k in (1, self.n))
+            if self.best == self.n and single < (1 - MIN_GAIN) * multi:
+                self.best = 1
+            elif self.best == 1 and multi < (1 - MIN_GAIN) * single:
+                self.best = self.n
+        self.agent.threads = self.best

@@ -178,32 +178,38 @@ class FakeAgent:
     chunks, threads = 2, 2
 
 
-def test_thread_guard_drops_to_one_thread_when_busy_and_comes_back():
-    agent = FakeAgent()
-    guard = threads.ThreadGuard(agent, single_us=1000.0, retry=4)
-    guard.observe(0.0008)                       # faster than one thread: stays
-    guard.observe(0.0015)                       # one slow burst: stays
-    assert agent.threads == 2
-    guard.observe(0.0015)                       # two in a row: another process holds a core
-    assert agent.threads == 1
-    for _ in range(4):
-        guard.observe(0.0012)                   # single-thread bursts, then a trial
-    assert agent.threads == 2
-    guard.observe(0.0013)                       # the trial lost: back to one thread
-    assert agent.threads == 1
-    for _ in range(4):
-        guard.observe(0.0012)
-    guard.observe(0.0006)                       # this trial won: the threads stay
-    guard.observe(0.0006)
-    assert agent.threads == 2
+def feed(guard, agent, multi, single, bursts):
+    """Report ``bursts`` bursts timed as ``multi`` on 2 threads and ``single`` on 1; returns the
+    thread counts the guard ran them on."""
+    ran = []
+    for _ in range(bursts):
+        ran.append(agent.threads)
+        guard.observe(multi if agent.threads == 2 else single)
+    return ran
 
 
-def test_thread_guard_without_calibration_leaves_the_threads_alone():
+def test_thread_guard_keeps_the_threads_while_they_win():
     agent = FakeAgent()
-    guard = threads.ThreadGuard(agent, single_us=None)
-    for _ in range(5):
-        guard.observe(1.0)
-    assert agent.threads == 2
+    guard = threads.ThreadGuard(agent, retry=8)
+    ran = feed(guard, agent, multi=0.6, single=1.0, bursts=64)
+    assert ran.count(1) <= 3 + 64 // 8 and guard.best == 2       # probes only
+
+
+def test_thread_guard_drops_to_one_thread_on_a_busy_machine_and_comes_back():
+    agent = FakeAgent()
+    guard = threads.ThreadGuard(agent, retry=8)
+    feed(guard, agent, multi=0.6, single=1.0, bursts=32)
+    ran = feed(guard, agent, multi=1.5, single=1.0, bursts=32)   # another process on a core
+    assert ran[-16:].count(1) >= 14 and guard.best == 1
+    ran = feed(guard, agent, multi=0.6, single=1.0, bursts=80)   # the core is free again
+    assert ran[-16:].count(2) >= 14 and guard.best == 2
+
+
+def test_thread_guard_on_one_chunk_does_nothing():
+    agent = FakeAgent()
+    agent.chunks = agent.threads = 1
+    guard = threads.ThreadGuard(agent)
+    assert feed(guard, agent, multi=1.0, single=1.0, bursts=20) == [1] * 20
 
 
 def test_cached_timings_are_sanitised(tmp_path, two_cpus):
