@@ -13,8 +13,9 @@ replay buffer and runs K updates in one jitted call; ``DDPGAgent.update_stepwise
 math one public kernel at a time from Python, and numddpg.reference has the plain-NumPy twin;
 the tests hold all three equal.
 
-``chunks`` (C) cuts each minibatch into C row chunks that run on Numba's threads
-(numddpg.update, "Row chunks"); the numbers depend on C alone, not on the thread count.
+``chunks`` (C) cuts each minibatch into C row chunks that ``threads`` Python threads run side by
+side, each in the same nogil kernel (numddpg.update, "Row chunks"); the numbers depend on C
+alone, not on the thread count.
 """
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +37,6 @@ def _pool():
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max(1, usable_cpus() - 1), thread_name_prefix="numddpg-chunk")
     return _POOL
-
 
 
 __all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",

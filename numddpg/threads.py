@@ -364,7 +364,7 @@ class ThreadGuard:
         other = 1 if self.best == self.n else self.n
         early = len(self.times[other]) < 3 and self.bursts % 4 == 0
         if threads == self.best and (early or self.bursts % self.retry == 0):
-            self.agent.threads = other          # one probe burst of the other setting
+            self._use(other)                    # one probe burst of the other setting
             return
         if len(self.times[1]) >= 3 and len(self.times[self.n]) >= 3:
             single, multi = (statistics.median(self.times[k]) for k in (1, self.n))
@@ -372,4 +372,8 @@ class ThreadGuard:
                 self.best = 1
             elif self.best == 1 and multi < (1 - MIN_GAIN) * single:
                 self.best = self.n
-        self.agent.threads = self.best
+        self._use(self.best)
+
+    def _use(self, threads):
+        if self.agent.threads != threads:       # (the setter allocates the barrier's flags)
+            self.agent.threads = threads
