@@ -20,11 +20,11 @@ m with lerp and divides by sqrt(1 - beta2^t) where numddpg multiplies by its rec
 (docs/math.md, "Adam").  Each is ~1e-16 relative per operation; Adam divides a moment by
 sqrt(v_hat) + eps, which can magnify an absolute gradient difference delta into a step
 difference of at most lr * delta / eps (1e-3 * 1e-17 / 1e-8 = 1e-12 for a gradient element that
-cancels to ~0).  Measured over 20 seeds of the cases below (DDPG and TD3, 1 and 3 chunks, 6 updates):
-4e-15 of the scale at most.  A wrong term moves
-the numbers by far more: Adam's first step is ~lr sign(g) whatever |g|, so a sign error or a
-dropped term moves a parameter by ~1e-3, a missing clip of the smoothed target action changes
-the critic gradients by ~1e-2 of their scale (tests/test_td3.py, measured).
+cancels to ~0).  Measured over 20 seeds of the cases below (DDPG and TD3, 1 and 3 chunks, six
+updates each): 4e-15 of the scale at most.  A wrong term moves the numbers by far more: Adam's
+first step is ~lr sign(g) whatever |g|, so a sign error or a dropped term moves a parameter by
+~1e-3, and a missing clip of the smoothed target action changes the critic gradients by ~1e-2
+of their scale (tests/test_td3.py, measured).
 """
 import numpy as np
 import pytest
