@@ -118,13 +118,13 @@ def kernel_backward(params, sizes, tanh_out, x, acts, dout, want_grad=True, dx_c
     """
     sizes = tuple(int(s) for s in sizes)
     B = x.shape[0]
-    delta_a = np.empty(B * max(sizes), params.dtype)
-    delta_b = np.empty_like(delta_a)
+    delta_buf = np.empty(B * max(sizes), params.dtype)
+    dh_buf = np.empty_like(delta_buf)
     grad = np.empty(params.shape[0] if want_grad else 0, params.dtype)
     c = 0 if dx_col0 is None else dx_col0
     dx = np.empty((0, 0) if dx_col0 is None else (B, sizes[0] - c), params.dtype)
     mlp_backward(params, np.asarray(sizes, np.int64), tanh_out, x, acts, dout, grad, dx, c,
-                 delta_a, delta_b)
+                 delta_buf, dh_buf)
     return grad, (None if dx_col0 is None else dx)
 
 
@@ -176,8 +176,8 @@ def critic_objective(agent, batch):
     def grad(phi):
         q, acts = kernel_forward(phi, sizes_q, False, xq)                       # Q (B, 1)
         dq = 2.0 * (q - y.reshape(B, 1)) / B                                    # dL_Q/dQ_i
-        g, _ = kernel_backward(phi, sizes_q, False, xq, acts, dq)               # dL_Q/dphi
-        return g
+        dphi, _ = kernel_backward(phi, sizes_q, False, xq, acts, dq)            # dL_Q/dphi
+        return dphi
 
     def margin(phi):
         return kink_margin(phi, sizes_q, "identity", xq)
@@ -213,8 +213,8 @@ def actor_objective(agent, batch):
         _, da = kernel_backward(phi, sizes_q, False, xq, acts_q, dq, want_grad=False,
                                 dx_col0=o)                                      # dJ/da (B, a)
         du = da * half                                                          # dJ/du (B, a)
-        g, _ = kernel_backward(theta, sizes_pi, True, obs, acts_pi, du)         # dJ/dtheta
-        return g
+        dtheta, _ = kernel_backward(theta, sizes_pi, True, obs, acts_pi, du)    # dJ/dtheta
+        return dtheta
 
     def margin(theta):
         a, _, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)

@@ -122,15 +122,15 @@ def mlp_forward(params, sizes, tanh_out, x, acts):
 
 
 @njit(cache=True)
-def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b):
+def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
     """Backward pass of the forward pass that filled ``acts`` for the same ``x``.
 
     dout (B, n_L)        dL/dh_L, the upstream gradient; not modified.
     grad (P,)            written with dL/dparams in the flat layout; skipped when grad.size == 0.
     dx   (B, n_0 - c)    written with dL/dx[:, c:] where c = dx_col0; skipped when dx.size == 0.
                          (The actor step only needs the action columns of the critic's input.)
-    delta_a, delta_b     flat workspaces of at least B * max(sizes) elements: delta lives in
-                         delta_a, each dh_l in delta_b.
+    delta_buf, dh_buf    flat workspaces of at least B * max(sizes) elements: delta lives in
+                         delta_buf, each dh_l in dh_buf.
 
     Per layer, going down (delta = dL/dz_l, forward was z_l = h_l @ W_l + b_l):
         dW_l = h_l^T @ delta          db_l = sum over rows of delta
@@ -148,7 +148,7 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
 
     n_last = sizes[L]
     h_last = acts[a_end - B * n_last:a_end].reshape((B, n_last))
-    delta = delta_a[:B * n_last].reshape((B, n_last))
+    delta = delta_buf[:B * n_last].reshape((B, n_last))
     for i in range(B):
         for j in range(n_last):
             if tanh_out:
@@ -177,12 +177,12 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
                     db[j] += delta[i, j]
         if l > 0:
             W = params[w_off:b_off].reshape((n_in, n_out))
-            dh = delta_b[:B * n_in].reshape((B, n_in))
+            dh = dh_buf[:B * n_in].reshape((B, n_in))
             np.dot(delta, W.T, dh)           # dh_l = delta @ W_l^T
-            # delta_{l-1} = dh_l * [h_l > 0] (relu'(z) = [z > 0] = [h > 0]), into delta_a, whose
-            # old delta is spent.  Zeroing dh in place would compile to AVX masked stores,
+            # delta_{l-1} = dh_l * [h_l > 0] (relu'(z) = [z > 0] = [h > 0]), into delta_buf,
+            # whose old delta is spent.  Zeroing dh in place would compile to AVX masked stores,
             # which are slow on AMD Zen; a store on both branches is a plain vector blend.
-            delta = delta_a[:B * n_in].reshape((B, n_in))
+            delta = delta_buf[:B * n_in].reshape((B, n_in))
             for i in range(B):
                 for j in range(n_in):
                     if h[i, j] <= 0:
@@ -254,8 +254,8 @@ class MLP:
     def _workspace(self, batch):
         if batch > self._batch:
             self._acts = np.empty(acts_size(self.sizes, batch), self.dtype)
-            self._delta_a = np.empty(batch * max(self.sizes), self.dtype)
-            self._delta_b = np.empty_like(self._delta_a)
+            self._delta_buf = np.empty(batch * max(self.sizes), self.dtype)
+            self._dh_buf = np.empty_like(self._delta_buf)
             self._batch = batch
 
     def _check_x(self, x):
@@ -288,7 +288,7 @@ class MLP:
         grad = np.empty_like(self.params)
         dx = np.empty((B, self.sizes[0]) if need_dx else (0, 0), self.dtype)
         mlp_backward(self.params, self._sizes_arr, self._tanh, x, self._acts, dout, grad, dx, 0,
-                     self._delta_a, self._delta_b)
+                     self._delta_buf, self._dh_buf)
         return grad, (dx if need_dx else None)
 
     def __repr__(self):

@@ -59,9 +59,9 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
             vi = b2 * v[i] + c2 * gi * gi
             m[i] = mi
             v[i] = vi
-            pi = p[i] - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + e)
-            p[i] = pi
-            pt[i] = rho * pt[i] + one_minus_rho * pi
+            p_new = p[i] - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + e)
+            p[i] = p_new
+            pt[i] = rho * pt[i] + one_minus_rho * p_new
     else:
         for i in range(p.shape[0]):
             gi = g[i]

@@ -6,6 +6,10 @@ takes (dout, cache) and returns the gradients.  The tests hold the Numba kernels
 functions in float64.
 
 Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, a = act_dim, P parameters.
+Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2) the
+flat parameters of actor and critic(s), dtheta, dphi their gradients, the suffixes pi and q
+(q1, q2) for what belongs to the actor or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD
+target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.
 """
 import numpy as np
 
@@ -59,7 +63,7 @@ def unflatten(params, sizes):
 
 
 def mlp_forward(params, sizes, output, x):
-    """ReLU hidden layers, then an identity or tanh output.  Returns (y (B, n_L), cache)."""
+    """ReLU hidden layers, then an identity or tanh output.  Returns (h_L (B, n_L), cache)."""
     caches = []
     h = x
     layers = unflatten(params, sizes)
@@ -78,10 +82,11 @@ def mlp_forward(params, sizes, output, x):
     return h, caches
 
 
-def mlp_backward(dy, cache):
-    """Gradients from dy = dL/dy: returns (dparams (P,) in the flat layout, dx (B, n_0))."""
+def mlp_backward(dout, cache):
+    """Gradients from dout = dL/dh_L: returns (grad = dL/dparams (P,) in the flat layout,
+    dx (B, n_0))."""
     grads = []
-    dh = dy
+    dh = dout
     for dense_cache, kind, act_cache in reversed(cache):
         if kind == "relu":
             dz = relu_backward(dh, act_cache)
@@ -91,8 +96,8 @@ def mlp_backward(dy, cache):
             dz = dh
         dh, dW, db = dense_backward(dz, dense_cache)
         grads.append((dW, db))
-    flat = np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in reversed(grads)])
-    return flat, dh
+    grad = np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in reversed(grads)])
+    return grad, dh
 
 
 # --- DDPG's losses and their gradients ---------------------------------------------------------
@@ -112,8 +117,8 @@ def critic_value(phi, sizes_q, obs, act):
 def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done):
     """y = r + gamma (1 - d) Q_targ(s', mu_targ(s')) — a constant for the critic step."""
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
-    q2, _ = critic_value(phi_targ, sizes_q, obs2, a2)
-    return rew + gamma * (1 - done) * q2
+    q_targ, _ = critic_value(phi_targ, sizes_q, obs2, a2)
+    return rew + gamma * (1 - done) * q_targ
 
 
 def critic_loss_and_grad(phi, sizes_q, obs, act, y):
@@ -165,7 +170,7 @@ def polyak(targ, src, rho):
 
 # --- the whole update -------------------------------------------------------------------------
 
-def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, pi_lr, q_lr):
+def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr):
     """One DDPG update on plain arrays; returns (new state dict, info dict).
 
     state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q (ints)
@@ -186,8 +191,8 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, p
     s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"], s["t_pi"],
                                             pi_lr)
     # 4. polyak
-    s["theta_targ"] = polyak(s["theta_targ"], s["theta"], polyak_rho)
-    s["phi_targ"] = polyak(s["phi_targ"], s["phi"], polyak_rho)
+    s["theta_targ"] = polyak(s["theta_targ"], s["theta"], rho)
+    s["phi_targ"] = polyak(s["phi_targ"], s["phi"], rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q), "q_std": np.std(q)}
     return s, info
 
@@ -204,12 +209,12 @@ def td3_target(theta_targ, phi1_targ, phi2_targ, sizes_pi, sizes_q, mid, half, g
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
     noise = np.clip(target_noise * half * eps, -noise_clip * half, noise_clip * half)
     a2 = np.clip(a2 + noise, mid - half, mid + half)
-    q1, _ = critic_value(phi1_targ, sizes_q, obs2, a2)
-    q2, _ = critic_value(phi2_targ, sizes_q, obs2, a2)
-    return rew + gamma * (1 - done) * np.minimum(q1, q2)
+    q1_targ, _ = critic_value(phi1_targ, sizes_q, obs2, a2)
+    q2_targ, _ = critic_value(phi2_targ, sizes_q, obs2, a2)
+    return rew + gamma * (1 - done) * np.minimum(q1_targ, q2_targ)
 
 
-def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, polyak_rho, pi_lr, q_lr,
+def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
                target_noise=0.2, noise_clip=0.5, policy_delay=2):
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
@@ -239,6 +244,6 @@ def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, polyak_rh
         s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"],
                                                 s["t_pi"], pi_lr)
         for k in ("theta", "phi1", "phi2"):
-            s[k + "_targ"] = polyak(s[k + "_targ"], s[k], polyak_rho)
+            s[k + "_targ"] = polyak(s[k + "_targ"], s[k], rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q1), "q_std": np.std(q1)}
     return s, info

@@ -55,7 +55,7 @@ Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
                        "target_noise", "noise_clip", "policy_delay"])
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
-               "delta_a", "delta_b", "xq", "y", "dq", "dmu", "eps", "part"]
+               "delta_buf", "dh_buf", "xq", "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
 
 # Columns of the per-update statistics (stats) and of the per-chunk partial sums (work.part).
@@ -70,10 +70,10 @@ N_STATS = 4
 def work_slots(B, C, obs_dim, act_dim, sizes_pi, sizes_q, n_critics):
     """[(name, shape)] of the update's scratch for B rows in C chunks of Bc = ceil(B / C) rows,
     in Work's field order.  Per chunk (leading axis C): the activations h_1..h_L of each network
-    pass (nn.acts_size) and the two backprop scratch vectors of mlp_backward.  Per row (chunk c
-    uses rows chunk_rows(B, C, c)): the critic input xq = concat(s, a); the targets y; dq =
-    dLoss/dQ; dmu = dJ/da, then dJ/du; TD3's smoothing draws eps.  part (C, 4): each chunk's
-    partial sums of the statistics."""
+    pass (nn.acts_size) and mlp_backward's scratch for delta and dh.  Per row (chunk c uses rows
+    chunk_rows(B, C, c)): the critic input xq = concat(s, a); the targets y; dq = dLoss/dQ;
+    da = dJ/da, then (scaled in place) dJ/du; TD3's smoothing draws eps.  part (C, 4): each
+    chunk's partial sums of the statistics."""
     Bc = -(-B // C)
     n_pi = Bc * sum(sizes_pi[1:])
     n_q = Bc * sum(sizes_q[1:])
@@ -82,8 +82,8 @@ def work_slots(B, C, obs_dim, act_dim, sizes_pi, sizes_q, n_critics):
     shapes = {"acts_pi": (C, n_pi), "acts_pi_targ": (C, n_pi),
               "acts_q1": (C, n_q), "acts_q1_targ": (C, n_q),
               "acts_q2": (C, n_q2), "acts_q2_targ": (C, n_q2),
-              "delta_a": (C, Bc * width), "delta_b": (C, Bc * width),
-              "xq": (B, obs_dim + act_dim), "y": (B,), "dq": (B, 1), "dmu": (B, act_dim),
+              "delta_buf": (C, Bc * width), "dh_buf": (C, Bc * width),
+              "xq": (B, obs_dim + act_dim), "y": (B,), "dq": (B, 1), "da": (B, act_dim),
               "eps": (B if n_critics == 2 else 0, act_dim), "part": (C, N_STATS)}
     return [(name, shapes[name]) for name in WORK_FIELDS]
 
@@ -174,9 +174,9 @@ def td_target(actor, critic, mid, half, gamma, batch, work, c, r0, r1):
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
-    q2 = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q1_targ[c])
+    q_targ = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q1_targ[c])
     for i in range(r1 - r0):
-        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q2[i, 0]
+        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q_targ[i, 0]
 
 
 @njit(cache=True, inline="always")
@@ -192,13 +192,13 @@ def td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1):
         for j in range(u2.shape[1]):
             clip = hp.noise_clip * half[j]
             noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
-            act2 = mid[j] + half[j] * u2[i, j] + noise
-            xq[i, o + j] = min(max(act2, mid[j] - half[j]), mid[j] + half[j])
-    q1n = mlp_forward(critic1.targ, critic1.sizes, identity_out, xq, work.acts_q1_targ[c])
-    q2n = mlp_forward(critic2.targ, critic2.sizes, identity_out, xq, work.acts_q2_targ[c])
+            a2 = mid[j] + half[j] * u2[i, j] + noise
+            xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
+    q1_targ = mlp_forward(critic1.targ, critic1.sizes, identity_out, xq, work.acts_q1_targ[c])
+    q2_targ = mlp_forward(critic2.targ, critic2.sizes, identity_out, xq, work.acts_q2_targ[c])
     for i in range(r1 - r0):
-        work.y[r0 + i] = (batch.rew[r0 + i]
-                          + hp.gamma * (1.0 - batch.done[r0 + i]) * min(q1n[i, 0], q2n[i, 0]))
+        q_min = min(q1_targ[i, 0], q2_targ[i, 0])
+        work.y[r0 + i] = batch.rew[r0 + i] + hp.gamma * (1.0 - batch.done[r0 + i]) * q_min
 
 
 @njit(cache=True, inline="always")
@@ -210,19 +210,19 @@ def critic_loss_and_grad(critic, acts_q, batch, work, c, r0, r1, B):
     xq = work.xq[r0:r1]
     copy_into(xq, 0, batch.obs[r0:r1])      # xq = concat(s, a)
     copy_into(xq, o, batch.act[r0:r1])
-    qv = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
+    q = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
     dq = work.dq[r0:r1]
     sq_err = 0.0
     q_sum = 0.0
     q_sq = 0.0
     for i in range(r1 - r0):
-        err = qv[i, 0] - work.y[r0 + i]
+        err = q[i, 0] - work.y[r0 + i]
         sq_err += err * err
         dq[i, 0] = 2.0 * err / B
-        q_sum += qv[i, 0]
-        q_sq += qv[i, 0] * qv[i, 0]
+        q_sum += q[i, 0]
+        q_sq += q[i, 0] * q[i, 0]
     mlp_backward(critic.params, critic.sizes, identity_out, xq, acts_q, dq, critic.grad[c],
-                 work.dmu[:0], 0, work.delta_a[c], work.delta_b[c])
+                 work.da[:0], 0, work.delta_buf[c], work.dh_buf[c])
     return sq_err, q_sum, q_sq
 
 
@@ -238,20 +238,21 @@ def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1
     u = mlp_forward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c])
     copy_into(xq, 0, obs)                   # xq = concat(s, mu(s))
     scale_action(u, mid, half, xq[:, o:])
-    qpi = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
+    q = mlp_forward(critic.params, critic.sizes, identity_out, xq, acts_q)
     dq = work.dq[r0:r1]
     neg_q = 0.0
     for i in range(r1 - r0):
-        neg_q -= qpi[i, 0]
+        neg_q -= q[i, 0]
         dq[i, 0] = -1.0 / B
-    dmu = work.dmu[r0:r1]                     # dJ/da: the action columns of the input gradient
+    da = work.da[r0:r1]                       # dJ/da: the action columns of the input gradient
     mlp_backward(critic.params, critic.sizes, identity_out, xq, acts_q, dq, critic.grad[c][:0],
-                 dmu, o, work.delta_a[c], work.delta_b[c])
-    for i in range(r1 - r0):                  # a = mid + half * u  =>  dJ/du = half * dJ/da
-        for j in range(dmu.shape[1]):
-            dmu[i, j] *= half[j]
-    mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], dmu, actor.grad[c],
-                 dmu[:0], 0, work.delta_a[c], work.delta_b[c])
+                 da, o, work.delta_buf[c], work.dh_buf[c])
+    du = da                                   # a = mid + half * u  =>  dJ/du = half * dJ/da,
+    for i in range(r1 - r0):                  # in place: da is spent
+        for j in range(du.shape[1]):
+            du[i, j] *= half[j]
+    mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], du, actor.grad[c],
+                 du[:0], 0, work.delta_buf[c], work.dh_buf[c])
     return neg_q
 
 

@@ -132,8 +132,8 @@ def test_command_fails_when_every_parameter_gradient_is_scaled(monkeypatch, caps
     """Scale dL/dparams by 1.01 after the real backward kernel: every tensor must FAIL."""
     real = gc.mlp_backward
 
-    def scaled(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b):
-        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b)
+    def scaled(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
+        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
         grad *= 1.01
 
     monkeypatch.setattr(gc, "mlp_backward", scaled)
@@ -147,8 +147,8 @@ def test_command_fails_on_the_actor_when_only_dq_da_is_wrong(monkeypatch, capsys
     still pass and every actor row fails, so the check localises the bug."""
     real = gc.mlp_backward
 
-    def scaled_dx(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b):
-        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b)
+    def scaled_dx(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
+        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
         dx *= 1.01
 
     monkeypatch.setattr(gc, "mlp_backward", scaled_dx)
@@ -163,8 +163,8 @@ def test_a_tiny_error_in_one_tensor_is_caught(monkeypatch, capsys):
     """A 1e-4 relative error in the critic's last bias alone: only that row fails."""
     real = gc.mlp_backward
 
-    def nudged(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b):
-        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b)
+    def nudged(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
+        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
         if grad.size and not tanh_out:       # the critic's parameter gradient
             grad[-1] *= 1 + 1e-4             # b_2 of the critic, the last element
 

@@ -42,12 +42,12 @@ def run_kernels(params, sizes, tanh_out, x, dout, dx_col0=0):
     sizes_arr = np.asarray(sizes, np.int64)
     B = x.shape[0]
     acts = np.full(acts_size(sizes, B), np.nan, params.dtype)
-    delta_a = np.full(B * max(sizes), np.nan, params.dtype)
-    delta_b = np.full(B * max(sizes), np.nan, params.dtype)
+    delta_buf = np.full(B * max(sizes), np.nan, params.dtype)
+    dh_buf = np.full(B * max(sizes), np.nan, params.dtype)
     y = mlp_forward(params, sizes_arr, tanh_out, x, acts).copy()
     grad = np.full(params.shape, np.nan, params.dtype)
     dx = np.full((B, sizes[0] - dx_col0), np.nan, params.dtype)
-    mlp_backward(params, sizes_arr, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_a, delta_b)
+    mlp_backward(params, sizes_arr, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
     return y, grad, dx
 
 
