@@ -1,0 +1,177 @@
+"""Hyperparameters read from files, checked before any run starts.
+
+A preset file (``numddpg train --preset FILE.json``, the ``best.json`` of ``numddpg tune``) and a
+search space (``numddpg tune --space FILE.json``) may come from someone else.  Every key must name
+a hyperparameter of the algorithm (``hyperparameter_table()``), every value must have the kind
+of that hyperparameter's default (a number where the default is a number, a list of widths for
+``hidden_sizes``...) and pass the algorithm's own checks, which run by building the algorithm
+on the env without training (``check_with_algorithm``).  Each error names the file, the key,
+the value and what is allowed.  Nothing read from a file chooses code to import or run.
+
+A preset file is one JSON object: hyperparameter names with their values, optionally
+``total_steps`` (the budget ``learn()`` and ``numddpg train`` use when none is given) and
+``tuned`` (an object saying where the values come from; never read).
+"""
+import difflib
+import json
+import math
+import os
+from pathlib import Path
+
+MAX_BYTES = 1 << 20          # a preset or a search space is a few hundred bytes
+NOT_IN_FILES = ("seed",)     # a file never chooses the seed: --seed / --seeds do
+PRESET_EXTRAS = ("total_steps", "tuned")
+
+
+class HyperparameterFileError(ValueError):
+    """A file whose keys or values cannot be used (the message names file, key and value)."""
+
+
+def read_json_object(path, what):
+    """The JSON object in ``path``: at most MAX_BYTES, no duplicate keys, no NaN/Infinity."""
+    path = Path(path)
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_BYTES:
+            raise HyperparameterFileError(f"{what} {path} is {size:,} bytes; at most "
+                                          f"{MAX_BYTES:,} are read")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HyperparameterFileError(f"cannot read {what} {path}: {exc}") from None
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise HyperparameterFileError(f"{what} {path}: the key {dup[0]!r} appears twice")
+        return dict(pairs)
+
+    def no_constant(name):
+        raise HyperparameterFileError(f"{what} {path}: {name} is not a number JSON allows")
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise HyperparameterFileError(f"{what} {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HyperparameterFileError(f"{what} {path} must hold one JSON object "
+                                      f"{{name: value}}, not a {type(data).__name__}")
+    return data
+
+
+def check_name(cls, name, where):
+    """Refuse a key that is not a hyperparameter of ``cls`` (or one a file may not set)."""
+    from .algorithms import ALGORITHMS
+
+    table = cls.hyperparameter_table()
+    if name in NOT_IN_FILES:
+        raise HyperparameterFileError(f"{where}: {name!r} cannot be set in a file; the command "
+                                      "line chooses the seeds")
+    if name in table:
+        return
+    owners = sorted(a for a, c in ALGORITHMS.items() if name in c.hyperparameter_table())
+    if owners:
+        why = f"only {', '.join(owners)} takes it"
+    else:
+        close = difflib.get_close_matches(str(name), table, n=1)
+        why = f"did you mean {close[0]!r}?" if close else "no algorithm takes it"
+    raise HyperparameterFileError(f"{where}: {name!r} is not a hyperparameter of {cls.algo} "
+                                  f"({why}); known: {', '.join(table)}")
+
+
+def kind(cls, name):
+    """What a value of ``name`` must be, from its default: "bool", "int", "float", "str",
+    "sizes" (a list of widths) or "int or null"."""
+    default = cls.hyperparameter_table()[name][0]
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, tuple):
+        return "sizes"
+    return "int or null"
+
+
+_WHAT = {"bool": "true or false", "int": "an integer", "float": "a number",
+         "str": "a string", "sizes": "a list of positive integer widths, e.g. [64, 64]",
+         "int or null": "an integer or null"}
+
+
+def check_type(cls, name, value, where):
+    """``value`` as ``name`` takes it (integral floats as int, widths as a list), or raise
+    naming the key, the value and the kind of value allowed."""
+    k = kind(cls, name)
+
+    def integer(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
+            return None
+        return int(v)
+
+    if k == "bool":
+        ok = value if isinstance(value, bool) else None
+    elif k == "int":
+        ok = integer(value)
+    elif k == "int or null":
+        ok = None if value is None else integer(value)
+        if value is None:
+            return None
+    elif k == "float":
+        ok = (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) else None)
+    elif k == "str":
+        ok = value if isinstance(value, str) else None
+    else:
+        widths = [integer(v) for v in value] if isinstance(value, list) else [None]
+        ok = widths if widths and None not in widths and min(widths) >= 1 else None
+    if ok is None:
+        default = cls.hyperparameter_table()[name][0]
+        raise HyperparameterFileError(f"{where}: {name} = {json.dumps(value)} is not allowed: "
+                                      f"{name} takes {_WHAT[k]} (default {default!r})")
+    return ok
+
+
+def check_with_algorithm(cls, env, values, where, preset="auto"):
+    """Build ``cls(env, preset=preset, **values)`` without training (no run directory, one
+    chunk) so that the algorithm's own checks see ``values``; raise their message, prefixed
+    with ``where``.  ``env`` is best an instance (built once by the caller)."""
+    values = {"chunks": 1, "seed": 0, **values}
+    try:
+        model = cls(env, preset=preset, log=False, **values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise HyperparameterFileError(f"{where}: {exc}") from None
+    model.test_env.close()
+
+
+def load_preset(path, algo):
+    """The preset in the JSON file ``path`` for ``algo`` ("ddpg", "td3"), as a dict the
+    algorithms take (``preset=``): every key a hyperparameter of ``algo`` or ``total_steps``
+    (a positive integer) or ``tuned`` (an object, dropped); every value of its kind.  The
+    algorithm checks the values themselves when it is built."""
+    from .algorithms import ALGORITHMS
+
+    cls = ALGORITHMS[algo]
+    where = f"preset {path}"
+    data = read_json_object(path, "preset")
+    preset = {}
+    for name, value in data.items():
+        if name == "tuned":
+            if not isinstance(value, dict):
+                raise HyperparameterFileError(f"{where}: 'tuned' must be an object saying "
+                                              f"where the values come from, got "
+                                              f"{json.dumps(value)}")
+            continue
+        if name == "total_steps":
+            if (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise HyperparameterFileError(f"{where}: total_steps = {json.dumps(value)} is "
+                                              "not allowed: a positive integer")
+            preset[name] = value
+            continue
+        check_name(cls, name, where)
+        preset[name] = check_type(cls, name, value, where)
+    return preset
