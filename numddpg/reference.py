@@ -5,7 +5,7 @@ name in docs/math.md, in the CS231n style: ``*_forward`` returns (out, cache) an
 takes (dout, cache) and returns the gradients.  The tests hold the Numba kernels equal to these
 functions in float64.
 
-Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, a = act_dim, P parameters.
+Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, k = act_dim, P parameters.
 Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2) the
 flat parameters of actor and critic(s), dtheta, dphi their gradients, the suffixes pi and q
 (q1, q2) for what belongs to the actor or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD
@@ -103,7 +103,7 @@ def mlp_backward(dout, cache):
 # --- DDPG's losses and their gradients ---------------------------------------------------------
 
 def actor_action(theta, sizes_pi, mid, half, obs):
-    """mu(s) = mid + half * tanh(MLP_theta(s)).  Returns (a (B, act), u, cache)."""
+    """mu(s) = mid + half * tanh(MLP_theta(s)).  Returns (a (B, k), u (B, k), cache)."""
     u, cache = mlp_forward(theta, sizes_pi, "tanh", obs)
     return mid + half * u, u, cache
 
@@ -134,7 +134,7 @@ def critic_loss_and_grad(phi, sizes_q, obs, act, y):
 def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs):
     """J = -mean_B Q(s, mu(s)) with phi held constant, and dJ/dtheta.
 
-    dJ/dQ_i = -1/B; through the critic to its input, keep the action columns: dJ/da (B, act);
+    dJ/dQ_i = -1/B; through the critic to its input, keep the action columns: dJ/da (B, k);
     a = mid + half * u gives dJ/du = half * dJ/da; then through tanh and the actor into theta.
     """
     a, u, pi_cache = actor_action(theta, sizes_pi, mid, half, obs)
@@ -201,7 +201,7 @@ def td3_target(theta_targ, phi1_targ, phi2_targ, sizes_pi, sizes_q, mid, half, g
                done, eps, target_noise, noise_clip):
     """TD3's target with policy smoothing and the clipped double-Q minimum.
 
-    eps (B, act) are standard normal draws; the smoothing noise is
+    eps (B, k) are standard normal draws; the smoothing noise is
     clip(target_noise * half * eps, -noise_clip * half, +noise_clip * half) and the noisy action is
     clipped to [low, high] = [mid - half, mid + half].  Then
     y = r + gamma (1 - d) min(Q1_targ(s', a2), Q2_targ(s', a2)).
@@ -219,7 +219,7 @@ def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_l
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
     state: as ddpg_update's with phi1, phi2, phi1_targ, phi2_targ, m_q1, v_q1, m_q2, v_q2 in
-    place of phi, phi_targ, m_q, v_q, plus n_updates (int).  eps (B, act): the smoothing draws.
+    place of phi, phi_targ, m_q, v_q, plus n_updates (int).  eps (B, k): the smoothing draws.
     The critic loss is the sum of both critics' MSEs, so each critic's gradient is its own MSE's.
     """
     s = dict(state)
