@@ -26,6 +26,8 @@ first step is ~lr sign(g) whatever |g|, so a sign error or a dropped term moves 
 ~1e-3, and a missing clip of the smoothed target action changes the critic gradients by ~1e-2
 of their scale (tests/test_td3.py, measured).
 """
+import copy
+
 import numpy as np
 import pytest
 
@@ -99,72 +101,65 @@ class TorchDDPG:
         self.target_noise, self.noise_clip, self.policy_delay = (target_noise, noise_clip,
                                                                  policy_delay)
         self.mid, self.half = torch.as_tensor(agent.mid), torch.as_tensor(agent.half)
-        self.pi = build(agent.actor.sizes, nn.Tanh())
-        load_flat(self.pi, agent.actor.params)
-        critics = [agent.critic] if n_critics == 1 else [agent.critic1, agent.critic2]
-        self.qs = []
-        for critic in critics:
-            q = build(critic.sizes, nn.Identity())
-            load_flat(q, critic.params)
-            self.qs.append(q)
-        self.pi_targ = build(agent.actor.sizes, nn.Tanh())
-        self.pi_targ.load_state_dict(self.pi.state_dict())          # targets start as copies
-        self.q_targs = []
-        for q in self.qs:
-            q_targ = build(agent.critic.sizes, nn.Identity())
-            q_targ.load_state_dict(q.state_dict())
-            self.q_targs.append(q_targ)
-        for targ in (self.pi_targ, *self.q_targs):
+        ours = [agent.critic] if n_critics == 1 else [agent.critic1, agent.critic2]
+        self.actor = build(agent.actor.sizes, nn.Tanh())
+        load_flat(self.actor, agent.actor.params)                       # theta
+        self.critics = [build(net.sizes, nn.Identity()) for net in ours]
+        for critic, net in zip(self.critics, ours):
+            load_flat(critic, net.params)                               # phi (phi1, phi2)
+        self.actor_targ = copy.deepcopy(self.actor)                     # targets start as copies
+        self.critic_targs = [copy.deepcopy(critic) for critic in self.critics]
+        for targ in (self.actor_targ, *self.critic_targs):
             targ.requires_grad_(False)
         # torch.optim.Adam's defaults are numddpg's: betas (0.9, 0.999), eps 1e-8.  One Adam
         # over both TD3 critics is two Adams stepped together (elementwise, one step count).
-        self.pi_opt = torch.optim.Adam(self.pi.parameters(), lr=agent.pi_lr)
-        self.q_opt = torch.optim.Adam([p for q in self.qs for p in q.parameters()],
-                                      lr=agent.q_lr)
+        self.pi_optim = torch.optim.Adam(self.actor.parameters(), lr=agent.pi_lr)
+        phis = [p for critic in self.critics for p in critic.parameters()]
+        self.q_optim = torch.optim.Adam(phis, lr=agent.q_lr)
         self.n_updates = 0
 
-    def mu(self, net, s):
-        return self.mid + self.half * net(s)
+    def mu(self, net, obs):
+        return self.mid + self.half * net(obs)
 
     @staticmethod
-    def Q(net, s, a):
-        return net(torch.cat([s, a], dim=1)).squeeze(1)             # obs, then action; (B,)
+    def Q(net, obs, a):
+        return net(torch.cat([obs, a], dim=1)).squeeze(1)           # obs, then action; (B,)
 
     def update(self, batch, eps=None):
-        s, act, r, s2, d = (torch.as_tensor(x) for x in batch)
+        obs, act, rew, obs2, done = (torch.as_tensor(x) for x in batch)
         with torch.no_grad():                                       # 1. y is a constant
-            a2 = self.mu(self.pi_targ, s2)
+            a2 = self.mu(self.actor_targ, obs2)
             if eps is not None:                                     # TD3: smoothing, clip, min
                 clip = self.noise_clip * self.half
                 noise = torch.clamp(self.target_noise * self.half * torch.as_tensor(eps),
                                     -clip, clip)
                 a2 = torch.clamp(a2 + noise, self.mid - self.half, self.mid + self.half)
-            q_targ = torch.stack([self.Q(qt, s2, a2) for qt in self.q_targs]).min(dim=0).values
-            y = r + self.gamma * (1 - d) * q_targ
-        q_sa = [self.Q(q, s, act) for q in self.qs]                 # 2. critic step(s)
-        loss_q = sum(((qv - y) ** 2).mean() for qv in q_sa)
-        self.q_opt.zero_grad()
+            q_targ = torch.stack([self.Q(targ, obs2, a2) for targ in self.critic_targs])
+            y = rew + self.gamma * (1 - done) * q_targ.min(dim=0).values
+        qs = [self.Q(critic, obs, act) for critic in self.critics]  # 2. critic step(s)
+        loss_q = sum(((q - y) ** 2).mean() for q in qs)
+        self.q_optim.zero_grad()
         loss_q.backward()
-        self.q_opt.step()
+        self.q_optim.step()
         self.n_updates += 1
         loss_pi = float("nan")
         actor_step = self.n_updates % self.policy_delay == 0
-        if actor_step:                                              # 3. actor step on Q1,
-            for q in self.qs:                                       # the updated critics held
-                q.requires_grad_(False)                             # constant
-            loss = -self.Q(self.qs[0], s, self.mu(self.pi, s)).mean()
-            self.pi_opt.zero_grad()
+        if actor_step:                                              # 3. actor step on Q1, the
+            for critic in self.critics:                             # updated critics constant
+                critic.requires_grad_(False)
+            loss = -self.Q(self.critics[0], obs, self.mu(self.actor, obs)).mean()
+            self.pi_optim.zero_grad()
             loss.backward()
-            self.pi_opt.step()
-            for q in self.qs:
-                q.requires_grad_(True)
+            self.pi_optim.step()
+            for critic in self.critics:
+                critic.requires_grad_(True)
             loss_pi = loss.item()
-            with torch.no_grad():                                   # 4. polyak; rho weights the
-                pairs = zip((self.pi, *self.qs), (self.pi_targ, *self.q_targs))   # target
-                for net, targ in pairs:
+            with torch.no_grad():                                   # 4. polyak; rho weights
+                nets = zip((self.actor, *self.critics), (self.actor_targ, *self.critic_targs))
+                for net, targ in nets:                              # the target
                     for p, p_targ in zip(net.parameters(), targ.parameters()):
                         p_targ.mul_(self.rho).add_(p, alpha=1 - self.rho)
-        q1 = q_sa[0].detach()
+        q1 = qs[0].detach()
         info = {"loss_q": loss_q.item(), "loss_pi": loss_pi, "q_mean": q1.mean().item(),
                 "q_std": q1.std(correction=0).item()}
         return info, actor_step
@@ -172,19 +167,17 @@ class TorchDDPG:
     def arrays(self, actor_step):
         """name -> array in numddpg's layout, named as the agent's state_dict() names them; the
         gradients of this update as gradients() names them (the actor's only after its step)."""
-        out = {"actor": flat_of(self.pi), "actor_targ": flat_of(self.pi_targ),
-               "pi_m": flat_of(self.pi, "exp_avg", self.pi_opt),
-               "pi_v": flat_of(self.pi, "exp_avg_sq", self.pi_opt),
-               "grad critic": flat_of(self.qs[0], "grad")}
+        out = {"actor": flat_of(self.actor), "actor_targ": flat_of(self.actor_targ),
+               "pi_m": flat_of(self.actor, "exp_avg", self.pi_optim),
+               "pi_v": flat_of(self.actor, "exp_avg_sq", self.pi_optim)}
         if actor_step:
-            out["grad actor"] = flat_of(self.pi, "grad")
-        for k, (q, q_targ) in enumerate(zip(self.qs, self.q_targs)):
-            c = "" if k == 0 else "2"
-            out[f"critic{c}"], out[f"critic{c}_targ"] = flat_of(q), flat_of(q_targ)
-            out[f"q{c}_m"] = flat_of(q, "exp_avg", self.q_opt)
-            out[f"q{c}_v"] = flat_of(q, "exp_avg_sq", self.q_opt)
-        if len(self.qs) == 2:
-            out["grad critic2"] = flat_of(self.qs[1], "grad")
+            out["grad actor"] = flat_of(self.actor, "grad")
+        for n, (critic, targ) in enumerate(zip(self.critics, self.critic_targs), start=1):
+            c = "" if n == 1 else str(n)
+            out[f"critic{c}"], out[f"critic{c}_targ"] = flat_of(critic), flat_of(targ)
+            out[f"q{c}_m"] = flat_of(critic, "exp_avg", self.q_optim)
+            out[f"q{c}_v"] = flat_of(critic, "exp_avg_sq", self.q_optim)
+            out[f"grad critic{c}"] = flat_of(critic, "grad")
         return out
 
 
