@@ -33,7 +33,8 @@ Studies live in Optuna's RDB storage: SQLite on one machine, any database URL it
 across machines.  Several processes given the same ``--storage`` and ``--study`` work one study
 together; ``--trials`` is the study's size, so running the same command again resumes an
 interrupted study (a trial interrupted by Ctrl-C, or whose process died -- seen by its stale
-heartbeat -- is run again with the same parameters).  A trial whose run fails (an error while
+heartbeat -- is run again with the same parameters).  A process whose study is full waits for
+the trials still running elsewhere before it writes its outputs.  A trial whose run fails (an error while
 training, a worker killed) is recorded as failed with its error, and the study goes on.
 """
 import json
@@ -286,7 +287,7 @@ def run_seeds(trial, specs, trial_dir, processes, eval_episodes, stop):
 
     ctx = mp.get_context("spawn")
     dirs = {seed: trial_dir / f"s{seed}" for seed in specs}
-    queue, running, records, reported, step = list(specs), {}, {}, 0, 0
+    queue, running, records, reported = list(specs), {}, {}, 0
     try:
         while queue or running:
             while queue and len(running) < processes:
@@ -302,9 +303,12 @@ def run_seeds(trial, specs, trial_dir, processes, eval_episodes, stop):
                 records[seed] = _record(dirs[seed], p.exitcode)
             if any(r["status"] != "done" for r in records.values()):
                 break
-            reported, step = _report_epochs(trial, dirs, reported, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at env step {step}")
+            for step, mean in _new_epochs(dirs, reported):
+                reported += 1
+                if math.isfinite(mean):
+                    trial.report(mean, step)
+                if (queue or running) and trial.should_prune():      # (not once all ended)
+                    raise optuna.TrialPruned(f"pruned at env step {step}")
             if stop.is_set():
                 raise KeyboardInterrupt
     finally:
@@ -342,16 +346,12 @@ def _progress(run_dir):
         return []
 
 
-def _report_epochs(trial, dirs, reported, step):
-    """Report each epoch all seeds have finished since the last call: return how many are,
-    and the env step of the last one."""
+def _new_epochs(dirs, reported):
+    """(env step, the seeds' mean test return) of each epoch after the first ``reported`` that
+    every seed has finished."""
     rows = [_progress(d) for d in dirs.values()]
     for epoch in range(reported, min(len(r) for r in rows)):
-        mean = sum(r[epoch][1] for r in rows) / len(rows)
-        step = rows[0][epoch][0]
-        if math.isfinite(mean):
-            trial.report(mean, step)
-    return max(reported, min(len(r) for r in rows)), step
+        yield rows[0][epoch][0], sum(r[epoch][1] for r in rows) / len(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +492,8 @@ def _open_study(optuna, url, name, settings, sampler, pruner, heartbeat, sampler
     if old is None:
         the_study.set_user_attr("numddpg", settings)
     elif old != json.loads(json.dumps(settings)):
-        diff = ", ".join(f"{k}: {json.dumps(old.get(k))} there, {json.dumps(v)} here"
+        short = lambda v: (lambda t: t if len(t) <= 120 else t[:117] + "...")(json.dumps(v))
+        diff = ", ".join(f"{k}: {short(old.get(k))} there, {short(v)} here"
                          for k, v in json.loads(json.dumps(settings)).items()
                          if old.get(k) != v)
         raise TuneError(f"study {name!r} in {url} was started with other settings ({diff}); "

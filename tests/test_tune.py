@@ -139,6 +139,32 @@ def test_running_a_finished_study_again_runs_nothing(studied):
     assert rc == 2 and "other settings" in stderr and "seeds" in stderr
 
 
+class PruneAtOnce:
+    """A stand-in for an Optuna trial whose pruner stops it at the first report."""
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, value, step):
+        self.reports.append((step, value))
+
+    def should_prune(self):
+        return bool(self.reports)
+
+
+def test_a_pruned_trial_stops_its_runs(tmp_path):
+    import threading
+
+    spec = {"env": "Pendulum-v1", "algo": "ddpg", "preset": "auto", "total_steps": 20_000,
+            "hyperparameters": {**FIXED, "hidden_sizes": [8], "seed": 0}}
+    trial = PruneAtOnce()
+    with pytest.raises(optuna.TrialPruned, match="pruned at env step 200"):
+        tn.run_seeds(trial, {0: spec}, tmp_path, 1, 2, threading.Event())
+    assert [step for step, _ in trial.reports] == [200]
+    assert trial.reports[0][1] == progress_returns(tmp_path / "s0")[0]
+    assert not (tmp_path / "s0" / "result.json").exists()      # stopped long before its end
+
+
 # -- failures, sharing, resuming --------------------------------------------------------------
 
 def test_a_trial_that_raises_is_recorded_and_the_study_goes_on(tmp_path):
