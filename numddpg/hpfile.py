@@ -127,7 +127,7 @@ def check_type(cls, name, value, where):
     elif k == "str":
         ok = value if isinstance(value, str) else None
     else:
-        widths = [integer(v) for v in value] if isinstance(value, list) else [None]
+        widths = [integer(v) for v in value] if isinstance(value, (list, tuple)) else [None]
         ok = widths if widths and None not in widths and min(widths) >= 1 else None
     if ok is None:
         default = cls.hyperparameter_table()[name][0]

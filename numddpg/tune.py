@@ -773,7 +773,7 @@ def add_arguments(p):
     from .algorithms import ALGORITHMS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = "\n\n".join(__doc__.split("\n\n")[:2])
+    p.description = "\n\n".join(__doc__.split("\n\n")[:6])
     p.add_argument("--env", default="Pendulum-v1", help="gymnasium id (default Pendulum-v1)")
     p.add_argument("--algo", default="ddpg", choices=sorted(ALGORITHMS), help="default ddpg")
     p.add_argument("--trials", type=int, default=20, metavar="N",
