@@ -22,8 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import rng as _rng
-from .checks import MAX_CHUNKS, check_bounds, check_dim, check_positive, check_unit_interval
+from .checkpoint import CheckpointError, is_int, is_number, read_checkpoint, write_checkpoint
+from .checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
+                     check_unit_interval, check_widths)
 from .nn import MLP, check_dtype, check_sizes
+from .policy import n_params
 from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
 from .threads import usable_cpus
 from .update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
@@ -71,9 +74,8 @@ class DDPGAgent:
             raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {chunks!r}")
         self.obs_dim = check_dim("obs_dim", obs_dim)
         self.act_dim = check_dim("act_dim", act_dim)
-        hidden = check_sizes([1, *hidden_sizes, 1], "hidden_sizes")[1:-1]
-        if len(hidden) == 0:
-            raise ValueError(f"hidden_sizes must name at least one hidden layer, got {hidden_sizes!r}")
+        hidden = check_sizes([1, *check_widths("hidden_sizes", hidden_sizes), 1],
+                             "hidden_sizes")[1:-1]
         self.hidden_sizes = hidden
         self.gamma = check_unit_interval("gamma", gamma)
         self.polyak = check_unit_interval("polyak", polyak)
@@ -81,6 +83,10 @@ class DDPGAgent:
         self.q_lr = check_positive("q_lr", q_lr)
         self.dtype = check_dtype(dtype)
         self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
+        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
+        check_memory((n_params([o, *h, a]) + self.n_critics * n_params([o + a, *h, 1]))
+                     * (5 + self.chunks) * self.dtype.itemsize,
+                     f"{type(self).__name__} with hidden_sizes={h}, obs_dim={o}, act_dim={a}")
         self.mid = ((self.act_high + self.act_low) / 2).astype(self.dtype)
         self.half = ((self.act_high - self.act_low) / 2).astype(self.dtype)
 
@@ -252,16 +258,37 @@ class DDPGAgent:
 
         Returns a (K, 4) float64 array of per-update statistics (loss_q, loss_pi, q_mean, q_std).
         """
-        if buffer.size <= 0:
-            raise ValueError("cannot sample from an empty replay buffer")
+        replay, size = self._check_replay(buffer)
         B = check_dim("batch_size", batch_size)
         batch, work, idx = self._buffers(B)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
-        replay = Batch(buffer.obs, buffer.act, buffer.rew, buffer.obs2, buffer.done)
         self._sync_t_in()
-        self._run(int(K), True, replay, int(buffer.size), idx, batch, work, stats)
+        self._run(int(K), True, replay, size, idx, batch, work, stats)
         self._sync_t_out()
         return stats
+
+    def _check_replay(self, buffer):
+        """(Batch of the buffer's arrays, size) after checking what the jitted sampler will
+        index: N rows of (o,), (a,), (), (o,), () float32/float64 C-contiguous arrays, and
+        1 <= size <= N.  (The kernel reads rows below ``size`` with no bounds check.)"""
+        arrays = [getattr(buffer, f, None) for f in Batch._fields]
+        n = getattr(arrays[0], "shape", (0,))[0]
+        o, a = self.obs_dim, self.act_dim
+        for name, arr, tail in zip(Batch._fields, arrays, ((o,), (a,), (), (o,), ())):
+            if not (isinstance(arr, np.ndarray) and arr.shape == (n, *tail)
+                    and arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous):
+                raise ValueError(f"replay buffer {name} must be a C-contiguous float32/float64 "
+                                 f"array of shape ({n}, {', '.join(map(str, tail))}) for this "
+                                 f"agent (obs_dim={o}, act_dim={a}), got "
+                                 f"{getattr(arr, 'dtype', type(arr).__name__)} "
+                                 f"{getattr(arr, 'shape', '')}")
+        size = buffer.size
+        if not (is_int(size) or isinstance(size, np.integer)) or not 0 <= size <= n:
+            raise ValueError(f"replay buffer size must be an integer from 0 to its {n} rows, "
+                             f"got {size!r}")
+        if size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return Batch(*arrays), int(size)
 
     def update_stepwise(self, obs, act, rew, obs2, done):
         """The same update as ``update``, one public kernel at a time (slower; for tests and
@@ -420,3 +447,149 @@ class TD3Agent(DDPGAgent):
     def update_stepwise(self, obs, act, rew, obs2, done):
         raise NotImplementedError("TD3Agent has no step-by-step path; numddpg.reference.td3_update "
                                   "is its plain-NumPy twin")
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: the agent's record and arrays in a checkpoint (numddpg.checkpoint's container)
+# ---------------------------------------------------------------------------------------------
+
+AGENT_CLASSES = {"ddpg": DDPGAgent, "td3": TD3Agent}
+AGENT_CONFIG_KEYS = {
+    "ddpg": ("algo", "obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes", "gamma",
+             "polyak", "pi_lr", "q_lr", "dtype"),
+}
+AGENT_CONFIG_KEYS["td3"] = AGENT_CONFIG_KEYS["ddpg"] + ("target_noise", "noise_clip",
+                                                        "policy_delay")
+# Optional keys: files written before they existed load with the default (1 chunk: the serial
+# update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
+AGENT_OPTIONAL_KEYS = {"chunks": 1}
+
+
+def check_agent_config(cfg, where):
+    """Raise CheckpointError unless ``cfg`` is a well-formed agent.config() record."""
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{where}: agent config must be a JSON object, got {cfg!r}")
+    algo = cfg.get("algo")
+    if algo not in AGENT_CONFIG_KEYS:
+        raise CheckpointError(f"{where}: agent algo {algo!r} is not one of "
+                              f"{sorted(AGENT_CONFIG_KEYS)}")
+    keys = AGENT_CONFIG_KEYS[algo]
+    missing = [k for k in keys if k not in cfg]
+    extra = [k for k in cfg if k not in keys and k not in AGENT_OPTIONAL_KEYS]
+    if missing or extra:
+        raise CheckpointError(f"{where}: {algo} agent config is missing {missing} / has unknown "
+                              f"keys {extra}")
+
+    def need(ok, key, what):
+        if not ok:
+            raise CheckpointError(f"{where}: agent config {key}={cfg[key]!r} must be {what}")
+
+    for key in ("obs_dim", "act_dim"):
+        need(is_int(cfg[key]) and cfg[key] > 0, key, "a positive integer")
+    h = cfg["hidden_sizes"]
+    need(isinstance(h, list) and len(h) > 0 and all(is_int(s) and s > 0 for s in h),
+         "hidden_sizes", "a non-empty list of positive integers")
+    need(cfg["dtype"] in ("float32", "float64"), "dtype", "'float32' or 'float64'")
+    for key in ("act_low", "act_high"):
+        v = cfg[key]
+        need(isinstance(v, list) and len(v) == cfg["act_dim"] and all(map(is_number, v)),
+             key, f"a list of act_dim={cfg['act_dim']} finite numbers")
+    need(all(lo < hi for lo, hi in zip(cfg["act_low"], cfg["act_high"])), "act_low",
+         f"below act_high={cfg['act_high']} in every dimension")
+    for key in ("gamma", "polyak", "pi_lr", "q_lr") + (
+            ("target_noise", "noise_clip") if algo == "td3" else ()):
+        need(is_number(cfg[key]), key, "a finite number")
+    if algo == "td3":
+        need(is_int(cfg["policy_delay"]) and cfg["policy_delay"] > 0, "policy_delay",
+             "a positive integer")
+    if "chunks" in cfg:
+        need(is_int(cfg["chunks"]) and 1 <= cfg["chunks"] <= MAX_CHUNKS, "chunks",
+             f"an integer from 1 to {MAX_CHUNKS}")
+
+
+def agent_layer_sizes(cfg):
+    """{"actor": [o, *h, a], "critic": [o + a, *h, 1]} of an agent config."""
+    o, a, h = cfg["obs_dim"], cfg["act_dim"], list(cfg["hidden_sizes"])
+    return {"actor": [o, *h, a], "critic": [o + a, *h, 1]}
+
+
+def agent_array_specs(cfg, prefix=""):
+    """{prefix + name: (dtype, shape)} of the arrays in a state_dict of an agent with ``cfg``."""
+    sizes = agent_layer_sizes(cfg)
+    p_pi, p_q, dt = n_params(sizes["actor"]), n_params(sizes["critic"]), cfg["dtype"]
+    nets = {"actor": p_pi, "critic": p_q, "actor_targ": p_pi, "critic_targ": p_q,
+            "pi_m": p_pi, "pi_v": p_pi, "q_m": p_q, "q_v": p_q}
+    if cfg["algo"] == "td3":
+        nets.update(critic2=p_q, critic2_targ=p_q, q2_m=p_q, q2_v=p_q)
+    specs = {prefix + name: (dt, (n,)) for name, n in nets.items()}
+    specs[prefix + "rng_state"] = ("uint64", (1,))
+    specs[prefix + "counters"] = ("int64", (3 if cfg["algo"] == "td3" else 2,))
+    return specs
+
+
+def check_agent_meta(meta, where, cfg_key="config", sizes_key="layer_sizes"):
+    """Check the agent config and layer sizes in ``meta``; return the config."""
+    cfg = meta.get(cfg_key)
+    check_agent_config(cfg, where)
+    sizes = meta.get(sizes_key)
+    want = agent_layer_sizes(cfg)
+    if sizes != want:
+        raise CheckpointError(f"{where}: layer sizes {sizes!r} are inconsistent with the agent "
+                              f"config (obs_dim={cfg['obs_dim']}, act_dim={cfg['act_dim']}, "
+                              f"hidden_sizes={cfg['hidden_sizes']}), which gives {want}")
+    return cfg
+
+
+def agent_arrays(agent, prefix=""):
+    """agent.state_dict() with names prefixed (for a checkpoint's array table)."""
+    return {prefix + k: v for k, v in agent.state_dict().items()}
+
+
+def agent_state(arrays, where, prefix=""):
+    """The state_dict held in ``arrays`` under ``prefix``, after checking that step counts and
+    Adam second moments are non-negative."""
+    state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    if np.any(state["counters"] < 0):
+        raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds a negative step "
+                              f"count {state['counters'].tolist()}")
+    for name in ("pi_v", "q_v", "q2_v"):
+        if name in state and np.any(state[name] < 0):
+            raise CheckpointError(f"{where}: array {prefix + name!r} (an Adam second moment) "
+                                  "has a negative entry")
+    return state
+
+
+def agent_from_arrays(cfg, arrays, where, prefix=""):
+    """A new agent built from ``cfg`` (checked) holding the state in ``arrays`` (checked)."""
+    state = agent_state(arrays, where, prefix)
+    cls = AGENT_CLASSES[cfg["algo"]]
+    kwargs = {k: v for k, v in cfg.items() if k not in ("algo", "obs_dim", "act_dim", "act_low",
+                                                         "act_high")}
+    kwargs["dtype"] = np.dtype(kwargs["dtype"])
+    kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+    try:
+        agent = cls(cfg["obs_dim"], cfg["act_dim"], cfg["act_low"], cfg["act_high"], seed=0,
+                    **kwargs)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: {cls.__name__} refuses the saved config: {e}") from None
+    try:
+        agent.load_state_dict(state)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    return agent
+
+
+def save_agent(path, agent):
+    """Save a DDPGAgent/TD3Agent (networks, targets, Adam state, generator, counters)."""
+    cfg = agent.config()
+    meta = {"kind": "agent", "algo": cfg["algo"], "config": cfg,
+            "layer_sizes": agent_layer_sizes(cfg)}
+    return write_checkpoint(path, agent_arrays(agent), meta)
+
+
+def load_agent(path):
+    """The agent saved by ``save_agent`` at ``path``, bit for bit; CheckpointError otherwise."""
+    where = str(path)
+    meta, arrays = read_checkpoint(
+        path, "agent", lambda m: agent_array_specs(check_agent_meta(m, where)))
+    return agent_from_arrays(meta["config"], arrays, where)

@@ -27,6 +27,7 @@ import contextlib
 import difflib
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +35,23 @@ import numpy as np
 from . import checkpoint as _checkpoint
 from . import logger as _logger
 from . import policy as _policy_file
-from .agents import N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent
+from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent,
+                     agent_array_specs, agent_arrays, agent_from_arrays, agent_layer_sizes,
+                     agent_state, check_agent_meta, load_agent)
+from .checkpoint import CheckpointError, is_int, is_number
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
-from .envs import EnvError, check_spaces, env_id as _env_id, make_env, make_twin
+from .envs import (EnvError, EnvFailure, check_obs, check_reward, check_spaces, env_id as _env_id,
+                   make_env, make_recorded_env, make_twin, split_module)
 from .nn import acts_size, check_dtype, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
-from .checks import MAX_CHUNKS
+from .checks import (MAX_CHUNKS, check_bool, check_dim, check_int, check_memory,
+                     check_non_negative, check_positive, check_unit_interval, check_widths)
 from . import threads as _threads
 
 POLICY_FILE = "policy.npz"
-CHECKPOINT_FILE = _checkpoint.CHECKPOINT_FILE
+CHECKPOINT_FILE = "checkpoint.npz"
+STATS_ARRAY = "epoch.update_stats"    # TD3's loss_pi is NaN on updates without an actor step
 STAT_NAMES = ("loss_q", "loss_pi", "q_mean", "q_std")    # columns of update_burst's statistics
 assert len(STAT_NAMES) == N_STATS
 
@@ -55,6 +62,13 @@ FULL_SCAN_UPDATES = 1000
 
 class NonFiniteError(FloatingPointError):
     """Training produced a NaN or infinite loss, gradient or parameter (it stops there)."""
+
+
+class RunWriteError(OSError):
+    """A file of the run directory could not be written (disk full, ...); nothing was lost."""
+
+    def __str__(self):
+        return self.strerror
 
 # name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
 # preset (numddpg.presets) replaces some of them per environment.
@@ -117,7 +131,8 @@ class Policy:
         self._x = np.zeros((1, self.obs_dim), self.dtype)     # the observation as a batch of 1
         self._acts = np.empty(acts_size(tuple(self.sizes), 1), self.dtype)
         self._zeros = np.zeros(self.act_dim, np.float64)
-        self._a = np.zeros(self.act_dim, act_dtype)
+        self.act_dtype = np.dtype(act_dtype)     # the env's; the kernels' is float32/float64
+        self._a = np.zeros(self.act_dim, kernel_dtype(self.act_dtype))
 
     @classmethod
     def from_agent(cls, agent, act_dtype=np.float32, meta=None):
@@ -144,8 +159,20 @@ class Policy:
         x = np.ascontiguousarray(obs.reshape(-1, self.obs_dim), dtype=self.dtype)
         acts = np.empty(acts_size(tuple(self.sizes), x.shape[0]), self.dtype)
         u = mlp_forward(self.params, self.sizes, True, x, acts)
-        a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self._a.dtype)
+        a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self.act_dtype)
         return a[0] if obs.ndim == 1 else a
+
+
+def kernel_dtype(dtype):
+    """The dtype the kernels compute an action of ``dtype`` in: itself for float32/float64, and
+    float32 for others (float16 spaces: Numba has no float16 arithmetic); env_action casts."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
+
+
+def env_action(a, dtype):
+    """``a`` in the env's action dtype (a copy only when that differs from the kernels')."""
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def save_policy(path, policy):
@@ -153,7 +180,7 @@ def save_policy(path, policy):
     policy file (numddpg.policy's format: a checkpoint of kind "policy"), atomically.  The
     NumPy-only ``numddpg.load_policy`` reads it too."""
     return _policy_file.save_policy(path, policy.params, policy.sizes, policy.mid, policy.half,
-                                    policy.low, policy.high, policy._a.dtype, **policy.meta)
+                                    policy.low, policy.high, policy.act_dtype, **policy.meta)
 
 
 def load_policy(path):
@@ -168,16 +195,20 @@ def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
 
     Every reset is seeded from ``rng`` (a numpy Generator).  Returns two float64 arrays.
     """
-    returns = np.zeros(int(n_episodes))
-    lengths = np.zeros(int(n_episodes))
-    act = policy.act
+    n_episodes = check_int("n_episodes", n_episodes, 0)
+    check_memory(16 * n_episodes, f"{n_episodes:,} test episodes' returns and lengths")
+    returns = np.zeros(n_episodes)
+    lengths = np.zeros(n_episodes)
+    act, name, o = policy.act, _env_id(env), policy.obs_dim
+    act_dtype = env.action_space.dtype
     for i in range(int(n_episodes)):
-        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        obs = check_obs(env.reset(seed=int(rng.integers(2**31)))[0], o, name, "reset")
         ep_ret, ep_len, over = 0.0, 0, False
         while not over:
-            obs, r, terminated, truncated, _ = env.step(act(obs))
-            ep_ret += r
+            obs, r, terminated, truncated, _ = env.step(env_action(act(obs), act_dtype))
             ep_len += 1
+            obs = check_obs(obs, o, name, f"step {ep_len} of a test episode")
+            ep_ret += check_reward(r, name, "step of a test episode", ep_len)
             over = terminated or truncated or (max_ep_len is not None and ep_len >= max_ep_len)
         returns[i], lengths[i] = ep_ret, ep_len
     return returns, lengths
@@ -234,6 +265,7 @@ class OffPolicyAlgorithm:
     agent_class = None          # constructor (obs_dim, act_dim, low, high, hidden_sizes=, gamma=,
                                 # polyak=, pi_lr=, q_lr=, dtype=, seed=, **AGENT_KWARGS)
     EXTRA_HYPERPARAMETERS = {}  # name: (default, meaning), appended to HYPERPARAMETERS
+    EXTRA_CHECKS = {}           # name: check(name, value) of each extra hyperparameter
     AGENT_KWARGS = ()           # names of extra hyperparameters the agent's constructor takes
 
     def __init_subclass__(cls, **kwargs):
@@ -258,6 +290,9 @@ class OffPolicyAlgorithm:
                             f"Known: {', '.join(table)}")
         self.env = make_env(env)
         self.env_id = _env_id(self.env)
+        # "mymodule:MyEnv-v0": the module that registers the env, recorded so that a later
+        # eval/resume can *tell* the user to pass it (a file never makes numddpg import it)
+        self.env_module = split_module(env)[0] if isinstance(env, str) else None
         self.preset_name, preset_values = self._resolve_preset(preset)
         self.preset_total_steps = preset_values.pop("total_steps", None)
         hp = {name: default for name, (default, _) in table.items()}
@@ -270,6 +305,7 @@ class OffPolicyAlgorithm:
             setattr(self, name, value)
 
         self.obs_dim, self.act_dim, self.act_low, self.act_high = check_spaces(self.env)
+        self._check_memory()
         self.test_env = make_twin(self.env) if test_env is None else make_env(test_env)
         check = check_spaces(self.test_env)
         if check[:2] != (self.obs_dim, self.act_dim):
@@ -311,6 +347,7 @@ class OffPolicyAlgorithm:
         self._checkpoint_every = 0      # set by learn(): steps between checkpoints, 0 for none
         self._checkpoint_t = None       # env step of the last checkpoint written
         self._progress_rows = None      # progress.csv rows a loaded checkpoint counts
+        self._lock = None               # the run directory's RunLock, held while learning
         self._bind_fast_paths()
         self._new_epoch_accumulators()
 
@@ -332,42 +369,60 @@ class OffPolicyAlgorithm:
             return preset, values
         raise ValueError(f"preset must be 'auto', 'none', an env id or a dict, got {preset!r}")
 
-    def _check_hyperparameters(self, hp):
-        def integer(name, minimum):
-            v = hp[name]
-            if isinstance(v, (bool, np.bool_)) or not float(v).is_integer() or v < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-            hp[name] = int(v)
+    # The type and range of each hyperparameter (shared/REFERENCE.md section 2 for the values);
+    # a wrong type raises naming it, nothing is coerced but whole floats to ints (1e6).
+    INTEGERS = {"replay_size": 1, "batch_size": 1, "update_every": 1, "max_ep_len": 1,
+                "steps_per_epoch": 1, "start_steps": 0, "update_after": 0,
+                "num_test_episodes": 0, "seed": 0}
+    OPTIONAL_INTEGERS = {"blas_threads": (1, None), "chunks": (1, MAX_CHUNKS),
+                         "checkpoint_every": (0, None)}
+    REALS = {"gamma": check_unit_interval, "polyak": check_unit_interval,
+             "pi_lr": check_positive, "q_lr": check_positive, "act_noise": check_non_negative,
+             "ou_theta": check_non_negative, "ou_sigma": check_non_negative,
+             "ou_dt": check_non_negative}
 
-        for name in ("replay_size", "batch_size", "update_every", "max_ep_len",
-                     "steps_per_epoch"):
-            integer(name, 1)
-        for name in ("start_steps", "update_after", "num_test_episodes", "seed"):
-            integer(name, 0)
+    def _check_hyperparameters(self, hp):
+        """``hp`` with every value checked against its type and range (ValueError naming the
+        first bad one and its value)."""
+        for name, low in self.INTEGERS.items():
+            hp[name] = check_int(name, hp[name], low)
+        for name, (low, high) in self.OPTIONAL_INTEGERS.items():
+            if hp[name] is not None:
+                hp[name] = check_int(name, hp[name], low, high)
+        for name, check in self.REALS.items():
+            hp[name] = check(name, hp[name])
         if hp["batch_size"] > hp["replay_size"]:
             raise ValueError(f"batch_size ({hp['batch_size']}) must not exceed replay_size "
                              f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
-        if hp["noise"] not in NOISE_TYPES:
+        if not isinstance(hp["noise"], str) or hp["noise"] not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {hp['noise']!r}")
+        if not (isinstance(hp["dtype"], str) or isinstance(hp["dtype"], np.dtype)
+                or hp["dtype"] in (np.float32, np.float64)):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {hp['dtype']!r}")
         hp["dtype"] = check_dtype(hp["dtype"]).name
-        hp["hidden_sizes"] = tuple(int(h) for h in np.atleast_1d(hp["hidden_sizes"]))
-        for name in ("blas_threads", "chunks"):
-            if hp[name] is not None:
-                integer(name, 1)
-        if hp["chunks"] is not None and hp["chunks"] > MAX_CHUNKS:
-            raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {hp['chunks']}")
-        if hp["checkpoint_every"] is not None:
-            integer("checkpoint_every", 0)
-        if not isinstance(hp["checkpoint_buffer"], (bool, np.bool_)):
-            raise ValueError(f"checkpoint_buffer must be True or False, got "
-                             f"{hp['checkpoint_buffer']!r}")
-        hp["checkpoint_buffer"] = bool(hp["checkpoint_buffer"])
-        for name in ("act_noise", "ou_theta", "ou_sigma", "ou_dt"):
-            v = hp[name]
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-            hp[name] = float(v)
+        hp["hidden_sizes"] = check_widths("hidden_sizes", hp["hidden_sizes"])
+        hp["checkpoint_buffer"] = check_bool("checkpoint_buffer", hp["checkpoint_buffer"])
+        for name, check in self.EXTRA_CHECKS.items():
+            hp[name] = check(name, hp[name])
         return hp
+
+    def _check_memory(self):
+        """TooLarge, before anything is allocated, if the replay buffer, the networks and the
+        update's workspace need more memory than is available (the sizes may come from a file
+        or a typo: --replay-size 10000000000)."""
+        item = np.dtype(self.dtype).itemsize
+        o, a, n = self.obs_dim, self.act_dim, self.replay_size
+        buffer = n * (2 * o + a + 2) * 4
+        sizes_pi, sizes_q = [o, *self.hidden_sizes, a], [o + a, *self.hidden_sizes, 1]
+        critics = 2 if self.algo == "td3" else 1
+        chunks = self.chunks or MAX_CHUNKS
+        nets = (_policy_file.n_params(sizes_pi) + critics * _policy_file.n_params(sizes_q)) \
+            * (5 + chunks) * item                      # params, targ, m, v, grad per chunk
+        work = self.batch_size * (sum(sizes_pi) + 2 * critics * sum(sizes_q)) * 4 * item
+        check_memory(buffer + nets + work,
+                     f"replay_size={n:,} (buffer {buffer / 2**30:,.2f} GiB), "
+                     f"hidden_sizes={self.hidden_sizes} and batch_size={self.batch_size} "
+                     f"on {self.env_id} (obs_dim={o}, act_dim={a})")
 
     def _agent_kwargs(self):
         return {name: self.hyperparameters[name] for name in self.AGENT_KWARGS}
@@ -393,10 +448,11 @@ class OffPolicyAlgorithm:
         """Preallocated arrays of the per-step code (call again if the agent is replaced)."""
         self.policy = Policy.from_agent(self.agent, self.env.action_space.dtype,
                                         meta={"env_id": self.env_id, "algo": self.algo,
+                                              "env_module": self.env_module,
                                               "max_ep_len": self.max_ep_len,
                                               "seed": self.seed})
         self._u01 = np.zeros(self.act_dim, np.float64)      # uniform draws / noise draws
-        self._a = np.zeros(self.act_dim, self.env.action_space.dtype)
+        self._a = np.zeros(self.act_dim, kernel_dtype(self.env.action_space.dtype))
 
     def _new_epoch_accumulators(self):
         self._ep_rets, self._ep_lens, self._update_stats = [], [], []
@@ -426,18 +482,24 @@ class OffPolicyAlgorithm:
     def _start_episode(self):
         self._ep_seed = int(self.rng.integers(2**31))  # kept: a checkpoint redoes this reset
         obs, _ = self.env.reset(seed=self._ep_seed)
+        obs = self._checked_obs(obs, "reset")
         if not np.all(np.isfinite(obs)):
-            raise EnvError(f"{self.env_id} returned a non-finite observation {obs} from reset "
+            raise EnvFailure(f"{self.env_id} returned a non-finite observation {obs} from reset "
                            f"at env step {self.t}; training stopped")
         self.obs = obs
         self.ep_ret, self.ep_len = 0.0, 0
         self.noise_process.reset()
 
+    def _checked_obs(self, obs, call):
+        """An observation from env.reset/step, checked (numddpg.envs.check_obs)."""
+        return check_obs(obs, self.obs_dim, self.env_id, f"{call} at env step {self.t}")
+
     def _non_finite(self, code, obs2, rew):
-        return EnvError(f"{self.env_id} returned a non-finite {BAD_WHAT[code]} at env step "
-                        f"{self.t} (step {self.ep_len} of episode {self.episodes + 1}): "
-                        f"obs={obs2}, reward={rew}; training stopped there. Check the env, or "
-                        "wrap it (e.g. gymnasium.wrappers.ClipReward / TransformObservation).")
+        return EnvFailure(f"{self.env_id} returned a non-finite {BAD_WHAT[code]} at env step "
+                          f"{self.t} (step {self.ep_len} of episode {self.episodes + 1}; NaN, "
+                          f"inf, or beyond float32's range): obs={obs2}, reward={rew}; training "
+                          "stopped there. Check the env, or wrap it (e.g. "
+                          "gymnasium.wrappers.ClipReward / TransformObservation).")
 
     def learn(self, total_steps=None, progress_bar=True):
         """Train for ``total_steps`` env steps (default: the preset's budget, else 400k).
@@ -457,6 +519,17 @@ class OffPolicyAlgorithm:
         end = self.t + int(total_steps)
         if self.log and self.run_dir is None:
             self._open_run(int(total_steps))
+        if self.run_dir is not None:           # one writer per run directory
+            self._lock = self._lock or _logger.RunLock(self.run_dir)
+            self._lock.acquire()
+        try:
+            self._learn(end, progress_bar)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        return self
+
+    def _learn(self, end, progress_bar):
         bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
                                   desc=f"{self.algo} {self.env_id}")
         # The epoch in progress carries over (after a resume it is half done); only its clock
@@ -478,24 +551,33 @@ class OffPolicyAlgorithm:
             self.elapsed += time.perf_counter() - self._learn_started
             bar.close()
             if self.run_dir is not None and not self._diverged:  # never save NaN parameters
-                self.save_policy(self.run_dir / POLICY_FILE)
+                try:
+                    self.save_policy(self.run_dir / POLICY_FILE)
+                except OSError as exc:
+                    if finished:               # (else keep the error already on its way)
+                        raise self._write_error(self.run_dir / POLICY_FILE, exc) from None
                 if finished and self._checkpoint_every and self._checkpoint_t != self.t:
                     self._save_checkpoint()       # (unless the last step's one is this state)
-        return self
 
     def _loop(self, end, bar):
         env, buffer, agent = self.env, self.buffer, self.agent
         store, step = buffer.store_fast, env.step
         start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
         batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
+        obs_shape, obs_dtypes = (self.obs_dim,), (np.float32, np.float64)
+        act_dtype = self.env.action_space.dtype
         if self.obs is None:
             self._start_episode()
         while self.t < end:
             obs = self.obs
             a = self._random_action() if self.t < start_steps else self._explore_action(obs)
-            obs2, rew, terminated, truncated, _ = step(a)
-            rew = float(rew)
+            obs2, rew, terminated, truncated, _ = step(a if a.dtype == act_dtype
+                                                       else a.astype(act_dtype))
             self.t += 1
+            if not (type(obs2) is np.ndarray and obs2.shape == obs_shape
+                    and obs2.dtype in obs_dtypes):            # (the common case, checked fast)
+                obs2 = self._checked_obs(obs2, "step")
+            rew = check_reward(rew, self.env_id, "step", self.t)
             self.ep_len += 1
             self.ep_ret += rew
             code = store(obs, a, rew, obs2, 1.0 if terminated else 0.0)   # d = terminated only
@@ -532,7 +614,11 @@ class OffPolicyAlgorithm:
         if hasattr(self.agent, "policy_delay"):   # TD3: loss_pi is NaN on critic-only updates
             ok[:, ST_LOSS_PI] |= np.isnan(stats[:, ST_LOSS_PI])
         self._updates_unscanned = getattr(self, "_updates_unscanned", 0) + len(stats)
-        if ok.all() and not full and self._updates_unscanned < FULL_SCAN_UPDATES:
+        # A NaN in the actor's parameters shows only in loss_pi (the critic's update uses the
+        # target actor), and TD3's loss_pi is NaN by design on critic-only updates: so one
+        # float64 sum of the actor's parameters (it cannot overflow) after every burst.
+        actor_ok = math.isfinite(np.add.reduce(self.agent.actor.params, dtype=np.float64))
+        if ok.all() and actor_ok and not full and self._updates_unscanned < FULL_SCAN_UPDATES:
             return
         self._updates_unscanned = 0
         what = None
@@ -606,6 +692,7 @@ class OffPolicyAlgorithm:
     def evaluate(self, n_episodes=10):
         """(mean, std) of the deterministic policy's return over ``n_episodes`` test episodes
         (on the test env; reset seeds from the loop's generator)."""
+        n_episodes = check_int("n_episodes", n_episodes, 1)
         returns, _ = run_episodes(self.policy, self.test_env, n_episodes, self.rng,
                                   self.max_ep_len)
         return float(np.mean(returns)), float(np.std(returns))
@@ -613,7 +700,8 @@ class OffPolicyAlgorithm:
     # -- files --------------------------------------------------------------------------------
     def config(self, total_steps=None):
         """Everything that defines this run, as written to config.json."""
-        return {"algo": self.algo, "env_id": self.env_id, "preset": self.preset_name,
+        return {"algo": self.algo, "env_id": self.env_id, "env_module": self.env_module,
+                "preset": self.preset_name,
                 "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
@@ -622,6 +710,7 @@ class OffPolicyAlgorithm:
     def _open_run(self, total_steps):
         self.run_dir = _logger.create_run_dir(self._run_dir_request, self._runs_root,
                                               self.env_id, self.algo, self.seed)
+        self._lock = _logger.RunLock(self.run_dir).acquire()
         _logger.write_config(self.run_dir, self.config(total_steps))
         self._csv = _logger.ProgressCSV(self.run_dir / "progress.csv")
 
@@ -637,36 +726,157 @@ class OffPolicyAlgorithm:
         without it a loaded model restarts from an empty buffer).  ``load`` restores it.
 
         Saved at an episode boundary (as learn()'s checkpoints always are), a loaded model
-        continues exactly as this one would; saved mid-episode, loading drops that episode."""
+        continues exactly as this one would; saved mid-episode, loading drops that episode.
+
+        The file (a checkpoint of kind "algorithm", numddpg.checkpoint) holds the arrays
+        "agent.*" (the agent's state_dict), "buffer.*" (the filled rows and the sampler state),
+        "noise.x" (the OU state), "epoch.*" (the epoch's accumulators), "loop.obs" (the first
+        observation of the episode the checkpoint is at the start of); its JSON record holds
+        algo, env_id, hyperparameters, the agent config, the spaces, the loop generator's
+        ``bit_generator.state``, the loop counters, the buffer's ptr/size and the number of
+        progress.csv rows written.
+        """
         include = self.checkpoint_buffer if include_buffer is None else bool(include_buffer)
         elapsed = self.elapsed + (time.perf_counter() - self._learn_started if self._learning
                                   else 0.0)
-        return _checkpoint.save_algorithm(path, self, include, elapsed)
+        cfg = self.agent.config()
+        arrays = agent_arrays(self.agent, "agent.")
+        buf_arrays, buf_record = self.buffer.state(include)
+        arrays.update({f"buffer.{k}": v for k, v in buf_arrays.items()})
+        arrays["noise.x"] = np.asarray(getattr(self.noise_process, "x", np.zeros(0)), np.float64)
+        arrays["epoch.ep_rets"] = np.asarray(self._ep_rets, np.float64)
+        arrays["epoch.ep_lens"] = np.asarray(self._ep_lens, np.int64)
+        arrays[STATS_ARRAY] = (np.concatenate(self._update_stats) if self._update_stats
+                               else np.zeros((0, N_STATS), np.float64))
+        at_boundary = self.obs is not None and self.ep_len == 0
+        if at_boundary:
+            arrays["loop.obs"] = np.asarray(self.obs, np.float64)
+        meta = {
+            "kind": "algorithm", "algo": self.algo, "env_id": self.env_id,
+            "env_module": self.env_module,
+            "preset": self.preset_name, "hyperparameters": _plain(self.hyperparameters),
+            "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
+            "spaces": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                       "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
+                       "act_dtype": np.dtype(self.env.action_space.dtype).name},
+            "rng": _plain(self.rng.bit_generator.state),
+            "loop": {"t": self.t, "epoch": self.epoch, "episodes": self.episodes,
+                     "epoch_t0": self._epoch_t0, "elapsed": float(elapsed),
+                     "last_test_return": _finite_or_none(self.last_test_return),
+                     "episode_seed": int(self._ep_seed) if at_boundary else None,
+                     "episode_in_progress": bool(self.obs is not None and self.ep_len > 0)},
+            "buffer": buf_record,
+            "logger": {"progress_rows": self.epoch if self._csv is not None else None},
+        }
+        return _checkpoint.write_checkpoint(path, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
 
     def _save_checkpoint(self):
         """RUN_DIR/checkpoint.npz, after making the progress rows it counts durable (and after
         the NaN guard's full scan, so that a checkpoint only ever replaces another with a good
         state)."""
         self._check_finite(np.zeros((0, N_STATS)), full=True)
-        if self._csv is not None:
-            self._csv.sync()
-        self.save(self.run_dir / CHECKPOINT_FILE)
+        path = self.run_dir / CHECKPOINT_FILE
+        try:
+            if self._csv is not None:
+                self._csv.sync()
+            self.save(path)
+        except OSError as exc:
+            raise self._write_error(path, exc) from None
         self._checkpoint_t = self.t
         self._next_checkpoint = self.t + self._checkpoint_every
 
+    def _restore(self, meta, arrays, where):
+        """Put the state read by ``read_run_checkpoint`` into this model, built with the same
+        hyperparameters on an env with the same spaces.  Raises CheckpointError if they
+        differ.  With a saved episode boundary, the env is reset with the saved seed (the
+        first observation must come out equal, else a RuntimeWarning says the resume is
+        inexact)."""
+        cfg, sp, b = meta["config"], meta["spaces"], meta["buffer"]
+        if self.algo != meta["algo"]:
+            raise CheckpointError(f"{where}: a {meta['algo']} checkpoint cannot be loaded into "
+                                  f"{type(self).__name__} ({self.algo})")
+        if self.agent.config() != {**AGENT_OPTIONAL_KEYS, **cfg}:
+            raise CheckpointError(f"{where}: the saved agent config {cfg} differs from the one "
+                                  f"the saved hyperparameters build here: {self.agent.config()}")
+        if ((self.obs_dim, self.act_dim) != (sp["obs_dim"], sp["act_dim"])
+                or self.act_low.tolist() != sp["act_low"]
+                or self.act_high.tolist() != sp["act_high"]):
+            raise CheckpointError(f"{where}: saved for spaces obs_dim={sp['obs_dim']}, act_dim="
+                                  f"{sp['act_dim']}, bounds {sp['act_low']}..{sp['act_high']}; "
+                                  f"the env {self.env_id} has {self.obs_dim}, {self.act_dim}, "
+                                  f"{self.act_low.tolist()}..{self.act_high.tolist()}")
+        if (b["max_size"], b["dtype"]) != (self.buffer.max_size, self.buffer.dtype.name):
+            raise CheckpointError(f"{where}: buffer max_size={b['max_size']} dtype={b['dtype']} "
+                                  f"differs from this model's {self.buffer.max_size} "
+                                  f"{self.buffer.dtype.name}")
+        noise_x = arrays["noise.x"]
+        if noise_x.shape != np.shape(getattr(self.noise_process, "x", np.zeros(0))):
+            raise CheckpointError(f"{where}: noise state has shape {noise_x.shape}, this model's "
+                                  f"{type(self.noise_process).__name__} has none of that shape")
+        try:
+            self.rng.bit_generator.state = meta["rng"]
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise CheckpointError(f"{where}: the loop generator's saved state is unusable: "
+                                  f"{type(e).__name__}: {e}") from None
+        self.agent.load_state_dict(agent_state(arrays, where, "agent."))
+        self.buffer.restore({k[len("buffer."):]: v for k, v in arrays.items()
+                             if k.startswith("buffer.")}, b)
+        if not b["saved"] and b["size"]:
+            warnings.warn(f"{where} was saved without its replay buffer: training resumes "
+                          f"with an empty buffer (it held {b['size']} transitions), so the "
+                          "resumed run differs from an uninterrupted one", RuntimeWarning,
+                          stacklevel=3)
+        if noise_x.size:
+            self.noise_process.x[...] = noise_x
+
+        loop = meta["loop"]
+        self.t, self.epoch, self.episodes = loop["t"], loop["epoch"], loop["episodes"]
+        self.elapsed = loop["elapsed"]
+        self.last_test_return = (math.nan if loop["last_test_return"] is None
+                                 else loop["last_test_return"])
+        self._new_epoch_accumulators()
+        self._epoch_t0 = loop["epoch_t0"]
+        self._ep_rets = arrays["epoch.ep_rets"].tolist()
+        self._ep_lens = arrays["epoch.ep_lens"].tolist()
+        self._update_stats = [arrays[STATS_ARRAY]] if len(arrays[STATS_ARRAY]) else []
+        self.ep_ret, self.ep_len = 0.0, 0
+        self.obs = None                       # an episode in progress is dropped: a new one starts
+        if loop["episode_seed"] is not None:  # an episode boundary: redo its reset exactly
+            self._ep_seed = loop["episode_seed"]
+            obs = self._checked_obs(self.env.reset(seed=self._ep_seed)[0], "reset")
+            self.noise_process.reset()
+            self.obs = obs
+            if not np.array_equal(np.asarray(obs, np.float64), arrays["loop.obs"]):
+                warnings.warn(f"{self.env_id}.reset(seed={self._ep_seed}) gave a different "
+                              "first observation than when the checkpoint was saved: the env's "
+                              "reset is not reproducible, so this resume is not exact",
+                              RuntimeWarning, stacklevel=3)
+
+    def _write_error(self, path, exc):
+        """RunWriteError for a failed write of ``path`` (a full disk, a lost mount)."""
+        kept = (f"the previous checkpoint (env step {self._checkpoint_t}) is kept"
+                if self._checkpoint_t is not None else "no checkpoint was written yet")
+        return RunWriteError(exc.errno, f"cannot write {path} at env step {self.t}: "
+                             f"{exc.strerror or exc}; {kept}. Free space (or fix the folder), "
+                             f"then continue with: numddpg train --resume {self.run_dir}")
+
     @classmethod
-    def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs"):
+    def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",
+             env_module=None):
         """The model saved by ``save`` (or a run's checkpoint.npz) at ``path``.
 
         env : the env to continue on (default: a new instance of the saved env id); its spaces
             must match.  log/run_dir/runs_root: as in the constructor, for a later learn().
-        Raises numddpg.CheckpointError if the file is damaged or does not fit.
+        env_module : the module that registers the saved env id, for a run trained with
+            env="mymodule:MyEnv-v0": a file never makes numddpg import a module, you name it.
+        Raises numddpg.CheckpointError if the file is damaged or does not fit, EnvError if the
+        saved env cannot be made.
         ``OffPolicyAlgorithm.load`` picks the class from the file; ``DDPG.load`` insists on it.
         """
-        meta, arrays = _checkpoint.read_algorithm(path)
+        meta, arrays = read_run_checkpoint(path)
         target = ALGORITHMS.get(meta["algo"]) if cls is OffPolicyAlgorithm else cls
         if target is None or target.algo != meta["algo"]:
-            raise _checkpoint.CheckpointError(
+            raise CheckpointError(
                 f"{path}: this is a {meta['algo']!r} checkpoint; load it with "
                 f"{'an algorithm of that name' if target is None else 'its own class'} "
                 f"(numddpg.OffPolicyAlgorithm.load picks it), not {cls.__name__}.load")
@@ -674,27 +884,31 @@ class OffPolicyAlgorithm:
         saved_chunks = hp.get("chunks")
         # the saved agent's (checked, at most MAX_CHUNKS; files before chunks existed: 1)
         hp["chunks"] = meta["config"].get("chunks", 1)
+        recorded_module = meta.get("env_module")
+        if env is None:
+            env = make_recorded_env(meta["env_id"], env_module=env_module,
+                                    recorded_module=recorded_module)
         try:
-            model = target(meta["env_id"] if env is None else env, preset="none",
-                           test_env=test_env, log=log, run_dir=run_dir, runs_root=runs_root,
-                           **hp)
-        except EnvError:
+            model = target(env, preset="none", test_env=test_env, log=log, run_dir=run_dir,
+                           runs_root=runs_root, **hp)
+        except (EnvError, MemoryError):
             raise
         except (TypeError, ValueError) as exc:
-            raise _checkpoint.CheckpointError(
+            raise CheckpointError(
                 f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
                 f"{exc}") from None
+        model.env_module = model.env_module or env_module or recorded_module
         model.preset_name = meta["preset"]
         if saved_chunks is None:               # calibrated when it was trained: say so again
             model.chunks = model.hyperparameters["chunks"] = None
         model.threads_record = {"source": f"the saved agent ({path})"}
-        _checkpoint.restore_algorithm(model, meta, arrays, str(path))
+        model._restore(meta, arrays, str(path))
         model._checkpoint_t = model.t
         model._progress_rows = meta["logger"]["progress_rows"]
         return model
 
     @classmethod
-    def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None):
+    def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None):
         """Continue the run in ``run_dir`` from its checkpoint.npz up to ``total_steps`` (default:
         the run's own, from config.json), appending to its progress.csv (rows written after
         the checkpoint are dropped first, so none is duplicated).  Returns the model.
@@ -702,23 +916,59 @@ class OffPolicyAlgorithm:
         Killed at any moment (even SIGKILL) and resumed, a run ends with parameters
         bit-identical to the same run never interrupted (same machine, same seed): the
         checkpoint holds every generator's state and is taken at an episode boundary.
+
+        The checkpoint must belong to the directory (algo, env, seed and sizes as in its
+        config.json).  A run that never wrote its first checkpoint (killed, or a full disk,
+        before it) starts again from the beginning in the same directory, from config.json.
+        While it runs, the directory is locked (numddpg.logger.RunLock): a second process
+        resuming it gets RunDirBusy.  env / env_module: as in ``load``.
         """
         run_dir = Path(run_dir)
-        path = run_dir / CHECKPOINT_FILE
-        if not path.is_file():
-            raise _checkpoint.CheckpointError(
-                f"{path}: no checkpoint to resume from; is {str(run_dir)!r} a run directory "
-                "written by numddpg train (with checkpoint_every other than 0)?")
-        config = _logger.read_config(run_dir)
-        _checkpoint.remove_stale_temporaries(run_dir)    # left by a process killed mid-save
-        model = cls.load(path, env=env)
-        total = config.get("total_steps") if total_steps is None else int(total_steps)
-        model.run_dir, model.log = run_dir, True
-        if model._progress_rows is not None:
-            _logger.truncate_progress(run_dir / "progress.csv", model._progress_rows)
-        model._csv = _logger.ProgressCSV(run_dir / "progress.csv")
-        if total is not None and model.t < total:
-            model.learn(total - model.t, progress_bar=progress_bar)
+        if not run_dir.is_dir():
+            raise _logger.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
+                                      "run directory a training run wrote")
+        config = _check_run_config(_logger.read_config(run_dir), run_dir)
+        lock = _logger.RunLock(run_dir).acquire()
+        try:
+            _checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed mid-save
+            path = run_dir / CHECKPOINT_FILE
+            if path.is_file():
+                model = cls.load(path, env=env, env_module=env_module)
+                _check_belongs(model, config, path)
+            else:                              # never checkpointed: start it again, here
+                model = cls._restart(config, run_dir, env, env_module)
+            total = config["total_steps"] if total_steps is None else int(total_steps)
+            model.run_dir, model.log, model._lock = run_dir, True, lock
+            rows = model._progress_rows if path.is_file() else 0
+            if rows is not None:
+                _logger.truncate_progress(run_dir / "progress.csv", rows, missing_ok=not rows)
+            model._csv = _logger.ProgressCSV(run_dir / "progress.csv")
+            if total is not None and model.t < total:
+                model.learn(total - model.t, progress_bar=progress_bar)
+        finally:
+            lock.release()
+        return model
+
+    @classmethod
+    def _restart(cls, config, run_dir, env, env_module):
+        """A new model from a run directory's config.json (checked), for a run that died before
+        its first checkpoint."""
+        target = ALGORITHMS[config["algo"]] if cls is OffPolicyAlgorithm else cls
+        if target.algo != config["algo"]:
+            raise CheckpointError(f"{run_dir}: config.json is a {config['algo']} run, not "
+                                  f"{target.__name__}'s")
+        if env is None:
+            env = make_recorded_env(config["env_id"], env_module=env_module,
+                                    recorded_module=config.get("env_module"))
+        try:
+            model = target(env, preset="none", log=False, **config["hyperparameters"])
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, EnvError):
+                raise
+            raise CheckpointError(f"{run_dir}/config.json: cannot rebuild the run from its "
+                                  f"hyperparameters: {exc}") from None
+        model.env_module = model.env_module or env_module or config.get("env_module")
+        model.preset_name = config.get("preset")
         return model
 
     def __repr__(self):
@@ -806,6 +1056,187 @@ class TD3(OffPolicyAlgorithm):
         "policy_delay": (2, "critic updates per actor (and target) update"),
     }
     AGENT_KWARGS = ("target_noise", "noise_clip", "policy_delay")
+    EXTRA_CHECKS = {"target_noise": check_non_negative, "noise_clip": check_non_negative,
+                    "policy_delay": check_dim}
+
+
+# ---------------------------------------------------------------------------------------------
+# Run checkpoints: the record OffPolicyAlgorithm.save writes, checked before anything is read
+# ---------------------------------------------------------------------------------------------
+
+def _finite_or_none(x):
+    """x as a float for a JSON record, or None if it is NaN or infinite (JSON has neither)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _plain(v):
+    """JSON-able copy: tuples -> lists, numpy scalars -> Python numbers."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def run_checkpoint_specs(meta, where):
+    """The array table an algorithm record promises, after checking the record's fields."""
+    cfg = check_agent_meta(meta, where)
+    specs = agent_array_specs(cfg, "agent.")
+
+    def section(name, fields):
+        sec = meta.get(name)
+        if not isinstance(sec, dict) or any(f not in sec for f in fields):
+            raise CheckpointError(f"{where}: metadata section {name!r} must hold {fields}, got "
+                                  f"{sec!r}")
+        return sec
+
+    def count(sec, key, name, allow_none=False):
+        v = sec[key]
+        if not ((allow_none and v is None) or (is_int(v) and v >= 0)):
+            raise CheckpointError(f"{where}: {name}.{key}={v!r} must be a non-negative integer")
+        return v
+
+    sp = section("spaces", ("obs_dim", "act_dim", "act_low", "act_high", "act_dtype"))
+    if (sp["obs_dim"], sp["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"]):
+        raise CheckpointError(f"{where}: spaces (obs_dim={sp['obs_dim']}, act_dim="
+                              f"{sp['act_dim']}) disagree with the agent config "
+                              f"({cfg['obs_dim']}, {cfg['act_dim']})")
+    if sp["act_dtype"] not in ("float16", "float32", "float64"):
+        raise CheckpointError(f"{where}: spaces.act_dtype {sp['act_dtype']!r} is not a float type")
+    loop = section("loop", ("t", "epoch", "episodes", "epoch_t0", "elapsed", "last_test_return",
+                            "episode_seed", "episode_in_progress"))
+    for key in ("t", "epoch", "episodes", "epoch_t0"):
+        count(loop, key, "loop")
+    count(loop, "episode_seed", "loop", allow_none=True)
+    if loop["epoch_t0"] > loop["t"]:
+        raise CheckpointError(f"{where}: loop.epoch_t0={loop['epoch_t0']} is after "
+                              f"loop.t={loop['t']}")
+    if not (is_number(loop["elapsed"]) and loop["elapsed"] >= 0):
+        raise CheckpointError(f"{where}: loop.elapsed={loop['elapsed']!r} must be a number >= 0")
+    if not (loop["last_test_return"] is None or is_number(loop["last_test_return"])):
+        raise CheckpointError(f"{where}: loop.last_test_return={loop['last_test_return']!r}")
+    if not isinstance(loop["episode_in_progress"], bool) or (
+            loop["episode_in_progress"] and loop["episode_seed"] is not None):
+        raise CheckpointError(f"{where}: loop.episode_in_progress="
+                              f"{loop['episode_in_progress']!r} with episode_seed="
+                              f"{loop['episode_seed']!r} is contradictory")
+    b = section("buffer", ("ptr", "size", "max_size", "dtype", "saved"))
+    ptr, size, max_size = (count(b, k, "buffer") for k in ("ptr", "size", "max_size"))
+    if not (0 < max_size and size <= max_size and ptr < max_size
+            and (size == max_size or ptr == size)):
+        raise CheckpointError(f"{where}: buffer ptr={ptr}, size={size}, max_size={max_size} "
+                              "cannot describe a ring buffer")
+    if b["dtype"] not in ("float32", "float64") or not isinstance(b["saved"], bool):
+        raise CheckpointError(f"{where}: buffer dtype={b['dtype']!r}, saved={b['saved']!r}")
+    count(section("logger", ("progress_rows",)), "progress_rows", "logger", allow_none=True)
+    if not isinstance(meta.get("hyperparameters"), dict) or not isinstance(meta.get("rng"), dict):
+        raise CheckpointError(f"{where}: metadata needs 'hyperparameters' and 'rng' objects")
+    if not isinstance(meta.get("env_id"), str) or meta.get("algo") != cfg["algo"]:
+        raise CheckpointError(f"{where}: env_id {meta.get('env_id')!r} / algo "
+                              f"{meta.get('algo')!r} (the agent's is {cfg['algo']!r})")
+
+    o, a = cfg["obs_dim"], cfg["act_dim"]
+    if b["saved"]:
+        shapes = {"obs": (size, o), "act": (size, a), "rew": (size,), "obs2": (size, o),
+                  "done": (size,)}
+        specs.update({f"buffer.{k}": (b["dtype"], shapes[k]) for k in ReplayBuffer.FIELDS})
+    specs["buffer.rng_state"] = ("uint64", (1,))
+    table = meta["arrays"]
+    noise_len = table.get("noise.x", {}).get("shape", [0])
+    specs["noise.x"] = ("float64", (a,) if noise_len == [a] else (0,))
+    k = table.get("epoch.ep_rets", {}).get("shape", [0])[:1] or [0]
+    m = table.get(STATS_ARRAY, {}).get("shape", [0])[:1] or [0]
+    specs["epoch.ep_rets"] = ("float64", (k[0],))
+    specs["epoch.ep_lens"] = ("int64", (k[0],))
+    specs[STATS_ARRAY] = ("float64", (m[0], 4))
+    if loop["episode_seed"] is not None:
+        specs["loop.obs"] = ("float64", (o,))
+    return specs
+
+
+def read_run_checkpoint(path):
+    """(meta, arrays) of an algorithm checkpoint, fully checked (OffPolicyAlgorithm.save)."""
+    where = str(path)
+    return _checkpoint.read_checkpoint(path, "algorithm",
+                                       lambda m: run_checkpoint_specs(m, where),
+                                       allow_nonfinite=(STATS_ARRAY,))
+
+
+def _check_run_config(config, run_dir):
+    """config.json of a run directory, after checking the fields a resume uses (the file is
+    untrusted: its hyperparameters are checked again by the constructor)."""
+    where = f"{run_dir}/config.json"
+    if config.get("algo") not in ALGORITHMS:
+        raise CheckpointError(f"{where}: algo {config.get('algo')!r} is not one of "
+                              f"{sorted(ALGORITHMS)}")
+    if not isinstance(config.get("env_id"), str):
+        raise CheckpointError(f"{where}: env_id {config.get('env_id')!r} is not an env id")
+    if not isinstance(config.get("hyperparameters"), dict):
+        raise CheckpointError(f"{where}: 'hyperparameters' must be an object")
+    total = config.get("total_steps")
+    if not (total is None or (is_int(total) and total > 0)):
+        raise CheckpointError(f"{where}: total_steps {total!r} must be a positive integer")
+    module = config.get("env_module")
+    if not (module is None or isinstance(module, str)):
+        raise CheckpointError(f"{where}: env_module {module!r} must be a module name")
+    return config
+
+
+def _check_belongs(model, config, path):
+    """CheckpointError unless the checkpoint loaded into ``model`` is the run that config.json
+    describes (a checkpoint copied in from another run would silently continue that one)."""
+    hp = config["hyperparameters"]
+    mine = {"algo": model.algo, "env_id": model.env_id, "seed": model.seed,
+            "hidden_sizes": list(model.hidden_sizes), "obs_dim": model.obs_dim,
+            "act_dim": model.act_dim}
+    theirs = {"algo": config["algo"], "env_id": split_module(config["env_id"])[1],
+              "seed": hp.get("seed"), "hidden_sizes": hp.get("hidden_sizes"),
+              "obs_dim": config.get("obs_dim"), "act_dim": config.get("act_dim")}
+    differ = [f"{k} {mine[k]!r} (checkpoint) vs {theirs[k]!r} (config.json)"
+              for k in mine if mine[k] != theirs[k]]
+    if differ:
+        raise CheckpointError(f"{path} does not belong to this run directory: "
+                              f"{'; '.join(differ)}. Resume the run it came from, or start a "
+                              "new one.")
+
+
+def export_policy(src, dst):
+    """Write the actor of ``src`` as a NumPy-only policy file at ``dst`` (numddpg.policy).
+
+    src: a run directory (its policy.npz, else its checkpoint.npz), a policy file, or an
+    agent or algorithm checkpoint.  Returns (dst path, the source file used).
+    """
+    src = Path(src)
+    if src.is_dir():
+        candidates = [src / POLICY_FILE, src / CHECKPOINT_FILE]
+        found = [p for p in candidates if p.is_file()]
+        if not found:
+            raise CheckpointError(f"{src}: no {POLICY_FILE} or {CHECKPOINT_FILE} in this "
+                                  "directory; is it a numddpg run directory?")
+        src = found[0]
+    where = str(src)
+    kind = _checkpoint.read_meta(src)["kind"]
+    if kind == "policy":
+        p = _policy_file.load_policy(src)
+        info = {k: v for k, v in p.meta.items() if k in ("algo", "env_id")}
+        path = _policy_file.save_policy(dst, p.params, p.layer_sizes, p.mid, p.half, p.low,
+                                        p.high, p.act_dtype, **info)
+        return path, src
+    if kind == "agent":
+        agent, info, act_dtype = load_agent(src), {}, "float32"
+    elif kind == "algorithm":
+        meta, arrays = read_run_checkpoint(src)
+        agent = agent_from_arrays(meta["config"], arrays, where, "agent.")
+        info = {"algo": meta["algo"], "env_id": meta["env_id"],
+                "trained_steps": meta["loop"]["t"]}
+        act_dtype = meta["spaces"]["act_dtype"]
+    path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,
+                                    agent.half, agent.act_low, agent.act_high, act_dtype,
+                                    **dict(info, algo=agent.algo))
+    return path, src
 
 
 # Algorithms by name, for the command line.

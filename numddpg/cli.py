@@ -1,7 +1,7 @@
 """The ``numddpg`` command: parses arguments and calls the library, nothing more.
 
     numddpg train [--env Pendulum-v1] [--total-steps N] [--seed S] [--hidden 64 64] [--<hp> V]
-                  [--preset auto|none] [--out RUN_DIR | --runs-root DIR] [--quiet]
+                  [--preset auto|none|ENV|FILE.json] [--out RUN_DIR | --runs-root DIR] [--quiet]
                   [--checkpoint-every N] [--no-checkpoint-buffer]
     numddpg train --resume RUN_DIR [--total-steps N] [--quiet]
     numddpg eval RUN_DIR [--episodes N] [--render human|rgb_array] [--video DIR]
@@ -9,6 +9,9 @@
     numddpg gradcheck ...
     numddpg sweep --env E [E ...] --seed S [S ...] [--hidden "64 64" ...] [--<hp> V [V ...]]
                   [--backend local|ray] [--workers N] [--address ADDR] --out DIR
+    numddpg tune --env E --algo A --trials N --seeds S [S ...] --total-steps T [--space FILE]
+                 [--sampler tpe|random] [--pruner median|none] [--storage URL] [--study NAME]
+                 [--workers W] --out DIR
     numddpg plot RUN_DIR_OR_SWEEP_DIR... [-x COL] [-y COL] [--smooth K] [-o curves.png]
 """
 import argparse
@@ -46,12 +49,18 @@ def _all_hyperparameters():
 
 def add_train_arguments(p):
     from .algorithms import ALGORITHMS
-    p.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium id (default {DEFAULT_ENV})")
+    p.add_argument("--env", default=None,
+                   help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
+                        "mymodule first (with --resume: the run's own env, to rebuild it)")
+    p.add_argument("--env-module", default=None, metavar="MODULE",
+                   help="with --resume: import MODULE first, the module that registers the "
+                        "run's env (a run directory never makes numddpg import a module)")
     p.add_argument("--algo", default="ddpg", choices=sorted(ALGORITHMS), help="default ddpg")
     p.add_argument("--total-steps", type=int, default=None,
                    help="env steps (default: the preset's budget, else steps_per_epoch x 100)")
     p.add_argument("--preset", default="auto",
-                   help="auto (numddpg.presets for this env, the default), none, or an env id")
+                   help="auto (numddpg.presets for this env, the default), none, an env id, or "
+                        "a preset file FILE.json (e.g. the best.json of numddpg tune)")
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="exact run directory to create (must not exist)")
     p.add_argument("--runs-root", default="runs", metavar="DIR",
@@ -88,20 +97,22 @@ def add_train_arguments(p):
 
 
 def run_train(args):
-    from .algorithms import ALGORITHMS, NonFiniteError
-    from .envs import EnvError
-    from .logger import RunDirExists
+    from .algorithms import ALGORITHMS
 
     table = _all_hyperparameters()
     given = {k: v for k, v in vars(args).items() if k in table and v is not None}
     if args.resume is not None:
         return run_resume(args, given)
+    if args.env_module is not None:
+        raise UsageError("--env-module goes with --resume (a new run names its module in "
+                         "--env mymodule:MyEnv-v0)")
     cls = ALGORITHMS[args.algo]
-    try:
-        model = cls(args.env, preset=args.preset, run_dir=args.out, runs_root=args.runs_root,
-                    **given)
-    except (ValueError, TypeError, RunDirExists) as exc:    # EnvError is a ValueError
-        return _fail(exc)
+    preset = args.preset
+    if preset.endswith(".json"):
+        from .hpfile import load_preset
+        preset = load_preset(preset, args.algo)
+    model = cls(args.env or DEFAULT_ENV, preset=preset, run_dir=args.out,
+                runs_root=args.runs_root, **given)
     total = args.total_steps
     if total is None:
         total = model.preset_total_steps or model.steps_per_epoch * 100
@@ -109,41 +120,39 @@ def run_train(args):
           f"preset {model.preset_name or 'none'}", flush=True)
     try:
         model.learn(total, progress_bar=not args.quiet)
-    except (EnvError, RunDirExists, NonFiniteError) as exc:
-        return _fail(exc)
     except KeyboardInterrupt:
         return _interrupted(model)
     return _report(args, model)
 
 
 def _interrupted(model):
-    print(f"\ninterrupted at step {model.t:,}; policy so far saved in {model.run_dir}; "
-          f"continue with: numddpg train --resume {model.run_dir}")
+    where = (f"policy so far saved in {model.run_dir}; continue with: numddpg train --resume "
+             f"{model.run_dir}" if model.run_dir is not None else "nothing was written yet")
+    print(f"\ninterrupted at step {model.t:,}; {where}", file=sys.stderr)
     return 130
 
 
 def run_resume(args, given):
-    from .algorithms import NonFiniteError, OffPolicyAlgorithm
-    from .checkpoint import CheckpointError
-    from .envs import EnvError
+    from .algorithms import OffPolicyAlgorithm
+    from .envs import make_env
 
     extra = [f"--{k.replace('_', '-')}" for k in given if k != "seed" or args.seed != 0]
-    extra += [flag for flag, used in (("--env", args.env != DEFAULT_ENV),
-                                      ("--algo", args.algo != "ddpg"),
+    extra += [flag for flag, used in (("--algo", args.algo != "ddpg"),
                                       ("--preset", args.preset != "auto"),
                                       ("--out", args.out is not None),
                                       ("--runs-root", args.runs_root != "runs")) if used]
     if extra:
-        return _fail(ValueError(f"--resume continues {args.resume} with the settings it was "
-                                f"started with; leave out {', '.join(extra)}"))
+        raise UsageError(f"--resume continues {args.resume} with the settings it was started "
+                         f"with; leave out {', '.join(extra)}")
+    env = make_env(args.env) if args.env is not None else None     # the user's own id
     print(f"numddpg train: resuming {args.resume} from its last checkpoint", flush=True)
     try:
         model = OffPolicyAlgorithm.resume(args.resume, args.total_steps,
-                                          progress_bar=not args.quiet)
-    except (CheckpointError, EnvError, NonFiniteError, OSError, ValueError) as exc:
-        return _fail(exc)
+                                          progress_bar=not args.quiet, env=env,
+                                          env_module=args.env_module)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: numddpg train --resume {args.resume}")
+        print(f"\ninterrupted; continue with: numddpg train --resume {args.resume}",
+              file=sys.stderr)
         return 130
     return _report(args, model)
 
@@ -154,8 +163,13 @@ def _report(args, model):
     from .envs import random_policy_returns
 
     n = max(model.num_test_episodes, 10)
-    mean, std = model.evaluate(n)
     print(f"run directory: {model.run_dir}")
+    try:
+        mean, std = model.evaluate(n)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted during the final evaluation; the run is complete and saved in "
+              f"{model.run_dir} (numddpg eval {model.run_dir} evaluates it)", file=sys.stderr)
+        return 130
     print(f"final policy : {mean:9.1f} +- {std:6.1f}  (deterministic, {n} episodes)")
     if not args.no_baseline:
         rand = random_policy_returns(model.test_env, n, np.random.default_rng([model.seed, 1]),
@@ -180,7 +194,12 @@ def add_eval_arguments(p):
     p.add_argument("--video", default=None, metavar="DIR",
                    help="record every episode as mp4 into DIR (gymnasium RecordVideo; "
                         "needs moviepy)")
-    p.add_argument("--env", default=None, help="override the env id saved with the policy")
+    p.add_argument("--env", default=None,
+                   help="the env to evaluate on, instead of the one saved with the policy "
+                        "('mymodule:MyEnv-v0' imports mymodule first)")
+    p.add_argument("--env-module", default=None, metavar="MODULE",
+                   help="import MODULE first: the module that registers the saved env (a "
+                        "policy file never makes numddpg import a module)")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes' resets")
     p.set_defaults(func=run_eval)
 
@@ -189,20 +208,23 @@ def run_eval(args):
     import numpy as np
 
     from .algorithms import load_policy, run_episodes
-    from .envs import make_env
+    from .envs import make_env, make_recorded_env
 
     if args.episodes < 1:
-        return _fail(ValueError(f"--episodes must be >= 1, got {args.episodes}"))
-    try:
-        policy = load_policy(args.run_dir)
-    except (OSError, ValueError, KeyError) as exc:
-        return _fail(exc)
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    policy = load_policy(args.run_dir)
     env_id = args.env or policy.meta.get("env_id")
     if not env_id:
-        return _fail(ValueError(f"the policy in {args.run_dir} names no env; pass --env"))
+        raise UsageError(f"the policy in {args.run_dir} names no env; pass --env")
     render_mode = "rgb_array" if args.video else args.render
+    kwargs = {"render_mode": render_mode} if render_mode else {}
     try:
-        env = make_env(env_id, args.seed, **({"render_mode": render_mode} if render_mode else {}))
+        if args.env is not None:               # the user's own id: it may name a module
+            env = make_env(args.env, args.seed, **kwargs)
+        else:                                  # the file's: it may not
+            recorded = policy.meta.get("env_module")
+            env = make_recorded_env(env_id, args.seed, args.env_module,
+                                    recorded if isinstance(recorded, str) else None, **kwargs)
         if args.video:
             from gymnasium.error import DependencyNotInstalled
             from gymnasium.wrappers import RecordVideo
@@ -210,17 +232,19 @@ def run_eval(args):
                 env = RecordVideo(env, args.video, episode_trigger=lambda i: True,
                                   name_prefix=f"{env_id.replace('/', '-')}", disable_logger=True)
             except DependencyNotInstalled as exc:
-                return _fail(ValueError(f"--video needs moviepy ({exc}); pip install moviepy"))
+                raise UsageError(f"--video needs moviepy ({exc}); pip install moviepy") \
+                    from None
         if (policy.obs_dim, policy.act_dim) != (env.observation_space.shape[0],
                                                 env.action_space.shape[0]):
-            return _fail(ValueError(
+            raise UsageError(
                 f"the policy expects obs_dim={policy.obs_dim}, act_dim={policy.act_dim}, but "
-                f"{env_id} has {env.observation_space.shape[0]} and {env.action_space.shape[0]}"))
+                f"{env_id} has {env.observation_space.shape[0]} and {env.action_space.shape[0]}")
+        max_ep_len = policy.meta.get("max_ep_len")
+        if max_ep_len is not None and not (type(max_ep_len) is int and max_ep_len > 0):
+            raise UsageError(f"{args.run_dir}: the policy's max_ep_len {max_ep_len!r} is not a "
+                             "positive integer")
         returns, lengths = run_episodes(policy, env, args.episodes,
-                                        np.random.default_rng(args.seed),
-                                        policy.meta.get("max_ep_len"))
-    except ValueError as exc:
-        return _fail(exc)
+                                        np.random.default_rng(args.seed), max_ep_len)
     finally:
         if "env" in locals():
             env.close()
@@ -245,20 +269,42 @@ def add_export_arguments(p):
 
 
 def run_export(args):
-    from .checkpoint import CheckpointError, export_policy
+    from .algorithms import export_policy
 
-    try:
-        path, src = export_policy(args.source, args.out)
-    except (CheckpointError, OSError) as exc:
-        return _fail(exc)
+    path, src = export_policy(args.source, args.out)
     print(f"wrote {path} (the actor of {src}); to act with NumPy alone:\n"
           f"    import numddpg; policy = numddpg.load_policy({str(path)!r}); action = policy(obs)")
     return 0
 
 
-def _fail(exc):
+class UsageError(ValueError):
+    """A command line that cannot work as given (exit code 2)."""
+
+
+USER_INPUT_EXIT, ENVIRONMENT_EXIT, INTERRUPTED_EXIT = 2, 1, 130
+
+
+def _fail(exc, code=USER_INPUT_EXIT):
     print(f"numddpg: error: {exc}", file=sys.stderr)
-    return 2
+    return code
+
+
+def _exit_code(exc):
+    """2 for what the user gave (values, ids, files, sizes), 1 for what failed around them
+    (the disk, the memory, an env that misbehaves mid-run, another process, a diverged run)."""
+    from .algorithms import NonFiniteError
+    from .envs import EnvFailure
+    from .logger import RunDirBusy, RunDirExists
+
+    if isinstance(exc, RunDirExists):  # (a FileExistsError, but the user's choice of path)
+        return USER_INPUT_EXIT
+    if isinstance(exc, (OSError, MemoryError, NonFiniteError, RunDirBusy, EnvFailure)):
+        return ENVIRONMENT_EXIT
+    return USER_INPUT_EXIT
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt             # handled as Ctrl-C is: save, say how to resume, exit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,16 +325,44 @@ def build_parser():
     if gradcheck is not None:
         gradcheck.add_arguments(sub.add_parser("gradcheck", help=gradcheck.HELP,
                                                description=gradcheck.HELP))
-    from . import plot, sweep                 # sweep/plot import ray/matplotlib only when run
+    from . import plot, sweep, tune           # import ray/matplotlib/optuna only when run
     sweep.add_arguments(sub.add_parser("sweep", help=sweep.HELP, description=sweep.HELP))
+    tune.add_arguments(sub.add_parser("tune", help=tune.HELP, description=tune.HELP))
     plot.add_arguments(sub.add_parser("plot", help=plot.HELP, description=plot.HELP))
     return parser
 
 
 def main(argv=None):
+    """Run one command; every failure is one line on stderr and an exit code (2: the input,
+    1: the environment, 130: interrupted), never a traceback (NUMDDPG_TRACEBACK=1 shows it)."""
+    import os
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:                  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\nnumddpg: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except Exception as exc:            # noqa: BLE001 -- the one place that turns errors into lines
+        if os.environ.get("NUMDDPG_TRACEBACK"):
+            raise
+        if isinstance(exc, (ValueError, TypeError, OSError, MemoryError, RuntimeError,
+                            FloatingPointError)):
+            text = str(exc) or type(exc).__name__
+            if isinstance(exc, MemoryError):
+                text = f"out of memory ({text}); choose smaller sizes"
+            return _fail(text, _exit_code(exc))
+        return _fail(f"internal error, {type(exc).__name__}: {exc} (please report it; "
+                     "NUMDDPG_TRACEBACK=1 shows where)", ENVIRONMENT_EXIT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

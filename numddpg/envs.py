@@ -10,6 +10,7 @@ everything.
 """
 import copy
 import difflib
+import importlib
 
 import gymnasium as gym
 import numpy as np
@@ -20,9 +21,27 @@ class EnvError(ValueError):
     """An environment DDPG cannot train on (unknown id, unsupported spaces, bad values)."""
 
 
+class EnvFailure(EnvError):
+    """An env that misbehaved while running: a step or reset returned what its spaces do not
+    allow (a wrong shape, a non-finite number)."""
+
+
 def registered_ids():
     """All environment ids gymnasium knows (after importing its optional env families)."""
     return sorted(gym.envs.registry.keys())
+
+
+# gymnasium env families that need an extra of numddpg's (setup.cfg), by entry-point package
+EXTRAS = {"gymnasium.envs.mujoco": "mujoco", "gymnasium.envs.box2d": "box2d"}
+
+
+def _missing_dependency(env_id, exc):
+    spec = gym.envs.registry.get(split_module(env_id)[1])
+    entry = str(getattr(spec, "entry_point", ""))
+    extra = next((x for pkg, x in EXTRAS.items() if entry.startswith(pkg)), None)
+    how = (f"pip install 'numddpg[{extra}]'" if extra else
+           "install the package the message names")
+    return EnvError(f"{env_id} needs a package that is not installed: {exc}. Install it: {how}")
 
 
 def _make_by_id(env_id, **kwargs):
@@ -32,11 +51,65 @@ def _make_by_id(env_id, **kwargs):
         why = ""
     except gym.error.DeprecatedEnv as exc:
         why = f" ({exc})"
+    except gym.error.DependencyNotInstalled as exc:
+        raise _missing_dependency(env_id, exc) from None
+    except gym.error.Error as exc:              # a malformed id, a namespace that isn't there
+        raise EnvError(f"{env_id!r} is not a usable gymnasium id: {exc}") from None
+    except ModuleNotFoundError as exc:          # the "module:" part of an id the user gave
+        if split_module(env_id)[0] is None:
+            raise
+        raise EnvError(f"{env_id}: cannot import module {split_module(env_id)[0]!r} ({exc}); "
+                       "is it installed or on PYTHONPATH?") from None
     close = difflib.get_close_matches(env_id, registered_ids(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise EnvError(f"unknown environment id {env_id!r}{why}.{hint} "
                    "(`python -c \"import gymnasium; gymnasium.pprint_registry()\"` lists them all)"
                    ) from None
+
+
+def split_module(env_id):
+    """("mymodule", "MyEnv-v0") for gymnasium's "mymodule:MyEnv-v0" form, (None, id) otherwise."""
+    module, sep, name = str(env_id).rpartition(":")
+    return (module, name) if sep else (None, name)
+
+
+def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, **make_kwargs):
+    """The env an id read from a file (a checkpoint, a policy, config.json) names, made without
+    letting the file choose code to import.
+
+    gymnasium.make("mymodule:MyEnv-v0") imports ``mymodule``: only an id the user passes may do
+    that (``make_env``).  Here an id with a module part is refused unless ``env_module`` (the
+    user's own --env-module / env_module=) names that module; ``env_module`` is imported, then
+    the bare id is made.  recorded_module : the module the run was trained with (read from the
+    file; only ever shown in the message, never imported).  Raises EnvError.
+    """
+    if not isinstance(env_id, str) or not env_id:
+        raise EnvError(f"the file names no usable env id ({env_id!r}); pass the env yourself")
+    module, name = split_module(env_id)
+    recorded_module = module or recorded_module
+    if module is not None and module != env_module:
+        raise EnvError(f"the file names env {env_id!r}, which would import module {module!r}; "
+                       "numddpg never imports code that a file names. If you trust that module, "
+                       f"pass it yourself: --env-module {module} (Python: env_module={module!r})")
+    if env_module is not None:
+        _import_env_module(env_module)
+    if name not in gym.envs.registry and recorded_module and env_module is None:
+        raise EnvError(f"{name} is not registered in this process; the run was trained with "
+                       f"--env {recorded_module}:{name}. numddpg does not import that module "
+                       f"because a file names it: if you trust it, pass --env-module "
+                       f"{recorded_module} (Python: env_module={recorded_module!r})")
+    return make_env(name, seed, **make_kwargs)
+
+
+def _import_env_module(module):
+    """Import the module the user named (it registers envs on import), or EnvError."""
+    if not isinstance(module, str) or not module:
+        raise EnvError(f"env_module must be a module name, got {module!r}")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise EnvError(f"cannot import env module {module!r} ({exc}); is it installed or on "
+                       "PYTHONPATH?") from None
 
 
 def check_spaces(env):
@@ -82,6 +155,41 @@ def check_spaces(env):
                        f"{obs_space.shape} ({obs_space}); wrap it with "
                        "gymnasium.wrappers.FlattenObservation.")
     return int(obs_space.shape[0]), int(act_space.shape[0]), low, high
+
+
+def check_obs(obs, obs_dim, name, where):
+    """``obs`` as a float32/float64 array of shape (obs_dim,), or EnvError naming the env, the
+    call (``where``, e.g. "step at env step 120") and the expected and received shapes.
+
+    Every observation an env returns passes here before it reaches a kernel: a kernel writes
+    obs_dim numbers per row, so a longer vector would spill into the next row and a shorter one
+    read past its end.  The common case (a float ndarray of the right shape) is returned as is.
+    """
+    if type(obs) is np.ndarray and obs.shape == (obs_dim,) and obs.dtype.kind == "f" \
+            and obs.dtype.itemsize >= 4:
+        return obs
+    try:
+        arr = np.asarray(obs)
+    except Exception:                          # an object numpy cannot even look at
+        arr = np.asarray(None, dtype=object)
+    if arr.shape != (obs_dim,) or arr.dtype.kind not in "fiu":
+        raise EnvFailure(f"{name}: {where} returned an observation of shape {arr.shape} and "
+                         f"dtype {arr.dtype} ({type(obs).__name__}); its observation space "
+                         f"promises shape ({obs_dim},) of real numbers. The env is inconsistent "
+                         "with its observation_space: fix the env, or wrap it so the two agree.")
+    return arr.astype(np.float64)
+
+
+def check_reward(rew, name, call, t):
+    """``rew`` as a Python float, or EnvError naming the env, the call and step ``t``."""
+    if isinstance(rew, float):                 # float, np.float64: the common case
+        return float(rew)
+    arr = np.asarray(rew) if isinstance(rew, (int, np.generic, np.ndarray)) else None
+    if arr is None or arr.shape not in ((), (1,)) or arr.dtype.kind not in "fiub":
+        raise EnvFailure(f"{name}: {call} at step {t} returned a reward {rew!r} of type "
+                       f"{type(rew).__name__}{'' if arr is None else f' and shape {arr.shape}'};"
+                       " a reward must be one real number.")
+    return float(arr.reshape(()))
 
 
 def env_id(env):

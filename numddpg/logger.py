@@ -17,6 +17,7 @@ import re
 import sys
 from pathlib import Path
 
+CONFIG_FILE = "config.json"
 PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
                     "AverageEpRet", "StdEpRet", "MaxEpRet", "MinEpRet",
                     "AverageTestEpRet", "StdTestEpRet", "MaxTestEpRet", "MinTestEpRet",
@@ -26,6 +27,71 @@ PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
 
 class RunDirExists(FileExistsError):
     """The run directory already exists; numddpg never writes over a previous run."""
+
+
+class RunDirError(ValueError):
+    """A path given as a run directory that is not one (a file, a folder without config.json)."""
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is training in this run directory (it holds the directory's lock)."""
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An advisory lock on a run directory, so that one process at a time writes there.
+
+    ``acquire`` takes an exclusive ``flock`` on RUN_DIR/.lock (and writes this PID into it), or
+    raises RunDirBusy naming the PID that holds it.  The kernel drops a flock when its process
+    dies, however it dies, so a lock left by a killed run never blocks.  Acquiring twice through
+    the same object is a no-op.  Where fcntl does not exist (Windows), nothing is locked.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd = None
+
+    @property
+    def held(self):
+        return self._fd is not None
+
+    def acquire(self):
+        if self._fd is not None:
+            return self
+        try:
+            import fcntl
+        except ImportError:                    # not POSIX: no locking
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunDirBusy(f"run directory {str(self.path.parent)!r} is in use by process "
+                             f"{holder_pid(self.path.parent) or '(unknown)'}, which is training "
+                             "there; wait for it to finish or stop it first (numddpg never lets "
+                             "two processes write one run)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)                # closing the descriptor drops the flock
+            self._fd = None
+
+
+def holder_pid(run_dir):
+    """The PID written in RUN_DIR/.lock, if the file holds one (the lock itself tells whether
+    that process still holds it)."""
+    try:
+        text = (Path(run_dir) / LOCK_FILE).read_text()[:32].strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def run_name(env_id, algo, seed, when=None):
@@ -47,9 +113,13 @@ def create_run_dir(run_dir=None, root="runs", env_id="env", algo="ddpg", seed=0)
         try:
             path.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
-            raise RunDirExists(f"run directory {str(path)!r} already exists; numddpg never "
-                               "overwrites a previous run. Choose another --out directory "
-                               "(or leave it out for a fresh timestamped one).") from None
+            raise RunDirExists(f"{str(path)!r} already exists; numddpg never overwrites a "
+                               "previous run. Choose another --out directory (or leave it out "
+                               "for a fresh timestamped one), or continue that run with "
+                               "--resume.") from None
+        except NotADirectoryError:
+            raise RunDirExists(f"cannot create run directory {str(path)!r}: a part of that "
+                               "path is a file, not a directory") from None
         return path
     base = Path(root) / run_name(env_id, algo, seed)
     path, k = base, 1
@@ -80,7 +150,9 @@ def _jsonable(v):
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
     if hasattr(v, "item") and getattr(v, "shape", None) == ():
-        return v.item()                        # numpy scalars
+        v = v.item()                           # numpy scalars
+    if isinstance(v, float) and not math.isfinite(v):
+        return None                            # JSON has no NaN or inf
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     return str(v)                              # dtypes, classes: their name
@@ -88,18 +160,36 @@ def _jsonable(v):
 
 def write_config(run_dir, config):
     """Write ``config`` (a dict) plus ``versions()`` to run_dir/config.json."""
+    from .checkpoint import atomic_write
+
     data = dict(_jsonable(config))
     data["versions"] = versions()
-    path = Path(run_dir) / "config.json"
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    return path
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return atomic_write(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text.encode("utf-8")))
+
+
+MAX_CONFIG_BYTES = 1 << 20          # config.json is a few kB; a larger one is not ours
 
 
 def read_config(run_dir):
-    with open(Path(run_dir) / "config.json") as f:
-        return json.load(f)
+    """RUN_DIR/config.json as a dict, or ValueError saying what is wrong with the file (its
+    values are checked by whoever uses them: it is untrusted input like any file)."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file; {str(run_dir)!r} is not a numddpg run "
+                         "directory") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a numddpg config")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 class ProgressCSV:
@@ -133,12 +223,16 @@ class ProgressCSV:
             self._f.close()
 
 
-def truncate_progress(path, n_rows):
+def truncate_progress(path, n_rows, missing_ok=False):
     """Keep the header and the first ``n_rows`` rows of a progress.csv, dropping later rows and a
     partly written last line: a resumed run rewrites the rows after its checkpoint, so none is
-    duplicated.  Raises ValueError if the file holds fewer complete rows than n_rows."""
+    duplicated.  Raises ValueError if the file holds fewer complete rows than n_rows (with
+    missing_ok and n_rows 0, a missing or headless file is simply removed: it is written anew)."""
     path = Path(path)
     data = path.read_bytes() if path.exists() else b""
+    if missing_ok and n_rows == 0 and b"\n" not in data:
+        path.unlink(missing_ok=True)
+        return
     lines = data.split(b"\n")[:-1]               # complete lines only (each ends in a newline)
     if len(lines) < 1 + n_rows:
         raise ValueError(f"{path} holds {max(len(lines) - 1, 0)} complete rows, but the "

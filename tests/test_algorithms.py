@@ -250,7 +250,7 @@ def test_the_docstring_tables_every_hyperparameter_with_its_default():
     (dict(gama=0.9), "unknown hyperparameters: 'gama' \\(did you mean 'gamma'\\?\\)"),
     (dict(batch_size=200, replay_size=100), r"batch_size \(200\) must not exceed replay_size"),
     (dict(start_steps=-1), "start_steps must be an integer >= 0"),
-    (dict(update_every=0), "update_every must be an integer >= 1"),
+    (dict(update_every=0), "update_every must be a positive integer"),
     (dict(noise="pink"), "noise must be one of"),
     (dict(act_noise=np.nan), "act_noise"),
     (dict(dtype="float16"), "dtype must be float32 or float64"),

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numddpg import checkpoint as ck
-from numddpg.agents import DDPGAgent, TD3Agent
-from numddpg.checkpoint import AGENT_OPTIONAL_KEYS, CheckpointError
+from numddpg.agents import AGENT_OPTIONAL_KEYS, DDPGAgent, TD3Agent, load_agent, save_agent
+from numddpg.checkpoint import CheckpointError
 
 AGENTS = {"ddpg": DDPGAgent, "td3": TD3Agent}
 
@@ -60,8 +60,8 @@ def assert_same_state(a, b):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_agent_round_trip_is_bit_identical(tmp_path, algo, dtype):
     agent = trained_agent(algo, dtype)
-    path = ck.save_agent(tmp_path / "agent.npz", agent)
-    loaded = ck.load_agent(path)
+    path = save_agent(tmp_path / "agent.npz", agent)
+    loaded = load_agent(path)
     assert type(loaded) is type(agent)
     assert loaded.config() == agent.config()
     assert_same_state(agent, loaded)
@@ -78,9 +78,9 @@ def test_fresh_agent_round_trip_and_equal_bytes(tmp_path, algo):
     """A never-updated agent (zero moments and counters) round trips too, and saving the same
     state twice gives the same bytes (fixed member times: files can be compared with cmp)."""
     agent = AGENTS[algo](2, 1, -1.0, 1.0, hidden_sizes=(4,), seed=0)
-    p1 = ck.save_agent(tmp_path / "a.npz", agent)
-    p2 = ck.save_agent(tmp_path / "b.npz", ck.load_agent(p1))
-    assert_same_state(agent, ck.load_agent(p2))
+    p1 = save_agent(tmp_path / "a.npz", agent)
+    p2 = save_agent(tmp_path / "b.npz", load_agent(p1))
+    assert_same_state(agent, load_agent(p2))
     assert p1.read_bytes() == p2.read_bytes()
 
 
@@ -108,10 +108,10 @@ def test_write_refuses_objects_and_bad_names(tmp_path):
 
 def test_missing_file_and_wrong_kind(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
-        ck.load_agent(tmp_path / "nope.npz")
+        load_agent(tmp_path / "nope.npz")
     ck.write_checkpoint(tmp_path / "p.npz", {"x": np.zeros(1)}, {"kind": "policy"})
     with pytest.raises(CheckpointError, match="'policy' checkpoint, not the 'agent'"):
-        ck.load_agent(tmp_path / "p.npz")
+        load_agent(tmp_path / "p.npz")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     """A save that dies half-way (here: the array writer raises after two members, and in a
     second case fsync fails) leaves the previous file intact and no temporary file behind."""
     old = trained_agent("ddpg", np.float32, seed=1)
-    path = ck.save_agent(tmp_path / "ckpt.npz", old)
+    path = save_agent(tmp_path / "ckpt.npz", old)
     before = path.read_bytes()
     new = trained_agent("ddpg", np.float32, seed=2)
 
@@ -136,7 +136,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np.lib.format, "write_array", dying_write_array)
     with pytest.raises(KeyboardInterrupt):
-        ck.save_agent(path, new)
+        save_agent(path, new)
     monkeypatch.setattr(np.lib.format, "write_array", real_write_array)
 
     def failing_fsync(fd):
@@ -144,14 +144,14 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="simulated"):
-        ck.save_agent(path, new)
+        save_agent(path, new)
     monkeypatch.undo()
 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
-    assert_same_state(old, ck.load_agent(path))
-    ck.save_agent(path, new)                   # and a save that completes replaces it
-    assert_same_state(new, ck.load_agent(path))
+    assert_same_state(old, load_agent(path))
+    save_agent(path, new)                   # and a save that completes replaces it
+    assert_same_state(new, load_agent(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def saved(tmp_path_factory):
     """(agent, path, bytes) of a saved TD3 agent (the agent with the most arrays)."""
     folder = tmp_path_factory.mktemp("ckpt")
     agent = trained_agent("td3", np.float32)
-    path = ck.save_agent(folder / "good.npz", agent)
+    path = save_agent(folder / "good.npz", agent)
     return agent, path, path.read_bytes()
 
 
@@ -216,7 +216,7 @@ class Tripwire:
 
 def assert_rejected(path, tripwire=None, match=None):
     with pytest.raises(CheckpointError, match=match) as err:
-        ck.load_agent(path)
+        load_agent(path)
     assert str(path) in str(err.value)        # the message says where
     if tripwire is not None:
         assert not os.path.exists(tripwire)
@@ -243,7 +243,7 @@ def test_flipped_bytes_are_rejected_or_harmless(saved, tmp_path_factory, flips):
     path = tmp_path_factory.getbasetemp() / "flipped.npz"
     path.write_bytes(bytes(buf))
     try:
-        loaded = ck.load_agent(path)
+        loaded = load_agent(path)
     except CheckpointError as e:
         assert str(path) in str(e)
         return

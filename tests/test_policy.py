@@ -64,7 +64,7 @@ def test_policy_reads_a_run_directory_and_checks_obs(tmp_path):
 
 
 def test_policy_refuses_an_agent_checkpoint(tmp_path):
-    from numddpg.checkpoint import save_agent
+    from numddpg.agents import save_agent
     path = save_agent(tmp_path / "agent.npz", DDPGAgent(3, 1, -1.0, 1.0, hidden_sizes=(4,)))
     with pytest.raises(CheckpointError, match="'agent' checkpoint, not the 'policy'"):
         pol.load_policy(path)
@@ -183,7 +183,7 @@ def test_export_from_a_run_directory_and_from_checkpoints(tmp_path, capsys):
     the run directory, its checkpoint.npz, or an agent checkpoint."""
     from numddpg import cli
     from numddpg.algorithms import DDPG
-    from numddpg.checkpoint import save_agent
+    from numddpg.agents import save_agent
     m = DDPG("Pendulum-v1", run_dir=tmp_path / "run", hidden_sizes=(8,), steps_per_epoch=300,
              start_steps=100, update_after=100, num_test_episodes=0, seed=2)
     m.learn(600, progress_bar=False)

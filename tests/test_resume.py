@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from numddpg import checkpoint as ck
-from numddpg.algorithms import (ALGORITHMS, CHECKPOINT_FILE, DDPG, NonFiniteError,
-                                OffPolicyAlgorithm)
+from numddpg.agents import agent_from_arrays
+from numddpg.algorithms import (ALGORITHMS, CHECKPOINT_FILE, DDPG, STATS_ARRAY, NonFiniteError,
+                                OffPolicyAlgorithm, read_run_checkpoint)
 from numddpg.checkpoint import CheckpointError
 from numddpg.policy import load_policy
 
@@ -50,8 +51,8 @@ def progress_rows(run_dir):
 
 def final_state(run_dir):
     """(agent from checkpoint.npz, meta, policy params) of a finished run."""
-    meta, arrays = ck.read_algorithm(Path(run_dir) / CHECKPOINT_FILE)
-    agent = ck.agent_from_arrays(meta["config"], arrays, "final", "agent.")
+    meta, arrays = read_run_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
+    agent = agent_from_arrays(meta["config"], arrays, "final", "agent.")
     return agent, meta, load_policy(run_dir).params
 
 
@@ -126,8 +127,8 @@ def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert same_state(a_ref, a_cut)
     assert meta_cut["rng"] == meta_ref["rng"]
     assert np.array_equal(pol_ref, pol_cut)
-    _, arr_ref = ck.read_algorithm(ref / CHECKPOINT_FILE)
-    _, arr_cut = ck.read_algorithm(cut / CHECKPOINT_FILE)
+    _, arr_ref = read_run_checkpoint(ref / CHECKPOINT_FILE)
+    _, arr_cut = read_run_checkpoint(cut / CHECKPOINT_FILE)
     for name in arr_ref:                       # buffer, noise, epoch accumulators too
         assert np.array_equal(arr_ref[name], arr_cut[name], equal_nan=True), name
     rows = progress_rows(cut)
@@ -239,7 +240,7 @@ def test_cli_resume_refuses_other_settings(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(tmp_path), "--hidden", "4"]) == 2
     assert "leave out --hidden-sizes" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(tmp_path), "--quiet"]) == 2
-    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert "is not a numddpg run directory" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,19 +414,19 @@ def test_a_checkpoint_from_before_chunks_loads_on_one_chunk(tmp_path):
     a = DDPG("Pendulum-v1", log=False, **HP)
     a.learn(400, progress_bar=False)
     path = a.save(tmp_path / "model.npz")
-    meta, arrays = ck.read_algorithm(path)
+    meta, arrays = read_run_checkpoint(path)
     del meta["config"]["chunks"]
     meta["hyperparameters"].pop("chunks")
     old = tmp_path / "old.npz"
-    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
     assert DDPG.load(old).agent.chunks == 1
     for bad in (0, -1, 10**9, 2.5, True, "2", None):
         meta["config"]["chunks"] = bad
-        ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+        ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
         with pytest.raises(CheckpointError, match="chunks"):
             DDPG.load(old)
     # the hyperparameters' copy never decides: the agent config's (checked) value does
     meta["config"]["chunks"] = 1
     meta["hyperparameters"]["chunks"] = 10**9
-    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(ck.STATS_ARRAY,))
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
     assert DDPG.load(old).agent.chunks == 1
