@@ -3,7 +3,7 @@
 Everything here runs in float64.  The *loss values* come from numddpg.reference (plain NumPy,
 written to be read); the *analytic gradients* come from the jitted kernels of numddpg.nn
 (``mlp_forward``/``mlp_backward``) and numddpg.update (``scale_action``), called in the same way
-as the fused update ``ddpg_update_kernel`` calls them.  Agreement means the hand-written
+as the fused update ``update.ddpg_updates`` calls them.  Agreement means the hand-written
 backward passes are the derivative of the math in docs/math.md.
 
 Two scalar losses of one DDPG update on a minibatch (s, a, r, s', d) of B rows:
@@ -97,7 +97,7 @@ def directional_check(f, grad, x, rng, eps=1e-6):
 
 
 # ---------------------------------------------------------------------------------------------
-# The kernels, called one at a time (as ddpg_update_kernel calls them)
+# The kernels, called one at a time (as update.ddpg_updates calls them)
 # ---------------------------------------------------------------------------------------------
 
 def kernel_forward(params, sizes, tanh_out, x):

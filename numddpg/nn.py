@@ -1,6 +1,6 @@
 """Multi-layer perceptrons on one flat parameter vector, with Numba forward/backward kernels.
 
-Layout (docs/math.md, section "Flat parameters"): for sizes = [n_0, n_1, ..., n_L] the flat
+Layout (docs/math.md, section 1, "The flat layout"): for sizes = [n_0, n_1, ..., n_L] the flat
 vector ``params`` holds, layer by layer,
 
     W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), b_1 (n_2), ..., b_{L-1} (n_L)
