@@ -117,6 +117,7 @@ class TorchDDPG:
         phis = [p for critic in self.critics for p in critic.parameters()]
         self.q_optim = torch.optim.Adam(phis, lr=agent.q_lr)
         self.n_updates = 0
+        self.n_clipped = [0, 0]    # TD3: elements where the noise clip, the bounds clip bound
 
     def mu(self, net, obs):
         return self.mid + self.half * net(obs)
@@ -133,7 +134,11 @@ class TorchDDPG:
                 clip = self.noise_clip * self.half
                 noise = torch.clamp(self.target_noise * self.half * torch.as_tensor(eps),
                                     -clip, clip)
-                a2 = torch.clamp(a2 + noise, self.mid - self.half, self.mid + self.half)
+                low, high = self.mid - self.half, self.mid + self.half
+                self.n_clipped[0] += int((noise != self.target_noise * self.half
+                                          * torch.as_tensor(eps)).sum())
+                self.n_clipped[1] += int(((a2 + noise < low) | (a2 + noise > high)).sum())
+                a2 = torch.clamp(a2 + noise, low, high)
             q_targ = torch.stack([self.Q(targ, obs2, a2) for targ in self.critic_targs])
             y = rew + self.gamma * (1 - done) * q_targ.min(dim=0).values
         qs = [self.Q(critic, obs, act) for critic in self.critics]  # 2. critic step(s)
@@ -232,21 +237,24 @@ def test_ddpg_updates_equal_torch(chunks, rng):
 
 
 @pytest.mark.parametrize("chunks", [1, 3])
-def test_td3_updates_equal_torch(chunks, rng):
-    """Six TD3 updates with smoothing noise that the clip bounds and a policy delay of 2."""
-    kw = dict(target_noise=0.5, noise_clip=0.3, policy_delay=2)
+@pytest.mark.parametrize("target_noise, noise_clip", [(0.5, 0.3), (1.0, 2.0)])
+def test_td3_updates_equal_torch(chunks, target_noise, noise_clip, rng):
+    """Six TD3 updates with a policy delay of 2 and smoothing noise that the noise clip bounds
+    (both settings) and that pushes target actions past the action bounds (the second: noise
+    up to 2 half-ranges)."""
+    kw = dict(target_noise=target_noise, noise_clip=noise_clip, policy_delay=2)
     agent = small_agent(TD3Agent, hidden=(16, 8), seed=6, chunks=chunks, **kw)
     twin = TorchDDPG(agent, n_critics=2, **kw)
-    n_clipped = 0
     for n in range(1, N_UPDATES + 1):
         batch = random_batch(rng, agent, B)
         eps = next_eps(agent, B)
-        n_clipped += int(np.sum(np.abs(kw["target_noise"] * eps) > kw["noise_clip"]))
         info = agent.update(*batch)
         info_t, actor_step = twin.update(batch, eps)
         assert actor_step == (n % 2 == 0)
         assert_same(agent, twin, info, info_t, actor_step, n)
-    assert n_clipped > 0, "the noise clip was never active: the test would not see it"
+    noise_clipped, bounds_clipped = twin.n_clipped          # else the test would not see them
+    assert noise_clipped > 0, "the noise clip was never active"
+    assert bounds_clipped > 0 or noise_clip < 1, "the action bounds never clipped"
     assert (agent.pi_optim.t, agent.q_optim.t, agent.n_updates) == (N_UPDATES // 2, N_UPDATES,
                                                                     N_UPDATES)
 
