@@ -533,7 +533,7 @@ def check_agent_meta(meta, where, cfg_key="config", sizes_key="layer_sizes"):
     check_agent_config(cfg, where)
     sizes = meta.get(sizes_key)
     want = agent_layer_sizes(cfg)
-    if sizes != want:
+    if sizes != want or not all(is_int(n) for net in sizes.values() for n in net):
         raise CheckpointError(f"{where}: layer sizes {sizes!r} are inconsistent with the agent "
                               f"config (obs_dim={cfg['obs_dim']}, act_dim={cfg['act_dim']}, "
                               f"hidden_sizes={cfg['hidden_sizes']}), which gives {want}")
@@ -590,6 +590,12 @@ def save_agent(path, agent):
 def load_agent(path):
     """The agent saved by ``save_agent`` at ``path``, bit for bit; CheckpointError otherwise."""
     where = str(path)
-    meta, arrays = read_checkpoint(
-        path, "agent", lambda m: agent_array_specs(check_agent_meta(m, where)))
+    def expect(meta):
+        cfg = check_agent_meta(meta, where)
+        if meta.get("algo") != cfg["algo"]:
+            raise CheckpointError(f"{where}: algo {meta.get('algo')!r} is not the config's "
+                                  f"{cfg['algo']!r}")
+        return agent_array_specs(cfg)
+
+    meta, arrays = read_checkpoint(path, "agent", expect)
     return agent_from_arrays(meta["config"], arrays, where)

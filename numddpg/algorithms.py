@@ -26,6 +26,7 @@ of them the agent's constructor takes (``AGENT_KWARGS``).
 import contextlib
 import difflib
 import math
+import re
 import time
 import warnings
 from pathlib import Path
@@ -396,10 +397,12 @@ class OffPolicyAlgorithm:
                              f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
         if not isinstance(hp["noise"], str) or hp["noise"] not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {hp['noise']!r}")
-        if not (isinstance(hp["dtype"], str) or isinstance(hp["dtype"], np.dtype)
-                or hp["dtype"] in (np.float32, np.float64)):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {hp['dtype']!r}")
-        hp["dtype"] = check_dtype(hp["dtype"]).name
+        if not any(hp["dtype"] is t or (isinstance(hp["dtype"], (str, np.dtype))
+                                        and hp["dtype"] == np.dtype(t).name)
+                   for t in (np.float32, np.float64)):
+            raise ValueError(f"dtype must be float32 or float64 ('float32', np.float32), got "
+                             f"{hp['dtype']!r}")
+        hp["dtype"] = np.dtype(hp["dtype"]).name
         hp["hidden_sizes"] = check_widths("hidden_sizes", hp["hidden_sizes"])
         hp["checkpoint_buffer"] = check_bool("checkpoint_buffer", hp["checkpoint_buffer"])
         for name, check in self.EXTRA_CHECKS.items():
@@ -886,8 +889,12 @@ class OffPolicyAlgorithm:
         hp["chunks"] = meta["config"].get("chunks", 1)
         recorded_module = meta.get("env_module")
         if env is None:
-            env = make_recorded_env(meta["env_id"], env_module=env_module,
-                                    recorded_module=recorded_module)
+            try:
+                env = make_recorded_env(meta["env_id"], env_module=env_module,
+                                        recorded_module=recorded_module)
+            except EnvError as exc:
+                raise CheckpointError(f"{path}: cannot make the env it was trained on: "
+                                      f"{exc}") from None
         try:
             model = target(env, preset="none", test_env=test_env, log=log, run_dir=run_dir,
                            runs_root=runs_root, **hp)
@@ -1093,14 +1100,16 @@ def run_checkpoint_specs(meta, where):
                                   f"{sec!r}")
         return sec
 
-    def count(sec, key, name, allow_none=False):
+    def count(sec, key, name, allow_none=False, bits=63):
         v = sec[key]
-        if not ((allow_none and v is None) or (is_int(v) and v >= 0)):
-            raise CheckpointError(f"{where}: {name}.{key}={v!r} must be a non-negative integer")
+        if not ((allow_none and v is None) or (is_int(v) and 0 <= v < 2**bits)):
+            raise CheckpointError(f"{where}: {name}.{key}={v!r} must be an integer from 0 to "
+                                  f"2**{bits} - 1")
         return v
 
     sp = section("spaces", ("obs_dim", "act_dim", "act_low", "act_high", "act_dtype"))
-    if (sp["obs_dim"], sp["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"]):
+    if not (is_int(sp["obs_dim"]) and is_int(sp["act_dim"])) or (
+            (sp["obs_dim"], sp["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"])):
         raise CheckpointError(f"{where}: spaces (obs_dim={sp['obs_dim']}, act_dim="
                               f"{sp['act_dim']}) disagree with the agent config "
                               f"({cfg['obs_dim']}, {cfg['act_dim']})")
@@ -1110,7 +1119,7 @@ def run_checkpoint_specs(meta, where):
                             "episode_seed", "episode_in_progress"))
     for key in ("t", "epoch", "episodes", "epoch_t0"):
         count(loop, key, "loop")
-    count(loop, "episode_seed", "loop", allow_none=True)
+    count(loop, "episode_seed", "loop", allow_none=True, bits=31)   # drawn as integers(2**31)
     if loop["epoch_t0"] > loop["t"]:
         raise CheckpointError(f"{where}: loop.epoch_t0={loop['epoch_t0']} is after "
                               f"loop.t={loop['t']}")
@@ -1131,12 +1140,20 @@ def run_checkpoint_specs(meta, where):
                               "cannot describe a ring buffer")
     if b["dtype"] not in ("float32", "float64") or not isinstance(b["saved"], bool):
         raise CheckpointError(f"{where}: buffer dtype={b['dtype']!r}, saved={b['saved']!r}")
-    count(section("logger", ("progress_rows",)), "progress_rows", "logger", allow_none=True)
-    if not isinstance(meta.get("hyperparameters"), dict) or not isinstance(meta.get("rng"), dict):
-        raise CheckpointError(f"{where}: metadata needs 'hyperparameters' and 'rng' objects")
+    rows = count(section("logger", ("progress_rows",)), "progress_rows", "logger",
+                 allow_none=True)
+    if rows is not None and rows != loop["epoch"]:
+        raise CheckpointError(f"{where}: logger.progress_rows={rows} must equal loop.epoch="
+                              f"{loop['epoch']} (one progress row per epoch)")
     if not isinstance(meta.get("env_id"), str) or meta.get("algo") != cfg["algo"]:
         raise CheckpointError(f"{where}: env_id {meta.get('env_id')!r} / algo "
                               f"{meta.get('algo')!r} (the agent's is {cfg['algo']!r})")
+    for key in ("env_module", "preset"):
+        if not (meta.get(key) is None or (isinstance(meta[key], str) and MODULE.match(meta[key])
+                                          if key == "env_module" else isinstance(meta[key], str))):
+            raise CheckpointError(f"{where}: {key} {meta[key]!r} must be null or a name")
+    _check_saved_hyperparameters(meta.get("hyperparameters"), cfg, where)
+    _check_generator_state(meta.get("rng"), where)
 
     o, a = cfg["obs_dim"], cfg["act_dim"]
     if b["saved"]:
@@ -1163,6 +1180,47 @@ def read_run_checkpoint(path):
     return _checkpoint.read_checkpoint(path, "algorithm",
                                        lambda m: run_checkpoint_specs(m, where),
                                        allow_nonfinite=(STATS_ARRAY,))
+
+
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
+
+
+SAVED_SINCE = {"chunks"}     # hyperparameters newer than the format: older files lack them
+
+
+def _check_saved_hyperparameters(hp, cfg, where):
+    """The record's hyperparameters: exactly the algorithm's names, a seed, and chunks as the
+    agent's (or null: calibrated).  Their values are checked again by the constructor."""
+    table = ALGORITHMS[cfg["algo"]].hyperparameter_table()
+    if not isinstance(hp, dict) or not set(table) - SAVED_SINCE <= set(hp) <= set(table):
+        names = sorted(set(hp) ^ set(table)) if isinstance(hp, dict) else hp
+        raise CheckpointError(f"{where}: hyperparameters must name exactly the {cfg['algo']} "
+                              f"ones (differ: {names!r})")
+    if not (is_int(hp["seed"]) and hp["seed"] >= 0):
+        raise CheckpointError(f"{where}: hyperparameters.seed {hp['seed']!r} must be an integer "
+                              ">= 0 (a saved run always has its seed)")
+    if hp.get("chunks") is not None and not (is_int(hp["chunks"])
+                                         and hp["chunks"] == cfg.get("chunks", 1)):
+        raise CheckpointError(f"{where}: hyperparameters.chunks {hp['chunks']!r} differs from the "
+                              f"agent's {cfg.get('chunks', 1)}")
+
+
+def _check_generator_state(state, where):
+    """A numpy PCG64 ``bit_generator.state`` record, field by field (numpy itself would coerce
+    a float or a bool)."""
+    def int_in(v, bits):
+        return is_int(v) and 0 <= v < 2**bits
+
+    ok = (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
+                                                     "uinteger"}
+          and state["bit_generator"] == "PCG64" and isinstance(state["state"], dict)
+          and set(state["state"]) == {"state", "inc"}
+          and int_in(state["state"]["state"], 128) and int_in(state["state"]["inc"], 128)
+          and state["has_uint32"] in (0, 1) and is_int(state["has_uint32"])
+          and int_in(state["uinteger"], 32))
+    if not ok:
+        raise CheckpointError(f"{where}: rng {state!r} is not a PCG64 generator state (integers "
+                              "state, inc < 2**128, has_uint32 0 or 1, uinteger < 2**32)")
 
 
 def _check_run_config(config, run_dir):

@@ -425,8 +425,10 @@ def test_a_checkpoint_from_before_chunks_loads_on_one_chunk(tmp_path):
         ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
         with pytest.raises(CheckpointError, match="chunks"):
             DDPG.load(old)
-    # the hyperparameters' copy never decides: the agent config's (checked) value does
+    # the hyperparameters' copy never decides: one that disagrees with the agent config's
+    # (checked) value is refused, so that a load is never a different run than the file says
     meta["config"]["chunks"] = 1
     meta["hyperparameters"]["chunks"] = 10**9
     ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
-    assert DDPG.load(old).agent.chunks == 1
+    with pytest.raises(CheckpointError, match="hyperparameters.chunks 1000000000 differs"):
+        DDPG.load(old)
