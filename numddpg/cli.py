@@ -15,6 +15,7 @@
     numddpg plot RUN_DIR_OR_SWEEP_DIR... [-x COL] [-y COL] [--smooth K] [-o curves.png]
 """
 import argparse
+import math
 import sys
 
 DEFAULT_ENV = "Pendulum-v1"
@@ -29,11 +30,35 @@ EXPORT_HELP = ("write a run's policy as a NumPy-only file: numddpg.load_policy(F
 # train
 # ---------------------------------------------------------------------------------------------
 
+def strict_bool(text):
+    """true/false (also 1/0, yes/no); anything else is an error, never a silent False."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+        text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
+
+
+def whole_number(text):
+    """An integer flag value; 1e6 and 1_000_000 are read as the whole numbers they are."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
 def _hp_type(default):
     if isinstance(default, bool):
-        return lambda s: s.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int
+        return strict_bool
+    if isinstance(default, int) or default is None:
+        return whole_number
     if isinstance(default, float):
         return float
     return str
@@ -56,7 +81,7 @@ def add_train_arguments(p):
                    help="with --resume: import MODULE first, the module that registers the "
                         "run's env (a run directory never makes numddpg import a module)")
     p.add_argument("--algo", default="ddpg", choices=sorted(ALGORITHMS), help="default ddpg")
-    p.add_argument("--total-steps", type=int, default=None,
+    p.add_argument("--total-steps", type=whole_number, default=None,
                    help="env steps (default: the preset's budget, else steps_per_epoch x 100)")
     p.add_argument("--preset", default="auto",
                    help="auto (numddpg.presets for this env, the default), none, an env id, or "
@@ -73,9 +98,10 @@ def add_train_arguments(p):
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
     hp = p.add_argument_group("hyperparameters (default: preset, else shared/REFERENCE.md)")
-    hp.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", type=int, nargs="+",
+    hp.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", type=whole_number,
+                    nargs="+",
                     default=None, metavar="N", help="hidden layer widths, e.g. --hidden 256 256")
-    hp.add_argument("--seed", type=int, default=0, help="one seed for everything (default 0)")
+    hp.add_argument("--seed", type=whole_number, default=0, help="one seed for everything (default 0)")
     for name, (default, meaning) in _all_hyperparameters().items():
         if name in ("hidden_sizes", "seed"):
             continue
@@ -84,8 +110,6 @@ def add_train_arguments(p):
             kwargs["choices"] = ("gaussian", "ou")
         elif name == "dtype":
             kwargs["choices"] = ("float32", "float64")
-        elif default is None:
-            kwargs["type"] = int
         hp.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
                         help=f"{meaning} (default {default})", **kwargs)
     hp.add_argument("--no-checkpoint-buffer", dest="checkpoint_buffer", action="store_const",
@@ -188,7 +212,7 @@ def _report(args, model):
 
 def add_eval_arguments(p):
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a policy .npz)")
-    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
+    p.add_argument("--episodes", type=whole_number, default=10, help="number of episodes (default 10)")
     p.add_argument("--render", choices=("human", "rgb_array"), default=None,
                    help="gymnasium render mode")
     p.add_argument("--video", default=None, metavar="DIR",
@@ -309,8 +333,15 @@ def _on_sigterm(signum, frame):
 
 # ---------------------------------------------------------------------------------------------
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the command and the problem) and exit code 2."""
+
+    def error(self, message):
+        self.exit(USER_INPUT_EXIT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="numddpg", description=__doc__,
+    parser = OneLineParser(prog="numddpg", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP))

@@ -387,7 +387,7 @@ def test_a_full_disk_mid_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 
 def one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("numddpg:") and "Traceback" not in err[0], err
+    assert len(err) == 1 and err[0].startswith("numddpg") and "Traceback" not in err[0], err
     return err[0]
 
 
@@ -404,6 +404,24 @@ def one_line(capsys):
 def test_bad_input_is_one_line_and_exit_2(argv, code, text, capsys):
     assert cli.main(argv) == code
     assert text in one_line(capsys)
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["train", "--checkpoint-buffer", "maybe"], "expected true or false, got 'maybe'"),
+    (["train", "--replay-size", "2.5e0"], "expected a whole number, got '2.5e0'"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["eval"], "the following arguments are required"),
+])
+def test_argument_errors_are_one_line_and_exit_2(argv, text, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2 and text in one_line(capsys)
+
+
+def test_flags_take_whole_numbers_in_any_spelling_and_strict_booleans():
+    args = cli.build_parser().parse_args(["train", "--replay-size", "1e6", "--batch-size",
+                                          "1_000", "--checkpoint-buffer", "False"])
+    assert (args.replay_size, args.batch_size, args.checkpoint_buffer) == (10**6, 1000, False)
 
 
 def test_a_missing_env_family_names_the_extra(monkeypatch, capsys):
