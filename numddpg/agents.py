@@ -295,29 +295,29 @@ class DDPGAgent:
         for reading).  Numerically identical to ``update``."""
         obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
         B, o = obs.shape[0], self.obs_dim
-        # 1. target
+        # 1. target: y = r + gamma (1 - d) Q_phi_targ(s', mu_theta_targ(s'))
         a2 = self.mid + self.half * self.actor_targ.forward(obs2)
-        q2 = self.critic_targ.forward(np.concatenate([obs2, a2], axis=1))[:, 0]
-        y = rew + self.gamma * (1.0 - done) * q2
-        # 2. critic
+        q_targ = self.critic_targ.forward(np.concatenate([obs2, a2], axis=1))[:, 0]
+        y = rew + self.gamma * (1.0 - done) * q_targ
+        # 2. critic: dphi of L_Q = mean((Q_phi(s, a) - y)^2), then Adam on phi
         xq = np.concatenate([obs, act], axis=1)
-        qv = self.critic.forward(xq)[:, 0]
-        dq = (2.0 * (qv - y) / B).reshape(B, 1)
-        g_q, _ = self.critic.backward(xq, dq, need_dx=False)
-        self.q_optim.step(self.critic.params, g_q)
-        # 3. actor through the updated critic
+        q = self.critic.forward(xq)[:, 0]
+        dq = (2.0 * (q - y) / B).reshape(B, 1)
+        dphi, _ = self.critic.backward(xq, dq, need_dx=False)
+        self.q_optim.step(self.critic.params, dphi)
+        # 3. actor through the updated critic: dtheta of J = -mean(Q_phi(s, mu_theta(s)))
         u = self.actor.forward(obs)
-        xpi = np.concatenate([obs, self.mid + self.half * u], axis=1)
-        qpi = self.critic.forward(xpi)[:, 0]
-        _, dx = self.critic.backward(xpi, np.full((B, 1), -1.0 / B, self.dtype))
-        du = dx[:, o:] * self.half
-        g_pi, _ = self.actor.backward(obs, du, need_dx=False)
-        self.pi_optim.step(self.actor.params, g_pi)
+        xq_pi = np.concatenate([obs, self.mid + self.half * u], axis=1)
+        q_pi = self.critic.forward(xq_pi)[:, 0]
+        _, dxq = self.critic.backward(xq_pi, np.full((B, 1), -1.0 / B, self.dtype))
+        du = dxq[:, o:] * self.half                  # da = dxq[:, o:], then du = da * half
+        dtheta, _ = self.actor.backward(obs, du, need_dx=False)
+        self.pi_optim.step(self.actor.params, dtheta)
         # 4. polyak
         polyak_update(self.actor_targ.params, self.actor.params, self.polyak)
         polyak_update(self.critic_targ.params, self.critic.params, self.polyak)
-        return {"loss_q": float(np.mean((qv - y) ** 2)), "loss_pi": float(-np.mean(qpi)),
-                "q_mean": float(np.mean(qv)), "q_std": float(np.std(qv))}
+        return {"loss_q": float(np.mean((q - y) ** 2)), "loss_pi": float(-np.mean(q_pi)),
+                "q_mean": float(np.mean(q)), "q_std": float(np.std(q))}
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
