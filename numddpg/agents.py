@@ -68,7 +68,8 @@ class DDPGAgent:
     algo = "ddpg"
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
-                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1):
+                 polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
+                 qf_hidden_sizes=None):
         self.chunks = check_dim("chunks", chunks)
         if self.chunks > MAX_CHUNKS:
             raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {chunks!r}")
@@ -77,16 +78,20 @@ class DDPGAgent:
         hidden = check_sizes([1, *check_widths("hidden_sizes", hidden_sizes), 1],
                              "hidden_sizes")[1:-1]
         self.hidden_sizes = hidden
+        # the critics' widths (SB3's net_arch=dict(pi=..., qf=...)); None: the actor's
+        self.qf_hidden_sizes = None if qf_hidden_sizes is None else check_sizes(
+            [1, *check_widths("qf_hidden_sizes", qf_hidden_sizes), 1], "qf_hidden_sizes")[1:-1]
         self.gamma = check_unit_interval("gamma", gamma)
         self.polyak = check_unit_interval("polyak", polyak)
         self.pi_lr = check_positive("pi_lr", pi_lr)
         self.q_lr = check_positive("q_lr", q_lr)
         self.dtype = check_dtype(dtype)
         self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
-        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
-        check_memory((n_params([o, *h, a]) + self.n_critics * n_params([o + a, *h, 1]))
+        o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
+        check_memory((n_params([o, *h, a]) + self.n_critics * n_params([o + a, *hq, 1]))
                      * (5 + self.chunks) * self.dtype.itemsize,
-                     f"{type(self).__name__} with hidden_sizes={h}, obs_dim={o}, act_dim={a}")
+                     f"{type(self).__name__} with hidden_sizes={h}, qf_hidden_sizes={hq}, "
+                     f"obs_dim={o}, act_dim={a}")
         self.mid = ((self.act_high + self.act_low) / 2).astype(self.dtype)
         self.half = ((self.act_high - self.act_low) / 2).astype(self.dtype)
 
@@ -101,15 +106,20 @@ class DDPGAgent:
         self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
 
+    @property
+    def critic_widths(self):
+        """The critics' hidden widths: qf_hidden_sizes, or the actor's hidden_sizes."""
+        return self.hidden_sizes if self.qf_hidden_sizes is None else self.qf_hidden_sizes
+
     def _td3_settings(self):
         """target_noise, noise_clip, policy_delay of the HP bundle (unused by DDPG's update)."""
         return 0.0, 0.0, 1.0
 
     # -- construction -------------------------------------------------------------------------
     def _build_networks(self, rng):
-        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
+        o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
         self.actor = MLP([o, *h, a], output="tanh", dtype=self.dtype, rng=rng)
-        self.critic = MLP([o + a, *h, 1], output="identity", dtype=self.dtype, rng=rng)
+        self.critic = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
         self.actor_targ = self.actor.copy()
         self.critic_targ = self.critic.copy()
         self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype)
@@ -333,7 +343,9 @@ class DDPGAgent:
                 "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
                 "hidden_sizes": list(self.hidden_sizes), "gamma": self.gamma,
                 "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
-                "dtype": self.dtype.name, "chunks": self.chunks}
+                "dtype": self.dtype.name, "chunks": self.chunks,
+                "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
+                                    else list(self.qf_hidden_sizes))}
 
     def state_dict(self):
         """Copies of every array of the agent's state, plus the Adam step counts (ints)."""
@@ -383,7 +395,7 @@ class TD3Agent(DDPGAgent):
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
-                 chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2):
+                 chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None):
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
                              f"got {target_noise!r}")
@@ -393,7 +405,7 @@ class TD3Agent(DDPGAgent):
         self.policy_delay = check_dim("policy_delay", policy_delay)
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
-                         pi_lr, q_lr, dtype, seed, chunks)
+                         pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes)
 
     n_critics = 2
 
@@ -403,8 +415,8 @@ class TD3Agent(DDPGAgent):
     def _build_networks(self, rng):
         super()._build_networks(rng)
         self.critic1, self.critic1_targ, self.q1_optim = self.critic, self.critic_targ, self.q_optim
-        o, a, h = self.obs_dim, self.act_dim, self.hidden_sizes
-        self.critic2 = MLP([o + a, *h, 1], output="identity", dtype=self.dtype, rng=rng)
+        o, a, hq = self.obs_dim, self.act_dim, self.critic_widths
+        self.critic2 = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
         self.critic2_targ = self.critic2.copy()
         self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype)
         self._critic2_net = self._bundle(self.critic2, self.critic2_targ, self.q2_optim)
@@ -462,7 +474,7 @@ AGENT_CONFIG_KEYS["td3"] = AGENT_CONFIG_KEYS["ddpg"] + ("target_noise", "noise_c
                                                         "policy_delay")
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
 # update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
-AGENT_OPTIONAL_KEYS = {"chunks": 1}
+AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None}
 
 
 def check_agent_config(cfg, where):
@@ -502,15 +514,21 @@ def check_agent_config(cfg, where):
     if algo == "td3":
         need(is_int(cfg["policy_delay"]) and cfg["policy_delay"] > 0, "policy_delay",
              "a positive integer")
+    hq = cfg.get("qf_hidden_sizes")
+    if hq is not None:
+        need(isinstance(hq, list) and len(hq) > 0 and all(is_int(s) and s > 0 for s in hq),
+             "qf_hidden_sizes", "null or a non-empty list of positive integers")
     if "chunks" in cfg:
         need(is_int(cfg["chunks"]) and 1 <= cfg["chunks"] <= MAX_CHUNKS, "chunks",
              f"an integer from 1 to {MAX_CHUNKS}")
 
 
 def agent_layer_sizes(cfg):
-    """{"actor": [o, *h, a], "critic": [o + a, *h, 1]} of an agent config."""
+    """{"actor": [o, *h, a], "critic": [o + a, *hq, 1]} of an agent config (hq: the critics'
+    qf_hidden_sizes, or h)."""
     o, a, h = cfg["obs_dim"], cfg["act_dim"], list(cfg["hidden_sizes"])
-    return {"actor": [o, *h, a], "critic": [o + a, *h, 1]}
+    hq = list(cfg.get("qf_hidden_sizes") or h)
+    return {"actor": [o, *h, a], "critic": [o + a, *hq, 1]}
 
 
 def agent_array_specs(cfg, prefix=""):
@@ -567,6 +585,8 @@ def agent_from_arrays(cfg, arrays, where, prefix=""):
                                                          "act_high")}
     kwargs["dtype"] = np.dtype(kwargs["dtype"])
     kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+    if kwargs.get("qf_hidden_sizes") is not None:
+        kwargs["qf_hidden_sizes"] = tuple(kwargs["qf_hidden_sizes"])
     try:
         agent = cls(cfg["obs_dim"], cfg["act_dim"], cfg["act_low"], cfg["act_high"], seed=0,
                     **kwargs)

@@ -27,6 +27,7 @@ import contextlib
 import difflib
 import math
 import re
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as _checkpoint
+from . import jitcache as _jitcache
 from . import logger as _logger
 from . import policy as _policy_file
 from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent,
@@ -74,7 +76,9 @@ class RunWriteError(OSError):
 # name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
 # preset (numddpg.presets) replaces some of them per environment.
 HYPERPARAMETERS = {
-    "hidden_sizes": ((256, 256), "hidden layer widths of both actor and critic (ReLU)"),
+    "hidden_sizes": ((256, 256), "hidden layer widths of the actor, and of the critics unless "
+                                 "qf_hidden_sizes is given (ReLU)"),
+    "qf_hidden_sizes": (None, "hidden layer widths of the critics (None: hidden_sizes)"),
     "replay_size": (1_000_000, "replay buffer capacity (float32 ring arrays)"),
     "gamma": (0.99, "discount factor"),
     "polyak": (0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online"),
@@ -83,9 +87,11 @@ HYPERPARAMETERS = {
     "batch_size": (100, "minibatch rows, sampled uniformly with replacement"),
     "start_steps": (10_000, "env steps of uniform random actions before using the actor"),
     "update_after": (1000, "env steps before the first update"),
-    "update_every": (50, "every this many env steps, run this many updates (ratio 1:1)"),
+    "update_every": (50, "env steps between training rounds (SB3's train_freq)"),
+    "gradient_steps": (None, "updates per training round (None: update_every, the ratio 1:1; "
+                             "the update-to-data ratio is gradient_steps / update_every)"),
     "act_noise": (0.1, "Gaussian exploration std, in units of the action half-range"),
-    "noise": ("gaussian", "exploration noise: 'gaussian' (act_noise) or 'ou' (ou_*)"),
+    "noise": ("gaussian", "exploration noise: 'gaussian' (act_noise), 'ou' (ou_*) or 'none'"),
     "ou_theta": (0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
     "ou_sigma": (0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
     "ou_dt": (1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
@@ -282,13 +288,7 @@ class OffPolicyAlgorithm:
     def __init__(self, env, preset="auto", test_env=None, log=True, run_dir=None,
                  runs_root="runs", **hyperparameters):
         table = self.hyperparameter_table()
-        unknown = [k for k in hyperparameters if k not in table]
-        if unknown:
-            close = {k: difflib.get_close_matches(k, table, n=1) for k in unknown}
-            hint = "; ".join(f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k)
-                             for k, c in close.items())
-            raise TypeError(f"{type(self).__name__} got unknown hyperparameters: {hint}. "
-                            f"Known: {', '.join(table)}")
+        _refuse_unknown(self, hyperparameters, table, "hyperparameters")
         self.env = make_env(env)
         self.env_id = _env_id(self.env)
         # "mymodule:MyEnv-v0": the module that registers the env, recorded so that a later
@@ -357,6 +357,8 @@ class OffPolicyAlgorithm:
         if preset is None or preset == "none":
             return None, {}
         if isinstance(preset, dict):
+            _refuse_unknown(self, preset, {**self.hyperparameter_table(), "total_steps": 0},
+                            "preset keys")
             return "custom", dict(preset)
         if preset == "auto":
             values = preset_for(self.env_id)
@@ -376,7 +378,7 @@ class OffPolicyAlgorithm:
                 "steps_per_epoch": 1, "start_steps": 0, "update_after": 0,
                 "num_test_episodes": 0, "seed": 0}
     OPTIONAL_INTEGERS = {"blas_threads": (1, None), "chunks": (1, MAX_CHUNKS),
-                         "checkpoint_every": (0, None)}
+                         "checkpoint_every": (0, None), "gradient_steps": (1, None)}
     REALS = {"gamma": check_unit_interval, "polyak": check_unit_interval,
              "pi_lr": check_positive, "q_lr": check_positive, "act_noise": check_non_negative,
              "ou_theta": check_non_negative, "ou_sigma": check_non_negative,
@@ -404,6 +406,8 @@ class OffPolicyAlgorithm:
                              f"{hp['dtype']!r}")
         hp["dtype"] = np.dtype(hp["dtype"]).name
         hp["hidden_sizes"] = check_widths("hidden_sizes", hp["hidden_sizes"])
+        if hp["qf_hidden_sizes"] is not None:
+            hp["qf_hidden_sizes"] = check_widths("qf_hidden_sizes", hp["qf_hidden_sizes"])
         hp["checkpoint_buffer"] = check_bool("checkpoint_buffer", hp["checkpoint_buffer"])
         for name, check in self.EXTRA_CHECKS.items():
             hp[name] = check(name, hp[name])
@@ -416,7 +420,8 @@ class OffPolicyAlgorithm:
         item = np.dtype(self.dtype).itemsize
         o, a, n = self.obs_dim, self.act_dim, self.replay_size
         buffer = n * (2 * o + a + 2) * 4
-        sizes_pi, sizes_q = [o, *self.hidden_sizes, a], [o + a, *self.hidden_sizes, 1]
+        sizes_pi = [o, *self.hidden_sizes, a]
+        sizes_q = [o + a, *(self.qf_hidden_sizes or self.hidden_sizes), 1]
         critics = 2 if self.algo == "td3" else 1
         chunks = self.chunks or MAX_CHUNKS
         nets = (_policy_file.n_params(sizes_pi) + critics * _policy_file.n_params(sizes_q)) \
@@ -432,7 +437,8 @@ class OffPolicyAlgorithm:
 
     def _make_agent(self, seed, chunks=None):
         return self.agent_class(self.obs_dim, self.act_dim, self.act_low, self.act_high,
-                                hidden_sizes=self.hidden_sizes, gamma=self.gamma,
+                                hidden_sizes=self.hidden_sizes,
+                                qf_hidden_sizes=self.qf_hidden_sizes, gamma=self.gamma,
                                 polyak=self.polyak, pi_lr=self.pi_lr, q_lr=self.q_lr,
                                 dtype=np.dtype(self.dtype), seed=seed,
                                 chunks=self.chunks_used if chunks is None else chunks,
@@ -504,7 +510,7 @@ class OffPolicyAlgorithm:
                           "stopped there. Check the env, or wrap it (e.g. "
                           "gymnasium.wrappers.ClipReward / TransformObservation).")
 
-    def learn(self, total_steps=None, progress_bar=True):
+    def learn(self, total_steps=None, progress_bar=True, callback=None):
         """Train for ``total_steps`` env steps (default: the preset's budget, else 400k).
 
         Writes the run directory on the first call when ``log`` is on; later calls continue
@@ -513,26 +519,46 @@ class OffPolicyAlgorithm:
         a resume needs no env state beyond the reset seed) and at the end; ``resume(run_dir)``
         continues from the last one, bit-identical to a run never interrupted.  Raises
         NonFiniteError (and leaves the last checkpoint as it was) if training diverges.
+
+        callback : an object with Stable-Baselines3's callback methods (numddpg.callbacks):
+            ``on_training_start(locals, globals)`` once; after every env step
+            ``update_locals(locals)`` then ``on_step()``, whose False stops training as a
+            normal end would (policy and checkpoint saved); ``on_rollout_end()`` before each
+            training round and ``on_rollout_start()`` after it; ``on_training_end()``.
         Returns self.
         """
         if total_steps is None:
             total_steps = self.preset_total_steps or self.steps_per_epoch * 100
-        if isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-        end = self.t + int(total_steps)
+        total_steps = check_int("total_steps", total_steps, 1)
+        end = self.t + total_steps
         if self.log and self.run_dir is None:
-            self._open_run(int(total_steps))
+            self._open_run(total_steps)
+            if progress_bar:
+                print(f"run directory: {self.run_dir}", file=sys.stderr, flush=True)
         if self.run_dir is not None:           # one writer per run directory
             self._lock = self._lock or _logger.RunLock(self.run_dir)
             self._lock.acquire()
+        self._callback = callback
         try:
+            if callback is not None:
+                callback.on_training_start(locals(), globals())
             self._learn(end, progress_bar)
+            if callback is not None:
+                callback.on_training_end()
         finally:
+            self._callback = None
             if self._lock is not None:
                 self._lock.release()
         return self
 
+    @property
+    def num_timesteps(self):
+        """Env steps taken so far (Stable-Baselines3's name for ``t``)."""
+        return self.t
+
     def _learn(self, end, progress_bar):
+        if progress_bar and not _jitcache.kernels_cached():
+            print("compiling kernels (first run only, 20-60 s)", file=sys.stderr, flush=True)
         bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
                                   desc=f"{self.algo} {self.env_id}")
         # The epoch in progress carries over (after a resume it is half done); only its clock
@@ -563,19 +589,22 @@ class OffPolicyAlgorithm:
                     self._save_checkpoint()       # (unless the last step's one is this state)
 
     def _loop(self, end, bar):
-        env, buffer, agent = self.env, self.buffer, self.agent
+        env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
         store, step = buffer.store_fast, env.step
         start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
         batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
+        n_updates = self.gradient_steps or update_every         # updates per training round
         obs_shape, obs_dtypes = (self.obs_dim,), (np.float32, np.float64)
         act_dtype = self.env.action_space.dtype
         if self.obs is None:
             self._start_episode()
+        if callback is not None:
+            callback.on_rollout_start()
         while self.t < end:
             obs = self.obs
             a = self._random_action() if self.t < start_steps else self._explore_action(obs)
-            obs2, rew, terminated, truncated, _ = step(a if a.dtype == act_dtype
-                                                       else a.astype(act_dtype))
+            obs2, rew, terminated, truncated, info = step(a if a.dtype == act_dtype
+                                                          else a.astype(act_dtype))
             self.t += 1
             if not (type(obs2) is np.ndarray and obs2.shape == obs_shape
                     and obs2.dtype in obs_dtypes):            # (the common case, checked fast)
@@ -587,22 +616,38 @@ class OffPolicyAlgorithm:
             if code != STORED:
                 raise self._non_finite(code, obs2, rew)
             self.obs = obs2
-            if terminated or truncated or self.ep_len >= max_ep_len:
+            ended = terminated or truncated or self.ep_len >= max_ep_len
+            if ended:
                 self._ep_rets.append(self.ep_ret)
                 self._ep_lens.append(self.ep_len)
                 self.episodes += 1
                 self._start_episode()
+            if callback is not None and not self._callback_step(
+                    callback, obs2, a, rew, ended, info):
+                end = self.t                       # stop here, as a normal end would
             if self.t >= update_after and self.t % update_every == 0:
+                if callback is not None:
+                    callback.on_rollout_end()
                 t_burst = time.perf_counter()
-                stats = agent.update_burst(buffer, batch_size, update_every)
-                self._guard.observe((time.perf_counter() - t_burst) / update_every)
+                stats = agent.update_burst(buffer, batch_size, n_updates)
+                self._guard.observe((time.perf_counter() - t_burst) / n_updates)
                 self._check_finite(stats)
                 self._update_stats.append(stats)
                 bar.update_to(self.t)
+                if callback is not None:
+                    callback.on_rollout_start()
             if self.t - self._epoch_t0 >= steps_per_epoch or self.t == end:
                 self._end_epoch(bar)
             if self.ep_len == 0 and self._checkpoint_every and self.t >= self._next_checkpoint:
                 self._save_checkpoint()            # an episode just ended: a boundary
+
+    def _callback_step(self, callback, obs2, a, rew, done, info):
+        """Hand one env step to ``callback`` in Stable-Baselines3's locals (arrays with an env
+        axis of 1) and return what its on_step says (False: stop training)."""
+        callback.update_locals({"self": self, "new_obs": obs2[None], "actions": a[None],
+                                "rewards": np.array([rew]), "dones": np.array([done]),
+                                "infos": [info]})
+        return bool(callback.on_step())       # (as in SB3, a None from _on_step stops too)
 
     def _check_finite(self, stats, full=False):
         """The NaN guard, after every burst: the burst's losses and Q statistics (K, 4); then,
@@ -692,11 +737,27 @@ class OffPolicyAlgorithm:
         self._new_epoch_accumulators()
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, n_episodes=10):
-        """(mean, std) of the deterministic policy's return over ``n_episodes`` test episodes
-        (on the test env; reset seeds from the loop's generator)."""
+    def evaluate(self, n_episodes=10, env=None, seed=None):
+        """(mean, std) of the deterministic policy's return over ``n_episodes`` episodes.
+
+        env : any gymnasium env with this model's spaces (default: the test env).
+        seed : seeds the episodes' resets (default: one per call, from the run's seed and the
+            number of evaluations so far).  Evaluation has its own generator: it never draws
+            from the training loop's, so training interleaved with evaluations is bit-identical
+            to training without them."""
         n_episodes = check_int("n_episodes", n_episodes, 1)
-        returns, _ = run_episodes(self.policy, self.test_env, n_episodes, self.rng,
+        if env is None:
+            env = self.test_env
+        else:
+            env = make_env(env)
+            dims = check_spaces(env)[:2]
+            if dims != (self.obs_dim, self.act_dim):
+                raise EnvError(f"evaluate: env {_env_id(env)} has obs/act dims {dims}, this "
+                               f"model's are {(self.obs_dim, self.act_dim)}")
+        if seed is None:
+            self._evaluations = getattr(self, "_evaluations", 0) + 1
+            seed = [self.seed, 7, self._evaluations]
+        returns, _ = run_episodes(self.policy, env, n_episodes, np.random.default_rng(seed),
                                   self.max_ep_len)
         return float(np.mean(returns)), float(np.std(returns))
 
@@ -983,6 +1044,17 @@ class OffPolicyAlgorithm:
                 f"t={self.t}, seed={self.seed})")
 
 
+def _refuse_unknown(model, given, table, what):
+    """TypeError naming every key of ``given`` not in ``table``, with the closest known name."""
+    unknown = [k for k in given if k not in table]
+    if unknown:
+        close = {k: difflib.get_close_matches(str(k), table, n=1) for k in unknown}
+        hint = "; ".join(f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k)
+                         for k, c in close.items())
+        raise TypeError(f"{type(model).__name__} got unknown {what}: {hint}. "
+                        f"Known: {', '.join(table)}")
+
+
 def _nanmean(xs):
     """Mean over the finite entries (TD3 reports loss_pi = NaN on updates without an actor
     step); NaN when there are none."""
@@ -1185,7 +1257,8 @@ def read_run_checkpoint(path):
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 
 
-SAVED_SINCE = {"chunks"}     # hyperparameters newer than the format: older files lack them
+# hyperparameters newer than the format: files written before them lack them (the default holds)
+SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes"}
 
 
 def _check_saved_hyperparameters(hp, cfg, where):

@@ -74,6 +74,7 @@ def _all_hyperparameters():
 
 def add_train_arguments(p):
     from .algorithms import ALGORITHMS
+    from .noise import NOISE_TYPES
     p.add_argument("--env", default=None,
                    help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
                         "mymodule first (with --resume: the run's own env, to rebuild it)")
@@ -97,7 +98,7 @@ def add_train_arguments(p):
                         "--quiet may come along")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
-    hp = p.add_argument_group("hyperparameters (default: preset, else shared/REFERENCE.md)")
+    hp = p.add_argument_group("hyperparameters (default: preset, else docs/reference.md §2)")
     hp.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", type=whole_number,
                     nargs="+",
                     default=None, metavar="N", help="hidden layer widths, e.g. --hidden 256 256")
@@ -107,7 +108,7 @@ def add_train_arguments(p):
             continue
         kwargs = {"type": _hp_type(default)}
         if name == "noise":
-            kwargs["choices"] = ("gaussian", "ou")
+            kwargs["choices"] = NOISE_TYPES
         elif name == "dtype":
             kwargs["choices"] = ("float32", "float64")
         hp.add_argument("--" + name.replace("_", "-"), dest=name, default=None,

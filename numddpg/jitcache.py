@@ -81,3 +81,14 @@ def drop_stale_kernels(package_dir=PACKAGE_DIR):
     except OSError:
         return deleted                         # read-only install: Numba caches elsewhere
     return deleted
+
+
+def kernels_cached(package_dir=PACKAGE_DIR):
+    """Whether the update's kernels look compiled and cached already (an index file of
+    update.py's in the cache directory), so that a run can say "compiling kernels" when not.
+    A guess for a message, never for a decision: a wrong one costs a line of text."""
+    cache_dir = Path(os.environ.get("NUMBA_CACHE_DIR") or Path(package_dir) / "__pycache__")
+    try:
+        return any(cache_dir.rglob("update.*.nbi"))
+    except OSError:
+        return True

@@ -3,6 +3,7 @@
 The behaviour action is  a = clip(mid + half * (u + n), low, high)  where u = tanh(actor(s)) is
 the deterministic actor's output in [-1, 1]^a and n is the noise below (``noisy_action``):
 
+    none       n_t = 0                         the actor's own action (SB3's action_noise=None)
     gaussian   n_t ~ N(0, sigma^2)             i.i.d.; sigma = act_noise (0.1: std 0.1 x half)
     ou         n_t = x_t,  x_t = x_{t-1} + theta (0 - x_{t-1}) dt + sigma sqrt(dt) N(0, 1)
                (Ornstein-Uhlenbeck, Lillicrap et al. 2015: theta 0.15, sigma 0.2, dt 1e-2;
@@ -16,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-NOISE_TYPES = ("gaussian", "ou")
+NOISE_TYPES = ("gaussian", "ou", "none")
 
 
 @njit(cache=True)
@@ -32,6 +33,25 @@ def uniform_action(r, low, high, out):
     """out = low + (high - low) * r: a uniform action from uniforms r in [0, 1), all (a,)."""
     for j in range(out.shape[0]):
         out[j] = low[j] + (high[j] - low[j]) * r[j]
+
+
+class NoNoise:
+    """n = 0: exploration by the actor's own actions only (draws nothing from the generator)."""
+
+    kind = "none"
+
+    def __init__(self, act_dim):
+        self.act_dim = int(act_dim)
+
+    def reset(self):
+        """Nothing to forget between episodes."""
+
+    def sample(self, rng, out):
+        out[:] = 0.0
+        return out
+
+    def __repr__(self):
+        return "NoNoise()"
 
 
 class GaussianNoise:
@@ -97,7 +117,10 @@ class OUNoise:
 
 
 def make_noise(kind, act_dim, act_noise=0.1, ou_sigma=0.2, ou_theta=0.15, ou_dt=1e-2):
-    """GaussianNoise(act_noise) for kind "gaussian", OUNoise(ou_sigma, ou_theta, ou_dt) for "ou"."""
+    """GaussianNoise(act_noise) for kind "gaussian", OUNoise(ou_sigma, ou_theta, ou_dt) for "ou",
+    NoNoise for "none"."""
+    if kind == "none":
+        return NoNoise(act_dim)
     if kind == "gaussian":
         return GaussianNoise(act_dim, act_noise)
     if kind == "ou":
