@@ -30,7 +30,7 @@ from numddpg.algorithms import ALGORITHMS, HYPERPARAMETERS, TD3  # noqa: E402
 from numddpg.policy import load_policy  # noqa: E402
 from numddpg.presets import preset_for  # noqa: E402
 
-# Issue targets (mean over seeds) and the published figures they come from (REFERENCE.md §3).
+# Issue targets (mean over seeds) and the published figures they come from (docs/reference.md §3).
 TARGETS = {
     ("HalfCheetah-v5", "ddpg"): (10_000, "Spinning Up ~10,100; CleanRL 10,374"),
     ("HalfCheetah-v5", "td3"): (9_600, "TD3 paper 9,637"),

@@ -1,6 +1,6 @@
 """The same DDPG update as numddpg's, written in plain PyTorch eager mode: the bench's rival.
 
-Networks, init, Adam and polyak follow shared/REFERENCE.md §1 (as Spinning Up's PyTorch DDPG
+Networks, init, Adam and polyak follow docs/reference.md §1 (as Spinning Up's PyTorch DDPG
 does); the minibatch is sampled from a replay tensor with torch.randint each update, as the
 PyTorch libraries do.  Only used by bench/update_speed.py; needs the optional `bench` extra.
 """

@@ -1,7 +1,7 @@
 """Per-environment hyperparameters that learn well and fast, each value with the reason for it.
 
 ``DDPG(env, preset="auto")`` (the default) applies ``PRESETS[env_id]`` on top of the reference
-defaults of shared/REFERENCE.md section 2, and any hyperparameter passed explicitly wins over
+defaults of docs/reference.md §2, and any hyperparameter passed explicitly wins over
 both.  ``preset="none"`` gives the reference defaults alone.  A preset may also name
 ``total_steps``, the budget ``learn()`` and ``numddpg train`` use when none is given.
 
@@ -45,12 +45,12 @@ PRESETS = {
 
 
 # Shared by the MuJoCo locomotion tasks.  DDPG: Spinning Up's benchmark settings, which are
-# the reference defaults of shared/REFERENCE.md section 2 ((256, 256), lr 1e-3 for both, batch
+# the reference defaults of docs/reference.md §2 ((256, 256), lr 1e-3 for both, batch
 # 100, 10k random steps, 50 updates every 50 steps) and reach ~10,100 on HalfCheetah at 1M.
 # TD3: Fujimoto et al.'s published configuration as Spinning Up runs it (the same nets, lrs and
 # batch, target noise 0.2, clip 0.5, policy delay 2); the TD3 author's later repository uses
 # lr 3e-4, batch 256 and 25k random steps, which costs 2.5x more per update here for about the
-# same 1M-step returns (CleanRL's TD3 figures in REFERENCE.md §3 come from those settings).
+# same 1M-step returns (CleanRL's TD3 figures in docs/reference.md §3 come from those settings).
 # Measured with these (bench/RESULTS.md, 1M steps): HalfCheetah DDPG 11,514, TD3 9,107 (2 seeds);
 # Hopper TD3 3,336; Walker2d TD3 3,448, under CleanRL's 4,058.  The later settings on Walker2d
 # TD3 reach 4,135 (2 seeds: 4,646 and 3,625; bench/RESULTS.md): the candidate for this preset.
