@@ -72,9 +72,59 @@ def _all_hyperparameters():
     return table
 
 
-def add_train_arguments(p):
+def _preset_preview(argv):
+    """For `numddpg train --help`: the preset these arguments would apply, as (its name, its
+    values), found by reading --env, --algo and --preset out of ``argv`` before argparse runs
+    (the help text is built first).  (None, {}) without -h/--help or when no preset applies;
+    (why, {}) for a preset file that cannot be read."""
+    argv = [str(arg) for arg in argv or ()]
+    if not {"-h", "--help"} & set(argv):
+        return None, {}
+
+    def last(flag, default):                     # argparse's rule: the last occurrence wins
+        value = default
+        for i, arg in enumerate(argv):
+            if arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                value = arg[len(flag) + 1:]
+        return value
+
+    from .algorithms import ALGORITHMS
+    from .envs import split_module
+    from .presets import preset_for
+
+    env, algo = last("--env", DEFAULT_ENV), last("--algo", "ddpg")
+    preset = last("--preset", "auto")
+    if preset == "none":
+        return None, {}
+    if preset.endswith(".json"):
+        from .hpfile import load_preset
+        try:
+            return preset, load_preset(preset, algo if algo in ALGORITHMS else "ddpg")
+        except (OSError, ValueError) as exc:
+            return f"the preset file {preset} cannot be read: {exc}", {}
+    name = split_module(env)[1] if preset == "auto" else preset   # auto: the env's own
+    values = preset_for(name)
+    return (name, values) if values else (None, {})
+
+
+def _preset_note(name, preview):
+    """'; preset NAME: VALUE' for a flag's help when the previewed preset sets ``name``."""
+    preset, values = preview
+    if name not in values:
+        return ""
+    value = values[name]
+    text = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return f"; preset {preset}: {text}".replace("%", "%%")      # argparse %-formats help
+
+
+def add_train_arguments(p, argv=None):
+    """The train subcommand's flags; ``argv`` (the command line, when known) lets --help show
+    the preset's value beside each default (_preset_preview)."""
     from .algorithms import ALGORITHMS
     from .noise import NOISE_TYPES
+    preview = _preset_preview(argv)
     p.add_argument("--env", default=None,
                    help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
                         "mymodule first (with --resume: the run's own env, to rebuild it)")
@@ -83,7 +133,8 @@ def add_train_arguments(p):
                         "run's env (a run directory never makes numddpg import a module)")
     p.add_argument("--algo", default="ddpg", choices=sorted(ALGORITHMS), help="default ddpg")
     p.add_argument("--total-steps", type=whole_number, default=None,
-                   help="env steps (default: the preset's budget, else steps_per_epoch x 100)")
+                   help="env steps (default: the preset's budget, else steps_per_epoch x 100"
+                        f"{_preset_note('total_steps', preview)})")
     p.add_argument("--preset", default="auto",
                    help="auto (numddpg.presets for this env, the default), none, an env id, or "
                         "a preset file FILE.json (e.g. the best.json of numddpg tune)")
@@ -98,10 +149,18 @@ def add_train_arguments(p):
                         "--quiet may come along")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
-    hp = p.add_argument_group("hyperparameters (default: preset, else docs/reference.md §2)")
+    preset, values = preview
+    if values:
+        applies = (f"with these arguments the preset {preset} applies: 'preset {preset}: V' "
+                   "beside a default is the value it sets; a flag given wins")
+    else:                               # preset: None, or why its file cannot be read
+        applies = preset or "with these arguments no preset applies: the defaults are used"
+    hp = p.add_argument_group("hyperparameters (default: preset, else docs/reference.md §2)",
+                              description=applies.replace("%", "%%"))
     hp.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", type=whole_number,
-                    nargs="+",
-                    default=None, metavar="N", help="hidden layer widths, e.g. --hidden 256 256")
+                    nargs="+", default=None, metavar="N",
+                    help="hidden layer widths, e.g. --hidden 256 256 (default 256 256"
+                         f"{_preset_note('hidden_sizes', preview)})")
     hp.add_argument("--seed", type=whole_number, default=0, help="one seed for everything (default 0)")
     for name, (default, meaning) in _all_hyperparameters().items():
         if name in ("hidden_sizes", "seed"):
@@ -112,7 +171,8 @@ def add_train_arguments(p):
         elif name == "dtype":
             kwargs["choices"] = ("float32", "float64")
         hp.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                        help=f"{meaning} (default {default})", **kwargs)
+                        help=f"{meaning} (default {default}{_preset_note(name, preview)})",
+                        **kwargs)
     hp.add_argument("--no-checkpoint-buffer", dest="checkpoint_buffer", action="store_const",
                     const=False, default=None,
                     help="leave the replay buffer out of checkpoints: smaller files, but a "
@@ -341,11 +401,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(USER_INPUT_EXIT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser():
+def build_parser(argv=None):
     parser = OneLineParser(prog="numddpg", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP))
+    add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP), argv)
     add_eval_arguments(sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP))
     add_export_arguments(sub.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP))
     try:
@@ -370,7 +430,7 @@ def main(argv=None):
     import os
     import signal
 
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
