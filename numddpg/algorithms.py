@@ -43,9 +43,10 @@ from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Age
                      agent_state, check_agent_meta, load_agent)
 from .checkpoint import CheckpointError, is_int, is_number
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
-from .envs import (EnvError, EnvFailure, check_obs, check_reward, check_spaces, env_id as _env_id,
-                   make_env, make_recorded_env, make_twin, split_module)
-from .nn import acts_size, check_dtype, mlp_forward
+from .envs import (EnvError, EnvFailure, check_obs, check_reward, check_rewards, check_spaces,
+                   env_id as _env_id, is_vector, make_env, make_recorded_env, make_twin,
+                   split_module)
+from .nn import acts_size, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
 from .checks import (MAX_CHUNKS, check_bool, check_dim, check_int, check_memory,
@@ -291,6 +292,9 @@ class OffPolicyAlgorithm:
         _refuse_unknown(self, hyperparameters, table, "hyperparameters")
         self.env = make_env(env)
         self.env_id = _env_id(self.env)
+        self.n_envs = self.env.num_envs if is_vector(self.env) else 0   # 0: one plain env
+        if self.n_envs:
+            self._same_step = _autoreset_same_step(self.env)
         # "mymodule:MyEnv-v0": the module that registers the env, recorded so that a later
         # eval/resume can *tell* the user to pass it (a file never makes numddpg import it)
         self.env_module = split_module(env)[0] if isinstance(env, str) else None
@@ -551,6 +555,13 @@ class OffPolicyAlgorithm:
                 self._lock.release()
         return self
 
+    def vector_record(self):
+        """{"num_envs", "mode"} of a vector env (what make_vec rebuilds it from), else None."""
+        if not self.n_envs:
+            return None
+        mode = "async" if type(self.env).__name__ == "AsyncVectorEnv" else "sync"
+        return {"num_envs": self.n_envs, "mode": mode}
+
     @property
     def num_timesteps(self):
         """Env steps taken so far (Stable-Baselines3's name for ``t``)."""
@@ -573,7 +584,7 @@ class OffPolicyAlgorithm:
         try:
             with blas_threads(self.blas_threads or _threads.default_blas_threads()):
                 self._guard = _threads.ThreadGuard(self.agent)
-                self._loop(end, bar)
+                (self._loop_vector if self.n_envs else self._loop)(end, bar)
             finished = True
         finally:
             self._learning = False
@@ -640,6 +651,125 @@ class OffPolicyAlgorithm:
                 self._end_epoch(bar)
             if self.ep_len == 0 and self._checkpoint_every and self.t >= self._next_checkpoint:
                 self._save_checkpoint()            # an episode just ended: a boundary
+
+    def _loop_vector(self, end, bar):
+        """The loop on a gymnasium vector env of n envs: n transitions per step.
+
+        gymnasium 1.x autoresets an env whose episode ended: in NEXT_STEP mode (the default)
+        the step that ended it returns the true final observation, and that env's *next* step
+        is its reset (its action ignored, reward 0): that step is no transition and is not
+        stored.  In SAME_STEP mode the ending step returns the reset observation and the true
+        final one in info["final_obs"], which is what s' is then.  Either way a truncated
+        episode bootstraps from its true final observation (d = terminated only).  ``t``
+        counts stored transitions; episodes end by the envs' own time limits (max_ep_len is
+        not applied: a vector env cannot reset one of its envs on request).
+        """
+        env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
+        n, o, k = self.n_envs, self.obs_dim, self.act_dim
+        store, rng, policy = buffer.store_fast, self.rng, self.policy
+        update_every, update_after = self.update_every, self.update_after
+        n_updates = self.gradient_steps or update_every
+        act_dtype = env.single_action_space.dtype
+        noises = self._vector_noises()
+        acts = np.empty(acts_size(tuple(policy.sizes), n), policy.dtype)
+        a_all = np.zeros((n, k), self._a.dtype)
+        if self.obs is None:                   # a fresh start (or a load): every env resets
+            obs, _ = env.reset(seed=int(rng.integers(2**31)))
+            self.obs = self._checked_vector_obs(obs, "reset")
+            self._vec_ret, self._vec_len = np.zeros(n), np.zeros(n, np.int64)
+            self._vec_resetting = np.zeros(n, bool)
+            for p in noises:
+                p.reset()
+        if callback is not None:
+            callback.on_rollout_start()
+        while self.t < end:
+            obs = self.obs
+            if self.t < self.start_steps:
+                for i in range(n):
+                    a_all[i] = self._random_action()
+            else:
+                u = mlp_forward(policy.params, policy.sizes, True,
+                                np.ascontiguousarray(obs, policy.dtype), acts)
+                for i in range(n):
+                    noisy_action(u[i], policy.mid, policy.half, noises[i].sample(rng, self._u01),
+                                 policy.low, policy.high, a_all[i])
+            obs2, rew, term, trunc, infos = env.step(env_action(a_all, act_dtype))
+            obs2 = self._checked_vector_obs(obs2, f"step at env step {self.t}")
+            rew = check_rewards(rew, n, self.env_id, self.t)
+            term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
+            t0 = self.t
+            for i in range(n):
+                if self._vec_resetting[i]:     # this step was env i's reset, not a transition
+                    self._vec_resetting[i] = False
+                    noises[i].reset()
+                    continue
+                ended = term[i] or trunc[i]
+                s2 = obs2[i]
+                if ended and self._same_step:
+                    s2 = check_obs(infos["final_obs"][i], o, self.env_id, f"final_obs of env {i}")
+                code = store(obs[i], a_all[i], float(rew[i]), s2, 1.0 if term[i] else 0.0)
+                if code != STORED:
+                    raise self._non_finite(code, s2, rew[i])
+                self.t += 1
+                self._vec_len[i] += 1
+                self._vec_ret[i] += rew[i]
+                if ended:
+                    self._ep_rets.append(float(self._vec_ret[i]))
+                    self._ep_lens.append(int(self._vec_len[i]))
+                    self.episodes += 1
+                    self._vec_ret[i], self._vec_len[i] = 0.0, 0
+                    if self._same_step:
+                        noises[i].reset()
+                    else:
+                        self._vec_resetting[i] = True
+            self.obs = obs2
+            if callback is not None:
+                callback.update_locals({"self": self, "new_obs": obs2, "actions": a_all.copy(),
+                                        "rewards": rew, "dones": term | trunc, "infos": infos})
+                if not callback.on_step():
+                    end = self.t
+            # training rounds due: multiples of update_every (from update_after on) in (t0, t]
+            first = max(t0 // update_every + 1, -(-update_after // update_every))
+            rounds = max(0, self.t // update_every - first + 1)
+            if rounds:
+                if callback is not None:
+                    callback.on_rollout_end()
+                t_burst = time.perf_counter()
+                stats = agent.update_burst(buffer, self.batch_size, rounds * n_updates)
+                self._guard.observe((time.perf_counter() - t_burst) / (rounds * n_updates))
+                self._check_finite(stats)
+                self._update_stats.append(stats)
+                bar.update_to(self.t)
+                if callback is not None:
+                    callback.on_rollout_start()
+            if self.t - self._epoch_t0 >= self.steps_per_epoch or self.t >= end:
+                self._end_epoch(bar)
+            if self._checkpoint_every and self.t >= self._next_checkpoint:
+                self._save_checkpoint()
+
+    def _vector_noises(self):
+        """One exploration noise process per env of a vector env (OU noise has a state per
+        episode); a noise process set from outside serves them all."""
+        if getattr(self, "_noises", None) is None or self._noises[0] is not self.noise_process:
+            self._noises = [self.noise_process] + [
+                make_noise(self.noise, self.act_dim, self.act_noise, self.ou_sigma,
+                           self.ou_theta, self.ou_dt)
+                if getattr(self.noise_process, "kind", None) == self.noise else self.noise_process
+                for _ in range(self.n_envs - 1)]
+        return self._noises
+
+    def _checked_vector_obs(self, obs, call):
+        """A vector env's (n, obs_dim) observations, checked as check_obs checks one."""
+        if not (type(obs) is np.ndarray and obs.shape == (self.n_envs, self.obs_dim)
+                and obs.dtype.kind == "f"):
+            arr = np.asarray(obs) if isinstance(obs, (np.ndarray, list, tuple)) else None
+            if arr is None or arr.shape != (self.n_envs, self.obs_dim) or \
+                    arr.dtype.kind not in "fiu":
+                raise EnvFailure(f"{self.env_id}: {call} returned observations of shape "
+                                 f"{getattr(arr, 'shape', None)} ({type(obs).__name__}); its "
+                                 f"{self.n_envs} envs promise ({self.n_envs}, {self.obs_dim})")
+            obs = arr.astype(np.float64)
+        return obs
 
     def _callback_step(self, callback, obs2, a, rew, done, info):
         """Hand one env step to ``callback`` in Stable-Baselines3's locals (arrays with an env
@@ -765,7 +895,7 @@ class OffPolicyAlgorithm:
     def config(self, total_steps=None):
         """Everything that defines this run, as written to config.json."""
         return {"algo": self.algo, "env_id": self.env_id, "env_module": self.env_module,
-                "preset": self.preset_name,
+                "vector": self.vector_record(), "preset": self.preset_name,
                 "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
@@ -812,12 +942,15 @@ class OffPolicyAlgorithm:
         arrays["epoch.ep_lens"] = np.asarray(self._ep_lens, np.int64)
         arrays[STATS_ARRAY] = (np.concatenate(self._update_stats) if self._update_stats
                                else np.zeros((0, N_STATS), np.float64))
-        at_boundary = self.obs is not None and self.ep_len == 0
+        # (a vector env's episodes end at different steps: its checkpoints are never at a
+        # boundary, and a load starts every env's episode afresh)
+        at_boundary = not self.n_envs and self.obs is not None and self.ep_len == 0
+        in_progress = bool(self.n_envs) or (self.obs is not None and self.ep_len > 0)
         if at_boundary:
             arrays["loop.obs"] = np.asarray(self.obs, np.float64)
         meta = {
             "kind": "algorithm", "algo": self.algo, "env_id": self.env_id,
-            "env_module": self.env_module,
+            "env_module": self.env_module, "vector": self.vector_record(),
             "preset": self.preset_name, "hyperparameters": _plain(self.hyperparameters),
             "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
             "spaces": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
@@ -828,7 +961,7 @@ class OffPolicyAlgorithm:
                      "epoch_t0": self._epoch_t0, "elapsed": float(elapsed),
                      "last_test_return": _finite_or_none(self.last_test_return),
                      "episode_seed": int(self._ep_seed) if at_boundary else None,
-                     "episode_in_progress": bool(self.obs is not None and self.ep_len > 0)},
+                     "episode_in_progress": in_progress},
             "buffer": buf_record,
             "logger": {"progress_rows": self.epoch if self._csv is not None else None},
         }
@@ -952,7 +1085,8 @@ class OffPolicyAlgorithm:
         if env is None:
             try:
                 env = make_recorded_env(meta["env_id"], env_module=env_module,
-                                        recorded_module=recorded_module)
+                                        recorded_module=recorded_module,
+                                        vector=meta.get("vector"))
             except EnvError as exc:
                 raise CheckpointError(f"{path}: cannot make the env it was trained on: "
                                       f"{exc}") from None
@@ -1027,7 +1161,8 @@ class OffPolicyAlgorithm:
                                   f"{target.__name__}'s")
         if env is None:
             env = make_recorded_env(config["env_id"], env_module=env_module,
-                                    recorded_module=config.get("env_module"))
+                                    recorded_module=config.get("env_module"),
+                                    vector=config.get("vector"))
         try:
             model = target(env, preset="none", log=False, **config["hyperparameters"])
         except (TypeError, ValueError) as exc:
@@ -1042,6 +1177,17 @@ class OffPolicyAlgorithm:
     def __repr__(self):
         return (f"{type(self).__name__}(env={self.env_id!r}, preset={self.preset_name!r}, "
                 f"t={self.t}, seed={self.seed})")
+
+
+def _autoreset_same_step(env):
+    """True for a vector env in SAME_STEP autoreset mode, False for NEXT_STEP (gymnasium's
+    default); EnvError for DISABLED, whose envs would never start a new episode here."""
+    from gymnasium.vector import AutoresetMode
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+        raise EnvError(f"{_env_id(env)}: autoreset_mode {mode} is not supported; make the "
+                       "vector env with AutoresetMode.NEXT_STEP (the default) or SAME_STEP")
+    return mode == AutoresetMode.SAME_STEP
 
 
 def _refuse_unknown(model, given, table, what):
@@ -1224,6 +1370,13 @@ def run_checkpoint_specs(meta, where):
         if not (meta.get(key) is None or (isinstance(meta[key], str) and MODULE.match(meta[key])
                                           if key == "env_module" else isinstance(meta[key], str))):
             raise CheckpointError(f"{where}: {key} {meta[key]!r} must be null or a name")
+    vector = meta.get("vector")
+    if vector is not None and not (
+            isinstance(vector, dict) and set(vector) == {"num_envs", "mode"}
+            and is_int(vector["num_envs"]) and 1 <= vector["num_envs"] <= MAX_ENVS
+            and vector["mode"] in ("sync", "async")):
+        raise CheckpointError(f"{where}: vector {vector!r} must be null or {{'num_envs': 1.."
+                              f"{MAX_ENVS}, 'mode': 'sync' or 'async'}}")
     _check_saved_hyperparameters(meta.get("hyperparameters"), cfg, where)
     _check_generator_state(meta.get("rng"), where)
 
@@ -1254,6 +1407,7 @@ def read_run_checkpoint(path):
                                        allow_nonfinite=(STATS_ARRAY,))
 
 
+MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 
 

@@ -73,7 +73,8 @@ def split_module(env_id):
     return (module, name) if sep else (None, name)
 
 
-def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, **make_kwargs):
+def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, vector=None,
+                      **make_kwargs):
     """The env an id read from a file (a checkpoint, a policy, config.json) names, made without
     letting the file choose code to import.
 
@@ -81,7 +82,9 @@ def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, 
     that (``make_env``).  Here an id with a module part is refused unless ``env_module`` (the
     user's own --env-module / env_module=) names that module; ``env_module`` is imported, then
     the bare id is made.  recorded_module : the module the run was trained with (read from the
-    file; only ever shown in the message, never imported).  Raises EnvError.
+    file; only ever shown in the message, never imported).  vector : the record
+    {"num_envs": n, "mode": "sync" | "async"} of a vector env (checked by the caller), made
+    with gymnasium.make_vec.  Raises EnvError.
     """
     if not isinstance(env_id, str) or not env_id:
         raise EnvError(f"the file names no usable env id ({env_id!r}); pass the env yourself")
@@ -98,6 +101,13 @@ def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, 
                        f"--env {recorded_module}:{name}. numddpg does not import that module "
                        f"because a file names it: if you trust it, pass --env-module "
                        f"{recorded_module} (Python: env_module={recorded_module!r})")
+    if vector is not None:
+        try:
+            env = gym.make_vec(name, num_envs=vector["num_envs"],
+                               vectorization_mode=vector["mode"], **make_kwargs)
+        except gym.error.Error as exc:
+            raise EnvError(f"cannot make {vector['num_envs']} {name} envs: {exc}") from None
+        return make_env(env, seed)
     return make_env(name, seed, **make_kwargs)
 
 
@@ -112,10 +122,19 @@ def _import_env_module(module):
                        "PYTHONPATH?") from None
 
 
+def is_vector(env):
+    """Whether ``env`` is a gymnasium 1.x vector env (gym.make_vec, SyncVectorEnv, ...)."""
+    return isinstance(env, gym.vector.VectorEnv)
+
+
 def check_spaces(env):
-    """Return (obs_dim, act_dim, act_low, act_high) of a DDPG-compatible env, or raise EnvError."""
+    """Return (obs_dim, act_dim, act_low, act_high) of a DDPG-compatible env, or raise EnvError.
+    For a vector env, of one of its envs (``single_*_space``)."""
     name = env_id(env)
-    act_space, obs_space = env.action_space, env.observation_space
+    if is_vector(env):
+        act_space, obs_space = env.single_action_space, env.single_observation_space
+    else:
+        act_space, obs_space = env.action_space, env.observation_space
     if not isinstance(act_space, spaces.Box):
         kind = type(act_space).__name__
         raise EnvError(
@@ -192,6 +211,15 @@ def check_reward(rew, name, call, t):
     return float(arr.reshape(()))
 
 
+def check_rewards(rew, n, name, t):
+    """A vector env's n rewards as a float64 (n,) array, or EnvFailure."""
+    arr = np.asarray(rew) if isinstance(rew, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.shape != (n,) or arr.dtype.kind not in "fiub":
+        raise EnvFailure(f"{name}: step at env step {t} returned rewards {rew!r}; its {n} envs "
+                         f"must return a real (n,) = ({n},) array")
+    return arr.astype(np.float64)
+
+
 def env_id(env):
     """The registered id of an env instance (e.g. "Pendulum-v1"), or its class name."""
     spec = getattr(env, "spec", None)
@@ -203,7 +231,8 @@ def env_id(env):
 def make_env(env, seed=None, **make_kwargs):
     """A checked gymnasium env from an id or an instance, its spaces seeded with ``seed``.
 
-    env : str (a registered id, e.g. "Pendulum-v1") or a gymnasium.Env instance (used as is).
+    env : str (a registered id, e.g. "Pendulum-v1"), a gymnasium.Env or a gymnasium vector env
+        (gymnasium.make_vec; used as they are).
     seed : int or None — seeds ``action_space`` and ``observation_space``.  Resets are seeded
         by the caller (``env.reset(seed=...)``).
     make_kwargs : passed to gymnasium.make for ids (e.g. render_mode="human").
@@ -212,9 +241,9 @@ def make_env(env, seed=None, **make_kwargs):
     if isinstance(env, str):
         make_kwargs.setdefault("disable_env_checker", True)   # check_spaces does our checks
         env = _make_by_id(env, **make_kwargs)
-    elif not isinstance(env, gym.Env):
-        raise EnvError(f"env must be a gymnasium id or a gymnasium.Env, got {type(env).__name__}"
-                       f" {env!r}")
+    elif not isinstance(env, gym.Env) and not is_vector(env):
+        raise EnvError(f"env must be a gymnasium id, a gymnasium.Env or a gymnasium vector env, "
+                       f"got {type(env).__name__} {env!r}")
     check_spaces(env)
     if seed is not None:
         env.action_space.seed(int(seed))
@@ -226,9 +255,17 @@ def make_twin(env, seed=None):
     """A separate instance of ``env`` (for test episodes that must not disturb training).
 
     Registered envs (env.spec set) are rebuilt from their spec, wrappers included; others are
-    deep-copied.  Raises EnvError if neither works: then pass ``test_env=`` explicitly.
+    deep-copied.  For a vector env, one env of the kind it holds (from its spec).  Raises
+    EnvError if neither works: then pass ``test_env=`` explicitly.
     """
     spec = getattr(env, "spec", None)
+    if is_vector(env):
+        if spec is None:
+            raise EnvError(f"{env_id(env)}: a vector env without a spec; pass test_env= one "
+                           "env of the kind it holds")
+        kwargs = {k: v for k, v in spec.kwargs.items()
+                  if k not in ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")}
+        return make_env(gym.make(spec.id, **kwargs), seed)
     if spec is not None:
         try:
             return make_env(gym.make(spec), seed)
