@@ -74,7 +74,7 @@ class RunWriteError(OSError):
     def __str__(self):
         return self.strerror
 
-# name: (default, meaning).  Defaults are the reference's (shared/REFERENCE.md section 2); a
+# name: (default, meaning).  Defaults are the reference's (docs/reference.md §2); a
 # preset (numddpg.presets) replaces some of them per environment.
 HYPERPARAMETERS = {
     "hidden_sizes": ((256, 256), "hidden layer widths of the actor, and of the critics unless "
@@ -376,7 +376,7 @@ class OffPolicyAlgorithm:
             return preset, values
         raise ValueError(f"preset must be 'auto', 'none', an env id or a dict, got {preset!r}")
 
-    # The type and range of each hyperparameter (shared/REFERENCE.md section 2 for the values);
+    # The type and range of each hyperparameter (docs/reference.md §2 for the values);
     # a wrong type raises naming it, nothing is coerced but whole floats to ints (1e6).
     INTEGERS = {"replay_size": 1, "batch_size": 1, "update_every": 1, "max_ep_len": 1,
                 "steps_per_epoch": 1, "start_steps": 0, "update_after": 0,
@@ -1241,8 +1241,8 @@ class DDPG(OffPolicyAlgorithm):
     test_env : gymnasium.Env, optional — for test episodes (default: a separate instance of env).
     log, run_dir, runs_root : whether and where learn() writes its run directory.
 
-    Hyperparameters (defaults: shared/REFERENCE.md section 2)
-    ----------------------------------------------------------
+    Hyperparameters (defaults: docs/reference.md §2)
+    ------------------------------------------------
 {table}
 
     Example
@@ -1264,8 +1264,8 @@ class TD3(OffPolicyAlgorithm):
 
     Parameters are DDPG's (see numddpg.DDPG); the hyperparameters add TD3's three.
 
-    Hyperparameters (defaults: shared/REFERENCE.md section 2)
-    ----------------------------------------------------------
+    Hyperparameters (defaults: docs/reference.md §2)
+    ------------------------------------------------
 {table}
 
     Example
