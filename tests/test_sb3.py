@@ -1,0 +1,446 @@
+"""numddpg.sb3: code written for Stable-Baselines3's DDPG/TD3 runs unchanged.
+
+The scripts below are SB3's documented usage (names, arguments, return values) with tiny
+networks and a few thousand steps at most; SB3 itself is never imported.  Also: the callback
+protocol's order and the False-return stop, the mapping of SB3's arguments onto numddpg's
+hyperparameters, the noise classes against numddpg's own processes, files, and the errors for
+what numddpg cannot do.
+"""
+import math
+import os
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from numddpg.checkpoint import CheckpointError
+from numddpg.envs import EnvError
+from numddpg.noise import GaussianNoise, OUNoise
+from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallback, EvalCallback,
+                         EveryNTimesteps, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
+                         StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
+                         evaluate_policy, make_vec_env)
+
+TINY = dict(net_arch=[16, 16])
+
+
+@pytest.fixture(autouse=True)
+def _one_chunk(monkeypatch):
+    """One row chunk: no per-shape calibration (numddpg.threads), the same result anyway."""
+    monkeypatch.setenv("NUMDDPG_CHUNKS", "1")
+
+
+class Recorder(BaseCallback):
+    """Records every hook the loop calls, and stops when ``stop_at`` steps are reached."""
+
+    def __init__(self, stop_at=None):
+        super().__init__()
+        self.events, self.stop_at, self.seen = [], stop_at, []
+
+    def _init_callback(self):
+        self.events.append("init")
+
+    def _on_training_start(self):
+        self.events.append("training_start")
+
+    def _on_rollout_start(self):
+        self.events.append("rollout_start")
+
+    def _on_step(self):
+        self.events.append("step")
+        loc = self.locals
+        self.seen.append((loc["self"], loc["new_obs"].shape, loc["actions"].shape,
+                          loc["rewards"].shape, loc["dones"].shape, len(loc["infos"]),
+                          self.num_timesteps))
+        return self.stop_at is None or self.n_calls < self.stop_at
+
+    def _on_rollout_end(self):
+        self.events.append("rollout_end")
+
+    def _on_training_end(self):
+        self.events.append("training_end")
+
+
+# ---------------------------------------------------------------------------------------------
+# A typical SB3 script, unchanged but for the import line
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("Algo", [DDPG, TD3])
+def test_typical_sb3_script_runs_unchanged(Algo, tmp_path):
+    env = gym.make("Pendulum-v1")
+    n_actions = env.action_space.shape[-1]
+    action_noise = NormalActionNoise(mean=np.zeros(n_actions), sigma=0.1 * np.ones(n_actions))
+    eval_env = gym.make("Pendulum-v1")
+    stop = StopTrainingOnRewardThreshold(reward_threshold=1e9, verbose=1)   # never reached
+    eval_callback = EvalCallback(eval_env, callback_on_new_best=stop, n_eval_episodes=2,
+                                 eval_freq=400, best_model_save_path=str(tmp_path / "best"),
+                                 log_path=str(tmp_path / "logs"), deterministic=True,
+                                 verbose=0)
+    checkpoint_callback = CheckpointCallback(save_freq=500, save_path=str(tmp_path / "ckpt"),
+                                             name_prefix="rl_model", save_replay_buffer=True)
+    model = Algo("MlpPolicy", env, action_noise=action_noise, learning_starts=200,
+                 batch_size=64, policy_kwargs=TINY, verbose=0, seed=0)
+    model.learn(total_timesteps=1000, callback=CallbackList([eval_callback,
+                                                             checkpoint_callback]))
+    assert model.num_timesteps == 1000
+    assert eval_callback.evaluations_timesteps == [400, 800]
+    assert np.isfinite(eval_callback.best_mean_reward)
+    assert sorted(os.listdir(tmp_path / "ckpt")) == [
+        "rl_model_1000_steps.npz", "rl_model_500_steps.npz",
+        "rl_model_replay_buffer_1000_steps.npz", "rl_model_replay_buffer_500_steps.npz"]
+    assert os.listdir(tmp_path / "best") == ["best_model.npz"]
+    with np.load(tmp_path / "logs" / "evaluations.npz") as f:    # numbers only: no pickle
+        assert f["timesteps"].tolist() == [400, 800] and f["results"].shape == (2, 2)
+
+    mean_reward, std_reward = evaluate_policy(model, eval_env, n_eval_episodes=2)
+    assert isinstance(mean_reward, float) and isinstance(std_reward, float)
+
+    model.save(tmp_path / "pendulum")                 # SB3 adds .zip; numddpg .npz
+    vec_env = model.get_env()
+    obs, _ = vec_env.reset(seed=3)
+    before, _ = model.predict(obs)
+    del model
+    model = Algo.load(tmp_path / "pendulum")
+    action, state = model.predict(obs, deterministic=True)
+    assert state is None and action.shape == (1, n_actions)
+    np.testing.assert_array_equal(action, before)                       # the same parameters
+    Algo.load(tmp_path / "ckpt" / "rl_model_500_steps")                 # a loadable model
+    assert model.num_timesteps == 1000
+    assert isinstance(model.action_noise, NormalActionNoise)      # recorded as act_noise=0.1
+    np.testing.assert_array_equal(model.action_noise._sigma, [0.1])
+
+
+def test_stop_training_on_reward_threshold_stops_at_the_first_evaluation():
+    eval_env = gym.make("Pendulum-v1")
+    stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9)          # always reached
+    callback = EvalCallback(eval_env, callback_on_new_best=stop, eval_freq=50,
+                            n_eval_episodes=1, verbose=0)
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=20, batch_size=16,
+                 policy_kwargs=TINY, seed=1)
+    model.learn(10_000, callback=callback)
+    assert model.num_timesteps == 50
+    assert stop.n_calls == 1 and stop.parent is callback
+
+
+# ---------------------------------------------------------------------------------------------
+# The callback protocol
+# ---------------------------------------------------------------------------------------------
+
+def test_callback_hooks_in_sb3_order():
+    rec = Recorder()
+    model = TD3("MlpPolicy", "Pendulum-v1", learning_starts=10, train_freq=5, gradient_steps=2,
+                batch_size=8, policy_kwargs=TINY, seed=0)
+    model.learn(30, callback=rec)
+    # training rounds after env steps 15, 20, 25, 30 (SB3 trains once num_timesteps > 10)
+    ev = rec.events
+    assert ev[:3] == ["init", "training_start", "rollout_start"] and ev[-1] == "training_end"
+    body = ev[3:-1]
+    assert body.count("step") == 30 and rec.n_calls == 30
+    ends = [i for i, e in enumerate(body) if e == "rollout_end"]
+    assert [body[:i].count("step") for i in ends] == [15, 20, 25, 30]
+    assert all(body[i + 1] == "rollout_start" for i in ends[:-1])
+    assert model.native.agent.q_optim.t == 8                          # 4 rounds x 2 updates
+    assert all(s[0] is model for s in rec.seen)                       # locals["self"]
+    assert {s[1:6] for s in rec.seen} == {((1, 3), (1, 1), (1,), (1,), 1)}
+    assert [s[6] for s in rec.seen] == list(range(1, 31))             # num_timesteps
+
+
+def test_false_from_on_step_stops_cleanly_and_learn_continues():
+    rec = Recorder(stop_at=7)
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=3, batch_size=4, policy_kwargs=TINY,
+                 seed=0)
+    assert model.learn(100, callback=rec) is model
+    assert model.num_timesteps == 7 and rec.events[-1] == "training_end"
+    model.learn(5, reset_num_timesteps=False)
+    assert model.num_timesteps == 12
+    model.learn(5)                                  # reset_num_timesteps=True: counts from 0
+    assert model.num_timesteps == 5 and model.native.t == 17
+
+
+def test_functional_callback_and_list_are_converted():
+    calls = []
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=3, batch_size=4, policy_kwargs=TINY,
+                 seed=0)
+    model.learn(4, callback=lambda loc, glob: calls.append(loc["rewards"]) is None)
+    assert len(calls) == 4 and calls[0].shape == (1,)
+    rec = Recorder()
+    model.learn(2, callback=[rec])
+    assert rec.n_calls == 2 and rec.events[0] == "init"
+
+
+class _Parent:
+    best_mean_reward = -math.inf
+
+
+def _bound(cb, parent=None):
+    cb.init_callback(type("M", (), {"num_timesteps": 0})())
+    cb.parent = parent
+    return cb
+
+
+def test_stop_on_no_model_improvement_counts_evaluations_without_a_new_best():
+    parent = _Parent()
+    cb = _bound(StopTrainingOnNoModelImprovement(max_no_improvement_evals=2, min_evals=1),
+                parent)
+    results = []
+    for best in [-10.0, -5.0, -5.0, -5.0, -5.0]:        # evaluation 1 is not counted (min_evals)
+        parent.best_mean_reward = best
+        results.append(cb.on_step())
+    assert results == [True, True, True, True, False]
+    assert cb.no_improvement_evals == 3
+
+
+class Counter(BaseCallback):
+    def _on_step(self):
+        return True
+
+
+def test_every_n_timesteps_runs_its_child_every_n_steps():
+    child = Counter()
+    model = type("M", (), {"num_timesteps": 0})()
+    cb = EveryNTimesteps(n_steps=3, callback=child)
+    cb.init_callback(model)
+    for t in range(1, 11):
+        model.num_timesteps = t
+        cb.on_step()
+    assert child.n_calls == 3 and child.parent is cb            # at 3, 6, 9
+
+
+def test_reward_threshold_needs_an_eval_callback():
+    with pytest.raises(RuntimeError, match="EvalCallback"):
+        _bound(StopTrainingOnRewardThreshold(0.0)).on_step()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: EvalCallback("Pendulum-v1"), "eval_env"),
+    (lambda: EvalCallback(gym.make("Pendulum-v1"), n_eval_episodes=0), "n_eval_episodes"),
+    (lambda: EvalCallback(gym.make("Pendulum-v1"), callback_on_new_best=print),
+     "callback_on_new_best"),
+    (lambda: CheckpointCallback(save_freq=0, save_path="x"), "save_freq"),
+    (lambda: CheckpointCallback(save_freq=1, save_path=None), "save_path"),
+    (lambda: CheckpointCallback(save_freq=1, save_path="x", name_prefix="a/b"), "name_prefix"),
+    (lambda: StopTrainingOnRewardThreshold(float("nan")), "reward_threshold"),
+    (lambda: StopTrainingOnNoModelImprovement(-1), "max_no_improvement_evals"),
+    (lambda: EveryNTimesteps(0, Recorder()), "n_steps"),
+    (lambda: CallbackList(Recorder()), "callbacks"),
+    (lambda: Recorder().__class__.__base__(verbose=3), "verbose"),
+])
+def test_callback_arguments_are_checked(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+# ---------------------------------------------------------------------------------------------
+# SB3's arguments as numddpg's hyperparameters
+# ---------------------------------------------------------------------------------------------
+
+def test_sb3_defaults_map_onto_numddpg():
+    hp = DDPG("MlpPolicy", "Pendulum-v1", seed=0).native.hyperparameters
+    assert (hp["pi_lr"], hp["q_lr"], hp["replay_size"], hp["batch_size"]) == (1e-3, 1e-3,
+                                                                               1_000_000, 256)
+    assert hp["polyak"] == 1 - 0.005 and hp["gamma"] == 0.99
+    assert (hp["start_steps"], hp["update_after"], hp["update_every"],
+            hp["gradient_steps"]) == (100, 101, 1, 1)
+    assert hp["noise"] == "none" and hp["hidden_sizes"] == (400, 300)
+    assert hp["qf_hidden_sizes"] is None and hp["num_test_episodes"] == 0
+    td3 = TD3("MlpPolicy", "Pendulum-v1", seed=0)
+    hp = td3.native.hyperparameters
+    assert (hp["policy_delay"], hp["target_noise"], hp["noise_clip"]) == (2, 0.2, 0.5)
+    assert (td3.policy_delay, td3.target_policy_noise, td3.target_noise_clip) == (2, 0.2, 0.5)
+    assert (td3.tau, td3.learning_rate, td3.buffer_size, td3.learning_starts) == (
+        0.005, 1e-3, 1_000_000, 100)
+    assert td3.train_freq == (1, "step") and td3.gradient_steps == 1
+
+
+def test_sb3_arguments_map_onto_numddpg():
+    model = TD3("MlpPolicy", "Pendulum-v1", learning_rate=3e-4, buffer_size=5000,
+                learning_starts=0, batch_size=32, tau=0.02, gamma=0.98, train_freq=(4, "step"),
+                gradient_steps=-1, policy_delay=3, target_policy_noise=0.1,
+                target_noise_clip=0.3, seed=7,
+                action_noise=OrnsteinUhlenbeckActionNoise(np.zeros(1), np.full(1, 0.5),
+                                                          theta=0.2, dt=0.05),
+                policy_kwargs=dict(net_arch=dict(pi=[8], qf=[16, 16]), n_critics=2))
+    hp = model.native.hyperparameters
+    assert (hp["pi_lr"], hp["q_lr"], hp["replay_size"], hp["start_steps"],
+            hp["update_after"]) == (3e-4, 3e-4, 5000, 0, 1)
+    assert (hp["batch_size"], hp["polyak"], hp["gamma"], hp["update_every"]) == (32, 0.98, 0.98,
+                                                                                  4)
+    assert hp["gradient_steps"] is None                      # -1: as many as env steps
+    assert (hp["policy_delay"], hp["target_noise"], hp["noise_clip"]) == (3, 0.1, 0.3)
+    assert (hp["noise"], hp["ou_sigma"], hp["ou_theta"], hp["ou_dt"]) == ("ou", 0.5, 0.2, 0.05)
+    assert (hp["hidden_sizes"], hp["qf_hidden_sizes"], hp["seed"]) == ((8,), (16, 16), 7)
+    assert model.native.noise_process is model.action_noise     # SB3's object drives the loop
+
+
+def test_learning_starts_as_in_sb3():
+    """SB3 acts at random while num_timesteps < learning_starts and trains once
+    num_timesteps > learning_starts."""
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=10, batch_size=4,
+                 policy_kwargs=TINY, seed=0)
+    model.learn(10)
+    assert model.native.agent.q_optim.t == 0
+    model.learn(1, reset_num_timesteps=False)
+    assert model.native.agent.q_optim.t == 1
+    assert model.native.start_steps == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise
+# ---------------------------------------------------------------------------------------------
+
+def test_noise_draw_for_draw_as_numddpg_processes():
+    """Mapped noises give the native processes' draws exactly (so checkpoints restore them)."""
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    ours, native = NormalActionNoise(np.zeros(3), np.full(3, 0.3)), GaussianNoise(3, 0.3)
+    for _ in range(5):
+        np.testing.assert_array_equal(ours.sample(a, np.empty(3)), native.sample(b, np.empty(3)))
+    ours = OrnsteinUhlenbeckActionNoise(np.zeros(2), np.full(2, 0.2), theta=0.3, dt=0.1)
+    native = OUNoise(2, 0.2, 0.3, 0.1)
+    for _ in range(20):
+        np.testing.assert_array_equal(ours.sample(a, np.empty(2)), native.sample(b, np.empty(2)))
+    np.testing.assert_array_equal(ours.noise_prev, native.x)
+
+
+def test_noise_called_as_in_sb3():
+    np.random.seed(0)
+    n = NormalActionNoise(mean=np.ones(2), sigma=np.zeros(2))
+    assert n().dtype == np.float32 and n().tolist() == [1.0, 1.0]
+    ou = OrnsteinUhlenbeckActionNoise(np.full(2, 1.0), np.zeros(2), theta=0.5, dt=1.0,
+                                      initial_noise=np.zeros(2))
+    assert ou().tolist() == [0.5, 0.5] and ou().tolist() == [0.75, 0.75]   # x + theta(mu-x)dt
+    ou.reset()
+    assert ou.noise_prev.tolist() == [0.0, 0.0]
+    assert n.native_hyperparameters() is None and ou.native_hyperparameters() is None
+
+
+def test_unmapped_noise_trains_and_warns_on_save(tmp_path):
+    noise = NormalActionNoise(mean=np.full(1, 0.05), sigma=np.full(1, 0.1))
+    model = DDPG("MlpPolicy", "Pendulum-v1", action_noise=noise, learning_starts=5,
+                 batch_size=4, policy_kwargs=TINY, seed=0)
+    assert model.native.hyperparameters["noise"] == "none"
+    model.learn(20)
+    with pytest.warns(UserWarning, match="action_noise"):
+        model.save(tmp_path / "m")
+    loaded = DDPG.load(tmp_path / "m", action_noise=noise)
+    assert loaded.action_noise is noise
+    assert DDPG.load(tmp_path / "m").action_noise is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Envs, evaluation, files
+# ---------------------------------------------------------------------------------------------
+
+def test_vector_env_trains_and_evaluates():
+    vec_env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = TD3("MlpPolicy", vec_env, learning_starts=50, batch_size=16, policy_kwargs=TINY,
+                seed=0, action_noise=NormalActionNoise(np.zeros(1), np.full(1, 0.1)))
+    model.learn(600)
+    assert model.n_envs == 2 and model.get_env() is vec_env
+    assert model._episode_num == 2 and [e["l"] for e in model.ep_info_buffer] == [200, 200]
+    returns, lengths = evaluate_policy(model, make_vec_env("Pendulum-v1", n_envs=3, seed=1),
+                                       n_eval_episodes=4, return_episode_rewards=True)
+    assert len(returns) == 4 and lengths == [200] * 4
+    with pytest.raises(AssertionError, match="below threshold"):
+        evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=1, reward_threshold=1e9)
+
+
+def test_replay_buffer_round_trip(tmp_path):
+    model = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=1000, learning_starts=5, batch_size=4,
+                 policy_kwargs=TINY, seed=0)
+    model.learn(30)
+    model.save_replay_buffer(tmp_path / "rb")
+    other = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=1000, policy_kwargs=TINY, seed=1)
+    other.load_replay_buffer(tmp_path / "rb")
+    assert other.replay_buffer.size == 30
+    np.testing.assert_array_equal(other.replay_buffer.obs[:30], model.replay_buffer.obs[:30])
+    wrong = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=999, policy_kwargs=TINY, seed=1)
+    with pytest.raises(CheckpointError, match="buffer_size"):
+        wrong.load_replay_buffer(tmp_path / "rb")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError):
+        other.load_replay_buffer(tmp_path / "junk.npz")
+
+
+def test_set_env_checks_spaces():
+    model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
+    model.set_env(gym.make("Pendulum-v1"))
+    model.learn(3)
+    with pytest.raises(EnvError, match="set_env"):
+        model.set_env(gym.make("MountainCarContinuous-v0"))
+    with pytest.raises(ValueError, match="set_env"):
+        model.set_env(make_vec_env("Pendulum-v1", n_envs=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# What numddpg cannot do is an error naming the argument
+# ---------------------------------------------------------------------------------------------
+
+class Tanh:
+    """Stands for torch.nn.Tanh (matched by name: numddpg never imports torch)."""
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(policy="CnnPolicy"), "policy"),
+    (dict(learning_rate=lambda progress: 1e-3 * progress), "learning_rate"),
+    (dict(learning_rate=-1.0), "learning_rate"),
+    (dict(device="cuda"), "device"),
+    (dict(train_freq=(1, "episode")), "train_freq"),
+    (dict(train_freq=(1, "month")), "train_freq"),
+    (dict(train_freq=0), "train_freq"),
+    (dict(gradient_steps=0), "gradient_steps"),
+    (dict(gradient_steps=-2), "gradient_steps"),
+    (dict(n_steps=3), "n_steps"),
+    (dict(replay_buffer_class=object), "replay_buffer_class"),
+    (dict(optimize_memory_usage=True), "optimize_memory_usage"),
+    (dict(policy_kwargs=dict(activation_fn=Tanh)), "activation_fn"),
+    (dict(policy_kwargs=dict(n_critics=2)), "n_critics"),
+    (dict(policy_kwargs=dict(net_arch=[])), "net_arch"),
+    (dict(policy_kwargs=dict(net_arch=dict(pi=[8]))), "net_arch"),
+    (dict(policy_kwargs=dict(use_sde=True)), "use_sde"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5))), "optimizer_kwargs"),
+    (dict(tau=1.5), "tau"),
+    (dict(buffer_size=0), "replay_size"),
+    (dict(seed=-1), "seed"),
+    (dict(verbose=5), "verbose"),
+    (dict(action_noise="gaussian"), "action_noise"),
+    (dict(action_noise=NormalActionNoise(np.zeros(2), np.ones(2))), "action_noise"),
+    (dict(_init_setup_model=False), "_init_setup_model"),
+    (dict(env=None), "env"),
+    (dict(env=gym.make("CartPole-v1")), "Discrete"),
+])
+def test_unsupported_arguments_raise_naming_them(kwargs, match):
+    args = dict(policy="MlpPolicy", env="Pendulum-v1", policy_kwargs=TINY, buffer_size=1000)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        DDPG(**args)
+
+
+def test_dict_observations_are_refused():
+    env = gym.wrappers.TransformObservation(
+        gym.make("Pendulum-v1"), lambda o: {"x": o},
+        gym.spaces.Dict({"x": gym.make("Pendulum-v1").observation_space}))
+    with pytest.raises(EnvError, match="Dict"):
+        DDPG("MlpPolicy", env, policy_kwargs=TINY, buffer_size=1000)
+
+
+def test_load_and_save_arguments_are_checked(tmp_path):
+    model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000, seed=0)
+    model.save(tmp_path / "m.npz")
+    for kwargs, match in [(dict(custom_objects={"learning_rate": 0.0}), "custom_objects"),
+                          (dict(device="cuda"), "device"), (dict(gamma=0.5), "gamma")]:
+        with pytest.raises(ValueError, match=match):
+            DDPG.load(tmp_path / "m.npz", **kwargs)
+    with pytest.raises(CheckpointError, match="'ddpg' checkpoint"):
+        TD3.load(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="exclude"):
+        model.save(tmp_path / "n", exclude=["replay_buffer"])
+    with pytest.raises(TypeError, match="path"):
+        model.save(open(tmp_path / "f", "wb"))
+    with pytest.raises(ValueError, match="total_timesteps"):
+        model.learn(0)
+    with pytest.raises(ValueError, match="Dict"):
+        model.predict({"x": np.zeros(3)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert DDPG.load(tmp_path / "m").verbose == 0              # ".npz" found
