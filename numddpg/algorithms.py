@@ -43,9 +43,9 @@ from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Age
                      agent_state, check_agent_meta, load_agent)
 from .checkpoint import CheckpointError, is_int, is_number
 from .buffer import STORED, ReplayBuffer, BAD_WHAT
-from .envs import (EnvError, EnvFailure, check_obs, check_reward, check_rewards, check_spaces,
-                   env_id as _env_id, is_vector, make_env, make_recorded_env, make_twin,
-                   split_module)
+from .envs import (EnvError, EnvFailure, check_env_record, check_obs, check_reward, check_rewards,
+                   check_spaces, env_id as _env_id, env_record, is_vector, make_env,
+                   make_from_record, make_recorded_env, make_twin, split_module)
 from .nn import acts_size, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
@@ -293,6 +293,7 @@ class OffPolicyAlgorithm:
         self.env = make_env(env)
         self.env_id = _env_id(self.env)
         self.n_envs = self.env.num_envs if is_vector(self.env) else 0   # 0: one plain env
+        self.env_record = env_record(self.env)   # what eval and resume rebuild (envs.py)
         if self.n_envs:
             self._same_step = _autoreset_same_step(self.env)
         # "mymodule:MyEnv-v0": the module that registers the env, recorded so that a later
@@ -462,6 +463,7 @@ class OffPolicyAlgorithm:
         self.policy = Policy.from_agent(self.agent, self.env.action_space.dtype,
                                         meta={"env_id": self.env_id, "algo": self.algo,
                                               "env_module": self.env_module,
+                                              "env": self.env_record,
                                               "max_ep_len": self.max_ep_len,
                                               "seed": self.seed})
         self._u01 = np.zeros(self.act_dim, np.float64)      # uniform draws / noise draws
@@ -894,7 +896,8 @@ class OffPolicyAlgorithm:
     # -- files --------------------------------------------------------------------------------
     def config(self, total_steps=None):
         """Everything that defines this run, as written to config.json."""
-        return {"algo": self.algo, "env_id": self.env_id, "env_module": self.env_module,
+        return {"algo": self.algo, "env_id": self.env_id, "env": self.env_record,
+                "env_module": self.env_module,
                 "vector": self.vector_record(), "preset": self.preset_name,
                 "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
@@ -950,7 +953,8 @@ class OffPolicyAlgorithm:
             arrays["loop.obs"] = np.asarray(self.obs, np.float64)
         meta = {
             "kind": "algorithm", "algo": self.algo, "env_id": self.env_id,
-            "env_module": self.env_module, "vector": self.vector_record(),
+            "env": self.env_record, "env_module": self.env_module,
+            "vector": self.vector_record(),
             "preset": self.preset_name, "hyperparameters": _plain(self.hyperparameters),
             "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
             "spaces": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
@@ -1084,9 +1088,7 @@ class OffPolicyAlgorithm:
         recorded_module = meta.get("env_module")
         if env is None:
             try:
-                env = make_recorded_env(meta["env_id"], env_module=env_module,
-                                        recorded_module=recorded_module,
-                                        vector=meta.get("vector"))
+                env = _make_saved_env(meta, env_module)
             except EnvError as exc:
                 raise CheckpointError(f"{path}: cannot make the env it was trained on: "
                                       f"{exc}") from None
@@ -1160,9 +1162,7 @@ class OffPolicyAlgorithm:
             raise CheckpointError(f"{run_dir}: config.json is a {config['algo']} run, not "
                                   f"{target.__name__}'s")
         if env is None:
-            env = make_recorded_env(config["env_id"], env_module=env_module,
-                                    recorded_module=config.get("env_module"),
-                                    vector=config.get("vector"))
+            env = _make_saved_env(config, env_module)
         try:
             model = target(env, preset="none", log=False, **config["hyperparameters"])
         except (TypeError, ValueError) as exc:
@@ -1370,6 +1370,14 @@ def run_checkpoint_specs(meta, where):
         if not (meta.get(key) is None or (isinstance(meta[key], str) and MODULE.match(meta[key])
                                           if key == "env_module" else isinstance(meta[key], str))):
             raise CheckpointError(f"{where}: {key} {meta[key]!r} must be null or a name")
+    if "env" in meta:                  # (files from before env records have none)
+        try:
+            check_env_record(meta["env"])
+        except EnvError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        if meta["env"]["id"] != meta["env_id"]:
+            raise CheckpointError(f"{where}: env_id {meta['env_id']!r} is not the env "
+                                  f"record's {meta['env']['id']!r}")
     vector = meta.get("vector")
     if vector is not None and not (
             isinstance(vector, dict) and set(vector) == {"num_envs", "mode"}
@@ -1448,6 +1456,17 @@ def _check_generator_state(state, where):
     if not ok:
         raise CheckpointError(f"{where}: rng {state!r} is not a PCG64 generator state (integers "
                               "state, inc < 2**128, has_uint32 0 or 1, uinteger < 2**32)")
+
+
+def _make_saved_env(record, env_module):
+    """The env a run checkpoint's or config.json's ``record`` was trained on, rebuilt exactly
+    from its env record (files from before env records: from its id)."""
+    module = record.get("env_module")
+    if "env" in record:
+        return make_from_record(record["env"], env_module=env_module, recorded_module=module,
+                                vector=record.get("vector"))
+    return make_recorded_env(record["env_id"], env_module=env_module, recorded_module=module,
+                             vector=record.get("vector"))
 
 
 def _check_run_config(config, run_dir):

@@ -293,7 +293,7 @@ def run_eval(args):
     import numpy as np
 
     from .algorithms import load_policy, run_episodes
-    from .envs import make_env, make_recorded_env
+    from .envs import make_env, make_from_record, make_recorded_env
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -306,10 +306,15 @@ def run_eval(args):
     try:
         if args.env is not None:               # the user's own id: it may name a module
             env = make_env(args.env, args.seed, **kwargs)
-        else:                                  # the file's: it may not
-            recorded = policy.meta.get("env_module")
-            env = make_recorded_env(env_id, args.seed, args.env_module,
-                                    recorded if isinstance(recorded, str) else None, **kwargs)
+        else:                                  # the file's: it may not import, and is
+            recorded = policy.meta.get("env_module")   # rebuilt exactly as trained on
+            recorded = recorded if isinstance(recorded, str) else None
+            if "env" in policy.meta:
+                env = make_from_record(policy.meta["env"], args.seed, args.env_module,
+                                       recorded, **kwargs)
+            else:                              # (policy files from before env records)
+                env = make_recorded_env(env_id, args.seed, args.env_module, recorded,
+                                        **kwargs)
         if args.video:
             from gymnasium.error import DependencyNotInstalled
             from gymnasium.wrappers import RecordVideo

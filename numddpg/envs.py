@@ -11,6 +11,7 @@ everything.
 import copy
 import difflib
 import importlib
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -125,6 +126,98 @@ def _import_env_module(module):
 def is_vector(env):
     """Whether ``env`` is a gymnasium 1.x vector env (gym.make_vec, SyncVectorEnv, ...)."""
     return isinstance(env, gym.vector.VectorEnv)
+
+
+# gymnasium's own wrappers that a record may ask to apply again: each changes numbers only (no
+# files, no callables, no running statistics), and is looked up by this name in
+# gymnasium.wrappers, never imported from a path the record names.
+REBUILDABLE_WRAPPERS = ("RescaleAction", "ClipAction", "RescaleObservation", "ClipReward",
+                        "FlattenObservation", "DtypeObservation", "ReshapeObservation",
+                        "TimeAwareObservation", "RecordEpisodeStatistics", "StickyAction",
+                        "FrameStackObservation", "DelayObservation", "TimeLimit")
+VECTOR_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+MAX_EPISODE_STEPS = 10**9
+
+
+def env_record(env):
+    """What rebuilds ``env`` later, as JSON: {"id", "kwargs" (gymnasium.make's),
+    "max_episode_steps", "wrappers": [{"name", "kwargs"}] (those applied after make, from
+    env.spec), "why": None},
+    or with "why" saying why it cannot be rebuilt (then eval and resume refuse rather than make
+    another env).  For a vector env, the record of one of its envs."""
+    spec = getattr(env, "spec", None)
+    record = {"id": env_id(env), "kwargs": {}, "max_episode_steps": None, "wrappers": [],
+              "why": None}
+    if spec is None:
+        return dict(record, why="it has no gymnasium spec (an instance not made by "
+                                "gymnasium.make)")
+    kwargs = {k: v for k, v in spec.kwargs.items()
+              if not (is_vector(env) and k in VECTOR_KWARGS) and k != "render_mode"}
+    record.update(kwargs=kwargs, max_episode_steps=spec.max_episode_steps)
+    for w in () if is_vector(env) else spec.additional_wrappers:
+        if w.name not in REBUILDABLE_WRAPPERS or not str(w.entry_point).startswith(
+                "gymnasium.wrappers"):
+            return dict(record, why=f"its wrapper {w.name} ({w.entry_point}) is not one of "
+                                    "gymnasium's that numddpg re-applies from a file")
+        record["wrappers"].append({"name": w.name, "kwargs": dict(w.kwargs or {})})
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return dict({**record, "kwargs": {}, "wrappers": []},
+                    why=f"its arguments are not plain values ({exc})")
+    return record
+
+
+def check_env_record(record):
+    """EnvError unless ``record`` (read from a file) has env_record's form and bounds."""
+    def is_name(v):
+        return isinstance(v, str) and 0 < len(v) <= 200
+
+    ok = (isinstance(record, dict)
+          and set(record) == {"id", "kwargs", "max_episode_steps", "wrappers", "why"}
+          and is_name(record["id"]) and isinstance(record["kwargs"], dict)
+          and all(is_name(k) for k in record["kwargs"])
+          and (record["max_episode_steps"] is None
+               or (type(record["max_episode_steps"]) is int
+                   and 0 < record["max_episode_steps"] <= MAX_EPISODE_STEPS))
+          and isinstance(record["wrappers"], list)
+          and all(isinstance(w, dict) and set(w) == {"name", "kwargs"}
+                  and w["name"] in REBUILDABLE_WRAPPERS and isinstance(w["kwargs"], dict)
+                  and all(is_name(k) for k in w["kwargs"]) for w in record["wrappers"])
+          and (record["why"] is None or isinstance(record["why"], str)))
+    if not ok:
+        raise EnvError(f"the env record {record!r} is not one numddpg writes (id, kwargs, "
+                       f"max_episode_steps, wrappers among {REBUILDABLE_WRAPPERS}, why)")
+
+
+def make_from_record(record, seed=None, env_module=None, recorded_module=None, vector=None,
+                     **make_kwargs):
+    """The env ``record`` (env_record's, read from a file) describes, made exactly: the id with
+    its kwargs and episode limit, then its wrappers; or EnvError saying why it cannot be (the
+    rules of make_recorded_env apply to the id).  Never another env than the record's."""
+    check_env_record(record)
+    if record["why"] is not None:
+        raise EnvError(f"the run was trained on {record['id']}, which cannot be rebuilt from "
+                       f"its record: {record['why']}. Pass the env yourself (--env ID, or "
+                       "env=... in Python)")
+    kwargs = dict(record["kwargs"], **make_kwargs)
+    if record["max_episode_steps"] is not None and vector is None:
+        kwargs["max_episode_steps"] = record["max_episode_steps"]
+    try:
+        env = make_recorded_env(record["id"], None, env_module, recorded_module, vector,
+                                **kwargs)
+        for w in record["wrappers"]:
+            env = getattr(gym.wrappers, w["name"])(env, **w["kwargs"])
+    except EnvError:
+        raise
+    except Exception as exc:                   # the env's or a wrapper's constructor refused
+        raise EnvError(f"cannot rebuild {record['id']} from its record ({type(exc).__name__}: "
+                       f"{exc})") from None
+    rebuilt = env_record(env)
+    if rebuilt != record:                      # e.g. an episode limit the registry overrides
+        raise EnvError(f"{record['id']} rebuilt from its record is another env: {rebuilt} "
+                       f"against the record's {record}")
+    return make_env(env, seed)
 
 
 def check_spaces(env):

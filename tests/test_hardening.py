@@ -98,19 +98,19 @@ def test_an_env_id_read_from_a_file_never_imports_its_module(run_dir, tmp_path_f
     try:
         env_id = f"{module}:Pendulum-v1"
         run = copy_run(run_dir, tmp_path_factory.mktemp("r") / "run")
+        def edit(m):                           # the id and the env record's id
+            m.update(env_id=env_id, env=dict(m["env"], id=env_id))
         if kind == "policy":
-            rewrite_meta(run_dir / "policy.npz", run / "policy.npz",
-                         lambda m: m.update(env_id=env_id))
+            rewrite_meta(run_dir / "policy.npz", run / "policy.npz", edit)
             assert cli.main(["eval", str(run), "--episodes", "1"]) == 2
         elif kind == "checkpoint":
-            rewrite_meta(run_dir / CHECKPOINT_FILE, run / CHECKPOINT_FILE,
-                         lambda m: m.update(env_id=env_id))
+            rewrite_meta(run_dir / CHECKPOINT_FILE, run / CHECKPOINT_FILE, edit)
             with pytest.raises(CheckpointError, match="never imports code that a file names"):
                 OffPolicyAlgorithm.load(run / CHECKPOINT_FILE)
         else:                                  # a run that never checkpointed: from config.json
             (run / CHECKPOINT_FILE).unlink()
             config = json.loads((run / "config.json").read_text())
-            config["env_id"] = env_id
+            edit(config)
             (run / "config.json").write_text(json.dumps(config))
             with pytest.raises(EnvError, match=f"--env-module {module}"):
                 OffPolicyAlgorithm.resume(run, progress_bar=False)
@@ -143,9 +143,13 @@ def test_a_custom_env_module_is_imported_only_when_the_user_names_it(tmp_path, t
     assert "--env-module tw_custom" in err and not marker.exists()
     assert cli.main(["eval", str(run), "--episodes", "1", "--env-module", "tw_custom"]) == 0
     assert marker.exists()
-    model = OffPolicyAlgorithm.resume(run, total_steps=300, progress_bar=False,
-                                      env_module="tw_custom")
-    assert model.t == 300 and model.env_id == "TwPendulum-v0"
+    try:
+        model = OffPolicyAlgorithm.resume(run, total_steps=300, progress_bar=False,
+                                          env_module="tw_custom")
+        assert model.t == 300 and model.env_id == "TwPendulum-v0"
+    finally:                                   # leave the registry as other tests expect it
+        gym.envs.registry.pop("TwPendulum-v0", None)
+        sys.modules.pop("tw_custom", None)
 
 
 def test_make_recorded_env_refuses_every_module_form_and_non_strings():
@@ -543,7 +547,8 @@ def test_an_infinite_test_return_never_breaks_a_json_write(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 BAD_VALUES = [None, True, "64", 32.7, -1, [1], {"a": 1}, float("nan")]
-NONE_OK = {"seed", "chunks", "blas_threads", "checkpoint_every"}
+NONE_OK = {"seed", "chunks", "blas_threads", "checkpoint_every", "gradient_steps",
+           "qf_hidden_sizes"}
 UNBOUNDED_REALS = {"pi_lr", "q_lr", "act_noise", "ou_theta", "ou_sigma", "ou_dt", "target_noise",
                    "noise_clip"}
 
@@ -552,7 +557,7 @@ def accepted(name, value):
     """Whether ``value`` is a legal value of hyperparameter ``name`` (some are, for some)."""
     if value is None:
         return name in NONE_OK
-    if name == "hidden_sizes":
+    if name in ("hidden_sizes", "qf_hidden_sizes"):
         return value == [1]                    # one layer of width 1
     if name == "checkpoint_buffer":
         return value is True
