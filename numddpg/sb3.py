@@ -3,7 +3,7 @@
     from numddpg.sb3 import DDPG, NormalActionNoise, EvalCallback   # was: stable_baselines3
 
 ``DDPG("MlpPolicy", env, ...)`` and ``TD3(...)`` take SB3's arguments with SB3's defaults, map
-them onto numddpg's hyperparameters (``SB3_TO_NUMDDPG``; docs/sb3.md has the whole table) and
+them onto numddpg's hyperparameters (docs/sb3.md has the whole table) and
 build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does the training:
 
     learning_rate            pi_lr = q_lr = learning_rate
@@ -23,8 +23,9 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
 
 What numddpg cannot do raises naming the argument (a learning-rate schedule, a device other than
 the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns, another
-replay buffer class, more than one env at a time, ...); nothing is silently ignored.  Files are
-numddpg's safe format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
+replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are gymnasium
+1.x envs or vector envs (``make_vec_env`` builds the latter).  Files are numddpg's safe format
+(npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
 """
 import collections
 import math
@@ -51,18 +52,7 @@ __all__ = ["DDPG", "TD3", "BaseCallback", "CallbackList", "CheckpointCallback",
            "ConvertCallback", "EvalCallback", "EventCallback", "EveryNTimesteps",
            "StopTrainingOnNoModelImprovement", "StopTrainingOnRewardThreshold",
            "NormalActionNoise", "OrnsteinUhlenbeckActionNoise", "ActionNoise", "evaluate_policy",
-           "make_vec_env", "Logger", "TrainFreq", "SB3_TO_NUMDDPG"]
-
-# SB3's name -> numddpg's (the docs' table, docs/sb3.md, says more).
-SB3_TO_NUMDDPG = {
-    "learning_rate": "pi_lr, q_lr", "buffer_size": "replay_size",
-    "learning_starts": "start_steps, update_after (+1)", "batch_size": "batch_size",
-    "tau": "polyak (1 - tau)", "gamma": "gamma", "train_freq": "update_every",
-    "gradient_steps": "gradient_steps", "action_noise": "noise, act_noise, ou_*",
-    "policy_kwargs['net_arch']": "hidden_sizes, qf_hidden_sizes", "seed": "seed",
-    "policy_delay": "policy_delay", "target_policy_noise": "target_noise",
-    "target_noise_clip": "noise_clip",
-}
+           "make_vec_env", "Logger", "TrainFreq"]
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
 # ends episodes), so the models of this module set one no episode reaches.
@@ -292,6 +282,12 @@ def _check_env(name, env):
                     f"got {env!r} ({type(env).__name__})")
 
 
+def _autoreset_mode(env):
+    """A vector env's gymnasium AutoresetMode (NEXT_STEP unless its metadata says)."""
+    return gym.vector.AutoresetMode(env.metadata.get("autoreset_mode",
+                                                     gym.vector.AutoresetMode.NEXT_STEP))
+
+
 def _test_env(env):
     """The native model's test env for a vector env without a spec (made from functions, which
     numddpg cannot rebuild): a separate instance of its first env; None otherwise (the native
@@ -320,7 +316,7 @@ def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
     first reset is seeded with seed + start_index + i.
 
     Unlike SB3's VecEnv, the result has gymnasium's API (reset() -> (obs, infos), step() -> five
-    values).  numddpg's models train on a vector env of one env.
+    values).  numddpg's models train on it as it is (one transition per sub-env and step).
     """
     n_envs = check_int("n_envs", n_envs, 1)
     start_index = check_int("start_index", start_index, 0)
@@ -450,8 +446,7 @@ def _evaluate_single(model, env, n_eval_episodes, deterministic, render, callbac
 
 def _evaluate_vector(model, env, n_eval_episodes, deterministic, render, callback):
     n_envs = env.num_envs
-    mode = gym.vector.AutoresetMode(env.metadata.get("autoreset_mode",
-                                                     gym.vector.AutoresetMode.NEXT_STEP))
+    mode = _autoreset_mode(env)
     episode_rewards, episode_lengths = [], []
     episode_counts = np.zeros(n_envs, dtype=int)
     episode_count_targets = np.array([(n_eval_episodes + i) // n_envs for i in range(n_envs)])
@@ -626,6 +621,12 @@ def _policy_sizes(policy_kwargs, n_critics):
     return check_widths("policy_kwargs['net_arch']", arch), None
 
 
+def _check_tensorboard_log(tensorboard_log):
+    if tensorboard_log is None or isinstance(tensorboard_log, (str, os.PathLike)):
+        return tensorboard_log
+    raise TypeError(f"tensorboard_log must be a folder path or None, got {tensorboard_log!r}")
+
+
 def _check_device(device):
     if str(device) not in ("auto", "cpu"):
         raise ValueError(f"device={device!r}: numddpg runs on the CPU only (NumPy/Numba "
@@ -674,24 +675,25 @@ class OffPolicySB3:
             raise ValueError("gradient_steps=0: numddpg trains at every training round; to "
                              "collect without training, set learning_starts >= the steps you "
                              "collect")
-        if args["gradient_steps"] < -1:
-            raise ValueError(f"gradient_steps must be -1 or a positive integer, got "
-                             f"{args['gradient_steps']!r}")
         learning_starts = check_int("learning_starts", args["learning_starts"], 0)
+        buffer_size = check_int("buffer_size", args["buffer_size"], 1)
+        batch_size = check_int("batch_size", args["batch_size"], 1)
+        if batch_size > buffer_size:
+            raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
+                             f"({buffer_size}): a minibatch is drawn from the buffer's rows")
+        gamma = check_unit_interval("gamma", args["gamma"])
         verbose = check_int("verbose", args["verbose"], 0, 2)
         seed = args["seed"]
         if seed is not None:
             seed = check_int("seed", seed, 0)
-        tb = args["tensorboard_log"]
-        if tb is not None and not isinstance(tb, (str, os.PathLike)):
-            raise TypeError(f"tensorboard_log must be a folder path or None, got {tb!r}")
+        tb = _check_tensorboard_log(args["tensorboard_log"])
         hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
         env = _check_env("env", args["env"])
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
 
-        hp = {"pi_lr": lr, "q_lr": lr, "replay_size": args["buffer_size"],
+        hp = {"pi_lr": lr, "q_lr": lr, "replay_size": buffer_size,
               "start_steps": learning_starts, "update_after": learning_starts + 1,
-              "batch_size": args["batch_size"], "polyak": 1.0 - tau, "gamma": args["gamma"],
+              "batch_size": batch_size, "polyak": 1.0 - tau, "gamma": gamma,
               "update_every": train_freq.frequency,
               "gradient_steps": None if gradient_steps == -1 else gradient_steps,
               "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
@@ -699,15 +701,19 @@ class OffPolicySB3:
         if seed is not None:
             hp["seed"] = seed
         if self.native_class.algo == "td3":
-            hp.update(policy_delay=args["policy_delay"], target_noise=args["target_policy_noise"],
-                      noise_clip=args["target_noise_clip"])
+            hp.update(policy_delay=check_int("policy_delay", args["policy_delay"], 1),
+                      target_noise=check_non_negative("target_policy_noise",
+                                                      args["target_policy_noise"]),
+                      noise_clip=check_non_negative("target_noise_clip",
+                                                    args["target_noise_clip"]))
         action_noise = args["action_noise"]
         hp.update(_noise_hyperparameters(action_noise) or {"noise": "none"})
         native = self.native_class(env, preset="none", log=False, test_env=_test_env(env), **hp)
         noise_process = _noise_process(action_noise, native.act_dim, native.hyperparameters)
-        self._attach(native, noise_process, action_noise, verbose=verbose,
-                     tensorboard_log=tb, stats_window_size=stats_window, learning_rate=lr, tau=args["tau"],
-                     policy_kwargs=args["policy_kwargs"], seed=seed, train_freq=train_freq, gradient_steps=args["gradient_steps"])
+        self._attach(native, noise_process, action_noise, verbose=verbose, tensorboard_log=tb,
+                     stats_window_size=stats_window, learning_rate=lr, tau=tau,
+                     policy_kwargs=args["policy_kwargs"], seed=seed, train_freq=train_freq,
+                     gradient_steps=gradient_steps)
 
     def _attach(self, native, noise_process, action_noise, verbose, tensorboard_log,
                 stats_window_size, learning_rate, tau, policy_kwargs, seed, train_freq,
@@ -746,9 +752,7 @@ class OffPolicySB3:
         n = self.native.n_envs or 1
         self._episode_ret, self._episode_len = np.zeros(n), np.zeros(n, np.int64)
         self._resetting = np.zeros(n, bool)
-        mode = self.native.env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-        self._next_step_reset = (bool(self.native.n_envs)
-                                 and gym.vector.AutoresetMode(mode)
+        self._next_step_reset = (bool(self.native.n_envs) and _autoreset_mode(self.native.env)
                                  == gym.vector.AutoresetMode.NEXT_STEP)
 
     # -- SB3's attributes, read from the native model ----------------------------------------
@@ -809,6 +813,9 @@ class OffPolicySB3:
             raise ValueError(f"set_env: the model was made on {native.n_envs or 'a plain'} "
                              f"{'envs' if native.n_envs else 'env'}, env is "
                              f"{n or 'a plain'} {'envs' if n else 'env'}; they must agree")
+        if n and _autoreset_mode(env) != _autoreset_mode(native.env):
+            raise ValueError(f"set_env: env's autoreset mode {_autoreset_mode(env)} differs from "
+                             f"the model's env's {_autoreset_mode(native.env)}")
         dims = check_spaces(env)
         dtype = (env.single_action_space if n else env.action_space).dtype
         old = (native.env.single_action_space if n else native.env.action_space).dtype
@@ -913,8 +920,8 @@ class OffPolicySB3:
              force_reset=True, **kwargs):
         """The model ``save`` wrote at ``path`` (or ``path`` + ".npz").
 
-        env : the env to continue on (default: a new instance of the saved env id); vector envs
-            of one env are unwrapped.  kwargs: ``verbose``, ``tensorboard_log``,
+        env : the env to continue on (default: the saved env, rebuilt from its record); its
+            spaces must be the saved ones.  kwargs: ``verbose``, ``tensorboard_log``,
             ``action_noise`` replace the saved ones; others raise (numddpg's files hold
             hyperparameters, not Python objects to patch).
         """
@@ -953,7 +960,8 @@ class OffPolicySB3:
         model = cls.__new__(cls)
         model._attach(native, noise_process, action_noise,
                       verbose=check_int("verbose", kwargs.get("verbose", 0), 0, 2),
-                      tensorboard_log=kwargs.get("tensorboard_log"), stats_window_size=100,
+                      tensorboard_log=_check_tensorboard_log(kwargs.get("tensorboard_log")),
+                      stats_window_size=100,
                       learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
                       policy_kwargs={"net_arch": arch}, seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"], "step"),

@@ -400,7 +400,9 @@ class Tanh:
     (dict(policy_kwargs=dict(use_sde=True)), "use_sde"),
     (dict(policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5))), "optimizer_kwargs"),
     (dict(tau=1.5), "tau"),
-    (dict(buffer_size=0), "replay_size"),
+    (dict(buffer_size=0), "buffer_size"),
+    (dict(batch_size=2000), "batch_size"),
+    (dict(gamma=True), "gamma"),
     (dict(seed=-1), "seed"),
     (dict(verbose=5), "verbose"),
     (dict(action_noise="gaussian"), "action_noise"),
@@ -414,6 +416,29 @@ def test_unsupported_arguments_raise_naming_them(kwargs, match):
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         DDPG(**args)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(policy_delay=0), "policy_delay"),
+    (dict(target_policy_noise=-0.1), "target_policy_noise"),
+    (dict(target_noise_clip=float("inf")), "target_noise_clip"),
+    (dict(policy_kwargs=dict(n_critics=1)), "n_critics"),
+    (dict(stats_window_size=0), "stats_window"),
+    (dict(tensorboard_log=3), "tensorboard_log"),
+])
+def test_td3_arguments_are_checked(kwargs, match):
+    args = dict(policy="MlpPolicy", env="Pendulum-v1", policy_kwargs=TINY, buffer_size=1000)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        TD3(**args)
+
+
+def test_tensorboard_log_is_accepted_and_says_it_is_not_written_yet(tmp_path):
+    with pytest.warns(UserWarning, match="tensorboard_log"):
+        model = TD3("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000,
+                    tensorboard_log=str(tmp_path))
+    model.learn(3, tb_log_name="run")
+    assert os.listdir(tmp_path) == []
 
 
 def test_dict_observations_are_refused():
