@@ -13,6 +13,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from numddpg.checkpoint import CheckpointError
 from numddpg.envs import EnvError
@@ -289,16 +290,26 @@ def test_learning_starts_as_in_sb3():
 # Noise
 # ---------------------------------------------------------------------------------------------
 
-def test_noise_draw_for_draw_as_numddpg_processes():
-    """Mapped noises give the native processes' draws exactly (so checkpoints restore them)."""
-    a, b = np.random.default_rng(5), np.random.default_rng(5)
-    ours, native = NormalActionNoise(np.zeros(3), np.full(3, 0.3)), GaussianNoise(3, 0.3)
-    for _ in range(5):
-        np.testing.assert_array_equal(ours.sample(a, np.empty(3)), native.sample(b, np.empty(3)))
-    ours = OrnsteinUhlenbeckActionNoise(np.zeros(2), np.full(2, 0.2), theta=0.3, dt=0.1)
-    native = OUNoise(2, 0.2, 0.3, 0.1)
-    for _ in range(20):
-        np.testing.assert_array_equal(ours.sample(a, np.empty(2)), native.sample(b, np.empty(2)))
+@given(act_dim=st.integers(1, 6), sigma=st.floats(0, 3), theta=st.floats(0, 1),
+       dt=st.floats(1e-4, 1), seed=st.integers(0, 2**32 - 1))
+def test_noise_draw_for_draw_as_numddpg_processes(act_dim, sigma, theta, dt, seed):
+    """Mapped noises give the native processes' draws bit for bit (so that the loop may draw
+    from either and a checkpoint restores them), resets included."""
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    ours = NormalActionNoise(np.zeros(act_dim), np.full(act_dim, sigma))
+    native = GaussianNoise(act_dim, sigma)
+    assert ours.native_hyperparameters() == {"noise": "gaussian", "act_noise": sigma}
+    for _ in range(3):
+        np.testing.assert_array_equal(ours.sample(a, np.empty(act_dim)),
+                                      native.sample(b, np.empty(act_dim)))
+    ours = OrnsteinUhlenbeckActionNoise(np.zeros(act_dim), np.full(act_dim, sigma), theta, dt)
+    native = OUNoise(act_dim, sigma, theta, dt)
+    assert ours.kind == "ou"
+    for i in range(8):
+        if i == 5:
+            ours.reset(), native.reset()
+        np.testing.assert_array_equal(ours.sample(a, np.empty(act_dim)),
+                                      native.sample(b, np.empty(act_dim)))
     np.testing.assert_array_equal(ours.noise_prev, native.x)
 
 
@@ -343,6 +354,34 @@ def test_vector_env_trains_and_evaluates():
     assert len(returns) == 4 and lengths == [200] * 4
     with pytest.raises(AssertionError, match="below threshold"):
         evaluate_policy(model, gym.make("Pendulum-v1"), n_eval_episodes=1, reward_threshold=1e9)
+
+
+def test_saved_model_continues_as_the_original(tmp_path):
+    """Saved at an episode boundary, a loaded model trains on bit-identically (SB3's OU noise
+    as numddpg's, its state and the loop's generator restored)."""
+    noise = OrnsteinUhlenbeckActionNoise(np.zeros(1), np.full(1, 0.3))
+    model = TD3("MlpPolicy", "Pendulum-v1", action_noise=noise, learning_starts=50,
+                batch_size=16, train_freq=(2, "step"), policy_kwargs=TINY, seed=3)
+    model.learn(400)                               # two whole 200-step episodes
+    model.save(tmp_path / "td3")
+    loaded = TD3.load(tmp_path / "td3")
+    assert loaded.num_timesteps == 400 and loaded.train_freq == (2, "step")
+    assert isinstance(loaded.action_noise, OrnsteinUhlenbeckActionNoise)
+    model.learn(150)
+    loaded.learn(150)
+    np.testing.assert_array_equal(loaded.native.agent.actor.params,
+                                  model.native.agent.actor.params)
+    np.testing.assert_array_equal(loaded.action_noise.x, model.action_noise.x)
+
+
+def test_callback_locals_on_a_vector_env():
+    rec = Recorder()
+    model = DDPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), learning_starts=4,
+                 batch_size=4, policy_kwargs=TINY, seed=0)
+    model.learn(10, callback=rec)
+    assert rec.n_calls == 5 and [s[6] for s in rec.seen] == [2, 4, 6, 8, 10]
+    assert {s[1:6] for s in rec.seen} == {((2, 3), (2, 1), (2,), (2,), 2)}
+    assert isinstance(rec.locals["infos"][0], dict)
 
 
 def test_replay_buffer_round_trip(tmp_path):
