@@ -8,6 +8,8 @@ what numddpg cannot do.
 """
 import math
 import os
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -122,6 +124,13 @@ def test_stop_training_on_reward_threshold_stops_at_the_first_evaluation():
     model.learn(10_000, callback=callback)
     assert model.num_timesteps == 50
     assert stop.n_calls == 1 and stop.parent is callback
+
+
+def test_neither_torch_nor_sb3_is_imported():
+    code = ("import sys, numddpg.sb3, numddpg.callbacks; "
+            "print(sorted(m for m in ('torch', 'stable_baselines3', 'sbx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------------------------
