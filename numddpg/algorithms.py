@@ -38,6 +38,7 @@ from . import checkpoint as _checkpoint
 from . import jitcache as _jitcache
 from . import logger as _logger
 from . import policy as _policy_file
+from . import runlog as _runlog
 from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent,
                      agent_array_specs, agent_arrays, agent_from_arrays, agent_layer_sizes,
                      agent_state, check_agent_meta, load_agent)
@@ -261,6 +262,10 @@ class OffPolicyAlgorithm:
     run_dir : path, optional
         The exact run directory (must not exist); by default
         ``runs_root/<env>_<algo>_s<seed>_<timestamp>``.
+    tensorboard_log, tb_log_name : optional
+        TensorBoard event files under ``tensorboard_log/<tb_log_name>_<N>`` (default name:
+        the class name), with Stable-Baselines3's scalar names (numddpg.runlog; the
+        ``numddpg[tensorboard]`` extra).
     **hyperparameters
         See the table below.
 
@@ -287,7 +292,7 @@ class OffPolicyAlgorithm:
         return {**HYPERPARAMETERS, **cls.EXTRA_HYPERPARAMETERS}
 
     def __init__(self, env, preset="auto", test_env=None, log=True, run_dir=None,
-                 runs_root="runs", **hyperparameters):
+                 runs_root="runs", tensorboard_log=None, tb_log_name=None, **hyperparameters):
         table = self.hyperparameter_table()
         _refuse_unknown(self, hyperparameters, table, "hyperparameters")
         self.env = make_env(env)
@@ -354,6 +359,11 @@ class OffPolicyAlgorithm:
         self._checkpoint_t = None       # env step of the last checkpoint written
         self._progress_rows = None      # progress.csv rows a loaded checkpoint counts
         self._lock = None               # the run directory's RunLock, held while learning
+        self._runlog = None             # monitor.csv and TensorBoard, open during learn()
+        # where TensorBoard event files go (numddpg.runlog); not a hyperparameter: a file that
+        # is loaded never chooses where numddpg writes
+        self.tensorboard_log, self.tb_log_name = _runlog.check_tensorboard_args(
+            tensorboard_log, tb_log_name)
         self._bind_fast_paths()
         self._new_epoch_accumulators()
 
@@ -570,6 +580,11 @@ class OffPolicyAlgorithm:
         return self.t
 
     def _learn(self, end, progress_bar):
+        if self.run_dir is not None or self.tensorboard_log is not None:
+            self._runlog = _runlog.RunLog(self.run_dir, self.tensorboard_log,
+                                          self.tb_log_name or type(self).__name__,
+                                          env_id=self.env_id, t=self.t, episodes=self.episodes,
+                                          elapsed=self.elapsed)
         if progress_bar and not _jitcache.kernels_cached():
             print("compiling kernels (first run only, 20-60 s)", file=sys.stderr, flush=True)
         bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
@@ -592,6 +607,9 @@ class OffPolicyAlgorithm:
             self._learning = False
             self.elapsed += time.perf_counter() - self._learn_started
             bar.close()
+            if self._runlog is not None:
+                self._runlog.close()
+                self._runlog = None
             if self.run_dir is not None and not self._diverged:  # never save NaN parameters
                 try:
                     self.save_policy(self.run_dir / POLICY_FILE)
@@ -603,7 +621,7 @@ class OffPolicyAlgorithm:
 
     def _loop(self, end, bar):
         env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
-        store, step = buffer.store_fast, env.step
+        store, step, runlog = buffer.store_fast, env.step, self._runlog
         start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
         batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
         n_updates = self.gradient_steps or update_every         # updates per training round
@@ -634,6 +652,8 @@ class OffPolicyAlgorithm:
                 self._ep_rets.append(self.ep_ret)
                 self._ep_lens.append(self.ep_len)
                 self.episodes += 1
+                if runlog is not None:
+                    runlog.on_episode(self.ep_ret, self.ep_len, self.t)
                 self._start_episode()
             if callback is not None and not self._callback_step(
                     callback, obs2, a, rew, ended, info):
@@ -646,6 +666,8 @@ class OffPolicyAlgorithm:
                 self._guard.observe((time.perf_counter() - t_burst) / n_updates)
                 self._check_finite(stats)
                 self._update_stats.append(stats)
+                if runlog is not None:
+                    runlog.on_updates(stats, self.t)
                 bar.update_to(self.t)
                 if callback is not None:
                     callback.on_rollout_start()
@@ -668,7 +690,7 @@ class OffPolicyAlgorithm:
         """
         env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
         n, o, k = self.n_envs, self.obs_dim, self.act_dim
-        store, rng, policy = buffer.store_fast, self.rng, self.policy
+        store, rng, policy, runlog = buffer.store_fast, self.rng, self.policy, self._runlog
         update_every, update_after = self.update_every, self.update_after
         n_updates = self.gradient_steps or update_every
         act_dtype = env.single_action_space.dtype
@@ -719,6 +741,8 @@ class OffPolicyAlgorithm:
                     self._ep_rets.append(float(self._vec_ret[i]))
                     self._ep_lens.append(int(self._vec_len[i]))
                     self.episodes += 1
+                    if runlog is not None:
+                        runlog.on_episode(self._vec_ret[i], self._vec_len[i], self.t)
                     self._vec_ret[i], self._vec_len[i] = 0.0, 0
                     if self._same_step:
                         noises[i].reset()
@@ -741,6 +765,8 @@ class OffPolicyAlgorithm:
                 self._guard.observe((time.perf_counter() - t_burst) / (rounds * n_updates))
                 self._check_finite(stats)
                 self._update_stats.append(stats)
+                if runlog is not None:
+                    runlog.on_updates(stats, self.t)
                 bar.update_to(self.t)
                 if callback is not None:
                     callback.on_rollout_start()
@@ -861,6 +887,8 @@ class OffPolicyAlgorithm:
         row["SPS"] = steps / train_seconds if train_seconds > 0 else math.nan
         row["Time"] = self.elapsed + time.perf_counter() - self._learn_started
         self.last_row = row
+        if self._runlog is not None:
+            self._runlog.on_epoch(row, self.t)
         if self._csv is not None:
             self._csv.write(row)
             self.save_policy(self.run_dir / POLICY_FILE)
@@ -980,6 +1008,8 @@ class OffPolicyAlgorithm:
         try:
             if self._csv is not None:
                 self._csv.sync()
+            if self._runlog is not None:
+                self._runlog.sync()
             self.save(path)
         except OSError as exc:
             raise self._write_error(path, exc) from None
@@ -1063,7 +1093,7 @@ class OffPolicyAlgorithm:
 
     @classmethod
     def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",
-             env_module=None):
+             env_module=None, tensorboard_log=None, tb_log_name=None):
         """The model saved by ``save`` (or a run's checkpoint.npz) at ``path``.
 
         env : the env to continue on (default: a new instance of the saved env id); its spaces
@@ -1094,7 +1124,8 @@ class OffPolicyAlgorithm:
                                       f"{exc}") from None
         try:
             model = target(env, preset="none", test_env=test_env, log=log, run_dir=run_dir,
-                           runs_root=runs_root, **hp)
+                           runs_root=runs_root, tensorboard_log=tensorboard_log,
+                           tb_log_name=tb_log_name, **hp)
         except (EnvError, MemoryError):
             raise
         except (TypeError, ValueError) as exc:
@@ -1112,7 +1143,8 @@ class OffPolicyAlgorithm:
         return model
 
     @classmethod
-    def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None):
+    def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None,
+               tensorboard_log=None, tb_log_name=None):
         """Continue the run in ``run_dir`` from its checkpoint.npz up to ``total_steps`` (default:
         the run's own, from config.json), appending to its progress.csv (rows written after
         the checkpoint are dropped first, so none is duplicated).  Returns the model.
@@ -1143,6 +1175,8 @@ class OffPolicyAlgorithm:
                 model = cls._restart(config, run_dir, env, env_module)
             total = config["total_steps"] if total_steps is None else int(total_steps)
             model.run_dir, model.log, model._lock = run_dir, True, lock
+            model.tensorboard_log, model.tb_log_name = _runlog.check_tensorboard_args(
+                tensorboard_log, tb_log_name)
             rows = model._progress_rows if path.is_file() else 0
             if rows is not None:
                 _logger.truncate_progress(run_dir / "progress.csv", rows, missing_ok=not rows)

@@ -149,6 +149,11 @@ def add_train_arguments(p, argv=None):
                         "--quiet may come along")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
+    p.add_argument("--tensorboard-log", default=None, metavar="DIR",
+                   help="also write TensorBoard event files under DIR/<tb-log-name>_<N>, "
+                        "with Stable-Baselines3's scalar names (numddpg[tensorboard] extra)")
+    p.add_argument("--tb-log-name", default=None, metavar="NAME",
+                   help="the TensorBoard run folder's name before _<N> (default DDPG or TD3)")
     preset, values = preview
     if values:
         applies = (f"with these arguments the preset {preset} applies: 'preset {preset}: V' "
@@ -197,7 +202,8 @@ def run_train(args):
         from .hpfile import load_preset
         preset = load_preset(preset, args.algo)
     model = cls(args.env or DEFAULT_ENV, preset=preset, run_dir=args.out,
-                runs_root=args.runs_root, **given)
+                runs_root=args.runs_root, tensorboard_log=args.tensorboard_log,
+                tb_log_name=args.tb_log_name, **given)
     total = args.total_steps
     if total is None:
         total = model.preset_total_steps or model.steps_per_epoch * 100
@@ -234,7 +240,9 @@ def run_resume(args, given):
     try:
         model = OffPolicyAlgorithm.resume(args.resume, args.total_steps,
                                           progress_bar=not args.quiet, env=env,
-                                          env_module=args.env_module)
+                                          env_module=args.env_module,
+                                          tensorboard_log=args.tensorboard_log,
+                                          tb_log_name=args.tb_log_name)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: numddpg train --resume {args.resume}",
               file=sys.stderr)
