@@ -12,7 +12,8 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
                              update_after = learning_starts + 1 (SB3 trains once
                              num_timesteps > learning_starts)
     tau                      polyak = 1 - tau
-    train_freq n / (n, "step")   update_every = n
+    train_freq n / (n, "step")   update_every = n * n_envs (SB3 counts steps of the vector
+                             env, numddpg transitions)
     gradient_steps           gradient_steps (-1: as many as env steps, numddpg's None)
     action_noise             noise (None: "none"; NormalActionNoise with mean 0 and one sigma:
                              "gaussian", act_noise = sigma; OrnsteinUhlenbeckActionNoise with
@@ -689,12 +690,14 @@ class OffPolicySB3:
         tb = _check_tensorboard_log(args["tensorboard_log"])
         hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
         env = _check_env("env", args["env"])
+        n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
 
         hp = {"pi_lr": lr, "q_lr": lr, "replay_size": buffer_size,
               "start_steps": learning_starts, "update_after": learning_starts + 1,
               "batch_size": batch_size, "polyak": 1.0 - tau, "gamma": gamma,
-              "update_every": train_freq.frequency,
+              # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
+              "update_every": train_freq.frequency * n_envs,
               "gradient_steps": None if gradient_steps == -1 else gradient_steps,
               "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
               "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP}
@@ -964,7 +967,7 @@ class OffPolicySB3:
                       stats_window_size=100,
                       learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
                       policy_kwargs={"net_arch": arch}, seed=hp["seed"],
-                      train_freq=TrainFreq(hp["update_every"], "step"),
+                      train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
                       gradient_steps=-1 if hp["gradient_steps"] is None else hp["gradient_steps"])
         model._timesteps_offset = 0
         return model

@@ -386,9 +386,12 @@ def test_saved_model_continues_as_the_original(tmp_path):
 def test_callback_locals_on_a_vector_env():
     rec = Recorder()
     model = DDPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), learning_starts=4,
-                 batch_size=4, policy_kwargs=TINY, seed=0)
-    model.learn(10, callback=rec)
-    assert rec.n_calls == 5 and [s[6] for s in rec.seen] == [2, 4, 6, 8, 10]
+                 batch_size=4, train_freq=2, gradient_steps=3, policy_kwargs=TINY, seed=0)
+    assert model.native.update_every == 4 and model.train_freq == (2, "step")
+    model.learn(20, callback=rec)
+    assert rec.n_calls == 10 and [s[6] for s in rec.seen] == list(range(2, 21, 2))
+    # as SB3: a round every 2 steps of the vector env once num_timesteps > 4 (8, 12, 16, 20)
+    assert rec.events.count("rollout_end") == 4 and model.native.agent.q_optim.t == 12
     assert {s[1:6] for s in rec.seen} == {((2, 3), (2, 1), (2,), (2,), 2)}
     assert isinstance(rec.locals["infos"][0], dict)
 
