@@ -41,6 +41,7 @@ import numpy as np
 
 from . import algorithms as _algorithms
 from . import checkpoint as _checkpoint
+from . import runlog as _runlog
 from .callbacks import (BaseCallback, CallbackList, CheckpointCallback, ConvertCallback,
                         EvalCallback, EventCallback, EveryNTimesteps,
                         StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
@@ -324,8 +325,9 @@ def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
     if seed is not None:
         seed = check_int("seed", seed, 0)
     if monitor_dir is not None:
-        raise ValueError(f"monitor_dir={monitor_dir!r}: numddpg does not write monitor.csv files "
-                         "yet; pass monitor_dir=None (episode statistics are in "
+        raise ValueError(f"monitor_dir={monitor_dir!r}: numddpg writes one monitor.csv per run "
+                         "(in a native model's run directory, numddpg.runlog), not one per "
+                         "sub-env; pass monitor_dir=None (episode statistics are in "
                          "info['episode'])")
     for name, kw in (("env_kwargs", env_kwargs), ("vec_env_kwargs", vec_env_kwargs),
                      ("wrapper_kwargs", wrapper_kwargs)):
@@ -508,8 +510,10 @@ class Logger:
     ``record_mean(key, value)``, ``dump(step)`` (prints the table when the model is verbose,
     then forgets the values), ``name_to_value``.
 
-    TODO: TensorBoard and CSV output come with numddpg.runlog; until then the values go to the
-    console only."""
+    The model's TensorBoard files (``tensorboard_log``) are written by the native model's run
+    log (numddpg.runlog) from the loop's own counters; what callbacks record here goes to the
+    console only.
+    """
 
     def __init__(self, verbose=0):
         self.verbose = verbose
@@ -622,12 +626,6 @@ def _policy_sizes(policy_kwargs, n_critics):
     return check_widths("policy_kwargs['net_arch']", arch), None
 
 
-def _check_tensorboard_log(tensorboard_log):
-    if tensorboard_log is None or isinstance(tensorboard_log, (str, os.PathLike)):
-        return tensorboard_log
-    raise TypeError(f"tensorboard_log must be a folder path or None, got {tensorboard_log!r}")
-
-
 def _check_device(device):
     if str(device) not in ("auto", "cpu"):
         raise ValueError(f"device={device!r}: numddpg runs on the CPU only (NumPy/Numba "
@@ -687,7 +685,7 @@ class OffPolicySB3:
         seed = args["seed"]
         if seed is not None:
             seed = check_int("seed", seed, 0)
-        tb = _check_tensorboard_log(args["tensorboard_log"])
+        tb = args["tensorboard_log"]                # (checked by the native model)
         hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
         env = _check_env("env", args["env"])
         n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
@@ -711,7 +709,8 @@ class OffPolicySB3:
                                                     args["target_noise_clip"]))
         action_noise = args["action_noise"]
         hp.update(_noise_hyperparameters(action_noise) or {"noise": "none"})
-        native = self.native_class(env, preset="none", log=False, test_env=_test_env(env), **hp)
+        native = self.native_class(env, preset="none", log=False, test_env=_test_env(env),
+                                   tensorboard_log=tb, **hp)
         noise_process = _noise_process(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=verbose, tensorboard_log=tb,
                      stats_window_size=stats_window, learning_rate=lr, tau=tau,
@@ -726,11 +725,7 @@ class OffPolicySB3:
             native.noise_process = noise_process
         self.action_noise = action_noise
         self.verbose = verbose
-        self.tensorboard_log = tensorboard_log
-        if tensorboard_log is not None:
-            warnings.warn(f"tensorboard_log={str(tensorboard_log)!r}: TensorBoard logging is not "
-                          "wired into numddpg.sb3 yet (TODO: numddpg.runlog); nothing is "
-                          "written there", UserWarning, stacklevel=4)
+        self.tensorboard_log = tensorboard_log     # the native model writes there
         self.stats_window_size = stats_window_size
         self.ep_info_buffer = collections.deque(maxlen=stats_window_size)
         self.ep_success_buffer = collections.deque(maxlen=stats_window_size)
@@ -854,8 +849,7 @@ class OffPolicySB3:
         total_timesteps = check_int("total_timesteps", total_timesteps, 1)
         log_interval = check_int("log_interval", log_interval, 1)
         tb_log_name = self.default_tb_log_name if tb_log_name is None else tb_log_name
-        if not isinstance(tb_log_name, str):
-            raise TypeError(f"tb_log_name must be a str, got {tb_log_name!r}")
+        _runlog.check_tensorboard_args(None, tb_log_name)
         reset_num_timesteps = check_bool("reset_num_timesteps", reset_num_timesteps)
         progress_bar = check_bool("progress_bar", progress_bar)
         callback = convert_callback(callback)
@@ -872,6 +866,7 @@ class OffPolicySB3:
                               log_interval=log_interval, tb_log_name=tb_log_name,
                               reset_num_timesteps=reset_num_timesteps,
                               progress_bar=progress_bar))
+        self.native.tb_log_name = tb_log_name      # this learn()'s TensorBoard folder name
         self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
         return self
 
@@ -948,7 +943,9 @@ class OffPolicySB3:
         if not os.path.exists(path) and os.path.exists(path + EXTENSION):
             path += EXTENSION
         env = None if env is None else _check_env("env", env)
-        native = cls.native_class.load(path, env=env, test_env=_test_env(env))
+        native = cls.native_class.load(
+            path, env=env, test_env=_test_env(env),
+            tensorboard_log=kwargs.get("tensorboard_log"))
         hp = native.hyperparameters
         if "action_noise" in kwargs:
             action_noise = kwargs["action_noise"]
@@ -963,8 +960,7 @@ class OffPolicySB3:
         model = cls.__new__(cls)
         model._attach(native, noise_process, action_noise,
                       verbose=check_int("verbose", kwargs.get("verbose", 0), 0, 2),
-                      tensorboard_log=_check_tensorboard_log(kwargs.get("tensorboard_log")),
-                      stats_window_size=100,
+                      tensorboard_log=native.tensorboard_log, stats_window_size=100,
                       learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
                       policy_kwargs={"net_arch": arch}, seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),

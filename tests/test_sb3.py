@@ -484,12 +484,16 @@ def test_td3_arguments_are_checked(kwargs, match):
         TD3(**args)
 
 
-def test_tensorboard_log_is_accepted_and_says_it_is_not_written_yet(tmp_path):
-    with pytest.warns(UserWarning, match="tensorboard_log"):
-        model = TD3("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000,
-                    tensorboard_log=str(tmp_path))
-    model.learn(3, tb_log_name="run")
-    assert os.listdir(tmp_path) == []
+def test_tensorboard_log_and_tb_log_name(tmp_path):
+    pytest.importorskip("tensorboardX", reason="the tensorboard extra (numddpg[tensorboard])")
+    model = TD3("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000,
+                learning_starts=10, batch_size=8, tensorboard_log=str(tmp_path), seed=0)
+    model.learn(200, tb_log_name="run")
+    model.learn(10)                                        # SB3's default name: the class's
+    assert sorted(os.listdir(tmp_path)) == ["TD3_1", "run_1"]
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "run_1"))
+    with pytest.raises(ValueError, match="tb_log_name"):
+        model.learn(10, tb_log_name="a/b")
 
 
 def test_dict_observations_are_refused():
