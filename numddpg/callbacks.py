@@ -18,7 +18,7 @@ Event callbacks run a child callback when something happens: ``EvalCallback`` ev
 policy every ``eval_freq`` steps and runs ``callback_on_new_best`` (e.g.
 ``StopTrainingOnRewardThreshold``) on a new best mean return and ``callback_after_eval`` (e.g.
 ``StopTrainingOnNoModelImprovement``) after every evaluation; ``EveryNTimesteps`` runs its child
-every ``n_steps`` env steps.  ``CheckpointCallback`` saves the model every ``save_freq`` steps in
+every ``n_steps`` env steps; ``StopTrainingOnMaxEpisodes`` stops after so many episodes.  ``CheckpointCallback`` saves the model every ``save_freq`` steps in
 numddpg's safe format (npz + JSON, never pickled).
 
 Every argument is checked when the callback is made: a bad value raises naming it.
@@ -413,6 +413,29 @@ class StopTrainingOnNoModelImprovement(BaseCallback):
         if self.verbose >= 1 and not continue_training:
             print("Stopping training because there was no new best model in the last "
                   f"{self.no_improvement_evals:d} evaluations")
+        return continue_training
+
+
+class StopTrainingOnMaxEpisodes(BaseCallback):
+    """Stop after ``max_episodes`` training episodes per env (``max_episodes * num_envs`` in
+    all on a vector env), counted from ``locals["dones"]``."""
+
+    def __init__(self, max_episodes, verbose=0):
+        super().__init__(verbose=verbose)
+        self.max_episodes = check_int("max_episodes", max_episodes, 1)
+        self._total_max_episodes = self.max_episodes
+        self.n_episodes = 0
+
+    def _init_callback(self):
+        self._total_max_episodes = self.max_episodes * self.training_env.num_envs
+
+    def _on_step(self):
+        self.n_episodes += int(np.sum(self.locals["dones"]))
+        continue_training = self.n_episodes < self._total_max_episodes
+        if self.verbose >= 1 and not continue_training:
+            print(f"Stopping training with a total of {self.num_timesteps} steps because the "
+                  f"model reached max_episodes={self.max_episodes}, by playing for "
+                  f"{self.n_episodes} episodes")
         return continue_training
 
 

@@ -43,7 +43,7 @@ from . import algorithms as _algorithms
 from . import checkpoint as _checkpoint
 from . import runlog as _runlog
 from .callbacks import (BaseCallback, CallbackList, CheckpointCallback, ConvertCallback,
-                        EvalCallback, EventCallback, EveryNTimesteps,
+                        EvalCallback, EventCallback, EveryNTimesteps, StopTrainingOnMaxEpisodes,
                         StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
                         convert_callback)
 from .checks import check_bool, check_int, check_non_negative, check_positive, check_widths
@@ -52,7 +52,8 @@ from .envs import EnvError, check_spaces, env_id as _env_id, make_twin
 
 __all__ = ["DDPG", "TD3", "BaseCallback", "CallbackList", "CheckpointCallback",
            "ConvertCallback", "EvalCallback", "EventCallback", "EveryNTimesteps",
-           "StopTrainingOnNoModelImprovement", "StopTrainingOnRewardThreshold",
+           "StopTrainingOnMaxEpisodes", "StopTrainingOnNoModelImprovement",
+           "StopTrainingOnRewardThreshold",
            "NormalActionNoise", "OrnsteinUhlenbeckActionNoise", "ActionNoise", "evaluate_policy",
            "make_vec_env", "Logger", "TrainFreq"]
 
@@ -85,6 +86,17 @@ def _noise_params(mean, sigma):
     if np.any(sig < 0):
         raise ValueError(f"sigma must be >= 0, got {sigma!r}")
     return mu, sig
+
+
+def _noise_dtype(dtype):
+    """The float dtype ``noise()`` returns its samples in (SB3's ``dtype`` argument)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise ValueError(f"dtype must be a float dtype (np.float32, 'float64'), got {dtype!r}")
+    return dt
 
 
 def _uniform(sig):
@@ -124,7 +136,7 @@ class NormalActionNoise(ActionNoise):
 
     def __init__(self, mean, sigma, dtype=np.float32):
         self._mu, self._sigma = _noise_params(mean, sigma)
-        self._dtype = np.dtype(dtype)
+        self._dtype = _noise_dtype(dtype)
         self._zero_mean = not np.any(self._mu)
 
     def sample(self, rng, out):
@@ -161,7 +173,7 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
         self._mu, self._sigma = _noise_params(mean, sigma)
         self._theta = check_non_negative("theta", theta)
         self._dt = check_non_negative("dt", dt)
-        self._dtype = np.dtype(dtype)
+        self._dtype = _noise_dtype(dtype)
         if initial_noise is not None:
             initial_noise = _noise_vector("initial_noise", initial_noise)
             if initial_noise.shape != self._mu.shape:

@@ -22,7 +22,7 @@ from numddpg.envs import EnvError
 from numddpg.noise import GaussianNoise, OUNoise
 from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallback, EvalCallback,
                          EveryNTimesteps, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
-                         StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
+                         StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
                          evaluate_policy, make_vec_env)
 
 TINY = dict(net_arch=[16, 16])
@@ -217,6 +217,32 @@ def test_every_n_timesteps_runs_its_child_every_n_steps():
     assert child.n_calls == 3 and child.parent is cb            # at 3, 6, 9
 
 
+def test_stop_on_max_episodes():
+    model = DDPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), learning_starts=5,
+                 batch_size=4, train_freq=10, policy_kwargs=TINY, seed=0)
+    model.learn(10_000, callback=StopTrainingOnMaxEpisodes(max_episodes=1))
+    assert model.num_timesteps == 400 and model._episode_num == 2    # one 200-step one per env
+
+
+class Succeeds(gym.Wrapper):
+    """Pendulum whose episodes succeed when they reach their time limit."""
+
+    def step(self, action):
+        obs, r, terminated, truncated, info = self.env.step(action)
+        return obs, r, terminated, truncated, dict(info, is_success=truncated)
+
+
+def test_eval_callback_logs_success_rate(tmp_path):
+    callback = EvalCallback(Succeeds(gym.make("Pendulum-v1")), eval_freq=20, n_eval_episodes=2,
+                            log_path=str(tmp_path), verbose=0)
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=5, batch_size=4,
+                 policy_kwargs=TINY, seed=0)
+    model.learn(20, callback=callback)
+    with np.load(tmp_path / "evaluations.npz") as f:
+        assert f["successes"].tolist() == [[1.0, 1.0]] and f["ep_lengths"].tolist() == [[200,
+                                                                                        200]]
+
+
 def test_reward_threshold_needs_an_eval_callback():
     with pytest.raises(RuntimeError, match="EvalCallback"):
         _bound(StopTrainingOnRewardThreshold(0.0)).on_step()
@@ -332,6 +358,21 @@ def test_noise_called_as_in_sb3():
     ou.reset()
     assert ou.noise_prev.tolist() == [0.0, 0.0]
     assert n.native_hyperparameters() is None and ou.native_hyperparameters() is None
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: NormalActionNoise(np.zeros(1), np.ones(1), dtype=int), "dtype"),
+    (lambda: NormalActionNoise(np.zeros(1), -np.ones(1)), "sigma"),
+    (lambda: NormalActionNoise("0", np.ones(1)), "mean"),
+    (lambda: NormalActionNoise(np.zeros(2), np.ones(3)), "same shape"),
+    (lambda: OrnsteinUhlenbeckActionNoise(np.zeros(1), np.ones(1), theta=-1), "theta"),
+    (lambda: OrnsteinUhlenbeckActionNoise(np.zeros(1), np.ones(1), dt=math.nan), "dt"),
+    (lambda: OrnsteinUhlenbeckActionNoise(np.zeros(1), np.ones(1), initial_noise=np.ones(2)),
+     "initial_noise"),
+])
+def test_noise_arguments_are_checked(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
 
 
 def test_unmapped_noise_trains_and_warns_on_save(tmp_path):
@@ -457,6 +498,7 @@ class Tanh:
     (dict(seed=-1), "seed"),
     (dict(verbose=5), "verbose"),
     (dict(action_noise="gaussian"), "action_noise"),
+    (dict(batch_size=1.5), "batch_size"),
     (dict(action_noise=NormalActionNoise(np.zeros(2), np.ones(2))), "action_noise"),
     (dict(_init_setup_model=False), "_init_setup_model"),
     (dict(env=None), "env"),
