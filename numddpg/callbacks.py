@@ -18,8 +18,9 @@ Event callbacks run a child callback when something happens: ``EvalCallback`` ev
 policy every ``eval_freq`` steps and runs ``callback_on_new_best`` (e.g.
 ``StopTrainingOnRewardThreshold``) on a new best mean return and ``callback_after_eval`` (e.g.
 ``StopTrainingOnNoModelImprovement``) after every evaluation; ``EveryNTimesteps`` runs its child
-every ``n_steps`` env steps; ``StopTrainingOnMaxEpisodes`` stops after so many episodes.  ``CheckpointCallback`` saves the model every ``save_freq`` steps in
-numddpg's safe format (npz + JSON, never pickled).
+every ``n_steps`` env steps.  ``StopTrainingOnMaxEpisodes`` stops after so many episodes;
+``CheckpointCallback`` saves the model every ``save_freq`` steps in numddpg's safe format
+(npz + JSON, never pickled).
 
 Every argument is checked when the callback is made: a bad value raises naming it.
 """

@@ -22,8 +22,8 @@ from numddpg.envs import EnvError
 from numddpg.noise import GaussianNoise, OUNoise
 from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallback, EvalCallback,
                          EveryNTimesteps, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
-                         StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
-                         evaluate_policy, make_vec_env)
+                         StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement,
+                         StopTrainingOnRewardThreshold, evaluate_policy, make_vec_env)
 
 TINY = dict(net_arch=[16, 16])
 
