@@ -904,6 +904,11 @@ class OffPolicySB3:
         if isinstance(observation, dict):
             raise ValueError("Dict observations are not supported: numddpg's MLPs take one flat "
                              "Box (wrap the env with gymnasium.wrappers.FlattenObservation)")
+        if (isinstance(observation, tuple) and len(observation) == 2
+                and isinstance(observation[1], dict)):
+            raise ValueError("predict got an (obs, info) pair: gymnasium's reset() returns two "
+                             "values (SB3's VecEnv returned obs alone); pass the observation: "
+                             "obs, info = env.reset()")
         check_bool("deterministic", deterministic)
         return self.native.predict(observation)[0], None
 

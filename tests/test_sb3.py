@@ -563,6 +563,8 @@ def test_load_and_save_arguments_are_checked(tmp_path):
         model.learn(0)
     with pytest.raises(ValueError, match="Dict"):
         model.predict({"x": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"\(obs, info\)"):
+        model.predict(model.get_env().reset())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert DDPG.load(tmp_path / "m").verbose == 0              # ".npz" found
