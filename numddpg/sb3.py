@@ -783,11 +783,15 @@ class OffPolicySB3:
 
     @property
     def observation_space(self):
-        return self.native.env.observation_space
+        """One env's observation space (of a vector env: its single_observation_space)."""
+        env = self.native.env
+        return env.single_observation_space if self.native.n_envs else env.observation_space
 
     @property
     def action_space(self):
-        return self.native.env.action_space
+        """One env's action space (of a vector env: its single_action_space)."""
+        env = self.native.env
+        return env.single_action_space if self.native.n_envs else env.action_space
 
     @property
     def env(self):

@@ -398,6 +398,7 @@ def test_vector_env_trains_and_evaluates():
                 seed=0, action_noise=NormalActionNoise(np.zeros(1), np.full(1, 0.1)))
     model.learn(600)
     assert model.n_envs == 2 and model.get_env() is vec_env
+    assert model.observation_space.shape == (3,) and model.action_space.shape == (1,)
     assert model._episode_num == 2 and [e["l"] for e in model.ep_info_buffer] == [200, 200]
     returns, lengths = evaluate_policy(model, make_vec_env("Pendulum-v1", n_envs=3, seed=1),
                                        n_eval_episodes=4, return_episode_rewards=True)
