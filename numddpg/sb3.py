@@ -306,9 +306,14 @@ def _test_env(env):
     """The native model's test env for a vector env without a spec (made from functions, which
     numddpg cannot rebuild): a separate instance of its first env; None otherwise (the native
     model makes its own)."""
-    if isinstance(env, gym.vector.VectorEnv) and env.spec is None and hasattr(env, "envs"):
+    if not isinstance(env, gym.vector.VectorEnv) or env.spec is not None:
+        return None
+    if hasattr(env, "envs"):
         return make_twin(env.envs[0])
-    return None
+    raise ValueError(f"env is a {type(env).__name__} made from functions, without a spec: numddpg "
+                     "cannot make the separate env it evaluates on from it. Make it from an id "
+                     "(make_vec_env('Pendulum-v1', vec_env_cls=SubprocVecEnv), gymnasium.make_vec) "
+                     "or as a SyncVectorEnv")
 
 
 def check_eval_env(name, env):

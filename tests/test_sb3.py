@@ -438,6 +438,20 @@ def test_callback_locals_on_a_vector_env():
     assert isinstance(rec.locals["infos"][0], dict)
 
 
+def test_vector_envs_from_functions():
+    make = lambda: gym.make("Pendulum-v1")                               # noqa: E731
+    model = TD3("MlpPolicy", make_vec_env(make, n_envs=2, seed=1), policy_kwargs=TINY,
+                buffer_size=1000, learning_starts=10, batch_size=8, seed=0)
+    model.learn(40)
+    assert model.num_timesteps == 40
+    async_env = make_vec_env(make, n_envs=2, vec_env_cls=gym.vector.AsyncVectorEnv)
+    try:
+        with pytest.raises(ValueError, match="from functions"):
+            TD3("MlpPolicy", async_env, policy_kwargs=TINY, buffer_size=1000)
+    finally:
+        async_env.close()
+
+
 def test_replay_buffer_round_trip(tmp_path):
     model = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=1000, learning_starts=5, batch_size=4,
                  policy_kwargs=TINY, seed=0)
