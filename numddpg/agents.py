@@ -23,6 +23,8 @@ import numpy as np
 
 from . import rng as _rng
 from .checkpoint import CheckpointError, is_int, is_number, read_checkpoint, write_checkpoint
+from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe
+from .hyperparameters import check as check_hyperparameter
 from .checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
                      check_unit_interval, check_widths)
 from .nn import MLP, check_dtype, check_sizes
@@ -498,29 +500,22 @@ def check_agent_config(cfg, where):
 
     for key in ("obs_dim", "act_dim"):
         need(is_int(cfg[key]) and cfg[key] > 0, key, "a positive integer")
-    h = cfg["hidden_sizes"]
-    need(isinstance(h, list) and len(h) > 0 and all(is_int(s) and s > 0 for s in h),
-         "hidden_sizes", "a non-empty list of positive integers")
-    need(cfg["dtype"] in ("float32", "float64"), "dtype", "'float32' or 'float64'")
     for key in ("act_low", "act_high"):
         v = cfg[key]
         need(isinstance(v, list) and len(v) == cfg["act_dim"] and all(map(is_number, v)),
              key, f"a list of act_dim={cfg['act_dim']} finite numbers")
     need(all(lo < hi for lo, hi in zip(cfg["act_low"], cfg["act_high"])), "act_low",
          f"below act_high={cfg['act_high']} in every dimension")
-    for key in ("gamma", "polyak", "pi_lr", "q_lr") + (
-            ("target_noise", "noise_clip") if algo == "td3" else ()):
-        need(is_number(cfg[key]), key, "a finite number")
-    if algo == "td3":
-        need(is_int(cfg["policy_delay"]) and cfg["policy_delay"] > 0, "policy_delay",
-             "a positive integer")
-    hq = cfg.get("qf_hidden_sizes")
-    if hq is not None:
-        need(isinstance(hq, list) and len(hq) > 0 and all(is_int(s) and s > 0 for s in hq),
-             "qf_hidden_sizes", "null or a non-empty list of positive integers")
-    if "chunks" in cfg:
-        need(is_int(cfg["chunks"]) and 1 <= cfg["chunks"] <= MAX_CHUNKS, "chunks",
-             f"an integer from 1 to {MAX_CHUNKS}")
+    need(cfg.get("chunks", 1) is not None, "chunks", "an integer (the agent's)")
+    # the hyperparameters among them: checked by their kind and range in the one table
+    table = TD3_TABLE if algo == "td3" else DDPG_TABLE
+    for key in [k for k in cfg if k in table]:
+        if cfg[key] is not None and (isinstance(cfg[key], list) != (table[key].kind == "widths")):
+            need(False, key, describe(table[key]))
+        try:
+            check_hyperparameter(key, cfg[key], table[key])
+        except ValueError as exc:
+            raise CheckpointError(f"{where}: agent config: {exc}") from None
 
 
 def agent_layer_sizes(cfg):

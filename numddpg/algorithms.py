@@ -20,8 +20,8 @@ and the OU noise state ``noise_process.x``.  Loop counters are attributes (``t``
 ``episodes``, ``ep_ret``, ``ep_len``).
 
 ``DDPG`` is ``OffPolicyAlgorithm`` with ``agent_class = DDPGAgent``; another algorithm on the same
-loop (TD3) names its own agent class, extra hyperparameters (``EXTRA_HYPERPARAMETERS``) and which
-of them the agent's constructor takes (``AGENT_KWARGS``).
+loop (TD3) names its own agent class, its table of hyperparameters (``SPECS``, from
+numddpg.hyperparameters) and which of them the agent's constructor takes (``AGENT_KWARGS``).
 """
 import contextlib
 import difflib
@@ -50,8 +50,9 @@ from .envs import (EnvError, EnvFailure, check_env_record, check_obs, check_rewa
 from .nn import acts_size, mlp_forward
 from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
 from .presets import preset_for
-from .checks import (MAX_CHUNKS, check_bool, check_dim, check_int, check_memory,
-                     check_non_negative, check_positive, check_unit_interval, check_widths)
+from .checks import MAX_CHUNKS, check_int, check_memory
+from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
+from .hyperparameters import check as check_hyperparameter
 from . import threads as _threads
 
 POLICY_FILE = "policy.npz"
@@ -75,44 +76,9 @@ class RunWriteError(OSError):
     def __str__(self):
         return self.strerror
 
-# name: (default, meaning).  Defaults are the reference's (docs/reference.md §2); a
-# preset (numddpg.presets) replaces some of them per environment.
-HYPERPARAMETERS = {
-    "hidden_sizes": ((256, 256), "hidden layer widths of the actor, and of the critics unless "
-                                 "qf_hidden_sizes is given (ReLU)"),
-    "qf_hidden_sizes": (None, "hidden layer widths of the critics (None: hidden_sizes)"),
-    "replay_size": (1_000_000, "replay buffer capacity (float32 ring arrays)"),
-    "gamma": (0.99, "discount factor"),
-    "polyak": (0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online"),
-    "pi_lr": (1e-3, "actor Adam learning rate"),
-    "q_lr": (1e-3, "critic Adam learning rate"),
-    "batch_size": (100, "minibatch rows, sampled uniformly with replacement"),
-    "start_steps": (10_000, "env steps of uniform random actions before using the actor"),
-    "update_after": (1000, "env steps before the first update"),
-    "update_every": (50, "env steps between training rounds (SB3's train_freq)"),
-    "gradient_steps": (None, "updates per training round (None: update_every, the ratio 1:1; "
-                             "the update-to-data ratio is gradient_steps / update_every)"),
-    "act_noise": (0.1, "Gaussian exploration std, in units of the action half-range"),
-    "noise": ("gaussian", "exploration noise: 'gaussian' (act_noise), 'ou' (ou_*) or 'none'"),
-    "ou_theta": (0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
-    "ou_sigma": (0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
-    "ou_dt": (1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
-    "num_test_episodes": (10, "deterministic test episodes at the end of every epoch"),
-    "max_ep_len": (1000, "episode length cap (truncation: bootstrapped, not terminal)"),
-    "steps_per_epoch": (4000, "env steps per epoch (one progress.csv row each)"),
-    "seed": (None, "seeds networks, minibatches, actions, noise and env resets (None: random)"),
-    "dtype": ("float32", "float32 (training) or float64 (gradient checks) networks"),
-    "chunks": (None, "row chunks of each minibatch, run on as many threads (None: measured "
-                     "once per CPU and shape and cached, numddpg.threads; env NUMDDPG_CHUNKS); "
-                     "fixes the summation order, so a run keeps its value"),
-    "blas_threads": (None, "BLAS threads of the kernels' products (None: 1, the cores are "
-                           "shared through chunks; env NUMDDPG_BLAS_THREADS)"),
-    "checkpoint_every": (None, "env steps between checkpoints of the run (at the next episode "
-                               "end; None: every epoch, 0: never)"),
-    "checkpoint_buffer": (True, "put the replay buffer in checkpoints (False: smaller files, but "
-                                "a resumed run restarts from an empty buffer, so it is not "
-                                "identical to an uninterrupted one)"),
-}
+# name: (default, meaning), from the one table of numddpg.hyperparameters (kinds and ranges
+# there too); a preset (numddpg.presets) replaces some defaults per environment.
+HYPERPARAMETERS = {name: (h.default, h.meaning) for name, h in DDPG_TABLE.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,8 +243,7 @@ class OffPolicyAlgorithm:
     algo = None                 # "ddpg", "td3": names run directories and saved policies
     agent_class = None          # constructor (obs_dim, act_dim, low, high, hidden_sizes=, gamma=,
                                 # polyak=, pi_lr=, q_lr=, dtype=, seed=, **AGENT_KWARGS)
-    EXTRA_HYPERPARAMETERS = {}  # name: (default, meaning), appended to HYPERPARAMETERS
-    EXTRA_CHECKS = {}           # name: check(name, value) of each extra hyperparameter
+    SPECS = DDPG_TABLE          # numddpg.hyperparameters: every hyperparameter it takes
     AGENT_KWARGS = ()           # names of extra hyperparameters the agent's constructor takes
 
     def __init_subclass__(cls, **kwargs):
@@ -289,7 +254,12 @@ class OffPolicyAlgorithm:
     @classmethod
     def hyperparameter_table(cls):
         """name: (default, meaning) of every hyperparameter this algorithm takes."""
-        return {**HYPERPARAMETERS, **cls.EXTRA_HYPERPARAMETERS}
+        return {name: (h.default, h.meaning) for name, h in cls.hyperparameter_specs().items()}
+
+    @classmethod
+    def hyperparameter_specs(cls):
+        """name: numddpg.hyperparameters.Hyperparameter (default, kind, range, meaning)."""
+        return cls.SPECS
 
     def __init__(self, env, preset="auto", test_env=None, log=True, run_dir=None,
                  runs_root="runs", tensorboard_log=None, tb_log_name=None, **hyperparameters):
@@ -387,45 +357,14 @@ class OffPolicyAlgorithm:
             return preset, values
         raise ValueError(f"preset must be 'auto', 'none', an env id or a dict, got {preset!r}")
 
-    # The type and range of each hyperparameter (docs/reference.md §2 for the values);
-    # a wrong type raises naming it, nothing is coerced but whole floats to ints (1e6).
-    INTEGERS = {"replay_size": 1, "batch_size": 1, "update_every": 1, "max_ep_len": 1,
-                "steps_per_epoch": 1, "start_steps": 0, "update_after": 0,
-                "num_test_episodes": 0, "seed": 0}
-    OPTIONAL_INTEGERS = {"blas_threads": (1, None), "chunks": (1, MAX_CHUNKS),
-                         "checkpoint_every": (0, None), "gradient_steps": (1, None)}
-    REALS = {"gamma": check_unit_interval, "polyak": check_unit_interval,
-             "pi_lr": check_positive, "q_lr": check_positive, "act_noise": check_non_negative,
-             "ou_theta": check_non_negative, "ou_sigma": check_non_negative,
-             "ou_dt": check_non_negative}
-
     def _check_hyperparameters(self, hp):
-        """``hp`` with every value checked against its type and range (ValueError naming the
-        first bad one and its value)."""
-        for name, low in self.INTEGERS.items():
-            hp[name] = check_int(name, hp[name], low)
-        for name, (low, high) in self.OPTIONAL_INTEGERS.items():
-            if hp[name] is not None:
-                hp[name] = check_int(name, hp[name], low, high)
-        for name, check in self.REALS.items():
-            hp[name] = check(name, hp[name])
+        """``hp`` with every value checked against its kind and range in the table of
+        numddpg.hyperparameters (ValueError naming the first bad one and its value)."""
+        for name, spec in self.hyperparameter_specs().items():
+            hp[name] = check_hyperparameter(name, hp[name], spec)
         if hp["batch_size"] > hp["replay_size"]:
             raise ValueError(f"batch_size ({hp['batch_size']}) must not exceed replay_size "
                              f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
-        if not isinstance(hp["noise"], str) or hp["noise"] not in NOISE_TYPES:
-            raise ValueError(f"noise must be one of {NOISE_TYPES}, got {hp['noise']!r}")
-        if not any(hp["dtype"] is t or (isinstance(hp["dtype"], (str, np.dtype))
-                                        and hp["dtype"] == np.dtype(t).name)
-                   for t in (np.float32, np.float64)):
-            raise ValueError(f"dtype must be float32 or float64 ('float32', np.float32), got "
-                             f"{hp['dtype']!r}")
-        hp["dtype"] = np.dtype(hp["dtype"]).name
-        hp["hidden_sizes"] = check_widths("hidden_sizes", hp["hidden_sizes"])
-        if hp["qf_hidden_sizes"] is not None:
-            hp["qf_hidden_sizes"] = check_widths("qf_hidden_sizes", hp["qf_hidden_sizes"])
-        hp["checkpoint_buffer"] = check_bool("checkpoint_buffer", hp["checkpoint_buffer"])
-        for name, check in self.EXTRA_CHECKS.items():
-            hp[name] = check(name, hp[name])
         return hp
 
     def _check_memory(self):
@@ -1309,14 +1248,8 @@ class TD3(OffPolicyAlgorithm):
 
     algo = "td3"
     agent_class = TD3Agent
-    EXTRA_HYPERPARAMETERS = {
-        "target_noise": (0.2, "target policy smoothing noise std, in action half-ranges"),
-        "noise_clip": (0.5, "clip of the smoothing noise, in action half-ranges"),
-        "policy_delay": (2, "critic updates per actor (and target) update"),
-    }
-    AGENT_KWARGS = ("target_noise", "noise_clip", "policy_delay")
-    EXTRA_CHECKS = {"target_noise": check_non_negative, "noise_clip": check_non_negative,
-                    "policy_delay": check_dim}
+    SPECS = TD3_TABLE
+    AGENT_KWARGS = tuple(TD3_EXTRA)      # target_noise, noise_clip, policy_delay
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,21 +54,21 @@ def whole_number(text):
     return int(value)
 
 
-def _hp_type(default):
-    if isinstance(default, bool):
-        return strict_bool
-    if isinstance(default, int) or default is None:
-        return whole_number
-    if isinstance(default, float):
-        return float
-    return str
+def flag_kwargs(spec):
+    """argparse's type/choices/nargs of a hyperparameter's flag, from its kind in the table of
+    numddpg.hyperparameters (the constructor then checks the range)."""
+    return {"int": {"type": whole_number}, "real": {"type": float},
+            "widths": {"type": whole_number, "nargs": "+", "metavar": "N"},
+            "bool": {"type": strict_bool}, "choice": {"choices": spec.choices},
+            "dtype": {"choices": ("float32", "float64")}}[spec.kind]
 
 
 def _all_hyperparameters():
+    """name: numddpg.hyperparameters.Hyperparameter of every algorithm's hyperparameters."""
     from .algorithms import ALGORITHMS
     table = {}
     for cls in ALGORITHMS.values():
-        table.update(cls.hyperparameter_table())
+        table.update(cls.hyperparameter_specs())
     return table
 
 
@@ -123,7 +123,6 @@ def add_train_arguments(p, argv=None):
     """The train subcommand's flags; ``argv`` (the command line, when known) lets --help show
     the preset's value beside each default (_preset_preview)."""
     from .algorithms import ALGORITHMS
-    from .noise import NOISE_TYPES
     preview = _preset_preview(argv)
     p.add_argument("--env", default=None,
                    help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
@@ -166,18 +165,14 @@ def add_train_arguments(p, argv=None):
                     nargs="+", default=None, metavar="N",
                     help="hidden layer widths, e.g. --hidden 256 256 (default 256 256"
                          f"{_preset_note('hidden_sizes', preview)})")
-    hp.add_argument("--seed", type=whole_number, default=0, help="one seed for everything (default 0)")
-    for name, (default, meaning) in _all_hyperparameters().items():
+    hp.add_argument("--seed", type=whole_number, default=0,
+                    help="one seed for everything (default 0)")
+    for name, spec in _all_hyperparameters().items():
         if name in ("hidden_sizes", "seed"):
             continue
-        kwargs = {"type": _hp_type(default)}
-        if name == "noise":
-            kwargs["choices"] = NOISE_TYPES
-        elif name == "dtype":
-            kwargs["choices"] = ("float32", "float64")
         hp.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                        help=f"{meaning} (default {default}{_preset_note(name, preview)})",
-                        **kwargs)
+                        help=f"{spec.meaning} (default {spec.default}"
+                             f"{_preset_note(name, preview)})", **flag_kwargs(spec))
     hp.add_argument("--no-checkpoint-buffer", dest="checkpoint_buffer", action="store_const",
                     const=False, default=None,
                     help="leave the replay buffer out of checkpoints: smaller files, but a "

@@ -79,61 +79,19 @@ def check_name(cls, name, where):
                                   f"({why}); known: {', '.join(table)}")
 
 
-def kind(cls, name):
-    """What a value of ``name`` must be, from its default: "bool", "int", "float", "str",
-    "sizes" (a list of widths) or "int or null"."""
-    default = cls.hyperparameter_table()[name][0]
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    if isinstance(default, str):
-        return "str"
-    if isinstance(default, tuple):
-        return "sizes"
-    return "int or null"
-
-
-_WHAT = {"bool": "true or false", "int": "an integer", "float": "a number",
-         "str": "a string", "sizes": "a list of positive integer widths, e.g. [64, 64]",
-         "int or null": "an integer or null"}
-
-
 def check_type(cls, name, value, where):
-    """``value`` as ``name`` takes it (integral floats as int, widths as a list), or raise
-    naming the key, the value and the kind of value allowed."""
-    k = kind(cls, name)
+    """``value`` as ``name`` takes it (numddpg.hyperparameters.check: whole floats as int,
+    widths as a list), or raise naming the key, the value and the kind of value allowed."""
+    from .hyperparameters import check, describe
 
-    def integer(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None
-        if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
-            return None
-        return int(v)
-
-    if k == "bool":
-        ok = value if isinstance(value, bool) else None
-    elif k == "int":
-        ok = integer(value)
-    elif k == "int or null":
-        ok = None if value is None else integer(value)
-        if value is None:
-            return None
-    elif k == "float":
-        ok = (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value) else None)
-    elif k == "str":
-        ok = value if isinstance(value, str) else None
-    else:
-        widths = [integer(v) for v in value] if isinstance(value, (list, tuple)) else [None]
-        ok = widths if widths and None not in widths and min(widths) >= 1 else None
-    if ok is None:
-        default = cls.hyperparameter_table()[name][0]
+    spec = cls.hyperparameter_specs()[name]
+    try:
+        value = check(name, value, spec)
+    except ValueError:
         raise HyperparameterFileError(f"{where}: {name} = {json.dumps(value)} is not allowed: "
-                                      f"{name} takes {_WHAT[k]} (default {default!r})")
-    return ok
+                                      f"{name} takes {describe(spec)} (default "
+                                      f"{spec.default!r})") from None
+    return list(value) if isinstance(value, tuple) else value
 
 
 def check_with_algorithm(cls, env, values, where, preset="auto"):

@@ -560,16 +560,13 @@ def _num(x):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def _hp_type(name, default):
-    if name == "hidden_sizes":
-        return _hidden
-    if isinstance(default, bool):
-        return _boolean
-    if isinstance(default, int) or default is None:
-        return int
-    if isinstance(default, float):
-        return float
-    return str
+def _axis_kwargs(spec):
+    """argparse's type/choices of one value of a sweep axis, from the hyperparameter's kind in
+    numddpg.hyperparameters (widths: one quoted list per value)."""
+    from .cli import strict_bool, whole_number
+    return {"int": {"type": whole_number}, "real": {"type": float}, "widths": {"type": _hidden},
+            "bool": {"type": strict_bool}, "choice": {"choices": spec.choices},
+            "dtype": {"choices": ("float32", "float64")}}[spec.kind]
 
 
 def _hidden(text):
@@ -587,20 +584,11 @@ def _hidden(text):
     return sizes
 
 
-def _boolean(text):
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    import argparse
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _hyperparameters():
     from .algorithms import ALGORITHMS
     table = {}
     for cls in ALGORITHMS.values():
-        table.update(cls.hyperparameter_table())
+        table.update(cls.hyperparameter_specs())
     return table
 
 
@@ -638,17 +626,12 @@ def add_arguments(p):
     g.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", nargs="+", type=_hidden,
                    default=None, metavar='"N N"',
                    help='hidden widths, one quoted list per value: --hidden "64 64" "256 256"')
-    for name, (default, meaning) in _hyperparameters().items():
+    for name, spec in _hyperparameters().items():
         if name in ("hidden_sizes", "seed"):
             continue
-        kwargs = {}
-        if name == "noise":
-            kwargs["choices"] = ("gaussian", "ou")
-        elif name == "dtype":
-            kwargs["choices"] = ("float32", "float64")
         g.add_argument("--" + name.replace("_", "-"), dest=name, nargs="+", default=None,
-                       type=_hp_type(name, default), metavar="V",
-                       help=f"{meaning} (default {default})", **kwargs)
+                       metavar="V", help=f"{spec.meaning} (default {spec.default})",
+                       **_axis_kwargs(spec))
     p.set_defaults(func=run_command)
 
 

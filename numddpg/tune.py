@@ -176,11 +176,13 @@ def _check_choices(cls, name, entry, at, where):
 
 
 def _check_range(cls, name, entry, at, where):
-    kind, has = entry["type"], hpfile.kind(cls, name)
-    if (kind, has) not in (("float", "float"), ("int", "int"), ("int", "int or null")):
+    from .hyperparameters import describe
+    spec = cls.hyperparameter_specs()[name]
+    kind, has = entry["type"], spec.kind
+    if (kind, has) not in (("float", "real"), ("int", "int")):
         raise TuneError(f"{at}: a {kind} range is not allowed: {name} takes "
-                        f"{hpfile._WHAT[has]}; use "
-                        f"{'a float or categorical' if has == 'float' else 'categorical'} range")
+                        f"{describe(spec)}; use "
+                        f"{'a float or categorical' if has == 'real' else 'categorical'} range")
     for key in ("low", "high"):
         if key not in entry:
             raise TuneError(f"{at}: a {kind} range needs low and high")

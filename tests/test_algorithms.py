@@ -14,6 +14,7 @@ from numddpg.agents import DDPGAgent
 from numddpg.algorithms import (DDPG, HYPERPARAMETERS, OffPolicyAlgorithm, load_policy,
                                 run_episodes)
 from numddpg.envs import EnvError, random_policy_returns
+from numddpg.hyperparameters import DDPG_TABLE, Hyperparameter
 from numddpg.logger import PROGRESS_COLUMNS, RunDirExists
 from numddpg.presets import PRESETS
 
@@ -291,7 +292,7 @@ class Variant(OffPolicyAlgorithm):
     """
     algo = "variant"
     agent_class = RecordingAgent
-    EXTRA_HYPERPARAMETERS = {"extra": (7, "an extra argument of the agent")}
+    SPECS = {**DDPG_TABLE, "extra": Hyperparameter(7, "int", "an extra argument of the agent", 0)}
     AGENT_KWARGS = ("extra",)
 
 

@@ -1,0 +1,149 @@
+"""The hyperparameters of DDPG and TD3: one table of each one's default, kind, range and meaning.
+
+The table is the one home of these facts: the constructor checks values with ``check``
+(numddpg.algorithms), the command line makes its flags from it (numddpg.cli), preset and
+search-space files and sweep axes are checked against it (numddpg.hpfile, numddpg.sweep), and a
+loaded run's record is checked with it.  Defaults are Spinning Up's (docs/reference.md §2); a
+preset (numddpg.presets) replaces some of them per environment.
+
+    kind     a value is                                   normalised to
+    int      a whole number (1e6 too; not a bool or str)  int
+    real     a finite real number (not a bool or str)     float
+    widths   a non-empty sequence of positive integers    tuple of int
+    choice   one of ``choices``                           str
+    bool     True or False                                bool
+    dtype    "float32"/"float64" (or np.float32/float64)  its name
+
+``optional``: None is allowed too, and means what ``meaning`` says.  ``sb3``: the name of the
+same quantity in Stable-Baselines3, where there is one (numddpg.sb3 maps the others).
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .checks import MAX_CHUNKS, check_bool, check_int, check_real, check_widths
+from .noise import NOISE_TYPES
+
+
+class Hyperparameter(NamedTuple):
+    default: object
+    kind: str
+    meaning: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    optional: bool = False
+    choices: tuple = ()
+    sb3: str = None
+
+
+def _int(default, meaning, low, high=None, optional=False, sb3=None):
+    return Hyperparameter(default, "int", meaning, low, math.inf if high is None else high,
+                          optional=optional, sb3=sb3)
+
+
+def _real(default, meaning, low=0.0, high=math.inf, low_open=False, sb3=None):
+    return Hyperparameter(default, "real", meaning, low, high, low_open, sb3=sb3)
+
+
+DDPG_TABLE = {
+    "hidden_sizes": Hyperparameter((256, 256), "widths", "hidden layer widths of the actor, and "
+                                   "of the critics unless qf_hidden_sizes is given (ReLU)"),
+    "qf_hidden_sizes": Hyperparameter(None, "widths", "hidden layer widths of the critics "
+                                      "(None: hidden_sizes)", optional=True),
+    "replay_size": _int(1_000_000, "replay buffer capacity (float32 ring arrays)", 1,
+                        sb3="buffer_size"),
+    "gamma": _real(0.99, "discount factor", 0.0, 1.0, sb3="gamma"),
+    "polyak": _real(0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online",
+                    0.0, 1.0),
+    "pi_lr": _real(1e-3, "actor Adam learning rate", low_open=True),
+    "q_lr": _real(1e-3, "critic Adam learning rate", low_open=True),
+    "batch_size": _int(100, "minibatch rows, sampled uniformly with replacement", 1,
+                       sb3="batch_size"),
+    "start_steps": _int(10_000, "env steps of uniform random actions before using the actor",
+                        0),
+    "update_after": _int(1000, "env steps before the first update", 0),
+    "update_every": _int(50, "env steps between training rounds (SB3's train_freq)", 1,
+                         sb3="train_freq"),
+    "gradient_steps": _int(None, "updates per training round (None: update_every, the ratio "
+                           "1:1; the update-to-data ratio is gradient_steps / update_every)",
+                           1, optional=True, sb3="gradient_steps"),
+    "act_noise": _real(0.1, "Gaussian exploration std, in units of the action half-range"),
+    "noise": Hyperparameter("gaussian", "choice", "exploration noise: 'gaussian' (act_noise), "
+                            "'ou' (ou_*) or 'none'", choices=NOISE_TYPES),
+    "ou_theta": _real(0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
+    "ou_sigma": _real(0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
+    "ou_dt": _real(1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
+    "num_test_episodes": _int(10, "deterministic test episodes at the end of every epoch", 0),
+    "max_ep_len": _int(1000, "episode length cap (truncation: bootstrapped, not terminal)", 1),
+    "steps_per_epoch": _int(4000, "env steps per epoch (one progress.csv row each)", 1),
+    "seed": _int(None, "seeds networks, minibatches, actions, noise and env resets (None: "
+                 "random)", 0, optional=True, sb3="seed"),
+    "dtype": Hyperparameter("float32", "dtype", "float32 (training) or float64 (gradient "
+                            "checks) networks"),
+    "chunks": _int(None, "row chunks of each minibatch, run on as many threads (None: measured "
+                   "once per CPU and shape and cached, numddpg.threads; env NUMDDPG_CHUNKS); "
+                   "fixes the summation order, so a run keeps its value", 1, MAX_CHUNKS,
+                   optional=True),
+    "blas_threads": _int(None, "BLAS threads of the kernels' products (None: 1, the cores are "
+                         "shared through chunks; env NUMDDPG_BLAS_THREADS)", 1, optional=True),
+    "checkpoint_every": _int(None, "env steps between checkpoints of the run (at the next "
+                             "episode end; None: every epoch, 0: never)", 0, optional=True),
+    "checkpoint_buffer": Hyperparameter(True, "bool", "put the replay buffer in checkpoints "
+                                        "(False: smaller files, but a resumed run restarts from "
+                                        "an empty buffer, so it is not identical to an "
+                                        "uninterrupted one)"),
+}
+
+TD3_EXTRA = {
+    "target_noise": _real(0.2, "target policy smoothing noise std, in action half-ranges",
+                          sb3="target_policy_noise"),
+    "noise_clip": _real(0.5, "clip of the smoothing noise, in action half-ranges",
+                        sb3="target_noise_clip"),
+    "policy_delay": _int(2, "critic updates per actor (and target) update", 1,
+                         sb3="policy_delay"),
+}
+TD3_TABLE = {**DDPG_TABLE, **TD3_EXTRA}
+
+_UNIT = (0.0, 1.0)
+
+
+def check(name, value, spec):
+    """``value`` as hyperparameter ``name`` takes it, or ValueError naming both and what is
+    allowed (numddpg.checks' strict checks: nothing is coerced but whole floats to ints)."""
+    if value is None and spec.optional:
+        return None
+    if spec.kind == "int":
+        return check_int(name, value, int(spec.low),
+                         None if spec.high == math.inf else int(spec.high))
+    if spec.kind == "real":
+        what = ("lie in [0, 1]" if (spec.low, spec.high) == _UNIT else
+                "be a positive finite number" if spec.low_open and spec.low == 0 else None)
+        return check_real(name, value, spec.low, spec.high, spec.low_open, what)
+    if spec.kind == "widths":
+        return check_widths(name, value)
+    if spec.kind == "bool":
+        return check_bool(name, value)
+    if spec.kind == "choice":
+        if not isinstance(value, str) or value not in spec.choices:
+            raise ValueError(f"{name} must be one of {spec.choices}, got {value!r}")
+        return value
+    if spec.kind == "dtype":
+        if not any(value is t or (isinstance(value, (str, np.dtype))
+                                  and value == np.dtype(t).name)
+                   for t in (np.float32, np.float64)):
+            raise ValueError(f"{name} must be float32 or float64 ('float32', np.float32), got "
+                             f"{value!r}")
+        return np.dtype(value).name
+    raise AssertionError(f"unknown kind {spec.kind!r} of {name}")
+
+
+def describe(spec):
+    """What a value must be, in words (for messages about files and flags)."""
+    words = {"int": "an integer" + (f" >= {int(spec.low)}" if spec.low > -math.inf else ""),
+             "real": f"a number in {'(' if spec.low_open else '['}{spec.low}, {spec.high}]",
+             "widths": "a list of positive integer widths, e.g. [64, 64]",
+             "bool": "true or false", "choice": f"one of {list(spec.choices)}",
+             "dtype": "'float32' or 'float64'"}[spec.kind]
+    return words + (" or null" if spec.optional else "")
