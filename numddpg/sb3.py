@@ -46,8 +46,8 @@ from .callbacks import (BaseCallback, CallbackList, CheckpointCallback, ConvertC
                         EvalCallback, EventCallback, EveryNTimesteps, StopTrainingOnMaxEpisodes,
                         StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
                         convert_callback)
-from .checks import check_bool, check_int, check_non_negative, check_positive, check_widths
-from .checks import check_unit_interval
+from .checks import check_bool, check_int, check_non_negative, check_widths
+from .hyperparameters import check as check_hyperparameter
 from .envs import EnvError, check_spaces, env_id as _env_id, make_twin
 
 __all__ = ["DDPG", "TD3", "BaseCallback", "CallbackList", "CheckpointCallback",
@@ -683,25 +683,30 @@ class OffPolicySB3:
         if callable(lr):
             raise ValueError(f"learning_rate={lr!r}: learning-rate schedules are not supported; "
                              "pass a number")
-        lr = check_positive("learning_rate", lr)
-        tau = check_unit_interval("tau", args["tau"])
+        # SB3's argument, checked under its own name by the spec of the numddpg
+        # hyperparameter it becomes (numddpg.hyperparameters, the one table)
+        specs = self.native_class.SPECS
+
+        def checked(sb3_name, name):
+            return check_hyperparameter(sb3_name, args[sb3_name], specs[name])
+
+        lr = check_hyperparameter("learning_rate", lr, specs["pi_lr"])
+        tau = checked("tau", "polyak")                    # both lie in [0, 1]
         train_freq = _train_freq(args["train_freq"])
         gradient_steps = check_int("gradient_steps", args["gradient_steps"], -1)
         if gradient_steps == 0:
             raise ValueError("gradient_steps=0: numddpg trains at every training round; to "
                              "collect without training, set learning_starts >= the steps you "
                              "collect")
-        learning_starts = check_int("learning_starts", args["learning_starts"], 0)
-        buffer_size = check_int("buffer_size", args["buffer_size"], 1)
-        batch_size = check_int("batch_size", args["batch_size"], 1)
+        learning_starts = checked("learning_starts", "start_steps")
+        buffer_size = checked("buffer_size", "replay_size")
+        batch_size = checked("batch_size", "batch_size")
         if batch_size > buffer_size:
             raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
                              f"({buffer_size}): a minibatch is drawn from the buffer's rows")
-        gamma = check_unit_interval("gamma", args["gamma"])
+        gamma = checked("gamma", "gamma")
         verbose = check_int("verbose", args["verbose"], 0, 2)
-        seed = args["seed"]
-        if seed is not None:
-            seed = check_int("seed", seed, 0)
+        seed = checked("seed", "seed")
         tb = args["tensorboard_log"]                # (checked by the native model)
         hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
         env = _check_env("env", args["env"])
@@ -719,11 +724,9 @@ class OffPolicySB3:
         if seed is not None:
             hp["seed"] = seed
         if self.native_class.algo == "td3":
-            hp.update(policy_delay=check_int("policy_delay", args["policy_delay"], 1),
-                      target_noise=check_non_negative("target_policy_noise",
-                                                      args["target_policy_noise"]),
-                      noise_clip=check_non_negative("target_noise_clip",
-                                                    args["target_noise_clip"]))
+            hp.update(policy_delay=checked("policy_delay", "policy_delay"),
+                      target_noise=checked("target_policy_noise", "target_noise"),
+                      noise_clip=checked("target_noise_clip", "noise_clip"))
         action_noise = args["action_noise"]
         hp.update(_noise_hyperparameters(action_noise) or {"noise": "none"})
         native = self.native_class(env, preset="none", log=False, test_env=_test_env(env),
