@@ -6,11 +6,15 @@ protocol's order and the False-return stop, the mapping of SB3's arguments onto 
 hyperparameters, the noise classes against numddpg's own processes, files, and the errors for
 what numddpg cannot do.
 """
+import ast
+import inspect
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +23,7 @@ from hypothesis import given, strategies as st
 
 from numddpg.checkpoint import CheckpointError
 from numddpg.envs import EnvError
+from numddpg.hyperparameters import TD3_TABLE
 from numddpg.noise import GaussianNoise, OUNoise
 from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallback, EvalCallback,
                          EveryNTimesteps, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
@@ -307,6 +312,41 @@ def test_sb3_arguments_map_onto_numddpg():
     assert (hp["noise"], hp["ou_sigma"], hp["ou_theta"], hp["ou_dt"]) == ("ou", 0.5, 0.2, 0.05)
     assert (hp["hidden_sizes"], hp["qf_hidden_sizes"], hp["seed"]) == ((8,), (16, 16), 7)
     assert model.native.noise_process is model.action_noise     # SB3's object drives the loop
+
+
+def _docs_rows():
+    """(sb3 name, sb3 default, numddpg name, numddpg default) of docs/sb3.md's table rows that
+    name one argument and one hyperparameter."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "sb3.md"
+    one = re.compile(r"^`(\w+)`( \(TD3\))?$")
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and one.match(cells[0]):
+            rows.append((one.match(cells[0]).group(1), cells[1],
+                         one.match(cells[2]).group(1) if one.match(cells[2]) else None,
+                         cells[3]))
+    return rows
+
+
+def test_docs_table_matches_the_code():
+    """docs/sb3.md's SB3 defaults are the signatures', its numddpg names and defaults the
+    hyperparameter table's, and every hyperparameter with an SB3 name has its row."""
+    rows = _docs_rows()
+    signature = inspect.signature(TD3).parameters
+    checked = 0
+    for sb3_name, sb3_default, name, default in rows:
+        if sb3_name in signature and sb3_default not in ("(required)",):
+            assert ast.literal_eval(sb3_default) == signature[sb3_name].default, sb3_name
+            checked += 1
+        if name is not None and name in TD3_TABLE:
+            assert ast.literal_eval(default) == TD3_TABLE[name].default, name
+            checked += 1
+    assert checked >= 25
+    named = {(r[0], r[2]) for r in rows}
+    for name, spec in TD3_TABLE.items():
+        if spec.sb3 is not None:
+            assert (spec.sb3, name) in named, (spec.sb3, name)
 
 
 def test_learning_starts_as_in_sb3():
