@@ -25,6 +25,8 @@ from . import rng as _rng
 from .checkpoint import CheckpointError, is_int, is_number, read_checkpoint, write_checkpoint
 from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe
 from .hyperparameters import check as check_hyperparameter
+from .buffer import Replay
+from .normalize import ObsNormalizer
 from .checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
                      check_unit_interval, check_widths)
 from .nn import MLP, check_dtype, check_sizes
@@ -254,7 +256,8 @@ class DDPGAgent:
         _, work, _ = self._buffers(batch.obs.shape[0])
         self._sync_t_in()
         stats = self._stats.reshape(1, N_STATS)
-        self._run(1, False, batch, 0, np.empty(0, np.int64), batch, work, stats)
+        replay = Replay(*batch, *self._norm_arrays(None))      # (not sampled from: a type)
+        self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats)
         self._sync_t_out()
         return self._stats_dict(self._stats)
 
@@ -264,13 +267,15 @@ class DDPGAgent:
         names = ("actor", "critic", "critic2")
         return {name: net.grad[0].copy() for name, net in zip(names, self._nets())}
 
-    def update_burst(self, buffer, batch_size, K):
+    def update_burst(self, buffer, batch_size, K, obs_norm=None):
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
         with obs, act, rew, obs2, done arrays and ``size``) in one jitted call.
 
+        obs_norm : a numddpg.normalize.ObsNormalizer whose map the minibatches' observations
+            get as they are gathered (None: the raw observations).
         Returns a (K, 4) float64 array of per-update statistics (loss_q, loss_pi, q_mean, q_std).
         """
-        replay, size = self._check_replay(buffer)
+        replay, size = self._check_replay(buffer, obs_norm)
         B = check_dim("batch_size", batch_size)
         batch, work, idx = self._buffers(B)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
@@ -279,8 +284,22 @@ class DDPGAgent:
         self._sync_t_out()
         return stats
 
-    def _check_replay(self, buffer):
-        """(Batch of the buffer's arrays, size) after checking what the jitted sampler will
+    def _norm_arrays(self, obs_norm):
+        """(shift, scale, clip) of ``obs_norm``, checked, or of the identity map."""
+        if obs_norm is None:
+            if getattr(self, "_identity", None) is None:
+                self._identity = ObsNormalizer.identity(self.obs_dim)
+            obs_norm = self._identity
+        arrays = (obs_norm.shift, obs_norm.scale, obs_norm.clip)
+        if not all(isinstance(x, np.ndarray) and x.dtype == np.float64 for x in arrays) or (
+                arrays[0].shape, arrays[1].shape, arrays[2].shape) != (
+                (self.obs_dim,), (self.obs_dim,), (1,)):
+            raise ValueError(f"obs_norm must hold float64 shift, scale ({self.obs_dim},) and "
+                             f"clip (1,), got {obs_norm!r}")
+        return arrays
+
+    def _check_replay(self, buffer, obs_norm=None):
+        """(Replay of the buffer's arrays, size) after checking what the jitted sampler will
         index: N rows of (o,), (a,), (), (o,), () float32/float64 C-contiguous arrays, and
         1 <= size <= N.  (The kernel reads rows below ``size`` with no bounds check.)"""
         arrays = [getattr(buffer, f, None) for f in Batch._fields]
@@ -300,7 +319,7 @@ class DDPGAgent:
                              f"got {size!r}")
         if size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        return Batch(*arrays), int(size)
+        return Replay(*arrays, *self._norm_arrays(obs_norm)), int(size)
 
     def update_stepwise(self, obs, act, rew, obs2, done):
         """The same update as ``update``, one public kernel at a time (slower; for tests and

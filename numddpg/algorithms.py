@@ -48,7 +48,8 @@ from .envs import (EnvError, EnvFailure, check_env_record, check_obs, check_rewa
                    check_spaces, env_id as _env_id, env_record, is_vector, make_env,
                    make_from_record, make_recorded_env, make_twin, split_module)
 from .nn import acts_size, mlp_forward
-from .noise import NOISE_TYPES, make_noise, noisy_action, uniform_action
+from .noise import make_noise, noisy_action, uniform_action
+from .normalize import ObsNormalizer, normalize_into
 from .presets import preset_for
 from .checks import MAX_CHUNKS, check_int, check_memory
 from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
@@ -93,8 +94,10 @@ class Policy:
     on an agent's live actor parameters follows its updates.
     """
 
-    def __init__(self, params, sizes, mid, half, low, high, act_dtype=np.float32, meta=None):
+    def __init__(self, params, sizes, mid, half, low, high, act_dtype=np.float32, meta=None,
+                 obs_norm=None):
         self.params = params
+        self.obs_norm = obs_norm                 # numddpg.normalize.ObsNormalizer, or None
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.dtype = params.dtype
         self.mid = np.asarray(mid, dtype=self.dtype)
@@ -110,16 +113,20 @@ class Policy:
         self._a = np.zeros(self.act_dim, kernel_dtype(self.act_dtype))
 
     @classmethod
-    def from_agent(cls, agent, act_dtype=np.float32, meta=None):
+    def from_agent(cls, agent, act_dtype=np.float32, meta=None, obs_norm=None):
         return cls(agent.actor.params, agent.actor.sizes, agent.mid, agent.half,
-                   agent.act_low, agent.act_high, act_dtype, meta)
+                   agent.act_low, agent.act_high, act_dtype, meta, obs_norm)
 
     def act(self, obs, noise=None):
         """clip(mid + half (tanh(actor(obs)) + noise), low, high) for one obs (obs_dim,).
 
         noise: (act_dim,) float64 in half-range units, or None for the deterministic action.
         """
-        self._x[0] = obs
+        if self.obs_norm is None:
+            self._x[0] = obs
+        else:
+            n = self.obs_norm
+            normalize_into(obs, n.shift, n.scale, n.clip, self._x[0])
         u = mlp_forward(self.params, self.sizes, True, self._x, self._acts)
         noisy_action(u[0], self.mid, self.half, self._zeros if noise is None else noise,
                      self.low, self.high, self._a)
@@ -131,11 +138,19 @@ class Policy:
         if obs.shape[-1:] != (self.obs_dim,) or obs.ndim not in (1, 2):
             raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
                              f"got {obs.shape}")
-        x = np.ascontiguousarray(obs.reshape(-1, self.obs_dim), dtype=self.dtype)
+        x = self.inputs(obs.reshape(-1, self.obs_dim))
         acts = np.empty(acts_size(tuple(self.sizes), x.shape[0]), self.dtype)
         u = mlp_forward(self.params, self.sizes, True, x, acts)
         a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self.act_dtype)
         return a[0] if obs.ndim == 1 else a
+
+
+    def inputs(self, obs):
+        """The actor's input for observations (B, obs_dim): normalized if the policy
+        normalizes, in its dtype, C-contiguous."""
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs)
+        return np.ascontiguousarray(obs, dtype=self.dtype)
 
 
 def kernel_dtype(dtype):
@@ -154,15 +169,20 @@ def save_policy(path, policy):
     """Write ``policy`` (actor params, layer sizes, mid, half, bounds) and its ``meta`` dict to a
     policy file (numddpg.policy's format: a checkpoint of kind "policy"), atomically.  The
     NumPy-only ``numddpg.load_policy`` reads it too."""
+    n = policy.obs_norm
     return _policy_file.save_policy(path, policy.params, policy.sizes, policy.mid, policy.half,
-                                    policy.low, policy.high, policy.act_dtype, **policy.meta)
+                                    policy.low, policy.high, policy.act_dtype,
+                                    obs_norm=None if n is None else (n.shift, n.scale, n.clip[0]),
+                                    **policy.meta)
 
 
 def load_policy(path):
     """The Policy saved by ``save_policy`` at ``path`` (a file, or a run directory); raises
     numddpg.CheckpointError for a missing, damaged or foreign file."""
     p = _policy_file.load_policy(path)
-    return Policy(p.params, p.layer_sizes, p.mid, p.half, p.low, p.high, p.act_dtype, p.meta)
+    norm = None if p.obs_norm is None else ObsNormalizer.from_map(*p.obs_norm)
+    return Policy(p.params, p.layer_sizes, p.mid, p.half, p.low, p.high, p.act_dtype, p.meta,
+                  norm)
 
 
 def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
@@ -302,6 +322,8 @@ class OffPolicyAlgorithm:
         self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size,
                                    seed=int(buffer_seq.generate_state(1, np.uint64)[0]))
+        self.obs_norm = (ObsNormalizer(self.obs_dim, self.obs_clip) if self.normalize_obs
+                         else None)
         self.noise_process = make_noise(self.noise, self.act_dim, self.act_noise,
                                         self.ou_sigma, self.ou_theta, self.ou_dt)
 
@@ -409,14 +431,16 @@ class OffPolicyAlgorithm:
 
     def _bind_fast_paths(self):
         """Preallocated arrays of the per-step code (call again if the agent is replaced)."""
-        self.policy = Policy.from_agent(self.agent, self.env.action_space.dtype,
+        act_space = self.env.single_action_space if self.n_envs else self.env.action_space
+        self.policy = Policy.from_agent(self.agent, act_space.dtype,
                                         meta={"env_id": self.env_id, "algo": self.algo,
                                               "env_module": self.env_module,
                                               "env": self.env_record,
                                               "max_ep_len": self.max_ep_len,
-                                              "seed": self.seed})
+                                              "seed": self.seed},
+                                        obs_norm=self.obs_norm)
         self._u01 = np.zeros(self.act_dim, np.float64)      # uniform draws / noise draws
-        self._a = np.zeros(self.act_dim, kernel_dtype(self.env.action_space.dtype))
+        self._a = np.zeros(self.act_dim, kernel_dtype(act_space.dtype))
 
     def _new_epoch_accumulators(self):
         self._ep_rets, self._ep_lens, self._update_stats = [], [], []
@@ -447,6 +471,8 @@ class OffPolicyAlgorithm:
         self._ep_seed = int(self.rng.integers(2**31))  # kept: a checkpoint redoes this reset
         obs, _ = self.env.reset(seed=self._ep_seed)
         obs = self._checked_obs(obs, "reset")
+        if self.obs_norm is not None and np.all(np.isfinite(obs)):
+            self.obs_norm.update(obs)
         if not np.all(np.isfinite(obs)):
             raise EnvFailure(f"{self.env_id} returned a non-finite observation {obs} from reset "
                            f"at env step {self.t}; training stopped")
@@ -560,7 +586,7 @@ class OffPolicyAlgorithm:
 
     def _loop(self, end, bar):
         env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
-        store, step, runlog = buffer.store_fast, env.step, self._runlog
+        store, step, runlog, obs_norm = buffer.store_fast, env.step, self._runlog, self.obs_norm
         start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
         batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
         n_updates = self.gradient_steps or update_every         # updates per training round
@@ -585,6 +611,8 @@ class OffPolicyAlgorithm:
             code = store(obs, a, rew, obs2, 1.0 if terminated else 0.0)   # d = terminated only
             if code != STORED:
                 raise self._non_finite(code, obs2, rew)
+            if obs_norm is not None:
+                obs_norm.update(obs2)
             self.obs = obs2
             ended = terminated or truncated or self.ep_len >= max_ep_len
             if ended:
@@ -601,7 +629,7 @@ class OffPolicyAlgorithm:
                 if callback is not None:
                     callback.on_rollout_end()
                 t_burst = time.perf_counter()
-                stats = agent.update_burst(buffer, batch_size, n_updates)
+                stats = agent.update_burst(buffer, batch_size, n_updates, obs_norm)
                 self._guard.observe((time.perf_counter() - t_burst) / n_updates)
                 self._check_finite(stats)
                 self._update_stats.append(stats)
@@ -639,6 +667,8 @@ class OffPolicyAlgorithm:
         if self.obs is None:                   # a fresh start (or a load): every env resets
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             self.obs = self._checked_vector_obs(obs, "reset")
+            if self.obs_norm is not None:
+                self.obs_norm.update(self.obs)
             self._vec_ret, self._vec_len = np.zeros(n), np.zeros(n, np.int64)
             self._vec_resetting = np.zeros(n, bool)
             for p in noises:
@@ -651,8 +681,7 @@ class OffPolicyAlgorithm:
                 for i in range(n):
                     a_all[i] = self._random_action()
             else:
-                u = mlp_forward(policy.params, policy.sizes, True,
-                                np.ascontiguousarray(obs, policy.dtype), acts)
+                u = mlp_forward(policy.params, policy.sizes, True, policy.inputs(obs), acts)
                 for i in range(n):
                     noisy_action(u[i], policy.mid, policy.half, noises[i].sample(rng, self._u01),
                                  policy.low, policy.high, a_all[i])
@@ -688,6 +717,8 @@ class OffPolicyAlgorithm:
                     else:
                         self._vec_resetting[i] = True
             self.obs = obs2
+            if self.obs_norm is not None:               # (the reset and final ones too)
+                self.obs_norm.update(obs2)
             if callback is not None:
                 callback.update_locals({"self": self, "new_obs": obs2, "actions": a_all.copy(),
                                         "rewards": rew, "dones": term | trunc, "infos": infos})
@@ -700,7 +731,8 @@ class OffPolicyAlgorithm:
                 if callback is not None:
                     callback.on_rollout_end()
                 t_burst = time.perf_counter()
-                stats = agent.update_burst(buffer, self.batch_size, rounds * n_updates)
+                stats = agent.update_burst(buffer, self.batch_size, rounds * n_updates,
+                                           self.obs_norm)
                 self._guard.observe((time.perf_counter() - t_burst) / (rounds * n_updates))
                 self._check_finite(stats)
                 self._update_stats.append(stats)
@@ -914,6 +946,8 @@ class OffPolicyAlgorithm:
                                else np.zeros((0, N_STATS), np.float64))
         # (a vector env's episodes end at different steps: its checkpoints are never at a
         # boundary, and a load starts every env's episode afresh)
+        if self.obs_norm is not None:
+            arrays.update({f"norm.{k}": v for k, v in self.obs_norm.state().items()})
         at_boundary = not self.n_envs and self.obs is not None and self.ep_len == 0
         in_progress = bool(self.n_envs) or (self.obs is not None and self.ep_len > 0)
         if at_boundary:
@@ -998,6 +1032,12 @@ class OffPolicyAlgorithm:
                           stacklevel=3)
         if noise_x.size:
             self.noise_process.x[...] = noise_x
+        if self.obs_norm is not None:
+            state = {k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")}
+            if np.any(state["var"] < 0) or not state["count"][0] > 0:
+                raise CheckpointError(f"{where}: observation statistics var={state['var']}, "
+                                      f"count={state['count']} (var >= 0, count > 0)")
+            self.obs_norm.restore(state)
 
         loop = meta["loop"]
         self.t, self.epoch, self.episodes = loop["t"], loop["epoch"], loop["episodes"]
@@ -1371,6 +1411,9 @@ def run_checkpoint_specs(meta, where):
     specs[STATS_ARRAY] = ("float64", (m[0], 4))
     if loop["episode_seed"] is not None:
         specs["loop.obs"] = ("float64", (o,))
+    if meta["hyperparameters"].get("normalize_obs") is True:
+        specs.update({"norm.mean": ("float64", (o,)), "norm.var": ("float64", (o,)),
+                      "norm.count": ("float64", (1,))})
     return specs
 
 
@@ -1494,8 +1537,9 @@ def export_policy(src, dst):
         p = _policy_file.load_policy(src)
         info = {k: v for k, v in p.meta.items() if k in ("algo", "env_id")}
         path = _policy_file.save_policy(dst, p.params, p.layer_sizes, p.mid, p.half, p.low,
-                                        p.high, p.act_dtype, **info)
+                                        p.high, p.act_dtype, p.obs_norm, **info)
         return path, src
+    obs_norm = None
     if kind == "agent":
         agent, info, act_dtype = load_agent(src), {}, "float32"
     elif kind == "algorithm":
@@ -1504,9 +1548,13 @@ def export_policy(src, dst):
         info = {"algo": meta["algo"], "env_id": meta["env_id"],
                 "trained_steps": meta["loop"]["t"]}
         act_dtype = meta["spaces"]["act_dtype"]
+        if "norm.mean" in arrays:
+            norm = ObsNormalizer(meta["config"]["obs_dim"], meta["hyperparameters"]["obs_clip"])
+            norm.restore({k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")})
+            obs_norm = (norm.shift, norm.scale, norm.clip[0])
     path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,
                                     agent.half, agent.act_low, agent.act_high, act_dtype,
-                                    **dict(info, algo=agent.algo))
+                                    obs_norm, **dict(info, algo=agent.algo))
     return path, src
 
 

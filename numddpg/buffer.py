@@ -7,6 +7,8 @@ jitted burst (``DDPGAgent.update_burst`` reads ``obs, act, rew, obs2, done, size
 and ``ReplayBuffer.sample`` does the same for users with the same kernels (``sample_indices``,
 ``gather_batch``, together ``sample_batch``), which live here.
 """
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -64,25 +66,40 @@ def sample_indices(rng_state, size, idx):
 
 
 @njit(cache=True)
-def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, obs, act, rew, obs2, done):
-    """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype)."""
+def _normalized(x, shift, scale, clip):
+    """clip((x - shift) * scale, -clip, clip) (numddpg.normalize); the identity map (0, 1, inf)
+    returns x unchanged, bit for bit."""
+    return min(max((x - shift) * scale, -clip), clip)
+
+
+@njit(cache=True)
+def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, shift, scale, clip,
+                 obs, act, rew, obs2, done):
+    """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype),
+    normalizing the observations with shift, scale (o,) and clip (1,) (numddpg.normalize)."""
     for i in range(idx.shape[0]):
         j = idx[i]
         for c in range(obs.shape[1]):
-            obs[i, c] = buf_obs[j, c]
-            obs2[i, c] = buf_obs2[j, c]
+            obs[i, c] = _normalized(buf_obs[j, c], shift[c], scale[c], clip[0])
+            obs2[i, c] = _normalized(buf_obs2[j, c], shift[c], scale[c], clip[0])
         for c in range(act.shape[1]):
             act[i, c] = buf_act[j, c]
         rew[i] = buf_rew[j]
         done[i] = buf_done[j]
 
 
+# The replay arrays and the observation normalization the minibatches get (numddpg.normalize;
+# the identity map when there is none): what the update kernels sample from.
+Replay = namedtuple("Replay", ["obs", "act", "rew", "obs2", "done", "shift", "scale", "clip"])
+
+
 @njit(cache=True)
 def sample_batch(replay, size, rng_state, idx, batch):
     """A minibatch of B = idx.shape[0] rows drawn uniformly with replacement from the first
-    ``size`` rows of ``replay`` into ``batch`` (both numddpg.update.Batch bundles)."""
+    ``size`` rows of ``replay`` (a Replay) into ``batch`` (a numddpg.update.Batch)."""
     sample_indices(rng_state, size, idx)
     gather_batch(idx, replay.obs, replay.act, replay.rew, replay.obs2, replay.done,
+                 replay.shift, replay.scale, replay.clip,
                  batch.obs, batch.act, batch.rew, batch.obs2, batch.done)
 
 
@@ -184,8 +201,10 @@ class ReplayBuffer:
                "rew": np.empty(B, self.dtype),
                "obs2": np.empty((B, self.obs_dim), self.dtype),
                "done": np.empty(B, self.dtype)}
-        gather_batch(idx, self.obs, self.act, self.rew, self.obs2, self.done,
-                     out["obs"], out["act"], out["rew"], out["obs2"], out["done"])
+        o = self.obs_dim
+        gather_batch(idx, self.obs, self.act, self.rew, self.obs2, self.done, np.zeros(o),
+                     np.ones(o), np.full(1, np.inf), out["obs"], out["act"], out["rew"], out["obs2"],
+                     out["done"])
         return out
 
     # -- state in a checkpoint (numddpg.algorithms saves and restores it) -----------------------

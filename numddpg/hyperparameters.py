@@ -75,6 +75,10 @@ DDPG_TABLE = {
     "ou_theta": _real(0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
     "ou_sigma": _real(0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
     "ou_dt": _real(1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
+    "normalize_obs": Hyperparameter(False, "bool", "normalize observations by running mean "
+                                    "and std, as SB3's VecNormalize (numddpg.normalize)"),
+    "obs_clip": _real(10.0, "clip of normalized observations, in stds (normalize_obs)",
+                      low_open=True),
     "num_test_episodes": _int(10, "deterministic test episodes at the end of every epoch", 0),
     "max_ep_len": _int(1000, "episode length cap (truncation: bootstrapped, not terminal)", 1),
     "steps_per_epoch": _int(4000, "env steps per epoch (one progress.csv row each)", 1),

@@ -60,7 +60,7 @@ class NumpyPolicy:
     """
 
     def __init__(self, params, layer_sizes, mid, half, low, high, act_dtype="float32",
-                 meta=None):
+                 meta=None, obs_norm=None):
         self.layer_sizes = tuple(int(n) for n in layer_sizes)
         self.params = np.asarray(params)
         self.dtype = self.params.dtype
@@ -71,6 +71,10 @@ class NumpyPolicy:
         self.high = np.asarray(high, np.float64)
         self.act_dtype = np.dtype(act_dtype)
         self.meta = dict(meta or {})
+        # observation normalization (shift (o,), scale (o,), clip), as in training, or None
+        self.obs_norm = None if obs_norm is None else (
+            np.asarray(obs_norm[0], np.float64), np.asarray(obs_norm[1], np.float64),
+            float(obs_norm[2]))
         self.weights, self.biases, p = [], [], 0
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             self.weights.append(self.params[p:p + n_in * n_out].reshape(n_in, n_out))
@@ -84,7 +88,11 @@ class NumpyPolicy:
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
                              f"got {obs.shape}")
-        h = obs.reshape(-1, self.obs_dim).astype(self.dtype)     # h_0 (B, n_0)
+        h = obs.reshape(-1, self.obs_dim)
+        if self.obs_norm is not None:                             # s_hat, as in training
+            shift, scale, clip = self.obs_norm
+            h = np.clip((h - shift) * scale, -clip, clip)
+        h = h.astype(self.dtype)                                  # h_0 (B, n_0)
         last = len(self.weights) - 1
         for l, (W, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ W + b                                         # z_l = h_l @ W_l + b_l
@@ -100,9 +108,11 @@ class NumpyPolicy:
                 f"algo={self.meta.get('algo')!r}, env_id={self.meta.get('env_id')!r})")
 
 
-def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="float32", **info):
-    """Write a policy file (the format of the module docstring) atomically; ``info`` holds
-    JSON-able extras for the record (algo, env_id, ...).  Returns the path."""
+def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="float32",
+                obs_norm=None, **info):
+    """Write a policy file (the format of the module docstring) atomically; ``obs_norm`` is
+    (shift, scale, clip) of an observation normalization or None; ``info`` holds JSON-able
+    extras for the record (algo, env_id, ...).  Returns the path."""
     sizes = [int(n) for n in layer_sizes]
     params = np.ascontiguousarray(params)
     meta = dict(info, kind="policy", layer_sizes=sizes, dtype=params.dtype.name,
@@ -111,6 +121,10 @@ def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="floa
     arrays = {"params": params, "mid": np.asarray(mid, params.dtype),
               "half": np.asarray(half, params.dtype), "low": np.asarray(low, np.float64),
               "high": np.asarray(high, np.float64)}
+    if obs_norm is not None:
+        arrays["obs_shift"] = np.asarray(obs_norm[0], np.float64)
+        arrays["obs_scale"] = np.asarray(obs_norm[1], np.float64)
+        meta["obs_clip"] = float(obs_norm[2])
     return write_checkpoint(path, arrays, meta)
 
 
@@ -132,8 +146,15 @@ def policy_array_specs(meta, where="policy"):
                               f"{meta.get('output_activation')!r}; this reader computes relu "
                               "hidden layers and a tanh output")
     a = sizes[-1]
-    return {"params": (dtype, (n_params(sizes),)), "mid": (dtype, (a,)), "half": (dtype, (a,)),
-            "low": ("float64", (a,)), "high": ("float64", (a,))}
+    specs = {"params": (dtype, (n_params(sizes),)), "mid": (dtype, (a,)), "half": (dtype, (a,)),
+             "low": ("float64", (a,)), "high": ("float64", (a,))}
+    if "obs_clip" in meta:                     # a policy that normalizes its observations
+        clip = meta["obs_clip"]
+        if not (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0
+                and clip < float("inf")):
+            raise CheckpointError(f"{where}: obs_clip {clip!r} must be a positive number")
+        specs.update(obs_shift=("float64", (sizes[0],)), obs_scale=("float64", (sizes[0],)))
+    return specs
 
 
 def load_policy(path):
@@ -153,8 +174,12 @@ def load_policy(path):
     if not (np.all(arr["half"] > 0) and np.all(arr["low"] < arr["high"])):
         raise CheckpointError(f"{where}: action box is empty (half={arr['half']}, "
                               f"low={arr['low']}, high={arr['high']})")
+    if "obs_scale" in arr and not np.all(arr["obs_scale"] > 0):
+        raise CheckpointError(f"{where}: obs_scale must be positive, got {arr['obs_scale']}")
+    norm = ((arr["obs_shift"], arr["obs_scale"], meta["obs_clip"]) if "obs_clip" in meta
+            else None)
     return NumpyPolicy(arr["params"], meta["layer_sizes"], arr["mid"], arr["half"], arr["low"],
-                       arr["high"], meta["act_dtype"], meta)
+                       arr["high"], meta["act_dtype"], meta, norm)
 
 
 __all__ = ["CheckpointError", "NumpyPolicy", "load_policy", "save_policy", "POLICY_FILE"]

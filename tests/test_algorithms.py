@@ -127,9 +127,9 @@ def test_updates_run_in_bursts_of_update_every_from_update_after():
     calls = []
     real = m.agent.update_burst
 
-    def spy(buffer, batch_size, K):
+    def spy(buffer, batch_size, K, *obs_norm):
         calls.append((m.t, buffer.size, batch_size, K))
-        return real(buffer, batch_size, K)
+        return real(buffer, batch_size, K, *obs_norm)
 
     m.agent.update_burst = spy
     m.learn(95, progress_bar=False)
@@ -169,8 +169,8 @@ def test_q_stats_pool_every_minibatch():
     qs = []
     real = m.agent.update_burst
 
-    def spy(buffer, batch_size, K):
-        stats = real(buffer, batch_size, K)       # per update: loss_q, loss_pi, q_mean, q_std
+    def spy(buffer, batch_size, K, *obs_norm):
+        stats = real(buffer, batch_size, K, *obs_norm)   # per update: loss_q, loss_pi, q_mean, q_std
         qs.append(stats)
         return stats
 

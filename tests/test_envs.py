@@ -85,7 +85,7 @@ def test_non_box_and_non_flat_observations_are_refused():
 
 
 def test_not_an_env_at_all():
-    with pytest.raises(EnvError, match="gymnasium id or a gymnasium.Env"):
+    with pytest.raises(EnvError, match="a gymnasium id, a gymnasium.Env or a gymnasium vector env"):
         make_env(42)
 
 

@@ -549,7 +549,7 @@ def test_an_infinite_test_return_never_breaks_a_json_write(tmp_path):
 BAD_VALUES = [None, True, "64", 32.7, -1, [1], {"a": 1}, float("nan")]
 NONE_OK = {"seed", "chunks", "blas_threads", "checkpoint_every", "gradient_steps",
            "qf_hidden_sizes"}
-UNBOUNDED_REALS = {"pi_lr", "q_lr", "act_noise", "ou_theta", "ou_sigma", "ou_dt", "target_noise",
+UNBOUNDED_REALS = {"pi_lr", "q_lr", "act_noise", "ou_theta", "ou_sigma", "ou_dt", "obs_clip", "target_noise",
                    "noise_clip"}
 
 

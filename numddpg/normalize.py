@@ -1,0 +1,103 @@
+"""Observation normalization by running statistics (the role of SB3's VecNormalize for obs).
+
+    s_hat = clip((s - mean) / sqrt(var + eps), -clip, clip)      elementwise, (obs_dim,)
+
+``mean`` and ``var`` are the running mean and (population) variance of every observation the
+training env returned, merged batch by batch with Chan et al.'s parallel update; they start at
+mean 0, var 1 and count 1e-4, eps is 1e-8 and clip 10, as Stable-Baselines3's RunningMeanStd
+and VecNormalize (docs/reference.md).  The replay buffer keeps the raw observations and the
+minibatch is normalized with the *current* statistics as it is gathered (numddpg.buffer), as
+SB3's off-policy algorithms do; the policy normalizes what it acts on with the same statistics.
+Test episodes and evaluation use them frozen.  The state (mean, var, count) goes into
+checkpoints, and ``shift``/``scale`` into policy files.
+"""
+import numpy as np
+from numba import njit
+
+EPS = 1e-8
+START_COUNT = 1e-4
+
+
+@njit(cache=True)
+def merge_stats(mean, var, count, x, shift, scale):
+    """Merge the rows of x (n, o) into the running mean/var/count (count (1,)), in place, and
+    refresh shift = mean, scale = 1 / sqrt(var + EPS)."""
+    n = x.shape[0]
+    total = count[0] + n
+    for c in range(x.shape[1]):
+        m = 0.0
+        for i in range(n):
+            m += x[i, c]
+        m /= n
+        v = 0.0
+        for i in range(n):
+            v += (x[i, c] - m) ** 2
+        v /= n
+        delta = m - mean[c]
+        m2 = var[c] * count[0] + v * n + delta * delta * count[0] * n / total
+        mean[c] += delta * n / total
+        var[c] = m2 / total
+        shift[c] = mean[c]
+        scale[c] = 1.0 / np.sqrt(var[c] + EPS)
+    count[0] = total
+
+
+@njit(cache=True)
+def normalize_into(x, shift, scale, clip, out):
+    """out = clip((x - shift) * scale, -clip[0], clip[0]); x, shift, scale, out (o,)."""
+    for c in range(out.shape[0]):
+        out[c] = min(max((x[c] - shift[c]) * scale[c], -clip[0]), clip[0])
+
+
+class ObsNormalizer:
+    """Running statistics of observations and the affine map they define (module docstring).
+
+    Attributes: ``mean``, ``var`` (o,), ``count`` (1,) float64; ``shift`` (= mean) and
+    ``scale`` (= 1 / sqrt(var + eps)), (o,), and ``clip`` (1,): what the kernels read.
+    """
+
+    def __init__(self, obs_dim, clip=10.0):
+        self.mean = np.zeros(obs_dim)
+        self.var = np.ones(obs_dim)
+        self.count = np.full(1, START_COUNT)
+        self.shift = np.zeros(obs_dim)
+        self.scale = np.full(obs_dim, 1.0 / np.sqrt(1.0 + EPS))
+        self.clip = np.full(1, float(clip))
+
+    @classmethod
+    def identity(cls, obs_dim):
+        """shift 0, scale 1, clip inf: the map that changes no number (bit for bit)."""
+        norm = cls(obs_dim, np.inf)
+        norm.scale[:] = 1.0
+        return norm
+
+    @classmethod
+    def from_map(cls, shift, scale, clip):
+        """The normalizer whose map is (shift, scale, clip), e.g. from a policy file."""
+        norm = cls(len(shift), clip)
+        norm.restore({"mean": np.asarray(shift, np.float64),
+                      "var": 1.0 / np.asarray(scale, np.float64) ** 2 - EPS,
+                      "count": np.ones(1)})
+        norm.shift[:], norm.scale[:] = shift, scale
+        return norm
+
+    def update(self, x):
+        """Merge one observation (o,) or a batch (n, o) into the statistics."""
+        x = np.asarray(x, np.float64)
+        merge_stats(self.mean, self.var, self.count, x.reshape(-1, self.mean.shape[0]),
+                    self.shift, self.scale)
+
+    def __call__(self, x):
+        """The normalized observation(s), as new float64 arrays."""
+        x = np.asarray(x, np.float64)
+        return np.clip((x - self.shift) * self.scale, -self.clip[0], self.clip[0])
+
+    def state(self):
+        """{"mean", "var", "count"}: what a checkpoint saves."""
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def restore(self, state):
+        """Put back a ``state`` (checked by the caller: shapes, var >= 0, count > 0)."""
+        self.mean[:], self.var[:], self.count[:] = state["mean"], state["var"], state["count"]
+        self.shift[:] = self.mean
+        self.scale[:] = 1.0 / np.sqrt(self.var + EPS)

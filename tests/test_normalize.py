@@ -1,0 +1,86 @@
+"""Observation normalization (numddpg.normalize): the running statistics, the map the
+minibatches and the policy apply, and their round trips through checkpoints and policy files."""
+import numpy as np
+import pytest
+
+from numddpg.algorithms import DDPG, OffPolicyAlgorithm
+from numddpg.buffer import gather_batch
+from numddpg.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from numddpg.normalize import EPS, START_COUNT, ObsNormalizer
+from numddpg.policy import load_policy
+
+TINY = dict(hidden_sizes=(8,), start_steps=100, update_after=100, update_every=10,
+            batch_size=16, steps_per_epoch=200, num_test_episodes=1, chunks=1, seed=0,
+            normalize_obs=True)
+
+
+def test_running_statistics_equal_the_closed_form(rng):
+    norm = ObsNormalizer(3)
+    batches = [rng.normal(2.0, 3.0, (n, 3)) for n in (1, 5, 1, 17, 40)]
+    for b in batches:
+        norm.update(b if len(b) > 1 else b[0])
+    x = np.concatenate(batches)
+    n = len(x) + START_COUNT                   # the prior: mean 0, var 1, weight START_COUNT
+    mean = x.sum(0) / n
+    var = (START_COUNT * (1 + mean ** 2) + ((x - mean) ** 2).sum(0)) / n
+    np.testing.assert_allclose(norm.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(norm.var, var, rtol=1e-10)
+    np.testing.assert_allclose(norm.scale, 1 / np.sqrt(var + EPS), rtol=1e-10)
+
+
+def test_minibatches_are_gathered_normalized_and_the_identity_changes_no_bit(rng):
+    buf = [rng.normal(0, 5, (6, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32),
+           rng.normal(size=6).astype(np.float32), rng.normal(0, 5, (6, 3)).astype(np.float32),
+           np.zeros(6, np.float32)]
+    idx = np.array([5, 0, 3])
+    out = [np.empty((3, 3), np.float32), np.empty((3, 1), np.float32), np.empty(3, np.float32),
+           np.empty((3, 3), np.float32), np.empty(3, np.float32)]
+    shift, scale, clip = np.array([1.0, -2.0, 0.5]), np.array([0.5, 2.0, 1.0]), np.array([2.0])
+    gather_batch(idx, *buf, shift, scale, clip, *out)
+    want = np.clip((buf[0][idx].astype(np.float64) - shift) * scale, -2, 2).astype(np.float32)
+    np.testing.assert_array_equal(out[0], want)
+    ident = ObsNormalizer.identity(3)
+    gather_batch(idx, *buf, ident.shift, ident.scale, ident.clip, *out)
+    np.testing.assert_array_equal(out[0], buf[0][idx])
+    np.testing.assert_array_equal(out[3], buf[3][idx])
+
+
+def test_the_policy_acts_on_normalized_observations():
+    model = DDPG("Pendulum-v1", log=False, **TINY).learn(300, progress_bar=False)
+    obs = np.array([0.3, -0.8, 4.0], np.float32)
+    normalized = model.obs_norm(obs)
+    plain = DDPG("Pendulum-v1", log=False, **dict(TINY, normalize_obs=False))
+    plain.agent.actor.params[:] = model.agent.actor.params
+    np.testing.assert_allclose(model.predict(obs)[0], plain.predict(normalized)[0], atol=1e-6)
+    np.testing.assert_allclose(model.policy.act(obs), plain.policy.act(normalized), atol=1e-6)
+
+
+def test_resume_is_exact_and_files_carry_the_statistics(tmp_path):
+    a = DDPG("Pendulum-v1", run_dir=tmp_path / "a", **TINY).learn(400, progress_bar=False)
+    b = OffPolicyAlgorithm.load(tmp_path / "a" / "checkpoint.npz")
+    a.learn(400, progress_bar=False)
+    b.learn(400, progress_bar=False)
+    assert np.array_equal(a.agent.actor.params, b.agent.actor.params)
+    assert np.array_equal(a.obs_norm.var, b.obs_norm.var)
+    policy = load_policy(tmp_path / "a")                     # NumPy only, normalizing too
+    obs = np.random.default_rng(1).uniform(-1, 1, (5, 3)).astype(np.float32)
+    np.testing.assert_allclose(policy(obs), a.predict(obs)[0], atol=1e-5)
+
+
+def test_doctored_statistics_are_refused(tmp_path):
+    DDPG("Pendulum-v1", run_dir=tmp_path / "r", **TINY).learn(200, progress_bar=False)
+    path = tmp_path / "r" / "checkpoint.npz"
+    meta, arrays = read_checkpoint(path, allow_nonfinite=("epoch.update_stats",))
+    for k in ("format", "format_version", "numddpg_version", "arrays"):
+        meta.pop(k)
+    arrays["norm.var"] = -arrays["norm.var"]
+    write_checkpoint(tmp_path / "bad.npz", arrays, meta, allow_nonfinite=("epoch.update_stats",))
+    with pytest.raises(CheckpointError, match="observation statistics"):
+        OffPolicyAlgorithm.load(tmp_path / "bad.npz")
+    pmeta, parr = read_checkpoint(tmp_path / "r" / "policy.npz")
+    for k in ("format", "format_version", "numddpg_version", "arrays"):
+        pmeta.pop(k)
+    parr["obs_scale"] = np.zeros_like(parr["obs_scale"])
+    write_checkpoint(tmp_path / "p.npz", parr, pmeta)
+    with pytest.raises(CheckpointError, match="obs_scale must be positive"):
+        load_policy(tmp_path / "p.npz")
