@@ -307,16 +307,14 @@ class OffPolicyAlgorithm:
 
         self.obs_dim, self.act_dim, self.act_low, self.act_high = check_spaces(self.env)
         self._check_memory()
-        self.test_env = make_twin(self.env) if test_env is None else make_env(test_env)
-        check = check_spaces(self.test_env)
-        if check[:2] != (self.obs_dim, self.act_dim):
-            raise EnvError(f"test_env has obs/act dims {check[:2]}, env has "
-                           f"{(self.obs_dim, self.act_dim)}")
+        self._test_env = None if test_env is None else self._checked_test_env(make_env(test_env))
 
         # One seed drives everything: three independent streams spawned from it.
         agent_seq, loop_seq, buffer_seq = np.random.SeedSequence(self.seed).spawn(3)
         self.env.action_space.seed(int(loop_seq.generate_state(1)[0]))
-        self.test_env.action_space.seed(int(loop_seq.generate_state(2)[1]))
+        self._test_env_seed = int(loop_seq.generate_state(2)[1])
+        if self._test_env is not None:
+            self._test_env.action_space.seed(self._test_env_seed)
         self.rng = np.random.default_rng(loop_seq)
         self.chunks_used, self.threads_record = self._resolve_chunks()
         self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
@@ -360,6 +358,50 @@ class OffPolicyAlgorithm:
         self._new_epoch_accumulators()
 
     # -- construction -------------------------------------------------------------------------
+    @property
+    def test_env(self):
+        """The env of test episodes and ``evaluate``: the one given, or a separate instance of
+        the training env, made when first needed (so that a training env numddpg cannot copy,
+        such as an AsyncVectorEnv of functions, trains when no test episode is asked for)."""
+        if self._test_env is None:
+            self._test_env = self._checked_test_env(make_twin(self.env))
+            self._test_env.action_space.seed(self._test_env_seed)
+        return self._test_env
+
+    @test_env.setter
+    def test_env(self, env):
+        self._test_env = self._checked_test_env(make_env(env))
+
+    def _checked_test_env(self, env):
+        dims = check_spaces(env)[:2]
+        if dims != (self.obs_dim, self.act_dim):
+            raise EnvError(f"test_env has obs/act dims {dims}, env has "
+                           f"{(self.obs_dim, self.act_dim)}")
+        return env
+
+    def set_env(self, env):
+        """Continue training on ``env`` (an id, an env or a vector env) with the same spaces
+        and action dtype; the episode in progress is dropped (the next step resets)."""
+        env = make_env(env)
+        spaces = check_spaces(env)
+        same_box = (np.array_equal(spaces[2], self.act_low)
+                    and np.array_equal(spaces[3], self.act_high))
+        if spaces[:2] != (self.obs_dim, self.act_dim) or not same_box:
+            raise EnvError(f"set_env: {_env_id(env)} has spaces {spaces[:2]} with bounds "
+                           f"{spaces[2]}..{spaces[3]}; this model's are "
+                           f"{(self.obs_dim, self.act_dim)}, {self.act_low}..{self.act_high}")
+        act_space = env.single_action_space if is_vector(env) else env.action_space
+        if kernel_dtype(act_space.dtype) != self._a.dtype:
+            raise EnvError(f"set_env: {_env_id(env)}'s actions are {act_space.dtype}, this "
+                           f"model's {self._a.dtype}")
+        self.n_envs = env.num_envs if is_vector(env) else 0
+        if self.n_envs:
+            self._same_step = _autoreset_same_step(env)
+        self.env, self.env_id, self.env_record = env, _env_id(env), env_record(env)
+        self.obs, self.ep_ret, self.ep_len = None, 0.0, 0
+        self._noises = None
+        self._bind_fast_paths()
+
     def _resolve_preset(self, preset):
         if preset is None or preset == "none":
             return None, {}
@@ -622,10 +664,11 @@ class OffPolicyAlgorithm:
                 if runlog is not None:
                     runlog.on_episode(self.ep_ret, self.ep_len, self.t)
                 self._start_episode()
-            if callback is not None and not self._callback_step(
-                    callback, obs2, a, rew, ended, info):
-                end = self.t                       # stop here, as a normal end would
-            if self.t >= update_after and self.t % update_every == 0:
+            stop = callback is not None and not self._callback_step(
+                callback, obs2, a, rew, ended, info)
+            if stop:
+                end = self.t                       # stop here, as a normal end would (and, as
+            elif self.t >= update_after and self.t % update_every == 0:   # SB3, not train)
                 if callback is not None:
                     callback.on_rollout_end()
                 t_burst = time.perf_counter()
@@ -723,7 +766,7 @@ class OffPolicyAlgorithm:
                 callback.update_locals({"self": self, "new_obs": obs2, "actions": a_all.copy(),
                                         "rewards": rew, "dones": term | trunc, "infos": infos})
                 if not callback.on_step():
-                    end = self.t
+                    end = t0 = self.t              # stop, and (as SB3) without a last round
             # training rounds due: multiples of update_every (from update_after on) in (t0, t]
             first = max(t0 // update_every + 1, -(-update_after // update_every))
             rounds = max(0, self.t // update_every - first + 1)
@@ -835,8 +878,9 @@ class OffPolicyAlgorithm:
     def _end_epoch(self, bar):
         steps = self.t - self._epoch_t0
         train_seconds = time.perf_counter() - self._epoch_clock
-        test_rets, test_lens = run_episodes(self.policy, self.test_env, self.num_test_episodes,
-                                            self.rng, self.max_ep_len)
+        test_rets, test_lens = (run_episodes(self.policy, self.test_env, self.num_test_episodes,
+                                             self.rng, self.max_ep_len)
+                                if self.num_test_episodes else (np.zeros(0), np.zeros(0)))
         self.epoch += 1
         if len(test_rets):
             self.last_test_return = float(np.mean(test_rets))

@@ -104,3 +104,29 @@ def test_a_typo_in_a_preset_dict_is_an_error():
         DDPG("Pendulum-v1", log=False, preset={"batchsize": 32})
     model = DDPG("Pendulum-v1", log=False, preset={"batch_size": 32, "total_steps": 500})
     assert model.batch_size == 32 and model.preset_total_steps == 500
+
+
+def test_set_env_continues_on_another_instance_and_refuses_other_spaces():
+    import gymnasium as gym
+    model = DDPG("Pendulum-v1", log=False, **TINY).learn(100, progress_bar=False)
+    model.set_env(gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync"))
+    model.learn(100, progress_bar=False)
+    assert model.n_envs == 2 and model.t == 200
+    with pytest.raises(ValueError, match="set_env"):
+        model.set_env("MountainCarContinuous-v0")
+
+
+def test_the_test_env_is_made_only_when_needed():
+    import gymnasium as gym
+
+    class Uncopyable(gym.Wrapper):
+        def __deepcopy__(self, memo):
+            raise TypeError("no copies")
+
+    env = Uncopyable(gym.make("Pendulum-v1"))
+    env.unwrapped.spec = None
+    model = DDPG(env, log=False, **dict(TINY, num_test_episodes=0)).learn(100, progress_bar=False)
+    assert model.t == 100 and model._test_env is None
+    with pytest.raises(ValueError, match="test instance"):
+        model.evaluate(1)
+    assert np.isfinite(model.evaluate(1, env="Pendulum-v1")[0])
