@@ -848,8 +848,7 @@ class OffPolicySB3:
                            f"{dims[2]}..{dims[3]}, action dtype {dtype}; the model's are "
                            f"{(native.obs_dim, native.act_dim)}, {native.act_low}.."
                            f"{native.act_high}, {old}")
-        native.env = env           # TODO: numddpg.algorithms to grow set_env (see docs/sb3.md)
-        native.obs = None          # the next learn() starts new episodes on it
+        native.set_env(env)        # the next learn() starts new episodes on it
         self._vec_env = None
         self._new_episode_stats()
 
