@@ -17,7 +17,9 @@ The file is a numddpg checkpoint (numddpg/checkpoint.py) of kind "policy":
     mid, half (a,)  same dtype    centre and half-range of the action box
     low, high (a,)  float64       the action bounds
     meta: layer_sizes [n_0, ..., n_L] (n_0 = obs_dim, n_L = act_dim), hidden "relu",
-          output "tanh", act_dtype (the env's action dtype), algo, env_id
+          output "tanh", act_dtype (the env's action dtype), algo, env_id, env (its record)
+    with observation normalization also obs_shift, obs_scale (n_0,) float64 and meta obs_clip:
+          the network reads clip((obs - obs_shift) * obs_scale, -obs_clip, obs_clip)
 
 Layer l computes z_l = h_l @ W_l + b_l from h_0 = obs; hidden layers h_{l+1} = relu(z_l), the
 last u = tanh(z_{L-1}) in [-1, 1]^a, and the action is clip(mid + half * u, low, high) — the
