@@ -627,10 +627,11 @@ class OffPolicyAlgorithm:
                     self._save_checkpoint()       # (unless the last step's one is this state)
 
     def _loop(self, end, bar):
-        env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
+        env, buffer, callback = self.env, self.buffer, self._callback
         store, step, runlog, obs_norm = buffer.store_fast, env.step, self._runlog, self.obs_norm
-        start_steps, update_after, update_every = self.start_steps, self.update_after, self.update_every
-        batch_size, max_ep_len, steps_per_epoch = self.batch_size, self.max_ep_len, self.steps_per_epoch
+        start_steps, update_after = self.start_steps, self.update_after
+        update_every, max_ep_len, steps_per_epoch = (self.update_every, self.max_ep_len,
+                                                     self.steps_per_epoch)
         n_updates = self.gradient_steps or update_every         # updates per training round
         obs_shape, obs_dtypes = (self.obs_dim,), (np.float32, np.float64)
         act_dtype = self.env.action_space.dtype
@@ -669,22 +670,28 @@ class OffPolicyAlgorithm:
             if stop:
                 end = self.t                       # stop here, as a normal end would (and, as
             elif self.t >= update_after and self.t % update_every == 0:   # SB3, not train)
-                if callback is not None:
-                    callback.on_rollout_end()
-                t_burst = time.perf_counter()
-                stats = agent.update_burst(buffer, batch_size, n_updates, obs_norm)
-                self._guard.observe((time.perf_counter() - t_burst) / n_updates)
-                self._check_finite(stats)
-                self._update_stats.append(stats)
-                if runlog is not None:
-                    runlog.on_updates(stats, self.t)
-                bar.update_to(self.t)
-                if callback is not None:
-                    callback.on_rollout_start()
+                self._train_round(n_updates, bar)
             if self.t - self._epoch_t0 >= steps_per_epoch or self.t == end:
                 self._end_epoch(bar)
             if self.ep_len == 0 and self._checkpoint_every and self.t >= self._next_checkpoint:
                 self._save_checkpoint()            # an episode just ended: a boundary
+
+    def _train_round(self, n_updates, bar):
+        """One training round: ``n_updates`` updates in one jitted burst, then the NaN guard,
+        the busy-machine guard, the logs, and the callback's rollout_end/start around it."""
+        callback, runlog = self._callback, self._runlog
+        if callback is not None:
+            callback.on_rollout_end()
+        t_burst = time.perf_counter()
+        stats = self.agent.update_burst(self.buffer, self.batch_size, n_updates, self.obs_norm)
+        self._guard.observe((time.perf_counter() - t_burst) / n_updates)
+        self._check_finite(stats)
+        self._update_stats.append(stats)
+        if runlog is not None:
+            runlog.on_updates(stats, self.t)
+        bar.update_to(self.t)
+        if callback is not None:
+            callback.on_rollout_start()
 
     def _loop_vector(self, end, bar):
         """The loop on a gymnasium vector env of n envs: n transitions per step.
@@ -698,7 +705,7 @@ class OffPolicyAlgorithm:
         counts stored transitions; episodes end by the envs' own time limits (max_ep_len is
         not applied: a vector env cannot reset one of its envs on request).
         """
-        env, buffer, agent, callback = self.env, self.buffer, self.agent, self._callback
+        env, buffer, callback = self.env, self.buffer, self._callback
         n, o, k = self.n_envs, self.obs_dim, self.act_dim
         store, rng, policy, runlog = buffer.store_fast, self.rng, self.policy, self._runlog
         update_every, update_after = self.update_every, self.update_after
@@ -771,19 +778,7 @@ class OffPolicyAlgorithm:
             first = max(t0 // update_every + 1, -(-update_after // update_every))
             rounds = max(0, self.t // update_every - first + 1)
             if rounds:
-                if callback is not None:
-                    callback.on_rollout_end()
-                t_burst = time.perf_counter()
-                stats = agent.update_burst(buffer, self.batch_size, rounds * n_updates,
-                                           self.obs_norm)
-                self._guard.observe((time.perf_counter() - t_burst) / (rounds * n_updates))
-                self._check_finite(stats)
-                self._update_stats.append(stats)
-                if runlog is not None:
-                    runlog.on_updates(stats, self.t)
-                bar.update_to(self.t)
-                if callback is not None:
-                    callback.on_rollout_start()
+                self._train_round(rounds * n_updates, bar)
             if self.t - self._epoch_t0 >= self.steps_per_epoch or self.t >= end:
                 self._end_epoch(bar)
             if self._checkpoint_every and self.t >= self._next_checkpoint:

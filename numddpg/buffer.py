@@ -203,8 +203,8 @@ class ReplayBuffer:
                "done": np.empty(B, self.dtype)}
         o = self.obs_dim
         gather_batch(idx, self.obs, self.act, self.rew, self.obs2, self.done, np.zeros(o),
-                     np.ones(o), np.full(1, np.inf), out["obs"], out["act"], out["rew"], out["obs2"],
-                     out["done"])
+                     np.ones(o), np.full(1, np.inf), out["obs"], out["act"], out["rew"],
+                     out["obs2"], out["done"])
         return out
 
     # -- state in a checkpoint (numddpg.algorithms saves and restores it) -----------------------

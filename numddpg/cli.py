@@ -276,7 +276,8 @@ def _report(args, model):
 
 def add_eval_arguments(p):
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a policy .npz)")
-    p.add_argument("--episodes", type=whole_number, default=10, help="number of episodes (default 10)")
+    p.add_argument("--episodes", type=whole_number, default=10,
+                   help="number of episodes (default 10)")
     p.add_argument("--render", choices=("human", "rgb_array"), default=None,
                    help="gymnasium render mode")
     p.add_argument("--video", default=None, metavar="DIR",

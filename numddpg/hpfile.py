@@ -14,7 +14,6 @@ A preset file is one JSON object: hyperparameter names with their values, option
 """
 import difflib
 import json
-import math
 import os
 from pathlib import Path
 

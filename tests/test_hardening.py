@@ -477,8 +477,10 @@ def test_sigterm_saves_says_how_to_resume_and_the_run_resumes(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"numddpg train --resume {run}" in err
-    model = OffPolicyAlgorithm.resume(run, total_steps=1000, progress_bar=False)
-    assert model.t == 1000
+    saved_at = read_checkpoint(run / CHECKPOINT_FILE, allow_nonfinite=(
+        "epoch.update_stats",))[0]["loop"]["t"]
+    model = OffPolicyAlgorithm.resume(run, total_steps=saved_at + 200, progress_bar=False)
+    assert model.t == saved_at + 200
 
 
 def test_float16_spaces_train_and_evaluate():
