@@ -12,6 +12,7 @@ import copy
 import difflib
 import importlib
 import json
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -135,6 +136,8 @@ REBUILDABLE_WRAPPERS = ("RescaleAction", "ClipAction", "RescaleObservation", "Cl
                         "FlattenObservation", "DtypeObservation", "ReshapeObservation",
                         "TimeAwareObservation", "RecordEpisodeStatistics", "StickyAction",
                         "FrameStackObservation", "DelayObservation", "TimeLimit")
+# env arguments that name a file or folder (MuJoCo's xml_file): never taken from a record
+FILE_ARGUMENT = re.compile(r"file|path|dir|xml|url", re.IGNORECASE)
 VECTOR_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
 MAX_EPISODE_STEPS = 10**9
 
@@ -154,6 +157,11 @@ def env_record(env):
     kwargs = {k: v for k, v in spec.kwargs.items()
               if not (is_vector(env) and k in VECTOR_KWARGS) and k != "render_mode"}
     record.update(kwargs=kwargs, max_episode_steps=spec.max_episode_steps)
+    named = [k for k in kwargs if FILE_ARGUMENT.search(k)]
+    if named:                                  # (MuJoCo's xml_file, ...)
+        return dict(record, kwargs={}, why=f"its argument {named[0]}={kwargs[named[0]]!r} "
+                                           "names a file, which numddpg never reads on a file's "
+                                           "word")
     for w in () if is_vector(env) else spec.additional_wrappers:
         if w.name not in REBUILDABLE_WRAPPERS or not str(w.entry_point).startswith(
                 "gymnasium.wrappers"):
@@ -176,7 +184,7 @@ def check_env_record(record):
     ok = (isinstance(record, dict)
           and set(record) == {"id", "kwargs", "max_episode_steps", "wrappers", "why"}
           and is_name(record["id"]) and isinstance(record["kwargs"], dict)
-          and all(is_name(k) for k in record["kwargs"])
+          and all(is_name(k) and not FILE_ARGUMENT.search(k) for k in record["kwargs"])
           and (record["max_episode_steps"] is None
                or (type(record["max_episode_steps"]) is int
                    and 0 < record["max_episode_steps"] <= MAX_EPISODE_STEPS))

@@ -63,11 +63,21 @@ def test_an_env_that_cannot_be_rebuilt_is_refused_not_replaced(tmp_path, capsys)
     {"wrappers": [{"name": "RescaleAction", "kwargs": {"evil": 1}}]},
     {"kwargs": {"not_an_argument": 1}}, {"max_episode_steps": 10**12}, {"id": "os:Pendulum-v1"},
     {"why": None, "extra": 1}, {"wrappers": "RescaleAction"},
+    {"kwargs": {"xml_file": "/etc/passwd"}},
 ])
 def test_doctored_records_are_refused(edit):
     record = dict(env_record(wrapped()), **edit)
     with pytest.raises(EnvError):
         make_from_record(record)
+
+
+def test_an_env_made_with_a_file_argument_is_recorded_as_not_rebuildable():
+    """MuJoCo's xml_file and the like: a record never makes numddpg read a file it names."""
+    import dataclasses
+    from types import SimpleNamespace
+    spec = dataclasses.replace(gym.spec("Pendulum-v1"), kwargs={"xml_file": "model.xml"})
+    record = env_record(SimpleNamespace(spec=spec))
+    assert "xml_file" in record["why"] and record["kwargs"] == {}
 
 
 def test_clip_reward_and_vector_records():

@@ -549,24 +549,20 @@ def test_an_infinite_test_return_never_breaks_a_json_write(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 BAD_VALUES = [None, True, "64", 32.7, -1, [1], {"a": 1}, float("nan")]
-NONE_OK = {"seed", "chunks", "blas_threads", "checkpoint_every", "gradient_steps",
-           "qf_hidden_sizes"}
-UNBOUNDED_REALS = {"pi_lr", "q_lr", "act_noise", "ou_theta", "ou_sigma", "ou_dt", "obs_clip", "target_noise",
-                   "noise_clip"}
-
-
 def accepted(name, value):
-    """Whether ``value`` is a legal value of hyperparameter ``name`` (some are, for some)."""
+    """Whether ``value`` is a legal value of hyperparameter ``name`` (some are, for some),
+    from its kind and range in numddpg.hyperparameters."""
+    spec = TD3.hyperparameter_specs()[name]
     if value is None:
-        return name in NONE_OK
-    if name in ("hidden_sizes", "qf_hidden_sizes"):
+        return spec.optional
+    if spec.kind == "widths":
         return value == [1]                    # one layer of width 1
-    if name == "checkpoint_buffer":
+    if spec.kind == "bool":
         return value is True
-    return name in UNBOUNDED_REALS and value == 32.7
+    return spec.kind == "real" and value == 32.7 and spec.high == float("inf")
 
 
-@settings(max_examples=60)
+@settings(max_examples=300)
 @given(name=st.sampled_from(sorted(TD3.hyperparameter_table())), value=st.sampled_from(BAD_VALUES))
 def test_a_bad_hyperparameter_raises_naming_it(name, value):
     kw = dict(TINY, **{name: value})
