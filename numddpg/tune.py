@@ -20,7 +20,9 @@ The search space is a JSON object, one key per hyperparameter (``numddpg train -
 
 Every other hyperparameter is the env's preset (numddpg.presets) or the reference default.
 ``--space`` replaces the default space (DEFAULT_SPACES, each range with its source).  The scale
-of the noise not in use (act_noise for "ou", ou_* for "gaussian") is not sampled.
+of the noise not in use (act_noise for "ou", ou_* for "gaussian") is not sampled.  One key is
+not a hyperparameter: "utd_ratio", the update-to-data ratio, sets gradient_steps to
+max(1, round(ratio x update_every)) (e.g. {"type": "categorical", "choices": [0.5, 1, 2]}).
 
     DIR/
         study.db              the Optuna storage when --storage is not given (SQLite)
@@ -68,6 +70,10 @@ OPTUNA_MISSING = ("numddpg tune needs Optuna: pip install 'numddpg[tune]' (or pi
 # The scales of each noise type: sampled only when that type is the one in use.
 NOISE_SCALES = {"gaussian": ("act_noise",), "ou": ("ou_theta", "ou_sigma", "ou_dt")}
 
+# A search-space key that is not a hyperparameter: the update-to-data ratio, which sets
+# gradient_steps from the trial's update_every (numddpg's loop takes the two, not the ratio).
+UTD = "utd_ratio"
+
 # -- the default search space ---------------------------------------------------------------
 # The RL Baselines3 Zoo's DDPG/TD3 samplers (rl_zoo3/hyperparams_opt.py, sample_ddpg_params and
 # sample_td3_params, which are identical) are the source of every range; where this space
@@ -102,6 +108,10 @@ DEFAULT_SPACE = {
     # one update per env step in numddpg's loop, as in the Zoo's sampler; it joins this space
     # once the loop takes it as a hyperparameter.
     "update_every": {"type": "categorical", "choices": [1, 4, 8, 16, 32, 64, 128, 256, 512]},
+    # The update-to-data ratio, which the Zoo fixes at 1: gradient_steps = max(1, round(ratio x
+    # update_every)).  Below 1 halves the update cost; above 1 is REDQ's direction (Chen et al.
+    # 2021 use up to 20 with an ensemble of critics, here at most 4 for plain DDPG/TD3).
+    UTD: {"type": "categorical", "choices": [0.5, 1, 2, 4]},
 }
 DEFAULT_SPACES = {"ddpg": DEFAULT_SPACE, "td3": DEFAULT_SPACE}
 
@@ -146,8 +156,11 @@ def check_space(raw, algo, where="the search space"):
         raise TuneError(f"{where} must be a non-empty JSON object {{hyperparameter: range}}")
     space = {}
     for name, entry in raw.items():
-        hpfile.check_name(cls, name, where)
         at = f"{where}, {name!r}"
+        if name == UTD:
+            space[name] = _check_utd(entry, at)
+            continue
+        hpfile.check_name(cls, name, where)
         if not isinstance(entry, dict):
             space[name] = {"type": "fixed", "value": hpfile.check_type(cls, name, entry, where)}
             continue
@@ -205,6 +218,34 @@ def _check_range(cls, name, entry, at, where):
     return {"type": kind, "low": low, "high": high, "log": log, "step": step}
 
 
+def _check_utd(entry, at):
+    """The utd_ratio entry: a positive number, a float range with low > 0, or positive choices."""
+    def positive(v):
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and v > 0)
+
+    if not isinstance(entry, dict):
+        if not positive(entry):
+            raise TuneError(f"{at}: the update-to-data ratio must be a positive number, got "
+                            f"{json.dumps(entry)}")
+        return {"type": "fixed", "value": float(entry)}
+    kind = entry.get("type")
+    if kind == "categorical":
+        choices = entry.get("choices")
+        if not (isinstance(choices, list) and choices and all(map(positive, choices))
+                and set(entry) == {"type", "choices"}):
+            raise TuneError(f"{at}: choices must be a non-empty list of positive numbers, got "
+                            f"{json.dumps(entry)}")
+        return {"type": "categorical", "choices": [float(c) for c in choices]}
+    if kind == "float" and set(entry) <= {"type", "low", "high", "log"} and positive(
+            entry.get("low")) and positive(entry.get("high")) and entry["low"] < entry["high"] \
+            and isinstance(entry.get("log", False), bool):
+        return {"type": "float", "low": float(entry["low"]), "high": float(entry["high"]),
+                "log": entry.get("log", False), "step": None}
+    raise TuneError(f"{at}: the update-to-data ratio takes a positive number, a float range "
+                    f"{{low > 0, high}} or categorical positive choices, got {json.dumps(entry)}")
+
+
 def _label(value):
     """How a categorical choice is stored in Optuna (lists as their JSON text)."""
     return json.dumps(value) if isinstance(value, list) else value
@@ -214,6 +255,8 @@ def candidate_values(space):
     """(name, value) of every value the space can give alone: the ends of each range, each
     choice."""
     for name, entry in space.items():
+        if name == UTD:                        # (any ratio gives gradient_steps >= 1)
+            continue
         if entry["type"] == "categorical":
             yield from ((name, c) for c in entry["choices"])
         elif entry["type"] != "fixed":
@@ -234,12 +277,14 @@ def check_space_values(space, algo, env, where="the search space"):
 
 
 def fixed_values(space):
-    return {n: e["value"] for n, e in space.items() if e["type"] == "fixed"}
+    return {n: e["value"] for n, e in space.items() if e["type"] == "fixed" and n != UTD}
 
 
-def suggest(trial, space, base_noise):
+def suggest(trial, space, base_noise, base_update_every=None):
     """The hyperparameters of ``trial`` (JSON-shaped): fixed values as they are, the others
-    drawn by Optuna; the scales of the noise type not in use are left out."""
+    drawn by Optuna; the scales of the noise type not in use are left out; a utd_ratio becomes
+    gradient_steps = max(1, round(ratio x update_every)) (update_every: the trial's, else
+    ``base_update_every``, the preset's or default)."""
     hp = {}
     order = sorted(space, key=lambda n: n != "noise")        # the noise type first
     for name in order:
@@ -259,6 +304,12 @@ def suggest(trial, space, base_noise):
             labels = [_label(c) for c in entry["choices"]]
             label = trial.suggest_categorical(name, labels)
             hp[name] = entry["choices"][labels.index(label)]
+    if UTD in hp:
+        every = hp.get("update_every", base_update_every)
+        if every is None:
+            from .hyperparameters import DDPG_TABLE
+            every = DDPG_TABLE["update_every"].default
+        hp["gradient_steps"] = max(1, round(hp.pop(UTD) * every))
     return hp
 
 
@@ -439,6 +490,7 @@ def tune(env="Pendulum-v1", algo="ddpg", trials=20, seeds=(0, 1, 2), total_steps
     workers = workers or sweep.usable_cores()
     runner = _Runner(the_study, settings, base.get("noise", "gaussian"), out, trials,
                      processes=min(len(seeds), workers), echo=echo)
+    runner.base_update_every = base.get("update_every")
     echo(f"numddpg tune: study {name!r} in {storage_url}: {algo} on {env_id}, seeds "
          f"{' '.join(map(str, seeds))}, {total_steps:,} steps a run, {trials} trials; "
          f"{len(runner.finished())} already there")
@@ -509,6 +561,7 @@ class _Runner:
 
     def __init__(self, study, settings, base_noise, out, trials, processes, echo):
         self.study, self.settings, self.base_noise = study, settings, base_noise
+        self.base_update_every = None           # the preset's, if any (for a utd_ratio)
         self.out, self.trials, self.processes, self.echo = out, trials, processes, echo
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.pending = 0               # threads of this process about to start a trial
@@ -585,7 +638,7 @@ class _Runner:
             self.pending -= 1
             started.append(trial.number)
         s = self.settings
-        hp = suggest(trial, s["space"], self.base_noise)
+        hp = suggest(trial, s["space"], self.base_noise, self.base_update_every)
         trial.set_user_attr("hyperparameters", hp)
         trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         trial_dir = self.out / f"trial{trial.number:04d}"

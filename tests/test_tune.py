@@ -326,3 +326,21 @@ def test_the_default_spaces_are_valid_and_sample_one_noise_scale():
         scales = {"act_noise", "ou_sigma"} & set(hp)
         assert scales == ({"act_noise"} if hp["noise"] == "gaussian" else {"ou_sigma"})
         assert isinstance(hp["hidden_sizes"], list)
+
+
+def test_the_update_to_data_ratio_sets_gradient_steps():
+    optuna = pytest.importorskip("optuna")
+    space = tn.check_space({"update_every": {"type": "categorical", "choices": [8, 16]},
+                            "utd_ratio": {"type": "categorical", "choices": [0.5, 2]}}, "ddpg")
+    assert "utd_ratio" in tn.DEFAULT_SPACE and tn.fixed_values(space) == {}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(8):
+        trial = study.ask()
+        hp = tn.suggest(trial, space, "gaussian")
+        assert "utd_ratio" not in hp
+        assert hp["gradient_steps"] == round(trial.params["utd_ratio"] * hp["update_every"])
+    only_ratio = tn.check_space({"utd_ratio": 0.25}, "ddpg")
+    assert tn.suggest(study.ask(), only_ratio, "gaussian", 50) == {"gradient_steps": 12}
+    for bad in (0, -1, "x", {"type": "float", "low": 0, "high": 2}, {"type": "int"}):
+        with pytest.raises(tn.TuneError, match="update-to-data ratio"):
+            tn.check_space({"utd_ratio": bad}, "ddpg")
