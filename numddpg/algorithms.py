@@ -350,6 +350,7 @@ class OffPolicyAlgorithm:
         self._progress_rows = None      # progress.csv rows a loaded checkpoint counts
         self._lock = None               # the run directory's RunLock, held while learning
         self._runlog = None             # monitor.csv and TensorBoard, open during learn()
+        self.log_interval = _runlog.LOG_INTERVAL   # episodes between TensorBoard rollout dumps
         # where TensorBoard event files go (numddpg.runlog); not a hyperparameter: a file that
         # is loaded never chooses where numddpg writes
         self.tensorboard_log, self.tb_log_name = _runlog.check_tensorboard_args(
@@ -582,6 +583,12 @@ class OffPolicyAlgorithm:
         return {"num_envs": self.n_envs, "mode": mode}
 
     @property
+    def runlog(self):
+        """The numddpg.runlog.RunLog of the learn() in progress (monitor.csv, TensorBoard),
+        or None: e.g. ``model.runlog.add_scalars({"custom/x": 1.0}, model.t)`` in a callback."""
+        return self._runlog
+
+    @property
     def num_timesteps(self):
         """Env steps taken so far (Stable-Baselines3's name for ``t``)."""
         return self.t
@@ -591,7 +598,7 @@ class OffPolicyAlgorithm:
             self._runlog = _runlog.RunLog(self.run_dir, self.tensorboard_log,
                                           self.tb_log_name or type(self).__name__,
                                           env_id=self.env_id, t=self.t, episodes=self.episodes,
-                                          elapsed=self.elapsed)
+                                          elapsed=self.elapsed, log_interval=self.log_interval)
         if progress_bar and not _jitcache.kernels_cached():
             print("compiling kernels (first run only, 20-60 s)", file=sys.stderr, flush=True)
         bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,

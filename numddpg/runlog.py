@@ -324,6 +324,17 @@ class RunLog:
         add("time/episodes", self.episodes, t)
         self._dumped_t = t
 
+    def add_scalars(self, values, t):
+        """Write ``values`` ({tag: number}) at env step t, now (what an SB3 callback's
+        ``logger.record`` + ``dump`` gives); non-numbers and non-finite values are skipped.
+        Nothing happens without TensorBoard."""
+        if self._writer is None:
+            return
+        for tag, value in values.items():
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                    value, bool) and math.isfinite(value):
+                self._writer.add_scalar(str(tag), float(value), int(t))
+
     # -- what the loop calls -------------------------------------------------------------------
     def on_episode(self, ep_return, ep_length, t):
         """A training episode ended at env step t: one monitor.csv row; every log_interval

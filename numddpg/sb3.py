@@ -522,18 +522,24 @@ def _sub_info(infos, i):
 # Logging
 # ---------------------------------------------------------------------------------------------
 
+def _excluded(exclude):
+    """SB3's ``exclude`` argument (None, a format name, or a tuple of them) as a tuple."""
+    return () if exclude is None else (exclude,) if isinstance(exclude, str) else tuple(exclude)
+
+
 class Logger:
     """SB3's logger interface as callbacks use it: ``record(key, value)``,
     ``record_mean(key, value)``, ``dump(step)`` (prints the table when the model is verbose,
     then forgets the values), ``name_to_value``.
 
-    The model's TensorBoard files (``tensorboard_log``) are written by the native model's run
-    log (numddpg.runlog) from the loop's own counters; what callbacks record here goes to the
-    console only.
+    ``dump`` also writes the recorded numbers (but those excluded from "tensorboard") into the
+    model's TensorBoard files when it has them (``tensorboard_log``; numddpg.runlog), as SB3's
+    logger does.
     """
 
-    def __init__(self, verbose=0):
+    def __init__(self, verbose=0, native=None):
         self.verbose = verbose
+        self.native = native          # the numddpg model whose run log takes the values
         self.name_to_value, self.name_to_count, self.name_to_excluded = {}, {}, {}
 
     def record(self, key, value, exclude=None):
@@ -548,6 +554,11 @@ class Logger:
         self.name_to_excluded[key] = exclude
 
     def dump(self, step=0):
+        runlog = getattr(self.native, "runlog", None)
+        if runlog is not None:
+            runlog.add_scalars({k: v for k, v in self.name_to_value.items()
+                                if "tensorboard" not in _excluded(self.name_to_excluded.get(k))},
+                               step)
         if self.verbose >= 1 and self.name_to_value:
             rows = [(k, f"{v:.3g}" if isinstance(v, float) else str(v))
                     for k, v in sorted(self.name_to_value.items())]
@@ -754,7 +765,7 @@ class OffPolicySB3:
         self._new_episode_stats()
         self._timesteps_offset = native.t          # num_timesteps counts from here
         self._total_timesteps = 0
-        self.logger = Logger(verbose)
+        self.logger = Logger(verbose, native)
         self.learning_rate = learning_rate
         self.tau = tau
         self.policy_kwargs = {} if policy_kwargs is None else dict(policy_kwargs)
@@ -890,6 +901,7 @@ class OffPolicySB3:
                               reset_num_timesteps=reset_num_timesteps,
                               progress_bar=progress_bar))
         self.native.tb_log_name = tb_log_name      # this learn()'s TensorBoard folder name
+        self.native.log_interval = log_interval    # episodes between its rollout dumps
         self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
         return self
 

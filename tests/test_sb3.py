@@ -623,3 +623,27 @@ def test_load_and_save_arguments_are_checked(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert DDPG.load(tmp_path / "m").verbose == 0              # ".npz" found
+
+
+def test_callback_records_and_log_interval_reach_tensorboard(tmp_path):
+    pytest.importorskip("tensorboardX", reason="the numddpg[tensorboard] extra")
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from numddpg.sb3 import DDPG, BaseCallback
+
+    class Records(BaseCallback):
+        def _on_step(self):
+            if self.n_calls % 100 == 0:
+                self.logger.record("custom/calls", self.n_calls)
+                self.logger.record("custom/hidden", 1.0, exclude="tensorboard")
+                self.logger.dump(self.num_timesteps)
+            return True
+
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_starts=100, batch_size=16,
+                 policy_kwargs=dict(net_arch=[8]), tensorboard_log=str(tmp_path / "tb"), seed=0)
+    model.learn(400, callback=Records(), log_interval=1)
+    acc = accumulator.EventAccumulator(str(next((tmp_path / "tb").iterdir())))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert "custom/calls" in tags and "custom/hidden" not in tags
+    assert [e.step for e in acc.Scalars("custom/calls")] == [100, 200, 300, 400]
+    assert len(acc.Scalars("rollout/ep_rew_mean")) >= 2      # every episode (log_interval=1)
