@@ -363,7 +363,7 @@ def add_export_arguments(p):
 
 
 def run_export(args):
-    from .algorithms import export_policy
+    from .runfile import export_policy
 
     path, src = export_policy(args.source, args.out)
     print(f"wrote {path} (the actor of {src}); to act with NumPy alone:\n"
