@@ -301,8 +301,31 @@ class DDPGAgent:
     def _check_replay(self, buffer, obs_norm=None):
         """(Replay of the buffer's arrays, size) after checking what the jitted sampler will
         index: N rows of (o,), (a,), (), (o,), () float32/float64 C-contiguous arrays, and
-        1 <= size <= N.  (The kernel reads rows below ``size`` with no bounds check.)"""
+        1 <= size <= N.  (The kernel reads rows below ``size`` with no bounds check.)
+
+        The arrays are checked once: while the buffer and normalizer hand over the very same
+        array objects (whose shapes and dtypes cannot change), the checked Replay is reused and
+        only ``size`` is checked again (a burst can be a single update, every env step)."""
         arrays = [getattr(buffer, f, None) for f in Batch._fields]
+        norm = (None, None, None) if obs_norm is None else (
+            getattr(obs_norm, "shift", None), getattr(obs_norm, "scale", None),
+            getattr(obs_norm, "clip", None))
+        cached = getattr(self, "_replay", None)
+        if cached is None or not all(c is x for c, x in zip(cached[0], arrays + list(norm))):
+            self._replay = (arrays + list(norm), self._checked_replay(arrays, obs_norm))
+        replay = self._replay[1]
+        n = replay.obs.shape[0]
+        size = buffer.size
+        if not (is_int(size) or isinstance(size, np.integer)) or not 0 <= size <= n:
+            raise ValueError(f"replay buffer size must be an integer from 0 to its {n} rows, "
+                             f"got {size!r}")
+        if size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return replay, int(size)
+
+    def _checked_replay(self, arrays, obs_norm):
+        """Replay of the replay arrays and the normalization, after checking their shapes and
+        dtypes (ValueError naming the first bad one)."""
         n = getattr(arrays[0], "shape", (0,))[0]
         o, a = self.obs_dim, self.act_dim
         for name, arr, tail in zip(Batch._fields, arrays, ((o,), (a,), (), (o,), ())):
@@ -313,13 +336,7 @@ class DDPGAgent:
                                  f"agent (obs_dim={o}, act_dim={a}), got "
                                  f"{getattr(arr, 'dtype', type(arr).__name__)} "
                                  f"{getattr(arr, 'shape', '')}")
-        size = buffer.size
-        if not (is_int(size) or isinstance(size, np.integer)) or not 0 <= size <= n:
-            raise ValueError(f"replay buffer size must be an integer from 0 to its {n} rows, "
-                             f"got {size!r}")
-        if size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        return Replay(*arrays, *self._norm_arrays(obs_norm)), int(size)
+        return Replay(*arrays, *self._norm_arrays(obs_norm))
 
     def update_stepwise(self, obs, act, rew, obs2, done):
         """The same update as ``update``, one public kernel at a time (slower; for tests and

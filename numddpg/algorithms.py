@@ -801,16 +801,7 @@ class OffPolicyAlgorithm:
 
     def _checked_vector_obs(self, obs, call):
         """A vector env's (n, obs_dim) observations, checked as check_obs checks one."""
-        if not (type(obs) is np.ndarray and obs.shape == (self.n_envs, self.obs_dim)
-                and obs.dtype.kind == "f"):
-            arr = np.asarray(obs) if isinstance(obs, (np.ndarray, list, tuple)) else None
-            if arr is None or arr.shape != (self.n_envs, self.obs_dim) or \
-                    arr.dtype.kind not in "fiu":
-                raise EnvFailure(f"{self.env_id}: {call} returned observations of shape "
-                                 f"{getattr(arr, 'shape', None)} ({type(obs).__name__}); its "
-                                 f"{self.n_envs} envs promise ({self.n_envs}, {self.obs_dim})")
-            obs = arr.astype(np.float64)
-        return obs
+        return check_obs(obs, self.obs_dim, self.env_id, call, self.n_envs)
 
     def _callback_step(self, callback, obs2, a, rew, done, info):
         """Hand one env step to ``callback`` in Stable-Baselines3's locals (arrays with an env

@@ -277,26 +277,30 @@ def check_spaces(env):
     return int(obs_space.shape[0]), int(act_space.shape[0]), low, high
 
 
-def check_obs(obs, obs_dim, name, where):
-    """``obs`` as a float32/float64 array of shape (obs_dim,), or EnvError naming the env, the
-    call (``where``, e.g. "step at env step 120") and the expected and received shapes.
+def check_obs(obs, obs_dim, name, where, n_envs=None):
+    """``obs`` as a float32/float64 array of shape (obs_dim,) (a vector env's: (n_envs,
+    obs_dim)), or EnvError naming the env, the call (``where``, e.g. "step at env step 120")
+    and the expected and received shapes.
 
     Every observation an env returns passes here before it reaches a kernel: a kernel writes
     obs_dim numbers per row, so a longer vector would spill into the next row and a shorter one
     read past its end.  The common case (a float ndarray of the right shape) is returned as is.
     """
-    if type(obs) is np.ndarray and obs.shape == (obs_dim,) and obs.dtype.kind == "f" \
+    shape = (obs_dim,) if n_envs is None else (n_envs, obs_dim)
+    if type(obs) is np.ndarray and obs.shape == shape and obs.dtype.kind == "f" \
             and obs.dtype.itemsize >= 4:
         return obs
     try:
         arr = np.asarray(obs)
     except Exception:                          # an object numpy cannot even look at
         arr = np.asarray(None, dtype=object)
-    if arr.shape != (obs_dim,) or arr.dtype.kind not in "fiu":
-        raise EnvFailure(f"{name}: {where} returned an observation of shape {arr.shape} and "
-                         f"dtype {arr.dtype} ({type(obs).__name__}); its observation space "
-                         f"promises shape ({obs_dim},) of real numbers. The env is inconsistent "
-                         "with its observation_space: fix the env, or wrap it so the two agree.")
+    if arr.shape != shape or arr.dtype.kind not in "fiu":
+        what, promise = (("an observation", "its observation space promises") if n_envs is None
+                         else ("observations", f"its {n_envs} envs promise"))
+        raise EnvFailure(f"{name}: {where} returned {what} of shape {arr.shape} and dtype "
+                         f"{arr.dtype} ({type(obs).__name__}); {promise} shape {shape} of real "
+                         "numbers. The env is inconsistent with its observation_space: fix the "
+                         "env, or wrap it so the two agree.")
     return arr.astype(np.float64)
 
 

@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import MAX_CHUNKS, check_bool, check_int, check_real, check_widths
+from .checks import (MAX_CHUNKS, check_bool, check_int, check_positive, check_real,
+                     check_unit_interval, check_widths)
 from .noise import NOISE_TYPES
 
 
@@ -122,9 +123,11 @@ def check(name, value, spec):
         return check_int(name, value, int(spec.low),
                          None if spec.high == math.inf else int(spec.high))
     if spec.kind == "real":
-        what = ("lie in [0, 1]" if (spec.low, spec.high) == _UNIT else
-                "be a positive finite number" if spec.low_open and spec.low == 0 else None)
-        return check_real(name, value, spec.low, spec.high, spec.low_open, what)
+        if (spec.low, spec.high, spec.low_open) == (*_UNIT, False):
+            return check_unit_interval(name, value)
+        if (spec.low, spec.high, spec.low_open) == (0.0, math.inf, True):
+            return check_positive(name, value)
+        return check_real(name, value, spec.low, spec.high, spec.low_open)
     if spec.kind == "widths":
         return check_widths(name, value)
     if spec.kind == "bool":
