@@ -16,6 +16,8 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba's np.dot calls, now, so
 from numba import njit            # that threadpoolctl sees it and numddpg.threads can set it)
 
+from .gemm import matmul
+
 OUTPUTS = ("identity", "tanh")
 DTYPES = (np.float32, np.float64)
 
@@ -100,7 +102,7 @@ def mlp_forward(params, sizes, tanh_out, x, acts):
         p += n_out
         z = acts[a:a + B * n_out].reshape((B, n_out))
         a += B * n_out
-        np.dot(h, W, z)                      # z = h @ W  (BLAS gemm)
+        matmul(h, W, z)                      # z = h @ W  (numddpg.gemm)
         if l < L - 1:
             for i in range(B):
                 for j in range(n_out):
@@ -168,7 +170,7 @@ def mlp_backward(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delt
             h = x
         if want_grad:
             dW = grad[w_off:b_off].reshape((n_in, n_out))
-            np.dot(h.T, delta, dW)           # dW_l = h_l^T @ delta
+            matmul(h.T, delta, dW)           # dW_l = h_l^T @ delta
             db = grad[b_off:b_off + n_out]
             for j in range(n_out):
                 db[j] = 0
