@@ -17,8 +17,6 @@ the tests hold all three equal.
 side, each in the same nogil kernel (numddpg.update, "Row chunks"); the numbers depend on C
 alone, not on the thread count.
 """
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from . import rng as _rng
@@ -31,20 +29,11 @@ from .checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_po
                      check_unit_interval, check_widths)
 from .nn import MLP, check_dtype, check_sizes
 from .policy import n_params
+from .sync import helpers
 from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
 from .threads import usable_cpus
 from .update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
                      carve_work, ddpg_updates, td3_updates, work_size, work_slots)
-
-_POOL = None          # the helper threads that run chunks beside the calling thread
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max(1, usable_cpus() - 1), thread_name_prefix="numddpg-chunk")
-    return _POOL
-
 
 __all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",
            "ST_Q_STD", "check_bounds", "check_dim"]
@@ -226,11 +215,12 @@ class DDPGAgent:
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
     def _run(self, K, sample, replay, size, idx, batch, work, stats):
-        """K updates on threads 0..n-1 (0 is this one), each running the same nogil kernel.
-        A thread that raises sets the abort flag, so that the others stop at their next
-        barrier instead of waiting for it; then the error is raised here."""
+        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.sync helpers), each
+        running the same nogil kernel.  This thread returns when its kernel does: its last
+        barrier means every thread's work is done.  A thread that raises sets the abort flag,
+        so that the others stop at their next barrier instead of waiting for it; then all are
+        waited for, the flags zeroed, and the error raised here."""
         n, flags = self._threads, self._flags
-        flags[:] = 0
         args = (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
                 self.half, self._hp, self._t, batch, work, stats, flags)
 
@@ -241,14 +231,24 @@ class DDPGAgent:
                 flags[n, 0] = 1
                 raise
 
-        helpers = [_pool().submit(run, me) for me in range(1, n)]
+        others = helpers(n - 1)
+        for me, helper in enumerate(others, 1):
+            helper.start(run, me)
         try:
             run(0)
-        finally:
-            errors = [h.exception() for h in helpers]
-        for e in errors:
-            if e is not None:
-                raise e
+        except BaseException:
+            self._settle(others)
+            raise
+        if flags[n, 0] != 0:
+            errors = [e for e in self._settle(others) if e is not None]
+            raise errors[0]
+
+    def _settle(self, others):
+        """After an abort: wait for every helper's kernel to return, zero the flags (no thread
+        is inside now) and return the helpers' exceptions."""
+        errors = [helper.wait() for helper in others]
+        self._flags[:] = 0
+        return errors
 
     def update(self, obs, act, rew, obs2, done):
         """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""

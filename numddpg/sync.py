@@ -11,7 +11,20 @@ visible to every thread after it, on any CPU.  A waiting thread spins briefly, t
 core (sched_yield), so a partner that was descheduled gets to run.
 
 Numba has no atomics, so the two orderings and the yield are three small LLVM intrinsics.
+
+Each slot keeps its thread's count of barriers passed from one kernel call to the next, and a
+call starts counting from it: so the caller may return as soon as its own last barrier is
+passed (every thread's work is done then) while a helper is still leaving that barrier, and
+start the next call at once; the two agree on the generations.  The slots are zeroed only when
+no thread is inside: a new thread count (a new ``flags``), or after an abort.
+
+``Helper`` is the thread that runs a chunk kernel beside the caller: a hand-off is one lock
+release, and the caller does not wait for the kernel to return (``Helper.wait`` does, for an
+abort).
 """
+import os
+import threading
+
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -78,3 +91,60 @@ def barrier(flags, me, n, generation):
             if spins > SPINS:
                 yield_cpu()
     return generation
+
+
+class Helper:
+    """A daemon thread that runs one job at a time beside the caller.
+
+    ``start(fn, *args)`` hands it a job and returns at once (after the previous job has
+    returned); ``wait()`` waits for the current job to return and gives its exception or None.
+    Two locks and no Future or queue: on the 2-core VM a one-update burst of a tiny network
+    on two threads took ~143 us this way against ~210 us with concurrent.futures' submit and
+    a wait for every Future (bench/RESULTS.md, "Hand-off")."""
+
+    def __init__(self):
+        self._go = threading.Lock()
+        self._go.acquire()                 # released by start: a job is there
+        self._free = threading.Lock()      # held from start until the job has returned
+        self._job = None
+        self._error = None
+        threading.Thread(target=self._serve, daemon=True, name="numddpg-chunk").start()
+
+    def _serve(self):
+        while True:
+            self._go.acquire()
+            fn, args = self._job
+            self._job = None
+            try:
+                fn(*args)
+            except BaseException as e:     # (kept for wait(); the job also flags the abort)
+                self._error = e
+            finally:
+                self._free.release()
+
+    def start(self, fn, *args):
+        self._free.acquire()
+        self._job = (fn, args)
+        self._go.release()
+
+    def wait(self):
+        self._free.acquire()
+        self._free.release()
+        error, self._error = self._error, None
+        return error
+
+
+_HELPERS = {"pid": None, "threads": []}
+_HELPERS_LOCK = threading.Lock()
+
+
+def helpers(n):
+    """n Helper threads of this process, started on first use (and anew in a forked child,
+    which inherits none of its parent's threads)."""
+    with _HELPERS_LOCK:
+        if _HELPERS["pid"] != os.getpid():
+            _HELPERS["pid"], _HELPERS["threads"] = os.getpid(), []
+        threads = _HELPERS["threads"]
+        while len(threads) < n:
+            threads.append(Helper())
+        return threads[:n]

@@ -371,7 +371,7 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
     incremented; stats (K, 4): loss_q, loss_pi, mean and std of Q(s, a) of each update."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
-    gen = 0
+    gen = flags[me, 0]                # (barriers passed so far: numddpg.sync)
     for k in range(K):
         if me == 0 and sample:
             sample_batch(replay, size, rng_state, idx, batch)
@@ -414,7 +414,7 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, 
     critics' MSEs."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
-    gen = 0
+    gen = flags[me, 0]                # (barriers passed so far: numddpg.sync)
     for k in range(K):
         if me == 0:
             if sample:

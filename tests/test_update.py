@@ -10,6 +10,7 @@ lr / eps in Adam's first steps as in test_agents.PATHS.  A wrongly routed row or
 parameter by ~lr = 1e-3.  Thread counts must not change a single bit (float32 and float64).
 """
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -62,6 +63,53 @@ def test_thread_count_changes_no_bit(cls, dtype, rng):
         np.testing.assert_array_equal(stats[0], stats[1])
     for name, arr in state(agents[0]).items():
         np.testing.assert_array_equal(arr, state(agents[1])[name], err_msg=name)
+
+
+def finishes(fn, seconds=120):
+    """fn() run on a thread of its own; its result, or a failure if it is still waiting after
+    ``seconds`` (a thread left waiting at a barrier)."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = fn()
+        except BaseException as e:           # handed to the test
+            out["error"] = e
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "a burst never finished: a thread waits at a barrier"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failing_thread_aborts_the_burst_and_the_next_one_runs(failing, rng):
+    """The kernel raising on one of two threads (this one, 0, or the helper, 1) makes
+    update_burst raise that error rather than leave the other thread waiting at a barrier;
+    the barrier's flags are zeroed, and the next bursts run on both threads, bit-identical to
+    an agent that never failed when the failure came before any work (thread 0 raising before
+    it samples)."""
+    agent, twin = small_agent(DDPGAgent, seed=3, chunks=2), small_agent(DDPGAgent, seed=3,
+                                                                      chunks=2)
+    buf = fake_buffer(rng, agent, capacity=64, size=50)
+
+    def kernel(me, n, *args):
+        if me == failing:
+            raise RuntimeError(f"thread {me} failed")
+        return DDPGAgent._kernel(me, n, *args)
+
+    agent._kernel = kernel
+    with pytest.raises(RuntimeError, match=f"thread {failing} failed"):
+        finishes(lambda: agent.update_burst(buf, 12, 3))
+    assert not agent._flags.any()
+    del agent._kernel
+    stats = finishes(lambda: [agent.update_burst(buf, 12, 3) for _ in range(3)])
+    assert np.isfinite(np.concatenate(stats)).all()
+    if failing == 0:
+        expected = [twin.update_burst(buf, 12, 3) for _ in range(3)]
+        np.testing.assert_array_equal(np.concatenate(stats), np.concatenate(expected))
 
 
 def test_threads_are_capped_by_the_chunks():
