@@ -120,6 +120,7 @@ class Helper:
             except BaseException as e:     # (kept for wait(); the job also flags the abort)
                 self._error = e
             finally:
+                del fn, args               # (holds no agent's arrays between jobs)
                 self._free.release()
 
     def start(self, fn, *args):
