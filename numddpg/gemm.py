@@ -24,6 +24,7 @@ and LLVM does not register-block a plain triple loop by itself.  ``matmul`` uses
 they were measured faster than BLAS (``use_tiles``) and calls np.dot otherwise;
 bench/RESULTS.md, "Register tiles", has the measurements.
 """
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -31,6 +32,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 VECTOR_BYTES = 32        # one AVX2 register
+# Tiles only where the vector FMA is one instruction: without AVX2 and FMA, LLVM would split
+# each 8-lane FMA into calls to fmaf (right, but many times slower than BLAS).
+HAS_AVX2_FMA = all(llvm.get_host_cpu_features().get(f, False) for f in ("avx2", "fma"))
 ROWS = 4                 # R of the main tile
 VECTORS = 3              # V of the main tile
 
@@ -146,10 +150,12 @@ def tiles_fit(a, b, out):
 @njit(cache=True, inline="always")
 def use_tiles(M, K, size):
     """Where tiles beat OpenBLAS inside the update, on one core (bench/RESULTS.md, "Register
-    tiles"): float32 products whose A operand (M x K) has at most 128 rows and 256 columns
-    (128 KB: it stays in the L2 cache while the column panels pass), float64 ones up to
-    64 x 64.  Larger A's lose to OpenBLAS, which copies blocks of A into a cache-friendly
-    order first (a 256 x 256 A: ~5 % slower in the update)."""
+    tiles"), on CPUs with AVX2 and FMA: float32 products whose A operand (M x K) has at most
+    128 rows and 256 columns (128 KB: it stays in the L2 cache while the column panels pass),
+    float64 ones up to 64 x 64.  Larger A's lose to OpenBLAS, which copies blocks of A into a
+    cache-friendly order first (a 256 x 256 A: ~5 % slower in the update)."""
+    if not HAS_AVX2_FMA:
+        return False
     if size == 4:
         return M <= 128 and K <= 256
     return M * K <= 64 * 64
