@@ -148,16 +148,18 @@ def tiles_fit(a, b, out):
 
 
 @njit(cache=True, inline="always")
-def use_tiles(M, K, size):
-    """Where tiles beat OpenBLAS inside the update, on one core (bench/RESULTS.md, "Register
-    tiles"), on CPUs with AVX2 and FMA: float32 products whose A operand (M x K) has at most
-    128 rows and 256 columns (128 KB: it stays in the L2 cache while the column panels pass),
-    float64 ones up to 64 x 64.  Larger A's lose to OpenBLAS, which copies blocks of A into a
-    cache-friendly order first (a 256 x 256 A: ~5 % slower in the update)."""
+def use_tiles(M, K, size, transposed):
+    """Where tiles beat OpenBLAS, on CPUs with AVX2 and FMA (bench/gemm_speed.py; bench/
+    RESULTS.md, "Register tiles"): a float32 A (M x K) of at most 32 k elements (128 KB: it
+    stays in the L2 cache while the column panels pass), and a transposed one (h^T in dW) of at
+    most 128 rows; float64 A's up to 64 x 64.  Larger A's lose to OpenBLAS (up to ~25 % at
+    256 x 256), which first copies blocks of A into the order its kernel reads them."""
     if not HAS_AVX2_FMA:
         return False
     if size == 4:
-        return M <= 128 and K <= 256
+        if transposed:
+            return M <= 128 and K <= 256
+        return M * K <= 128 * 256
     return M * K <= 64 * 64
 
 
@@ -187,7 +189,8 @@ def matmul(a, b, out):
     where they fit and win (``tiles_fit``, ``use_tiles``), else np.dot (BLAS gemm).  ``a`` may
     be a transposed view (h.T in dW = h^T @ delta)."""
     M, K = a.shape
-    if tiles_fit(a, b, out) and use_tiles(M, K, a.itemsize):
+    transposed = a.strides[0] < a.strides[1]          # a = h.T, read down h's columns
+    if tiles_fit(a, b, out) and use_tiles(M, K, a.itemsize, transposed):
         _tiles(a, b, out)
     else:
         np.dot(a, b, out)

@@ -79,14 +79,16 @@ def test_each_row_is_the_same_sum_wherever_its_tile_lies(dtype):
 @pytest.mark.parametrize("M,K,N,transposed,tiles", [
     (64, 64, 64, False, True),       # Pendulum's hidden layer: tiles
     (4, 64, 64, True, True),         # dW of its first layer
-    (256, 256, 256, False, False),   # a 256-row A: BLAS (use_tiles)
+    (256, 17, 256, False, True),     # HalfCheetah's first layer at batch 256
+    (256, 256, 256, False, False),   # a 256 x 256 A: BLAS (use_tiles)
+    (256, 64, 256, True, False),     # a transposed A of 256 rows: BLAS
     (64, 64, 1, False, False),       # one output column: not a whole vector, BLAS
     (64, 64, 12, False, False),      # 12 columns: not a multiple of 8 float32, BLAS
 ])                                   # (and BLAS for all on a CPU without AVX2 and FMA)
 def test_matmul_chooses_and_agrees(M, K, N, transposed, tiles):
     a, b = operands(np.random.default_rng(1), M, K, N, np.float32, transposed)
     out = np.full((M, N), np.nan, np.float32)
-    assert (fits(a, b, out) and use_tiles(M, K, 4)) == (tiles and HAS_AVX2_FMA)
+    assert (fits(a, b, out) and use_tiles(M, K, 4, transposed)) == (tiles and HAS_AVX2_FMA)
     product(a, b, out)
     assert_product(out, a, b, np.float32)
 
