@@ -35,6 +35,22 @@ def uniform_action(r, low, high, out):
         out[j] = low[j] + (high[j] - low[j]) * r[j]
 
 
+@njit(cache=True)
+def scale_in_place(x, s):
+    """x *= s for a short vector: numpy's ufunc with a Python float costs ~2.7 us a call here,
+    the jitted loop ~0.3 us (one env step of Pendulum is ~20 us)."""
+    for j in range(x.shape[0]):
+        x[j] *= s
+
+
+@njit(cache=True)
+def ou_advance(x, draw, decay, scale, out):
+    """x <- decay x + scale draw, then out = x (OUNoise.sample), element by element."""
+    for j in range(x.shape[0]):
+        x[j] = x[j] * decay + draw[j] * scale
+        out[j] = x[j]
+
+
 class NoNoise:
     """n = 0: exploration by the actor's own actions only (draws nothing from the generator)."""
 
@@ -71,7 +87,7 @@ class GaussianNoise:
     def sample(self, rng, out):
         """Write one draw into ``out`` (act_dim,) float64 and return it."""
         rng.standard_normal(out=out)
-        out *= self.sigma
+        scale_in_place(out, self.sigma)
         return out
 
     def __repr__(self):
@@ -106,10 +122,7 @@ class OUNoise:
     def sample(self, rng, out):
         """Advance x one step, write it into ``out`` (act_dim,) float64 and return it."""
         rng.standard_normal(out=out)
-        out *= self._scale
-        self.x *= self._decay
-        self.x += out
-        out[:] = self.x
+        ou_advance(self.x, out, self._decay, self._scale, out)
         return out
 
     def __repr__(self):
