@@ -6,8 +6,8 @@ import pytest
 from numddpg.jitcache import STAMP_FILE, drop_stale_kernels, jit_sources, sources_digest
 
 # The package's jitted modules today; the fake tree mirrors them.
-JITTED = ["buffer.py", "nn.py", "noise.py", "normalize.py", "optim.py", "rng.py", "sync.py",
-          "threads.py", "update.py"]
+JITTED = ["buffer.py", "gemm.py", "nn.py", "noise.py", "normalize.py", "optim.py", "rng.py",
+          "sync.py", "threads.py", "update.py"]
 
 
 @pytest.fixture

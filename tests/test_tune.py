@@ -212,10 +212,13 @@ def test_two_processes_share_one_study(tmp_path):
 
 def interrupt_then_resume(tmp_path, sig, *extra):
     """Start a 1-trial study in a process, signal it while its trial runs, then run the same
-    command again here; return (the study's trials, the killed process's exit code)."""
+    command again here; return (the study's trials, the killed process's exit code).  The
+    signal goes once the first epoch's progress.csv exists (1,000 steps); 9,000 more steps
+    keep the trial running well past it (with 2,000 steps in all, a fast machine finished the
+    trial before the signal landed)."""
     space = write(tmp_path / "space.json", {**SPACE, "hidden_sizes": [8]})
     argv = ["tune", "--trials", "1", "--seeds", "0", "--workers", "1", "--space", space,
-            "--total-steps", "2000", "--eval-episodes", "2", *extra, "--out", "out"]
+            "--total-steps", "10000", "--eval-episodes", "2", *extra, "--out", "out"]
     p = spawn_cli(*argv, cwd=tmp_path)
     progress = tmp_path / "out" / "trial0000" / "s0" / "progress.csv"
     deadline = time.time() + 120
