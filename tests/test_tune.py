@@ -43,9 +43,17 @@ def run_cli(*argv):
     return rc, out.getvalue(), err.getvalue()
 
 
+def _default_sigint():
+    """In the child before it runs Python: Ctrl-C delivered and handled as from a shell,
+    whatever the test runner's own SIGINT disposition and signal mask (both are inherited)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn_cli(*argv, cwd):
     return subprocess.Popen([sys.executable, "-m", "numddpg.cli", *argv], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def read_csv(path):
@@ -224,8 +232,10 @@ def interrupt_then_resume(tmp_path, sig, *extra):
     deadline = time.time() + 120
     while not progress.exists() and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
+    signalled = p.poll() is None
     os.kill(p.pid, sig)
-    p.communicate(timeout=60)
+    _, p.stderr_text = p.communicate(timeout=60)
+    p.stderr_text += f"\n(the signal reached a running process: {signalled})"
     rc, stdout, stderr = run_cli(*argv)
     assert rc == 0, stderr
     return trials_of(f"sqlite:///{tmp_path / 'out' / tn.STUDY_DB}", "Pendulum-v1_ddpg"), p
@@ -234,7 +244,7 @@ def interrupt_then_resume(tmp_path, sig, *extra):
 def test_a_study_interrupted_by_ctrl_c_resumes_with_the_same_trial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trials, p = interrupt_then_resume(tmp_path, signal.SIGINT)
-    assert p.returncode == 130
+    assert p.returncode == 130, p.stderr_text
     first, retry = trials
     assert first.state.name == "FAIL" and first.user_attrs["interrupted"]
     assert retry.state.name == "COMPLETE" and retry.params == first.params
@@ -244,7 +254,7 @@ def test_a_study_interrupted_by_ctrl_c_resumes_with_the_same_trial(tmp_path, mon
 def test_a_study_whose_process_died_resumes_after_its_heartbeat(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trials, p = interrupt_then_resume(tmp_path, signal.SIGKILL, "--heartbeat", "1")
-    assert p.returncode == -signal.SIGKILL
+    assert p.returncode == -signal.SIGKILL, p.stderr_text
     first, retry = trials
     assert first.state.name == "FAIL" and "error" not in first.user_attrs   # not its fault
     assert retry.state.name == "COMPLETE" and retry.params == first.params
