@@ -25,12 +25,12 @@ import time
 import numpy as np
 from numba import njit
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(BENCH, ".."))
+sys.path.insert(0, BENCH)
 from numddpg.gemm import HAS_AVX2_FMA, VECTOR_BYTES, _tiles, use_tiles  # noqa: E402
 from numddpg.threads import describe_cpu, limit_blas_threads  # noqa: E402
-
-CONFIGS = [(3, 1, (64, 64), 64), (17, 6, (256, 256), 100), (17, 6, (256, 256), 256),
-           (17, 6, (400, 300), 256)]
+from update_speed import CONFIGS, update_gemms  # noqa: E402
 
 
 @njit(nogil=True)
@@ -46,17 +46,16 @@ def _tiles_loop(a, b, out, reps):
 
 
 def shapes(dtype):
-    """{(M, K, N, transposed)} of every tileable product of the configs' networks."""
+    """{(M, K, N, transposed)} of every tileable product of the configs' updates
+    (update_speed.update_gemms), at the batch and at half of it: the forward products and
+    weight gradients whose column count is a whole number of vectors (dh = delta @ W^T stays
+    with BLAS)."""
     width = VECTOR_BYTES // np.dtype(dtype).itemsize
     out = set()
     for obs, act, hidden, batch in CONFIGS:
-        for sizes in ((obs, *hidden, act), (obs + act, *hidden, 1)):
-            for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-                if n_out % width:
-                    continue
-                for rows in sorted({batch, (batch + 1) // 2}):
-                    out.add((rows, n_in, n_out, False))      # z = h @ W
-                    out.add((n_in, rows, n_out, True))       # dW = h^T @ delta
+        for rows in {batch, (batch + 1) // 2}:
+            out.update((m, k, n, ta) for m, k, n, ta, tb in update_gemms(obs, act, hidden, rows)
+                       if not tb and n % width == 0)
     return sorted(out)
 
 
