@@ -14,6 +14,7 @@ from numba import njit
 
 from . import rng as _rng
 from .checks import check_dim, check_memory
+from .normalize import normalized
 
 # Codes returned by store_kernel.
 STORED, BAD_OBS2, BAD_REW, BAD_OBS, BAD_ACT = range(5)
@@ -66,13 +67,6 @@ def sample_indices(rng_state, size, idx):
 
 
 @njit(cache=True)
-def _normalized(x, shift, scale, clip):
-    """clip((x - shift) * scale, -clip, clip) (numddpg.normalize); the identity map (0, 1, inf)
-    returns x unchanged, bit for bit."""
-    return min(max((x - shift) * scale, -clip), clip)
-
-
-@njit(cache=True)
 def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, shift, scale, clip,
                  obs, act, rew, obs2, done):
     """Copy replay rows idx (B,) into the preallocated minibatch arrays (casting to their dtype),
@@ -80,8 +74,8 @@ def gather_batch(idx, buf_obs, buf_act, buf_rew, buf_obs2, buf_done, shift, scal
     for i in range(idx.shape[0]):
         j = idx[i]
         for c in range(obs.shape[1]):
-            obs[i, c] = _normalized(buf_obs[j, c], shift[c], scale[c], clip[0])
-            obs2[i, c] = _normalized(buf_obs2[j, c], shift[c], scale[c], clip[0])
+            obs[i, c] = normalized(buf_obs[j, c], shift[c], scale[c], clip[0])
+            obs2[i, c] = normalized(buf_obs2[j, c], shift[c], scale[c], clip[0])
         for c in range(act.shape[1]):
             act[i, c] = buf_act[j, c]
         rew[i] = buf_rew[j]

@@ -43,10 +43,17 @@ def merge_stats(mean, var, count, x, shift, scale):
 
 
 @njit(cache=True)
+def normalized(x, shift, scale, clip):
+    """clip((x - shift) * scale, -clip, clip) for one number; the identity map (0, 1, inf)
+    returns x unchanged, bit for bit."""
+    return min(max((x - shift) * scale, -clip), clip)
+
+
+@njit(cache=True)
 def normalize_into(x, shift, scale, clip, out):
     """out = clip((x - shift) * scale, -clip[0], clip[0]); x, shift, scale, out (o,)."""
     for c in range(out.shape[0]):
-        out[c] = min(max((x[c] - shift[c]) * scale[c], -clip[0]), clip[0])
+        out[c] = normalized(x[c], shift[c], scale[c], clip[0])
 
 
 class ObsNormalizer:
