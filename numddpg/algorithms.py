@@ -50,8 +50,8 @@ from .normalize import ObsNormalizer, normalize_into
 from .presets import preset_for
 from .checks import MAX_CHUNKS, check_int, check_memory
 from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
-from .runfile import (CHECKPOINT_FILE, POLICY_FILE, STATS_ARRAY, _check_belongs,
-                      _check_run_config, _finite_or_none, _make_saved_env, _plain,
+from .runfile import (CHECKPOINT_FILE, POLICY_FILE, STATS_ARRAY, check_belongs,
+                      check_run_config, finite_or_none, make_saved_env, plain,
                       read_run_checkpoint)
 from .hyperparameters import check as check_hyperparameter
 from . import threads as _threads
@@ -991,15 +991,15 @@ class OffPolicyAlgorithm:
             "kind": "algorithm", "algo": self.algo, "env_id": self.env_id,
             "env": self.env_record, "env_module": self.env_module,
             "vector": self.vector_record(),
-            "preset": self.preset_name, "hyperparameters": _plain(self.hyperparameters),
+            "preset": self.preset_name, "hyperparameters": plain(self.hyperparameters),
             "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
             "spaces": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
                        "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
                        "act_dtype": np.dtype(self.env.action_space.dtype).name},
-            "rng": _plain(self.rng.bit_generator.state),
+            "rng": plain(self.rng.bit_generator.state),
             "loop": {"t": self.t, "epoch": self.epoch, "episodes": self.episodes,
                      "epoch_t0": self._epoch_t0, "elapsed": float(elapsed),
-                     "last_test_return": _finite_or_none(self.last_test_return),
+                     "last_test_return": finite_or_none(self.last_test_return),
                      "episode_seed": int(self._ep_seed) if at_boundary else None,
                      "episode_in_progress": in_progress},
             "buffer": buf_record,
@@ -1132,7 +1132,7 @@ class OffPolicyAlgorithm:
         recorded_module = meta.get("env_module")
         if env is None:
             try:
-                env = _make_saved_env(meta, env_module)
+                env = make_saved_env(meta, env_module)
             except EnvError as exc:
                 raise CheckpointError(f"{path}: cannot make the env it was trained on: "
                                       f"{exc}") from None
@@ -1177,14 +1177,14 @@ class OffPolicyAlgorithm:
         if not run_dir.is_dir():
             raise _logger.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
                                       "run directory a training run wrote")
-        config = _check_run_config(_logger.read_config(run_dir), run_dir)
+        config = check_run_config(_logger.read_config(run_dir), run_dir)
         lock = _logger.RunLock(run_dir).acquire()
         try:
             _checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed mid-save
             path = run_dir / CHECKPOINT_FILE
             if path.is_file():
                 model = cls.load(path, env=env, env_module=env_module)
-                _check_belongs(model, config, path)
+                check_belongs(model, config, path)
             else:                              # never checkpointed: start it again, here
                 model = cls._restart(config, run_dir, env, env_module)
             total = config["total_steps"] if total_steps is None else int(total_steps)
@@ -1210,7 +1210,7 @@ class OffPolicyAlgorithm:
             raise CheckpointError(f"{run_dir}: config.json is a {config['algo']} run, not "
                                   f"{target.__name__}'s")
         if env is None:
-            env = _make_saved_env(config, env_module)
+            env = make_saved_env(config, env_module)
         try:
             model = target(env, preset="none", log=False, **config["hyperparameters"])
         except (TypeError, ValueError) as exc:

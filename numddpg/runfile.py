@@ -31,18 +31,18 @@ def _algorithms():
 
 
 
-def _finite_or_none(x):
+def finite_or_none(x):
     """x as a float for a JSON record, or None if it is NaN or infinite (JSON has neither)."""
     x = float(x)
     return x if math.isfinite(x) else None
 
 
-def _plain(v):
+def plain(v):
     """JSON-able copy: tuples -> lists, numpy scalars -> Python numbers."""
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     if isinstance(v, np.generic):
         return v.item()
     return v
@@ -203,7 +203,7 @@ def _check_generator_state(state, where):
                               "state, inc < 2**128, has_uint32 0 or 1, uinteger < 2**32)")
 
 
-def _make_saved_env(record, env_module):
+def make_saved_env(record, env_module):
     """The env a run checkpoint's or config.json's ``record`` was trained on, rebuilt exactly
     from its env record (files from before env records: from its id)."""
     module = record.get("env_module")
@@ -214,7 +214,7 @@ def _make_saved_env(record, env_module):
                              vector=record.get("vector"))
 
 
-def _check_run_config(config, run_dir):
+def check_run_config(config, run_dir):
     """config.json of a run directory, after checking the fields a resume uses (the file is
     untrusted: its hyperparameters are checked again by the constructor)."""
     where = f"{run_dir}/config.json"
@@ -234,7 +234,7 @@ def _check_run_config(config, run_dir):
     return config
 
 
-def _check_belongs(model, config, path):
+def check_belongs(model, config, path):
     """CheckpointError unless the checkpoint loaded into ``model`` is the run that config.json
     describes (a checkpoint copied in from another run would silently continue that one)."""
     hp = config["hyperparameters"]
