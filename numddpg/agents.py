@@ -546,7 +546,11 @@ def check_agent_config(cfg, where):
     # the hyperparameters among them: checked by their kind and range in the one table
     table = TD3_TABLE if algo == "td3" else DDPG_TABLE
     for key in [k for k in cfg if k in table]:
-        if cfg[key] is not None and (isinstance(cfg[key], list) != (table[key].kind == "widths")):
+        v, kind = cfg[key], table[key].kind
+        # a file's whole numbers are JSON integers (8.0 would not be written back as it was read)
+        whole = [] if kind not in ("int", "widths") else v if kind == "widths" else [v]
+        if v is not None and (isinstance(v, list) != (kind == "widths")
+                              or not all(map(is_int, whole))):
             need(False, key, describe(table[key]))
         try:
             check_hyperparameter(key, cfg[key], table[key])
