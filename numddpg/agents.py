@@ -21,7 +21,7 @@ import numpy as np
 
 from . import rng as _rng
 from .checkpoint import CheckpointError, is_int, is_number, read_checkpoint, write_checkpoint
-from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe
+from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe, whole_as_json
 from .hyperparameters import check as check_hyperparameter
 from .buffer import Replay
 from .normalize import ObsNormalizer
@@ -546,11 +546,9 @@ def check_agent_config(cfg, where):
     # the hyperparameters among them: checked by their kind and range in the one table
     table = TD3_TABLE if algo == "td3" else DDPG_TABLE
     for key in [k for k in cfg if k in table]:
-        v, kind = cfg[key], table[key].kind
-        # a file's whole numbers are JSON integers (8.0 would not be written back as it was read)
-        whole = [] if kind not in ("int", "widths") else v if kind == "widths" else [v]
-        if v is not None and (isinstance(v, list) != (kind == "widths")
-                              or not all(map(is_int, whole))):
+        v = cfg[key]
+        if v is not None and (isinstance(v, list) != (table[key].kind == "widths")
+                              or not whole_as_json(v, table[key])):
             need(False, key, describe(table[key]))
         try:
             check_hyperparameter(key, cfg[key], table[key])

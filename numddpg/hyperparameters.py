@@ -114,6 +114,17 @@ TD3_TABLE = {**DDPG_TABLE, **TD3_EXTRA}
 _UNIT = (0.0, 1.0)
 
 
+def whole_as_json(value, spec):
+    """True unless a whole-number hyperparameter (an int, or a list of widths) read from a JSON
+    file holds something other than JSON integers: ``check`` takes 8.0 for 8, but a file that
+    says 8.0 would not be written back as it was read, so files must say 8."""
+    if spec.kind == "int":
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if spec.kind == "widths" and isinstance(value, list):
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return True
+
+
 def check(name, value, spec):
     """``value`` as hyperparameter ``name`` takes it, or ValueError naming both and what is
     allowed (numddpg.checks' strict checks: nothing is coerced but whole floats to ints)."""

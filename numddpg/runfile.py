@@ -18,6 +18,7 @@ from .agents import agent_array_specs, agent_from_arrays, check_agent_meta, load
 from .buffer import ReplayBuffer
 from .checkpoint import CheckpointError, is_int, is_number
 from .envs import EnvError, check_env_record, make_from_record, make_recorded_env, split_module
+from .hyperparameters import whole_as_json
 from .normalize import ObsNormalizer
 
 POLICY_FILE = "policy.npz"
@@ -176,6 +177,11 @@ def _check_saved_hyperparameters(hp, cfg, where):
         names = sorted(set(hp) ^ set(table)) if isinstance(hp, dict) else hp
         raise CheckpointError(f"{where}: hyperparameters must name exactly the {cfg['algo']} "
                               f"ones (differ: {names!r})")
+    specs = _algorithms()[cfg["algo"]].hyperparameter_specs()
+    bad = [name for name in hp if not whole_as_json(hp[name], specs[name])]
+    if bad:
+        raise CheckpointError(f"{where}: hyperparameters.{bad[0]} {hp[bad[0]]!r} must be "
+                              "written with JSON integers")
     if not (is_int(hp["seed"]) and hp["seed"] >= 0):
         raise CheckpointError(f"{where}: hyperparameters.seed {hp['seed']!r} must be an integer "
                               ">= 0 (a saved run always has its seed)")
