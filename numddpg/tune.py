@@ -587,23 +587,35 @@ class _Runner:
         return None if running else False
 
     def run(self, threads):
-        threads = [threading.Thread(target=self._loop, name=f"numddpg-tune-{i}", daemon=True)
-                   for i in range(threads)]
-        for t in threads:
-            t.start()
+        """Run ``threads`` trial loops until the study is full; on Ctrl-C, stop them and wait
+        until each has recorded its trial as interrupted (and queued its retry).
+
+        Each loop sets its own Event when it ends, and this thread waits on those, not on
+        Thread.join: on Python 3.11 a Ctrl-C that lands inside join() marks the thread as
+        ended while it still runs (the second join returns at once), and the process then
+        exits before the interrupted trial is told to the study."""
+        ended = [threading.Event() for _ in range(threads)]
+        for i, event in enumerate(ended):
+            threading.Thread(target=self._loop, args=(event,), name=f"numddpg-tune-{i}",
+                             daemon=True).start()
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(0.2)
+            for event in ended:
+                event.wait()
         except KeyboardInterrupt:
             self.stop.set()
-            for t in threads:
-                t.join()
+            for event in ended:
+                event.wait()
             raise
         if self.errors:
             raise self.errors[0]
 
-    def _loop(self):
+    def _loop(self, ended):
+        try:
+            self._trials()
+        finally:
+            ended.set()
+
+    def _trials(self):
         import optuna
 
         try:

@@ -218,6 +218,34 @@ def test_two_processes_share_one_study(tmp_path):
                             .exists() for n in mine)
 
 
+def test_ctrl_c_waits_until_every_trial_loop_has_unwound(monkeypatch):
+    # A loop takes a while to record its interrupted trial after the stop; the Ctrl-C must
+    # not leave run() before that.  (Python 3.11's Thread.join, interrupted by Ctrl-C, marks
+    # a running thread as ended: the CLI exited with its trial still RUNNING and no retry
+    # queued, and the resumed study later ran the trial a third time.)
+    import threading
+
+    runner = tn._Runner(None, {}, None, None, 1, 1, None)
+    unwound = []
+
+    def trials():
+        runner.stop.wait()
+        time.sleep(0.5)                  # terminating the seeds, telling the study
+        unwound.append(True)
+
+    monkeypatch.setattr(runner, "_trials", trials)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(1)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert unwound == [True]
+
+
 def interrupt_then_resume(tmp_path, sig, *extra):
     """Start a 1-trial study in a process, signal it while its trial runs, then run the same
     command again here; return (the study's trials, the killed process's exit code).  The
@@ -245,6 +273,7 @@ def test_a_study_interrupted_by_ctrl_c_resumes_with_the_same_trial(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     trials, p = interrupt_then_resume(tmp_path, signal.SIGINT)
     assert p.returncode == 130, p.stderr_text
+    assert len(trials) == 2, [(t.number, t.state.name, t.user_attrs) for t in trials]
     first, retry = trials
     assert first.state.name == "FAIL" and first.user_attrs["interrupted"]
     assert retry.state.name == "COMPLETE" and retry.params == first.params
@@ -255,6 +284,7 @@ def test_a_study_whose_process_died_resumes_after_its_heartbeat(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     trials, p = interrupt_then_resume(tmp_path, signal.SIGKILL, "--heartbeat", "1")
     assert p.returncode == -signal.SIGKILL, p.stderr_text
+    assert len(trials) == 2, [(t.number, t.state.name, t.user_attrs) for t in trials]
     first, retry = trials
     assert first.state.name == "FAIL" and "error" not in first.user_attrs   # not its fault
     assert retry.state.name == "COMPLETE" and retry.params == first.params
