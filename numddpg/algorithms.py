@@ -720,7 +720,7 @@ class OffPolicyAlgorithm:
         a_all = np.zeros((n, k), self._a.dtype)
         if self.obs is None:                   # a fresh start (or a load): every env resets
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
-            self.obs = self._checked_vector_obs(obs, "reset")
+            self.obs = check_obs(obs, o, self.env_id, "reset", n)
             if self.obs_norm is not None:
                 self.obs_norm.update(self.obs)
             self._vec_ret, self._vec_len = np.zeros(n), np.zeros(n, np.int64)
@@ -740,7 +740,7 @@ class OffPolicyAlgorithm:
                     noisy_action(u[i], policy.mid, policy.half, noises[i].sample(rng, self._u01),
                                  policy.low, policy.high, a_all[i])
             obs2, rew, term, trunc, infos = env.step(env_action(a_all, act_dtype))
-            obs2 = self._checked_vector_obs(obs2, f"step at env step {self.t}")
+            obs2 = check_obs(obs2, o, self.env_id, f"step at env step {self.t}", n)
             rew = check_rewards(rew, n, self.env_id, self.t)
             term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
             t0 = self.t
@@ -798,10 +798,6 @@ class OffPolicyAlgorithm:
                 if getattr(self.noise_process, "kind", None) == self.noise else self.noise_process
                 for _ in range(self.n_envs - 1)]
         return self._noises
-
-    def _checked_vector_obs(self, obs, call):
-        """A vector env's (n, obs_dim) observations, checked as check_obs checks one."""
-        return check_obs(obs, self.obs_dim, self.env_id, call, self.n_envs)
 
     def _callback_step(self, callback, obs2, a, rew, done, info):
         """Hand one env step to ``callback`` in Stable-Baselines3's locals (arrays with an env
