@@ -13,6 +13,16 @@ issue's protocol; and, for a tighter estimate of the same policy, 100 episodes),
 table of mean +- std over seeds is printed and written to <out>/results.md, and the learning
 curves (AverageTestEpRet against TotalEnvInteracts, mean +- std over seeds) to
 <out>/<env>.png when matplotlib is installed.
+
+    python bench/learning.py --campaign [--out DIR] [--parallel 2] [--nice 19] [--only ENV]
+
+runs the learning campaign (bench/RESULTS.md, "Learning campaign"): every cell of CAMPAIGN
+with its seeds, under the presets as they stand, two runs at a time under `nice`, each
+checkpointing its replay buffer every CAMPAIGN_CHECKPOINT_EVERY steps so that a run killed at
+any point resumes exactly; after a run ends, its final policy's 100 deterministic episodes go to
+<run>/final_eval.json.  Run it again after an interruption: it goes on from where it stopped.
+Run it from a clone at a fixed commit (config.json records the commit and the CPU), and copy
+the runs' logs into the repository with --collect DEST (bench/learning_table.py reads those).
 """
 import argparse
 import json
@@ -40,6 +50,27 @@ TARGETS = {
     ("LunarLanderContinuous-v3", "ddpg"): (200, "SB3 zoo 230"),
     ("Pendulum-v1", "ddpg"): (-200, "SB3 zoo -152"),
 }
+
+
+# The learning campaign (issue: learning results that hold over seeds), in the order it runs:
+# the short cells first, so that every session adds finished cells to the table.
+CAMPAIGN = [
+    ("Pendulum-v1", "ddpg", range(10)),
+    ("Pendulum-v1", "td3", range(10)),
+    ("LunarLanderContinuous-v3", "ddpg", range(10)),
+    ("HalfCheetah-v5", "td3", range(5)),
+    ("Hopper-v5", "td3", range(5)),
+    ("Walker2d-v5", "td3", range(5)),
+    ("HalfCheetah-v5", "ddpg", range(5)),
+    ("Ant-v5", "td3", range(5)),
+]
+# Env steps between a campaign run's checkpoints (each with the replay buffer: HalfCheetah's is
+# ~170 MB, Ant's ~900 MB), for budgets above it; shorter runs checkpoint every epoch.
+CAMPAIGN_CHECKPOINT_EVERY = 50_000
+FINAL_EVAL_FILE = "final_eval.json"
+# What --collect copies into the repository: the logs the table is computed from (and the
+# final policy, ~300 kB, so that anyone can evaluate it again).
+COLLECTED = ("config.json", "progress.csv", FINAL_EVAL_FILE, "policy.npz")
 
 
 def cell_dir(out, env, algo, seed, tag=""):
@@ -134,41 +165,52 @@ def finished(run):
         return False
 
 
-def train_command(run, env, algo, seed, steps, extra=()):
-    """`numddpg train` for a new cell (``extra``: flags from --set), or `--resume` for one a
-    kill interrupted."""
+def train_command(run, env, algo, seed, steps, extra=(), buffer=False):
+    """`numddpg train` for a new cell (``extra``: more flags, e.g. from --set), or `--resume`
+    for one a kill interrupted.  ``buffer``: checkpoints hold the replay buffer (an exact
+    resume) instead of leaving it out (a resume then starts from an empty buffer)."""
     cmd = [sys.executable, "-m", "numddpg.cli", "train", "--quiet"]
     if (run / "checkpoint.npz").exists():
         cmd += ["--resume", str(run)]
     else:
-        cmd += ["--no-baseline", "--blas-threads", "1", "--no-checkpoint-buffer", "--env", env,
-                "--algo", algo, "--seed", str(seed), "--out", str(run), *extra]
+        cmd += ["--no-baseline", "--blas-threads", "1", "--env", env, "--algo", algo,
+                "--seed", str(seed), "--out", str(run), *extra]
+        if not buffer:
+            cmd.append("--no-checkpoint-buffer")
     if steps:
         cmd += ["--total-steps", str(steps)]
     return cmd
 
 
-def run_cells(cells, parallel):
-    """Run (run_dir, command) pairs, ``parallel`` at a time; logs go to <run_dir>.log."""
-    pending, running = list(cells), []
+def run_cells(cells, parallel, nice=0):
+    """Run (run_dir, commands) pairs, ``parallel`` cells at a time, each cell's commands one
+    after the other (the next only if the last exited 0); logs go to <run_dir>.log.  ``nice``:
+    the runs' niceness, so that interactive work on the same cores comes first."""
+    pending, running = [(run, [c] if isinstance(c[0], str) else list(c)) for run, c in cells], []
+    # One core per run, as the cells in bench/learning/ were trained (one chunk is the serial
+    # update, bit-identical to theirs, so they resume exactly).
+    env = dict(os.environ, NUMDDPG_BLAS_THREADS="1", NUMDDPG_CHUNKS="1", OMP_NUM_THREADS="1")
+
+    def start(run, cmds):
+        log = open(f"{run}.log", "a")
+        proc = subprocess.Popen(cmds[0], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        running.append((run, cmds[1:], proc, log))
+
     while pending or running:
         while pending and len(running) < parallel:
-            run, cmd = pending.pop(0)
-            log = open(f"{run}.log", "a")
-            # One core per run, as the cells in bench/learning/ were trained (one chunk is the
-            # serial update, bit-identical to theirs, so they resume exactly).
-            env = dict(os.environ, NUMDDPG_BLAS_THREADS="1", NUMDDPG_CHUNKS="1",
-                       OMP_NUM_THREADS="1")
-            running.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                  env=env), log))
-            print(f"started {run.name}", flush=True)
+            start(*pending.pop(0))
+            print(f"started {running[-1][0].name}", flush=True)
         time.sleep(2)
         for item in list(running):
-            run, proc, log = item
+            run, rest, proc, log = item
             if proc.poll() is not None:
                 log.close()
                 running.remove(item)
-                print(f"{run.name}: exit {proc.returncode}", flush=True)
+                if proc.returncode == 0 and rest:
+                    start(run, rest)
+                else:
+                    print(f"{run.name}: exit {proc.returncode}", flush=True)
 
 
 def evaluate(run, episodes=100, seed=12345):
@@ -190,6 +232,55 @@ def evaluate(run, episodes=100, seed=12345):
     return rets
 
 
+def write_final_eval(run, episodes=100, seed=12345):
+    """<run>/final_eval.json: the final policy's deterministic returns over ``episodes``
+    episodes (reset seeds seed, seed + 1, ...), so that the table needs no evaluation."""
+    rets = evaluate(run, episodes, seed)
+    (run / FINAL_EVAL_FILE).write_text(json.dumps(
+        {"episodes": episodes, "reset_seeds": [seed, seed + episodes - 1], "returns": rets,
+         "mean": float(np.mean(rets)), "std": float(np.std(rets))}, indent=1) + "\n")
+
+
+def campaign(out, parallel, nice, only=()):
+    """Run (or go on with) every unfinished cell of CAMPAIGN under the current presets."""
+    cells = [(env, algo, s) for env, algo, seeds in CAMPAIGN for s in seeds
+             if not only or env in only]
+    check_cells([(cell_dir(out, *c), c) for c in cells], [])
+    todo = []
+    for env, algo, seed in cells:
+        run = cell_dir(out, env, algo, seed)
+        if (run / FINAL_EVAL_FILE).exists():
+            continue
+        evaluate_cmd = [sys.executable, os.path.abspath(__file__), "--final-eval", str(run)]
+        if finished(run):
+            todo.append((run, [evaluate_cmd]))
+            continue
+        total = preset_for(env)["total_steps"]
+        extra = (["--checkpoint-every", str(CAMPAIGN_CHECKPOINT_EVERY)]
+                 if total > CAMPAIGN_CHECKPOINT_EVERY else [])
+        todo.append((run, [train_command(run, env, algo, seed, None, extra, buffer=True),
+                           evaluate_cmd]))
+    print(f"campaign: {len(todo)} of {len(cells)} cells to run or evaluate", flush=True)
+    run_cells(todo, parallel, nice)
+
+
+def collect(out, dest):
+    """Copy every campaign run's logs (COLLECTED) from ``out`` to ``dest``, for committing."""
+    import shutil
+    dest = Path(dest)
+    for env, algo, seeds in CAMPAIGN:
+        for seed in seeds:
+            run = cell_dir(out, env, algo, seed)
+            if not (run / "progress.csv").exists():
+                continue
+            (dest / run.name).mkdir(parents=True, exist_ok=True)
+            for name in COLLECTED:
+                if (run / name).exists():
+                    shutil.copy2(run / name, dest / run.name / name)
+            print(f"{run.name}: {steps_done(run):,} steps"
+                  f"{', evaluated' if (run / FINAL_EVAL_FILE).exists() else ''}")
+
+
 def steps_done(run):
     rows = (run / "progress.csv").read_text().strip().splitlines()[1:]
     return int(rows[-1].split(",")[1]) if rows else 0
@@ -197,7 +288,14 @@ def steps_done(run):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--env", nargs="+", required=True)
+    ap.add_argument("--env", nargs="+")
+    ap.add_argument("--campaign", action="store_true", help="run the learning campaign")
+    ap.add_argument("--only", nargs="+", default=(), metavar="ENV",
+                    help="with --campaign: only these envs' cells")
+    ap.add_argument("--nice", type=int, default=19, help="with --campaign: the runs' niceness")
+    ap.add_argument("--collect", metavar="DEST",
+                    help="copy the campaign runs' logs from --out to DEST, and stop")
+    ap.add_argument("--final-eval", metavar="RUN", help=argparse.SUPPRESS)
     ap.add_argument("--algo", nargs="+", default=["ddpg"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=None, help="default: the preset's budget")
@@ -210,7 +308,15 @@ def main(argv=None):
                     help="evaluate and tabulate the runs already there (finished or not)")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.final_eval:
+        return write_final_eval(Path(args.final_eval))
+    if args.collect:
+        return collect(out, args.collect)
     out.mkdir(parents=True, exist_ok=True)
+    if args.campaign:
+        return campaign(out, args.parallel, args.nice, args.only)
+    if not args.env:
+        ap.error("--env is required (or --campaign)")
     extra = parse_sets(args.set)
     if extra and not args.tag:
         raise SystemExit("--set changes the preset: name the variant with --tag, so that its "

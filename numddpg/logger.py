@@ -133,7 +133,8 @@ def create_run_dir(run_dir=None, root="runs", env_id="env", algo="ddpg", seed=0)
 
 
 def versions():
-    """Versions of the software a result depends on."""
+    """Versions of the software a result depends on, the CPU it ran on and, when numddpg runs
+    from a git checkout, the commit of that checkout (None otherwise)."""
     import gymnasium
     import numba
     import numpy
@@ -141,7 +142,56 @@ def versions():
     from . import __version__
     return {"numddpg": __version__, "numpy": numpy.__version__, "numba": numba.__version__,
             "gymnasium": gymnasium.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "cpu": cpu_model(), "commit": source_commit()}
+
+
+def _head(path, limit=4096):
+    """The first line of a small text file, or "" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("ascii", "replace").splitlines()[0].strip()
+    except (OSError, IndexError):
+        return ""
+
+
+def cpu_model():
+    """The CPU's model name, with its family and model numbers where Linux gives them
+    ("AMD EPYC (family 25, model 1)"): timings and learning runs are only comparable on one."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            for line in f.read(1 << 16).decode("ascii", "replace").splitlines():
+                key, sep, value = line.partition(":")
+                if not sep:
+                    break                          # the first processor's block ends
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def source_commit():
+    """The commit checked out where numddpg's source lies (a clone or a worktree), read from
+    git's files without running git; None outside a checkout or for a packed branch ref."""
+    git = Path(__file__).resolve().parent.parent / ".git"
+    if git.is_file():                              # a worktree: ".git" names its git dir
+        line = _head(git)
+        if not line.startswith("gitdir:"):
+            return None
+        git = (git.parent / line[len("gitdir:"):].strip()).resolve()
+    head = _head(git / "HEAD")
+    if head.startswith("ref:"):                    # a branch: its ref, here or in commondir
+        ref = head[len("ref:"):].strip()
+        common = _head(git / "commondir")
+        roots = [git] + ([(git / common).resolve()] if common else [])
+        head = next((h for h in (_head(r / ref) for r in roots) if h), "")
+    return head if _SHA.fullmatch(head) else None
 
 
 def _jsonable(v):

@@ -69,7 +69,7 @@ def test_env_and_preset_are_read_as_argparse_reads_them(capsys, monkeypatch):
     assert entries["--gamma"].endswith("preset Pendulum-v1: 0.98)")
     # an explicit --preset names the preset, whatever the env
     entries = train_help(capsys, monkeypatch, "--env", "Pendulum-v1", "--preset", "Hopper-v5")
-    assert entries["--steps-per-epoch"].endswith("(default 4000; preset Hopper-v5: 10000)")
+    assert entries["--steps-per-epoch"].endswith("(default 4000; preset Hopper-v5: 5000)")
     assert "preset" not in entries["--gamma"]
 
 
