@@ -1,4 +1,4 @@
-"""Register tiles (numddpg.gemm) against BLAS, product by product, on one thread.
+"""Register tiles (numddpg.kernels.gemm) against BLAS, product by product, on one thread.
 
     python bench/gemm_speed.py [--rounds 7] [--dtype float32]
 
@@ -9,7 +9,7 @@ half of it, the rows of one of two chunks), in the two forms the kernels tile:
     h^T @ delta  a layer's weight grad:  (n_in x rows) @ (rows x n_out), h^T a transposed view
 
 one process alternates the contenders round by round, each round timing a loop of calls worth
-~20 ms: ``tiles`` (numddpg.gemm._tiles: register tiles for every shape, whatever use_tiles
+~20 ms: ``tiles`` (numddpg.kernels.gemm._tiles: register tiles for every shape, whatever use_tiles
 says), ``blas`` (np.dot in a jitted loop: the scipy OpenBLAS sgemm/dgemm that Numba calls), held
 to one BLAS thread.  Printed: median microseconds per product, GFLOP/s, the ratio blas / tiles
 (above 1: tiles faster) and whether ``matmul`` picks tiles for that shape (``use_tiles``).  The
@@ -28,8 +28,8 @@ from numba import njit
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(BENCH, ".."))
 sys.path.insert(0, BENCH)
-from numddpg.gemm import HAS_AVX2_FMA, VECTOR_BYTES, _tiles, use_tiles  # noqa: E402
-from numddpg.threads import describe_cpu, limit_blas_threads  # noqa: E402
+from numddpg.kernels.gemm import HAS_AVX2_FMA, VECTOR_BYTES, _tiles, use_tiles  # noqa: E402
+from numddpg.kernels.threads import describe_cpu, limit_blas_threads  # noqa: E402
 from update_speed import CONFIGS, update_gemms  # noqa: E402
 
 

@@ -289,7 +289,7 @@ class JaxDDPG:
 def _Replay(obs_dim, act_dim, n):
     """A random filled replay buffer with the attributes burst reads (10 % terminal)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from numddpg.threads import random_replay
+    from numddpg.kernels.threads import random_replay
     return random_replay(obs_dim, act_dim, n, done_rate=0.1)
 
 
@@ -301,11 +301,11 @@ def _batches(replay, B, n, seed=1):
 
 
 def _check_vs_reference(dtype, n_updates=3, with_agent=False):
-    """Run JaxDDPG.update and numddpg.reference.ddpg_update (float64) -- and, with_agent, a
+    """Run JaxDDPG.update and numddpg.kernels.reference.ddpg_update (float64) -- and, with_agent, a
     float32 numddpg.DDPGAgent -- on the same minibatches from the same initial parameters;
     returns [(after update t, {name: max |diff|})]."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from numddpg import reference as ref
+    from numddpg.kernels import reference as ref
 
     o, a, hidden, B = 3, 1, (64, 64), 64
     agent = JaxDDPG(o, a, hidden, seed=0, dtype=dtype)

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from numddpg.algorithms import ALGORITHMS, HYPERPARAMETERS, TD3  # noqa: E402
-from numddpg.policy import load_policy  # noqa: E402
-from numddpg.presets import preset_for  # noqa: E402
+from numddpg.training.algorithms import ALGORITHMS, HYPERPARAMETERS, TD3  # noqa: E402
+from numddpg.files.policy import load_policy  # noqa: E402
+from numddpg.engine.presets import preset_for  # noqa: E402
 
 # Issue targets (mean over seeds) and the published figures they come from (docs/reference.md §3).
 TARGETS = {
@@ -169,7 +169,7 @@ def train_command(run, env, algo, seed, steps, extra=(), buffer=False):
     """`numddpg train` for a new cell (``extra``: more flags, e.g. from --set), or `--resume`
     for one a kill interrupted.  ``buffer``: checkpoints hold the replay buffer (an exact
     resume) instead of leaving it out (a resume then starts from an empty buffer)."""
-    cmd = [sys.executable, "-m", "numddpg.cli", "train", "--quiet"]
+    cmd = [sys.executable, "-m", "numddpg", "train", "--quiet"]
     if (run / "checkpoint.npz").exists():
         cmd += ["--resume", str(run)]
     else:
@@ -348,7 +348,7 @@ def main(argv=None):
                          f"{np.mean(rets100):,.1f} +- {np.std(rets100):,.1f} | "
                          f"{'' if target is None else f'>= {target:,}'} | {published} |")
         try:
-            subprocess.run([sys.executable, "-m", "numddpg.cli", "plot",
+            subprocess.run([sys.executable, "-m", "numddpg", "plot",
                             # a variant is drawn next to the preset's runs of the same env
                             *[str(p) for p in variant_cells(out, env, args.tag)
                               + (variant_cells(out, env) if args.tag else [])],

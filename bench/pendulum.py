@@ -31,7 +31,7 @@ def worker(seed, steps, episodes, preset):
     t0 = time.perf_counter()
     sys.path.insert(0, ROOT)
     import numddpg
-    from numddpg.nn import MLP
+    from numddpg.kernels.nn import MLP
     import numpy as np
     t_import = time.perf_counter() - t0
     # JIT: the first forward/update compile (or load) every kernel the run uses

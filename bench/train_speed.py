@@ -8,7 +8,7 @@ sbx.DDPG (JAX) and stable_baselines3.DDPG (PyTorch).  Two settings (--envs picks
   HalfCheetah-v5 1:1 b256   (256, 256) actor and critic, batch 256, one update after every env
                             step, gamma 0.99, tau 0.005, lr 1e-3 (both nets), Gaussian action
                             noise 0.1, replay 100k, 1000 random steps before updates start
-  Pendulum-v1 preset        numddpg's Pendulum-v1 preset (numddpg.presets): (64, 64), batch 64,
+  Pendulum-v1 preset        numddpg's Pendulum-v1 preset (numddpg.engine.presets): (64, 64), batch 64,
                             50 updates every 50 steps, gamma 0.98; the rest as above
 Mapping: numddpg update_every=K <-> SB3/SBX train_freq=K, gradient_steps=K; polyak = 1 - tau;
 pi_lr = q_lr <-> learning_rate (and SBX's qf_learning_rate); act_noise <-> NormalActionNoise(0,
@@ -22,7 +22,7 @@ and the first updates are excluded; its time, model construction included, is pr
 learn() calls of --steps env steps each continue training, the contenders alternating repeat by
 repeat (the order rotates).  Printed: the median steps/s (with the range over repeats) and the
 ratios numddpg/SBX and numddpg/SB3.  Threads: by default torch uses os.cpu_count() threads, JAX
-its default pool and numddpg its calibrated chunks (numddpg.threads); --threads 1 pins the whole
+its default pool and numddpg its calibrated chunks (numddpg.kernels.threads); --threads 1 pins the whole
 process to one CPU before numpy, torch or JAX load (their pools then see one CPU: XLA_FLAGS does
 not limit XLA's pool, bench/jax_ddpg.py says why) and gives numddpg one chunk.
 """
@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import numddpg  # noqa: E402  (imports neither jax nor torch)
-from numddpg.presets import preset_for  # noqa: E402
-from numddpg.threads import describe_cpu  # noqa: E402
+from numddpg.engine.presets import preset_for  # noqa: E402
+from numddpg.kernels.threads import describe_cpu  # noqa: E402
 
 CONTENDERS = ("numddpg", "sbx", "sb3")
 

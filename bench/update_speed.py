@@ -7,8 +7,8 @@ For each config (obs, act, hidden, batch), float32, minibatches sampled from a 1
 buffer, one process alternates the contenders round by round, each timed on one call of K
 updates (sampling included, as in training):
   numddpg C=k   ``DDPGAgent(chunks=k).update_burst``: the jitted burst with each minibatch cut
-                into k row chunks on k threads, BLAS single-threaded (numddpg.threads);
-                k = 1 is the serial update.  "numddpg" is the plan numddpg.threads picks.
+                into k row chunks on k threads, BLAS single-threaded (numddpg.kernels.threads);
+                k = 1 is the serial update.  "numddpg" is the plan numddpg.kernels.threads picks.
   numddpg C=1 blas=N   (all cores only) the serial update with N BLAS threads per product, the
                 first speed pass's way of using the cores
   jax-burst     bench/jax_ddpg.py: the same update compiled whole by XLA, K updates per jitted
@@ -25,7 +25,7 @@ time (Numba cache load or compile; XLA compile).
               numddpg's pinned / all-cores slowdown
 
 The CPU (vendor, family/model, SIMD flags, expected peak) and the single-thread sgemm rate of
-the BLAS that Numba calls (numddpg.threads.sgemm_gflops) head the output, so a BLAS cliff shows.
+the BLAS that Numba calls (numddpg.kernels.threads.sgemm_gflops) head the output, so a BLAS cliff shows.
 """
 import argparse
 import json
@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(BENCH, ".."))
 from numddpg import DDPGAgent  # noqa: E402
-from numddpg import threads  # noqa: E402
+from numddpg.kernels import threads  # noqa: E402
 
 
 def Replay(obs_dim, act_dim, n):
@@ -87,7 +87,7 @@ def mlp_gemms(sizes, B, forward=True, grad=True, dx_cols=0):
 
 
 def update_gemms(o, a, hidden, B):
-    """Every matrix product of one DDPG update (numddpg.update.ddpg_update's order)."""
+    """Every matrix product of one DDPG update (numddpg.kernels.update.ddpg_update's order)."""
     pi, q = [o, *hidden, a], [o + a, *hidden, 1]
     return (mlp_gemms(pi, B) + mlp_gemms(q, B)                     # target
             + mlp_gemms(q, B) + mlp_gemms(q, B, forward=False)      # critic step
@@ -160,7 +160,7 @@ def agent_maker(cfg):
 
 
 def plan_for(cfg):
-    """The chunks numddpg.threads picks for cfg (its cache, or a calibration now)."""
+    """The chunks numddpg.kernels.threads picks for cfg (its cache, or a calibration now)."""
     o, a, hidden, B = cfg
     return threads.calibrated_chunks(agent_maker(cfg), "ddpg", o, a, hidden, B, np.float32)
 

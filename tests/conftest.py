@@ -18,7 +18,7 @@ settings.register_profile("thorough", deadline=None, max_examples=300,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "numddpg"))
 
-# numddpg.threads caches its chunk calibrations under XDG_CACHE_HOME: the suite keeps its own,
+# numddpg.kernels.threads caches its chunk calibrations under XDG_CACHE_HOME: the suite keeps its own,
 # out of the user's home, shared by the whole session (one calibration per shape).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="numddpg-test-cache-")
 

@@ -1,4 +1,4 @@
-"""numddpg.agents.DDPGAgent: the fused update against the step-by-step path and the plain-NumPy
+"""numddpg.engine.agents.DDPGAgent: the fused update against the step-by-step path and the plain-NumPy
 twin, its gradients against finite differences, the burst kernel against single updates, and
 input validation.
 
@@ -26,11 +26,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from numddpg import reference as ref
-from numddpg import rng as nrng
-from numddpg.agents import DDPGAgent
-from numddpg.gradcheck import (KINK_MARGIN, actor_objective, critic_objective, directional_check,
-                               numeric_grad, rel_error, tensor_names)
+from numddpg.kernels import reference as ref
+from numddpg.kernels import rng as nrng
+from numddpg.engine.agents import DDPGAgent
+from numddpg.kernels.gradcheck import (KINK_MARGIN, actor_objective, critic_objective, directional_check,
+                                       numeric_grad, rel_error, tensor_names)
 
 PATHS = 1e-12
 FD = 1e-6
@@ -47,7 +47,7 @@ def make_agent(*args, **kw):
 
 
 def ref_state(agent):
-    """The agent's state as numddpg.reference.ddpg_update's dict (copies)."""
+    """The agent's state as numddpg.kernels.reference.ddpg_update's dict (copies)."""
     return {"theta": agent.actor.params.copy(), "phi": agent.critic.params.copy(),
             "theta_targ": agent.actor_targ.params.copy(),
             "phi_targ": agent.critic_targ.params.copy(),
@@ -241,7 +241,7 @@ def test_update_burst_equals_sequential_updates(rng):
     K, B = 4, 6
     burst, single = make_agent(seed=9), make_agent(seed=9)
     buf = fake_buffer(rng, burst, capacity=50, size=37)
-    # The indices numddpg.rng draws from a copy of the agent's generator state: K batches of B.
+    # The indices numddpg.kernels.rng draws from a copy of the agent's generator state: K batches of B.
     state = burst.rng_state.copy()
     batches = []
     for _ in range(K):

@@ -10,13 +10,13 @@ from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
 import numddpg
-from numddpg.agents import DDPGAgent
-from numddpg.algorithms import (DDPG, HYPERPARAMETERS, OffPolicyAlgorithm, load_policy,
-                                run_episodes)
-from numddpg.envs import EnvError, random_policy_returns
-from numddpg.hyperparameters import DDPG_TABLE, Hyperparameter
-from numddpg.logger import PROGRESS_COLUMNS, RunDirExists
-from numddpg.presets import PRESETS
+from numddpg.engine.agents import DDPGAgent
+from numddpg.training.algorithms import (DDPG, HYPERPARAMETERS, OffPolicyAlgorithm, load_policy,
+                                         run_episodes)
+from numddpg.training.envs import EnvError, random_policy_returns
+from numddpg.engine.hyperparameters import DDPG_TABLE, Hyperparameter
+from numddpg.files.logger import PROGRESS_COLUMNS, RunDirExists
+from numddpg.engine.presets import PRESETS
 
 TINY = dict(hidden_sizes=(8,), num_test_episodes=0, steps_per_epoch=1000)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from numddpg.presets import preset_for
+from numddpg.engine.presets import preset_for
 
 LEARNING = Path(__file__).resolve().parent.parent / "bench" / "learning.py"
 

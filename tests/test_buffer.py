@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from numddpg.agents import DDPGAgent
-from numddpg.buffer import BAD_OBS2, BAD_REW, STORED, NonFiniteTransition, ReplayBuffer
+from numddpg.engine.agents import DDPGAgent
+from numddpg.engine.buffer import BAD_OBS2, BAD_REW, STORED, NonFiniteTransition, ReplayBuffer
 
 
 def fill(buf, n, start=0):

@@ -1,4 +1,4 @@
-"""numddpg.checkpoint: agent save -> load round trips (bit for bit), atomic writes, and a
+"""numddpg.files.checkpoint: agent save -> load round trips (bit for bit), atomic writes, and a
 loader that meets every damaged or doctored file with one CheckpointError.
 
 Equality here is exact (np.array_equal plus equal dtypes): a checkpoint copies bytes, so any
@@ -25,9 +25,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numddpg import checkpoint as ck
-from numddpg.agents import AGENT_OPTIONAL_KEYS, DDPGAgent, TD3Agent, load_agent, save_agent
-from numddpg.checkpoint import CheckpointError
+from numddpg.files import checkpoint as ck
+from numddpg.engine.agents import AGENT_OPTIONAL_KEYS, DDPGAgent, TD3Agent, load_agent, save_agent
+from numddpg.files.checkpoint import CheckpointError
 
 AGENTS = {"ddpg": DDPGAgent, "td3": TD3Agent}
 

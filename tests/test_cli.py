@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from numddpg import cli
-from numddpg.algorithms import HYPERPARAMETERS
-from numddpg.logger import PROGRESS_COLUMNS
+from numddpg.tools import cli
+from numddpg.training.algorithms import HYPERPARAMETERS
+from numddpg.files.logger import PROGRESS_COLUMNS
 
 TINY = ["--hidden", "8", "--start-steps", "100", "--update-after", "100", "--batch-size", "16",
         "--steps-per-epoch", "200", "--num-test-episodes", "1", "--quiet"]
@@ -79,7 +79,7 @@ def test_every_hyperparameter_has_a_flag():
         assert want in flags, name
     assert {"--env", "--total-steps", "--preset", "--out", "--quiet"} <= flags
     try:
-        import numddpg.gradcheck  # noqa: F401
+        import numddpg.kernels.gradcheck  # noqa: F401
     except ModuleNotFoundError:
         return
     assert "gradcheck" in sub

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from numddpg import cli
-from numddpg.algorithms import DDPG
-from numddpg.presets import PRESETS
+from numddpg.tools import cli
+from numddpg.training.algorithms import DDPG
+from numddpg.engine.presets import PRESETS
 
 
 def train_help(capsys, monkeypatch, *args):

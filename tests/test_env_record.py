@@ -7,10 +7,10 @@ import gymnasium as gym
 import pytest
 from gymnasium.wrappers import ClipReward, RescaleAction
 
-from numddpg import cli
-from numddpg.algorithms import DDPG, OffPolicyAlgorithm
-from numddpg.checkpoint import CheckpointError
-from numddpg.envs import EnvError, env_record, make_from_record
+from numddpg.tools import cli
+from numddpg.training.algorithms import DDPG, OffPolicyAlgorithm
+from numddpg.files.checkpoint import CheckpointError
+from numddpg.training.envs import EnvError, env_record, make_from_record
 
 TINY = dict(hidden_sizes=(8,), start_steps=100, update_after=100, steps_per_epoch=200,
             num_test_episodes=1, chunks=1, seed=0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from numddpg.envs import (EnvError, check_spaces, env_id, make_env, make_twin,
-                          random_policy_returns)
+from numddpg.training.envs import (EnvError, check_spaces, env_id, make_env, make_twin,
+                                   random_policy_returns)
 
 
 class SpacesEnv(gym.Env):

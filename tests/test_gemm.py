@@ -1,4 +1,4 @@
-"""numddpg.gemm: register-tiled products held equal to numpy's, row by row independent of the
+"""numddpg.kernels.gemm: register-tiled products held equal to numpy's, row by row independent of the
 tiling, and falling back to BLAS where tiles do not fit.
 
 Tolerances: float64 1e-12 relative to sum_k |a_ik b_kj| (each output is one sum of K products
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from numddpg.gemm import HAS_AVX2_FMA, VECTOR_BYTES, _tiles, matmul, tiles_fit, use_tiles
+from numddpg.kernels.gemm import HAS_AVX2_FMA, VECTOR_BYTES, _tiles, matmul, tiles_fit, use_tiles
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 

@@ -1,4 +1,4 @@
-"""numddpg.gradcheck and the ``numddpg gradcheck`` command: the checks pass on the real kernels,
+"""numddpg.kernels.gradcheck and the ``numddpg gradcheck`` command: the checks pass on the real kernels,
 and fail when a gradient is deliberately broken (a check that cannot fail proves nothing).
 """
 import re
@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from numddpg import gradcheck as gc
-from numddpg.agents import DDPGAgent
-from numddpg.cli import main
+from numddpg.kernels import gradcheck as gc
+from numddpg.engine.agents import DDPGAgent
+from numddpg.tools import gradcheck as gradcheck_command
+from numddpg.tools.cli import main
 
 
 # --- the generic helpers ---------------------------------------------------------------------
@@ -88,7 +89,7 @@ def test_objectives_need_float64():
 
 
 def test_objectives_do_not_touch_the_agent():
-    agent, batch, _ = gc.random_setup(3, 2, [8, 8], 4, seed=1)
+    agent, batch, _ = gradcheck_command.random_setup(3, 2, [8, 8], 4, seed=1)
     before = [n.params.copy() for n in (agent.actor, agent.critic, agent.actor_targ,
                                         agent.critic_targ)]
     for obj in (gc.critic_objective(agent, batch), gc.actor_objective(agent, batch)):
@@ -186,8 +187,8 @@ def test_command_reports_bad_arguments(argv, match, capsys):
 
 
 def test_console_entry_point_runs():
-    """``python -m numddpg.cli gradcheck`` as a user would type it (small net for speed)."""
-    proc = subprocess.run([sys.executable, "-m", "numddpg.cli", "gradcheck", "--hidden", "8",
+    """``python -m numddpg.tools.cli gradcheck`` as a user would type it (small net for speed)."""
+    proc = subprocess.run([sys.executable, "-m", "numddpg", "gradcheck", "--hidden", "8",
                            "--batch", "4"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "rows within bound" in proc.stdout

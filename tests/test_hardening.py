@@ -27,13 +27,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numddpg import checks, cli
-from numddpg.algorithms import (CHECKPOINT_FILE, DDPG, TD3, NonFiniteError, OffPolicyAlgorithm,
-                                RunWriteError)
-from numddpg.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from numddpg import checks
+
+from numddpg.tools import cli
+from numddpg.training.algorithms import (CHECKPOINT_FILE, DDPG, TD3, NonFiniteError, OffPolicyAlgorithm,
+                                         RunWriteError)
+from numddpg.files.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from numddpg.checks import TooLarge
-from numddpg.envs import EnvError, EnvFailure, make_recorded_env
-from numddpg.logger import RunDirBusy, RunLock
+from numddpg.training.envs import EnvError, EnvFailure, make_recorded_env
+from numddpg.files.logger import RunDirBusy, RunLock
 
 TINY = dict(hidden_sizes=(8,), start_steps=50, update_after=50, update_every=10, batch_size=8,
             steps_per_epoch=100, num_test_episodes=1, replay_size=1000, chunks=1, seed=0)
@@ -270,7 +272,7 @@ def test_one_element_arrays_and_ints_are_accepted_as_they_are_numbers():
 
 def test_update_burst_checks_the_replay_arrays():
     from types import SimpleNamespace
-    from numddpg.agents import DDPGAgent
+    from numddpg.engine.agents import DDPGAgent
     agent = DDPGAgent(3, 1, -1.0, 1.0, hidden_sizes=(4,), seed=0)
     good = dict(obs=np.zeros((10, 3), np.float32), act=np.zeros((10, 1), np.float32),
                 rew=np.zeros(10, np.float32), obs2=np.zeros((10, 3), np.float32),
@@ -288,7 +290,7 @@ def test_update_burst_checks_the_replay_arrays():
                     reason="runs in CI's NUMBA_BOUNDSCHECK=1 pass of the kernel tests")
 def test_boundscheck_is_on_in_the_boundscheck_pass():
     """The proof that the pass checks bounds: a kernel that writes a row past its array."""
-    from numddpg.buffer import store_kernel
+    from numddpg.engine.buffer import store_kernel
     buf = [np.zeros((2, 3)), np.zeros((2, 1)), np.zeros(2), np.zeros((2, 3)), np.zeros(2)]
     with pytest.raises(IndexError):
         store_kernel(*buf, 5, np.zeros(3), np.zeros(1), 0.0, np.zeros(3), 0.0, 1e300)
@@ -298,7 +300,7 @@ def test_boundscheck_is_on_in_the_boundscheck_pass():
 # 4. One writer per run directory
 # ---------------------------------------------------------------------------------------------
 
-HOLD = "import sys, time; from numddpg.logger import RunLock; RunLock(sys.argv[1]).acquire(); " \
+HOLD = "import sys, time; from numddpg.files.logger import RunLock; RunLock(sys.argv[1]).acquire(); " \
        "print('held', flush=True); time.sleep(60)"
 
 
@@ -343,7 +345,7 @@ def test_a_checkpoint_from_another_run_is_refused(run_dir, tmp_path):
 
 def test_a_run_whose_first_checkpoint_failed_restarts_exactly(tmp_path, monkeypatch):
     import errno
-    from numddpg import checkpoint
+    from numddpg.files import checkpoint
     real = checkpoint.write_checkpoint
 
     def full_disk(path, *a, **k):
@@ -364,7 +366,7 @@ def test_a_run_whose_first_checkpoint_failed_restarts_exactly(tmp_path, monkeypa
 
 def test_a_full_disk_mid_run_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
     import errno
-    from numddpg import checkpoint
+    from numddpg.files import checkpoint
     real, calls = checkpoint.write_checkpoint, []
 
     def fills_up(path, *a, **k):
@@ -463,7 +465,7 @@ def test_ctrl_c_during_startup_and_final_evaluation(tmp_path, monkeypatch, capsy
 
 def test_sigterm_saves_says_how_to_resume_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "numddpg.cli", "train", "--out", str(run), "--total-steps",
+    argv = [sys.executable, "-m", "numddpg", "train", "--out", str(run), "--total-steps",
             "100000", "--hidden", "8", "--start-steps", "50", "--update-after", "50",
             "--batch-size", "8", "--steps-per-epoch", "200", "--num-test-episodes", "1",
             "--chunks", "1", "--quiet", "--no-baseline"]
@@ -551,7 +553,7 @@ def test_an_infinite_test_return_never_breaks_a_json_write(tmp_path):
 BAD_VALUES = [None, True, "64", 32.7, -1, [1], {"a": 1}, float("nan")]
 def accepted(name, value):
     """Whether ``value`` is a legal value of hyperparameter ``name`` (some are, for some),
-    from its kind and range in numddpg.hyperparameters."""
+    from its kind and range in numddpg.engine.hyperparameters."""
     spec = TD3.hyperparameter_specs()[name]
     if value is None:
         return spec.optional
@@ -657,8 +659,8 @@ def arrays_of(path):
 
 def resave(kind, got, path):
     """Write what was loaded back to ``path`` with the kind's own writer."""
-    from numddpg.agents import save_agent
-    from numddpg.policy import save_policy
+    from numddpg.engine.agents import save_agent
+    from numddpg.files.policy import save_policy
     if kind == "agent":
         return save_agent(path, got)
     if kind == "policy":
@@ -672,8 +674,8 @@ def resave(kind, got, path):
 
 @pytest.fixture(scope="module")
 def saved_files(tmp_path_factory):
-    from numddpg.agents import TD3Agent, load_agent, save_agent
-    from numddpg.policy import load_policy
+    from numddpg.engine.agents import TD3Agent, load_agent, save_agent
+    from numddpg.files.policy import load_policy
     folder = tmp_path_factory.mktemp("fuzz")
     model = TD3("Pendulum-v1", log=False, **dict(TINY, replay_size=300))
     model.learn(200, progress_bar=False)       # ends an episode: a boundary, an exact load

@@ -1,11 +1,11 @@
-"""numddpg.jitcache: cached kernels are dropped when any jitted source changes, and only then."""
+"""numddpg.kernels.jitcache: cached kernels are dropped when any jitted source changes, and only then."""
 import os
 
 import pytest
 
-from numddpg.jitcache import STAMP_FILE, drop_stale_kernels, jit_sources, sources_digest
+from numddpg.kernels.jitcache import STAMP_FILE, drop_stale_kernels, jit_sources, sources_digest
 
-# The package's jitted modules today; the fake tree mirrors them.
+# The jitted modules of a flat fake package (as numddpg was before it had folders).
 JITTED = ["buffer.py", "gemm.py", "nn.py", "noise.py", "normalize.py", "optim.py", "rng.py",
           "sync.py", "threads.py", "update.py"]
 
@@ -71,8 +71,25 @@ def test_jitted_modules_are_found_by_their_decorator(tree):
     assert jit_sources(tree) == sorted(JITTED + ["kernels2.py"])
 
 
+def test_kernels_in_subpackages_are_found_and_dropped(tree):
+    drop_stale_kernels(tree)
+    sub = tree / "kernels"
+    (sub / "__pycache__").mkdir(parents=True)
+    (sub / "update.py").write_text("@njit(cache=True)\ndef f(x):\n    return x\n")
+    (sub / "__pycache__" / "update.ddpg_updates-7.py311.nbi").write_bytes(b"x")
+    assert "kernels/update.py" in jit_sources(tree)
+    assert drop_stale_kernels(tree) == 1                     # the sources changed: a new module
+    assert list((sub / "__pycache__").iterdir()) == []
+
+
+# The package's jitted modules, by their path in the package.
+REAL_JITTED = ["engine/noise.py", "kernels/gemm.py", "kernels/nn.py", "kernels/normalize.py",
+               "kernels/optim.py", "kernels/replay.py", "kernels/rng.py", "kernels/sync.py",
+               "kernels/threads.py", "kernels/update.py"]
+
+
 def test_the_real_package_lists_its_jitted_modules():
-    assert jit_sources() == JITTED
+    assert jit_sources() == REAL_JITTED
 
 
 def test_a_new_jitted_module_counts_and_a_plain_module_does_not(tree):
@@ -107,7 +124,7 @@ def test_read_only_tree_is_not_an_error(tree, monkeypatch):
 
 def test_the_installed_package_is_stamped_with_its_own_sources():
     import numddpg  # noqa: F401  (the import stamps the cache)
-    from numddpg.jitcache import PACKAGE_DIR
+    from numddpg.kernels.jitcache import PACKAGE_DIR
     stamp = PACKAGE_DIR / "__pycache__" / STAMP_FILE
     if not os.access(PACKAGE_DIR, os.W_OK) or os.environ.get("NUMBA_CACHE_DIR"):
         pytest.skip("the package's own cache is not managed here")

@@ -3,7 +3,7 @@ update-to-data ratio, critics of their own widths, evaluation that never touches
 import numpy as np
 import pytest
 
-from numddpg.algorithms import DDPG, TD3, OffPolicyAlgorithm
+from numddpg.training.algorithms import DDPG, TD3, OffPolicyAlgorithm
 
 TINY = dict(hidden_sizes=(8,), start_steps=50, update_after=50, update_every=10, batch_size=8,
             steps_per_epoch=100, num_test_episodes=1, replay_size=1000, chunks=1, seed=0)

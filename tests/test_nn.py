@@ -1,9 +1,9 @@
-"""numddpg.nn: the flat-parameter layout, the initialisation, and the forward/backward kernels
-held equal to the plain-NumPy twin (numddpg.reference) and to centred finite differences.
+"""numddpg.kernels.nn: the flat-parameter layout, the initialisation, and the forward/backward kernels
+held equal to the plain-NumPy twin (numddpg.kernels.reference) and to centred finite differences.
 
 Tolerances used throughout (float64 unless stated):
 
-TWIN  1e-12 (forward) / 1e-10 (gradients), relative error (numddpg.gradcheck.rel_error).
+TWIN  1e-12 (forward) / 1e-10 (gradients), relative error (numddpg.kernels.gradcheck.rel_error).
       Kernel and twin evaluate the same formulas and differ only in summation order (BLAS
       blocking), ~1e-16 per operation; gradients pass through up to 5 layers of sums, hence the
       extra margin.  A wrong term (misrouted gradient, missing relu mask, transposed W) is an
@@ -23,10 +23,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from numddpg import reference as ref
-from numddpg.gradcheck import KINK_MARGIN, directional_check, kink_margin, numeric_grad, rel_error
-from numddpg.nn import (MLP, OUTPUTS, acts_size, init_params, layer_slices, mlp_backward,
-                        mlp_forward, n_params)
+from numddpg.kernels import reference as ref
+from numddpg.kernels.gradcheck import (KINK_MARGIN, directional_check, kink_margin, numeric_grad,
+                                       rel_error)
+from numddpg.kernels.nn import (MLP, OUTPUTS, acts_size, init_params, layer_slices, mlp_backward,
+                                mlp_forward, n_params)
 
 TWIN_FWD = 1e-12
 TWIN_GRAD = 1e-10

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numddpg.noise import GaussianNoise, OUNoise, make_noise, noisy_action, uniform_action
+from numddpg.engine.noise import GaussianNoise, OUNoise, make_noise, noisy_action, uniform_action
 
 
 def test_noisy_action_is_clipped_mid_plus_half_times_u_plus_n():

@@ -1,13 +1,13 @@
-"""Observation normalization (numddpg.normalize): the running statistics, the map the
+"""Observation normalization (numddpg.engine.normalizer): the running statistics, the map the
 minibatches and the policy apply, and their round trips through checkpoints and policy files."""
 import numpy as np
 import pytest
 
-from numddpg.algorithms import DDPG, OffPolicyAlgorithm
-from numddpg.buffer import gather_batch
-from numddpg.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from numddpg.normalize import EPS, START_COUNT, ObsNormalizer
-from numddpg.policy import load_policy
+from numddpg.training.algorithms import DDPG, OffPolicyAlgorithm
+from numddpg.engine.buffer import gather_batch
+from numddpg.files.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from numddpg.engine.normalizer import EPS, START_COUNT, ObsNormalizer
+from numddpg.files.policy import load_policy
 
 TINY = dict(hidden_sizes=(8,), start_steps=100, update_after=100, update_every=10,
             batch_size=16, steps_per_epoch=200, num_test_episodes=1, chunks=1, seed=0,

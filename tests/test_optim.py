@@ -1,5 +1,5 @@
-"""numddpg.optim: Adam (torch.optim.Adam's formula) and polyak averaging, against their closed
-forms and the plain-NumPy twin numddpg.reference.adam / reference.polyak.
+"""numddpg.kernels.optim: Adam (torch.optim.Adam's formula) and polyak averaging, against their closed
+forms and the plain-NumPy twin numddpg.kernels.reference.adam / reference.polyak.
 
 Tolerances: the kernel and the twin evaluate the same formulas with the bias corrections
 grouped differently (lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t) are folded into constants).
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numddpg import reference as ref
-from numddpg.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_step, polyak_update
+from numddpg.kernels import reference as ref
+from numddpg.kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, adam_step, polyak_update
 
 EPS64 = np.finfo(np.float64).eps   # 2.2e-16
 

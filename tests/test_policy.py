@@ -1,4 +1,4 @@
-"""numddpg.policy: the NumPy-only policy file and callable.
+"""numddpg.files.policy: the NumPy-only policy file and callable.
 
 ACT64 1e-12 absolute (float64 nets, actions O(1)): NumpyPolicy and the jitted mlp_forward do
       the same products and sums; BLAS may block the matmuls differently (~1e-16 relative),
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numddpg import policy as pol
-from numddpg.agents import DDPGAgent, TD3Agent
-from numddpg.checkpoint import CheckpointError
+from numddpg.files import policy as pol
+from numddpg.engine.agents import DDPGAgent, TD3Agent
+from numddpg.files.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 ACT64, ACT32 = 1e-12, 1e-5
@@ -64,7 +64,7 @@ def test_policy_reads_a_run_directory_and_checks_obs(tmp_path):
 
 
 def test_policy_refuses_an_agent_checkpoint(tmp_path):
-    from numddpg.agents import save_agent
+    from numddpg.engine.agents import save_agent
     path = save_agent(tmp_path / "agent.npz", DDPGAgent(3, 1, -1.0, 1.0, hidden_sizes=(4,)))
     with pytest.raises(CheckpointError, match="'agent' checkpoint, not the 'policy'"):
         pol.load_policy(path)
@@ -152,7 +152,7 @@ def test_standalone_copy_needs_only_numpy(policy_file, tmp_path):
     """policy.py + checkpoint.py copied into a bare folder, loaded by path, outside the repo:
     they load the file and act, and neither numba nor gymnasium nor numddpg gets imported."""
     for name in ("policy.py", "checkpoint.py"):
-        shutil.copy(ROOT / "numddpg" / name, tmp_path / name)
+        shutil.copy(ROOT / "numddpg" / "files" / name, tmp_path / name)
     got = _run(STANDALONE.format(path=str(tmp_path / "policy.py"), file=str(policy_file)),
                cwd=tmp_path)
     assert got["modules"] == []
@@ -181,9 +181,9 @@ def test_numddpg_load_policy_does_not_import_numba_or_gymnasium(policy_file):
 def test_export_from_a_run_directory_and_from_checkpoints(tmp_path, capsys):
     """`numddpg export` writes a policy whose actions equal the trained model's predict(), from
     the run directory, its checkpoint.npz, or an agent checkpoint."""
-    from numddpg import cli
-    from numddpg.algorithms import DDPG
-    from numddpg.agents import save_agent
+    from numddpg.tools import cli
+    from numddpg.training.algorithms import DDPG
+    from numddpg.engine.agents import save_agent
     m = DDPG("Pendulum-v1", run_dir=tmp_path / "run", hidden_sizes=(8,), steps_per_epoch=300,
              start_steps=100, update_after=100, num_test_episodes=0, seed=2)
     m.learn(600, progress_bar=False)

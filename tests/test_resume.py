@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numddpg import checkpoint as ck
-from numddpg.agents import agent_from_arrays
-from numddpg.algorithms import (ALGORITHMS, CHECKPOINT_FILE, DDPG, STATS_ARRAY, NonFiniteError,
-                                OffPolicyAlgorithm, read_run_checkpoint)
-from numddpg.checkpoint import CheckpointError
-from numddpg.policy import load_policy
+from numddpg.files import checkpoint as ck
+from numddpg.engine.agents import agent_from_arrays
+from numddpg.training.algorithms import (ALGORITHMS, CHECKPOINT_FILE, DDPG, STATS_ARRAY, NonFiniteError,
+                                         OffPolicyAlgorithm, read_run_checkpoint)
+from numddpg.files.checkpoint import CheckpointError
+from numddpg.files.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_COLUMNS = ("SPS", "Time")
@@ -61,7 +61,7 @@ def final_state(run_dir):
 # ---------------------------------------------------------------------------------------------
 
 TOTAL = 8000                                   # ~1.5 s of training at ~6k steps/s
-TRAIN = [sys.executable, "-m", "numddpg.cli", "train", "--quiet", "--no-baseline",
+TRAIN = [sys.executable, "-m", "numddpg", "train", "--quiet", "--no-baseline",
          "--total-steps", str(TOTAL), "--hidden", "8", "--steps-per-epoch", "400",
          "--start-steps", "200", "--update-after", "200", "--update-every", "25",
          "--batch-size", "16", "--replay-size", "10000", "--num-test-episodes", "1",
@@ -114,7 +114,7 @@ def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 
     delays = np.random.default_rng().uniform(0.0, 0.15, size=2)   # arbitrary moments, by design
     t1 = _start_and_kill(TRAIN + ["--out", str(cut)], cut, delays[0], after_step=0)
-    resume = [sys.executable, "-m", "numddpg.cli", "train", "--quiet", "--no-baseline",
+    resume = [sys.executable, "-m", "numddpg", "train", "--quiet", "--no-baseline",
               "--resume", str(cut)]
     t2 = _start_and_kill(resume, cut, delays[1], after_step=t1)
     done = subprocess.run(resume, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -236,7 +236,7 @@ def test_checkpoint_every_zero_writes_none(tmp_path):
 
 
 def test_cli_resume_refuses_other_settings(tmp_path, capsys):
-    from numddpg import cli
+    from numddpg.tools import cli
     assert cli.main(["train", "--resume", str(tmp_path), "--hidden", "4"]) == 2
     assert "leave out --hidden-sizes" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(tmp_path), "--quiet"]) == 2

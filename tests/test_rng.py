@@ -1,11 +1,11 @@
-"""numddpg.rng: SplitMix64 against a pure-Python reference, and the derived uniform, randint
+"""numddpg.kernels.rng: SplitMix64 against a pure-Python reference, and the derived uniform, randint
 and normal draws.  Every draw is seeded, so the statistical bounds below cannot flake: each is
 stated with the probability that a correct generator would exceed it on a random seed.
 """
 import numpy as np
 import pytest
 
-from numddpg import rng
+from numddpg.kernels import rng
 
 MASK = (1 << 64) - 1
 

@@ -1,4 +1,4 @@
-"""numddpg.runlog: monitor.csv in SB3 Monitor's format and TensorBoard scalars under SB3's names.
+"""numddpg.files.runlog: monitor.csv in SB3 Monitor's format and TensorBoard scalars under SB3's names.
 
 RunLog is driven here by synthetic calls (no training), the way the loop calls it; the files are
 read back as their readers read them: monitor.csv as SB3's ``load_results`` does (a '#' JSON
@@ -17,8 +17,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from numddpg.runlog import (MONITOR_FILE, MissingExtra, RunLog, check_tensorboard_args,
-                            latest_run_id)
+from numddpg.files.runlog import (MONITOR_FILE, MissingExtra, RunLog, check_tensorboard_args,
+                                  latest_run_id)
 
 NAN = math.nan
 
@@ -304,7 +304,7 @@ def test_tensorboard_resume_reopens_the_run_folder_and_hides_later_points(tmp_pa
 
 def _wired():
     import inspect
-    from numddpg.algorithms import OffPolicyAlgorithm
+    from numddpg.training.algorithms import OffPolicyAlgorithm
     return "tensorboard_log" in inspect.signature(OffPolicyAlgorithm).parameters
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numddpg.checkpoint import CheckpointError
-from numddpg.envs import EnvError
-from numddpg.hyperparameters import TD3_TABLE
-from numddpg.noise import GaussianNoise, OUNoise
+from numddpg.files.checkpoint import CheckpointError
+from numddpg.training.envs import EnvError
+from numddpg.engine.hyperparameters import TD3_TABLE
+from numddpg.engine.noise import GaussianNoise, OUNoise
 from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallback, EvalCallback,
                          EveryNTimesteps, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                          StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement,
@@ -35,7 +35,7 @@ TINY = dict(net_arch=[16, 16])
 
 @pytest.fixture(autouse=True)
 def _one_chunk(monkeypatch):
-    """One row chunk: no per-shape calibration (numddpg.threads), the same result anyway."""
+    """One row chunk: no per-shape calibration (numddpg.kernels.threads), the same result anyway."""
     monkeypatch.setenv("NUMDDPG_CHUNKS", "1")
 
 
@@ -132,7 +132,7 @@ def test_stop_training_on_reward_threshold_stops_at_the_first_evaluation():
 
 
 def test_neither_torch_nor_sb3_is_imported():
-    code = ("import sys, numddpg.sb3, numddpg.callbacks; "
+    code = ("import sys, numddpg.sb3, numddpg.sb3.callbacks; "
             "print(sorted(m for m in ('torch', 'stable_baselines3', 'sbx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,8 +14,8 @@ import gymnasium
 import pytest
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from numddpg import cli
-from numddpg import sweep as sw
+from numddpg.tools import cli
+from numddpg.tools import sweep as sw
 
 TINY = ["--hidden", "8", "--start-steps", "100", "--update-after", "100", "--batch-size", "16",
         "--steps-per-epoch", "200", "--num-test-episodes", "1", "--total-steps", "400",
@@ -82,7 +82,7 @@ def test_cells_are_the_product_of_the_axes_with_stable_names():
 
 
 def test_an_option_of_one_algorithm_is_dropped_from_the_others_cells():
-    from numddpg.algorithms import ALGORITHMS
+    from numddpg.training.algorithms import ALGORITHMS
     if "td3" not in ALGORITHMS:
         pytest.skip("needs TD3 (with policy_delay) in ALGORITHMS")
     cells = dict(sw.make_cells(tiny_grid(algo=["ddpg", "td3"], policy_delay=[2, 3])))

@@ -1,9 +1,9 @@
-"""numddpg.agents.TD3Agent: the fused update against numddpg.reference.td3_update, the policy
+"""numddpg.engine.agents.TD3Agent: the fused update against numddpg.kernels.reference.td3_update, the policy
 delay, target policy smoothing, each critic's gradient against finite differences, the burst
 kernel against single updates, validation, state round trip, and that numddpg.TD3 learns.
 
 The kernel draws the smoothing noise eps[i, j] (B, act) row-major from the agent's own
-``rng_state`` with numddpg.rng.normal (in a burst: after that update's B minibatch indices).
+``rng_state`` with numddpg.kernels.rng.normal (in a burst: after that update's B minibatch indices).
 The tests reproduce those draws from a copy of the state and hand them to the reference.
 
 Tolerances (float64):
@@ -32,11 +32,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import numddpg
-from numddpg import reference as ref
-from numddpg import rng as nrng
-from numddpg.agents import TD3Agent
-from numddpg.envs import random_policy_returns
-from numddpg.gradcheck import KINK_MARGIN, kink_margin, numeric_grad, rel_error, tensor_names
+from numddpg.kernels import reference as ref
+from numddpg.kernels import rng as nrng
+from numddpg.engine.agents import TD3Agent
+from numddpg.training.envs import random_policy_returns
+from numddpg.kernels.gradcheck import (KINK_MARGIN, kink_margin, numeric_grad, rel_error,
+                                       tensor_names)
 
 PATHS = 1e-12
 FD = 1e-6
@@ -56,7 +57,7 @@ def make_agent(*args, **kw):
 
 
 def draw_normals(state, B, act_dim):
-    """eps (B, act) from numddpg.rng.normal on ``state`` (advanced in place), row-major: the
+    """eps (B, act) from numddpg.kernels.rng.normal on ``state`` (advanced in place), row-major: the
     order in which td3_update_kernel draws its smoothing noise."""
     eps = np.empty((B, act_dim))
     for i in range(B):
@@ -71,7 +72,7 @@ def next_eps(agent, B):
 
 
 def ref_state(agent):
-    """The agent's state as numddpg.reference.td3_update's dict (copies)."""
+    """The agent's state as numddpg.kernels.reference.td3_update's dict (copies)."""
     s = {k: getattr(agent, net).params.copy() for k, net in NETS.items()}
     s.update(m_pi=agent.pi_optim.m.copy(), v_pi=agent.pi_optim.v.copy(),
              m_q1=agent.q1_optim.m.copy(), v_q1=agent.q1_optim.v.copy(),

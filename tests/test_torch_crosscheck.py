@@ -6,7 +6,7 @@ the DDPG and TD3 updates are written below a second time in PyTorch, in the few 
 user would write (autograd for every gradient, torch.optim.Adam for every step, the polyak
 average as a loop over ``parameters()``), started from the agent's own initial parameters and
 fed the same minibatches and, for TD3, the same smoothing draws (reproduced from a copy of the
-agent's generator state, as tests/test_td3.py does for numddpg.reference).  After every update,
+agent's generator state, as tests/test_td3.py does for numddpg.kernels.reference).  After every update,
 every array of the state must agree: the parameters of actor and critic(s), of their targets,
 both Adam moments of every network, the gradient that update applied to each network, and the
 four statistics.  Nothing of numddpg is used on the PyTorch side but the starting parameters.
@@ -31,8 +31,8 @@ import copy
 import numpy as np
 import pytest
 
-from numddpg import rng as nrng
-from numddpg.agents import DDPGAgent, TD3Agent
+from numddpg.kernels import rng as nrng
+from numddpg.engine.agents import DDPGAgent, TD3Agent
 
 from helpers import random_batch, small_agent  # noqa: E402
 
@@ -190,7 +190,7 @@ class TorchDDPG:
 
 def next_eps(agent, B):
     """The smoothing draws eps (B, act) the agent's next ``update`` of B rows will make: row-major
-    numddpg.rng.normal draws from a copy of its generator state (numddpg.update.td3_updates)."""
+    numddpg.kernels.rng.normal draws from a copy of its generator state (numddpg.kernels.update.td3_updates)."""
     state = agent.rng_state.copy()
     return np.array([[nrng.normal(state) for _ in range(agent.act_dim)] for _ in range(B)])
 

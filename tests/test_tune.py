@@ -20,8 +20,10 @@ import pytest
 optuna = pytest.importorskip("optuna", reason="numddpg tune needs the 'tune' extra: "
                                               "pip install 'numddpg[tune]'")
 
-from numddpg import cli, hpfile                      # noqa: E402
-from numddpg import tune as tn                       # noqa: E402
+from numddpg.tools import hpfile                    # noqa: E402
+
+from numddpg.tools import cli
+from numddpg.tools import tune as tn                       # noqa: E402
 
 FIXED = {"start_steps": 100, "update_after": 100, "batch_size": 16, "steps_per_epoch": 200,
          "num_test_episodes": 1, "update_every": 50}
@@ -51,7 +53,7 @@ def _default_sigint():
 
 
 def spawn_cli(*argv, cwd):
-    return subprocess.Popen([sys.executable, "-m", "numddpg.cli", *argv], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "numddpg", *argv], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
 
@@ -357,7 +359,7 @@ def test_preset_files_keep_values_of_their_kind(tmp_path):
 
 
 def test_the_default_spaces_are_valid_and_sample_one_noise_scale():
-    from numddpg.envs import make_env
+    from numddpg.training.envs import make_env
 
     env = make_env("Pendulum-v1")
     for algo, raw in tn.DEFAULT_SPACES.items():

@@ -1,4 +1,4 @@
-"""numddpg.update's row chunks and workspace, and numddpg.threads' plans.
+"""numddpg.kernels.update's row chunks and workspace, and numddpg.kernels.threads' plans.
 
 The one-chunk update is held to the plain-NumPy twin in test_agents.py and test_td3.py; here a
 chunked update is held to the one-chunk update.
@@ -15,9 +15,9 @@ import threading
 import numpy as np
 import pytest
 
-from numddpg import threads
-from numddpg.agents import DDPGAgent, TD3Agent
-from numddpg.update import FLOAT64_SLOTS, carve_work, work_size, work_slots
+from numddpg.kernels import threads
+from numddpg.engine.agents import DDPGAgent, TD3Agent
+from numddpg.kernels.update import FLOAT64_SLOTS, carve_work, work_size, work_slots
 
 from helpers import fake_buffer, random_batch, small_agent  # noqa: E402
 
@@ -139,7 +139,7 @@ def test_work_slots_tile_the_allocation(B, C, n_critics):
     assert np.all(flat[:work_size(slots)] >= 0) and np.all(flat[-3:] == -1)
 
 
-# --- numddpg.threads ------------------------------------------------------------------------------
+# --- numddpg.kernels.threads ------------------------------------------------------------------------------
 
 def test_candidate_plans_need_cores_and_rows():
     assert [p.chunks for p in threads.candidate_plans(1, 256)] == [1]

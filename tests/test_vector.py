@@ -7,7 +7,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
-from numddpg.algorithms import DDPG, OffPolicyAlgorithm
+from numddpg.training.algorithms import DDPG, OffPolicyAlgorithm
 
 TINY = dict(hidden_sizes=(8,), num_test_episodes=0, steps_per_epoch=1000, chunks=1, seed=0)
 
@@ -101,7 +101,7 @@ def test_vector_runs_save_load_resume_and_callbacks(tmp_path):
 
 
 def test_a_wrong_vector_observation_is_refused():
-    from numddpg.envs import EnvFailure
+    from numddpg.training.envs import EnvFailure
 
     class Bad(gym.vector.VectorWrapper):
         def step(self, actions):

@@ -15,44 +15,21 @@
     numddpg plot RUN_DIR_OR_SWEEP_DIR... [-x COL] [-y COL] [--smooth K] [-o curves.png]
 """
 import argparse
-import math
 import sys
+
+from .argtypes import strict_bool, whole_number
 
 DEFAULT_ENV = "Pendulum-v1"
 TRAIN_HELP = ("train an agent on a gymnasium env; with no options, DDPG on Pendulum-v1 with its "
               "preset (20k steps, well under a minute) and a comparison with a random policy")
 EVAL_HELP = "evaluate a run's saved policy: mean +- std of the deterministic return"
 EXPORT_HELP = ("write a run's policy as a NumPy-only file: numddpg.load_policy(FILE) reads it "
-               "without numba or gymnasium (or copy numddpg/policy.py and checkpoint.py along)")
+               "without numba or gymnasium (or copy numddpg/files/policy.py and checkpoint.py along)")
 
 
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
-
-def strict_bool(text):
-    """true/false (also 1/0, yes/no); anything else is an error, never a silent False."""
-    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
-        text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value
-
-
-def whole_number(text):
-    """An integer flag value; 1e6 and 1_000_000 are read as the whole numbers they are."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value.is_integer()):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(value)
-
 
 def flag_kwargs(spec):
     """argparse's type/choices/nargs of a hyperparameter's flag, from its kind in the table of
@@ -65,7 +42,7 @@ def flag_kwargs(spec):
 
 def _all_hyperparameters():
     """name: numddpg.hyperparameters.Hyperparameter of every algorithm's hyperparameters."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
     table = {}
     for cls in ALGORITHMS.values():
         table.update(cls.hyperparameter_specs())
@@ -90,9 +67,9 @@ def _preset_preview(argv):
                 value = arg[len(flag) + 1:]
         return value
 
-    from .algorithms import ALGORITHMS
-    from .envs import split_module
-    from .presets import preset_for
+    from ..training.algorithms import ALGORITHMS
+    from ..training.envs import split_module
+    from ..engine.presets import preset_for
 
     env, algo = last("--env", DEFAULT_ENV), last("--algo", "ddpg")
     preset = last("--preset", "auto")
@@ -122,7 +99,7 @@ def _preset_note(name, preview):
 def add_train_arguments(p, argv=None):
     """The train subcommand's flags; ``argv`` (the command line, when known) lets --help show
     the preset's value beside each default (_preset_preview)."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
     preview = _preset_preview(argv)
     p.add_argument("--env", default=None,
                    help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
@@ -182,7 +159,7 @@ def add_train_arguments(p, argv=None):
 
 
 def run_train(args):
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     table = _all_hyperparameters()
     given = {k: v for k, v in vars(args).items() if k in table and v is not None}
@@ -219,8 +196,8 @@ def _interrupted(model):
 
 
 def run_resume(args, given):
-    from .algorithms import OffPolicyAlgorithm
-    from .envs import make_env
+    from ..training.algorithms import OffPolicyAlgorithm
+    from ..training.envs import make_env
 
     extra = [f"--{k.replace('_', '-')}" for k in given if k != "seed" or args.seed != 0]
     extra += [flag for flag, used in (("--algo", args.algo != "ddpg"),
@@ -248,7 +225,7 @@ def run_resume(args, given):
 def _report(args, model):
     import numpy as np
 
-    from .envs import random_policy_returns
+    from ..training.envs import random_policy_returns
 
     n = max(model.num_test_episodes, 10)
     print(f"run directory: {model.run_dir}")
@@ -296,8 +273,8 @@ def add_eval_arguments(p):
 def run_eval(args):
     import numpy as np
 
-    from .algorithms import load_policy, run_episodes
-    from .envs import make_env, make_from_record, make_recorded_env
+    from ..training.algorithms import load_policy, run_episodes
+    from ..training.envs import make_env, make_from_record, make_recorded_env
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -363,7 +340,7 @@ def add_export_arguments(p):
 
 
 def run_export(args):
-    from .runfile import export_policy
+    from ..training.runfile import export_policy
 
     path, src = export_policy(args.source, args.out)
     print(f"wrote {path} (the actor of {src}); to act with NumPy alone:\n"
@@ -386,9 +363,9 @@ def _fail(exc, code=USER_INPUT_EXIT):
 def _exit_code(exc):
     """2 for what the user gave (values, ids, files, sizes), 1 for what failed around them
     (the disk, the memory, an env that misbehaves mid-run, another process, a diverged run)."""
-    from .algorithms import NonFiniteError
-    from .envs import EnvFailure
-    from .logger import RunDirBusy, RunDirExists
+    from ..training.algorithms import NonFiniteError
+    from ..training.envs import EnvFailure
+    from ..files.logger import RunDirBusy, RunDirExists
 
     if isinstance(exc, RunDirExists):  # (a FileExistsError, but the user's choice of path)
         return USER_INPUT_EXIT
@@ -417,15 +394,9 @@ def build_parser(argv=None):
     add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP), argv)
     add_eval_arguments(sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP))
     add_export_arguments(sub.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP))
-    try:
-        from . import gradcheck
-    except ModuleNotFoundError as exc:        # gradcheck.py is not in this checkout yet
-        if exc.name != f"{__package__}.gradcheck":
-            raise
-        gradcheck = None
-    if gradcheck is not None:
-        gradcheck.add_arguments(sub.add_parser("gradcheck", help=gradcheck.HELP,
-                                               description=gradcheck.HELP))
+    from . import gradcheck
+    gradcheck.add_arguments(sub.add_parser("gradcheck", help=gradcheck.HELP,
+                                           description=gradcheck.HELP))
     from . import plot, sweep, tune           # import ray/matplotlib/optuna only when run
     sweep.add_arguments(sub.add_parser("sweep", help=sweep.HELP, description=sweep.HELP))
     tune.add_arguments(sub.add_parser("tune", help=tune.HELP, description=tune.HELP))

@@ -63,7 +63,7 @@ class CheckpointError(ValueError):
 
 def _numddpg_version():
     try:
-        from . import __version__
+        from .. import __version__
     except ImportError:                       # this file loaded on its own (see numddpg.policy)
         return "standalone"
     return __version__

@@ -60,7 +60,7 @@ def read_json_object(path, what):
 
 def check_name(cls, name, where):
     """Refuse a key that is not a hyperparameter of ``cls`` (or one a file may not set)."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     table = cls.hyperparameter_table()
     if name in NOT_IN_FILES:
@@ -81,7 +81,7 @@ def check_name(cls, name, where):
 def check_type(cls, name, value, where):
     """``value`` as ``name`` takes it (numddpg.hyperparameters.check: whole floats as int,
     widths as a list), or raise naming the key, the value and the kind of value allowed."""
-    from .hyperparameters import check, describe
+    from ..engine.hyperparameters import check, describe
 
     spec = cls.hyperparameter_specs()[name]
     try:
@@ -110,7 +110,7 @@ def load_preset(path, algo):
     algorithms take (``preset=``): every key a hyperparameter of ``algo`` or ``total_steps``
     (a positive integer) or ``tuned`` (an object, dropped); every value of its kind.  The
     algorithm checks the values themselves when it is built."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     cls = ALGORITHMS[algo]
     where = f"preset {path}"

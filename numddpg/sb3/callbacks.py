@@ -29,7 +29,8 @@ import os
 
 import numpy as np
 
-from .checks import check_bool, check_int, check_real
+from ..checks import check_bool, check_int, check_real
+from .evaluation import check_eval_env, evaluate_policy
 
 
 def _check_verbose(verbose):
@@ -283,7 +284,6 @@ class EvalCallback(EventCallback):
                  n_eval_episodes=5, eval_freq=10000, log_path=None, best_model_save_path=None,
                  deterministic=True, render=False, verbose=1, warn=True):
         super().__init__(callback_after_eval, verbose=verbose)
-        from .sb3 import check_eval_env            # (numddpg.sb3 imports this module)
         self.eval_env = check_eval_env("eval_env", eval_env)
         self.callback_on_new_best = _check_callback("callback_on_new_best", callback_on_new_best)
         if self.callback_on_new_best is not None:
@@ -320,7 +320,6 @@ class EvalCallback(EventCallback):
     def _on_step(self):
         continue_training = True
         if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
-            from .sb3 import evaluate_policy
             self._is_success_buffer = []
             returns, lengths = evaluate_policy(
                 self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,

@@ -6,54 +6,15 @@
 training env returned, merged batch by batch with Chan et al.'s parallel update; they start at
 mean 0, var 1 and count 1e-4, eps is 1e-8 and clip 10, as Stable-Baselines3's RunningMeanStd
 and VecNormalize (docs/reference.md).  The replay buffer keeps the raw observations and the
-minibatch is normalized with the *current* statistics as it is gathered (numddpg.buffer), as
+minibatch is normalized with the *current* statistics as it is gathered (numddpg.kernels.replay), as
 SB3's off-policy algorithms do; the policy normalizes what it acts on with the same statistics.
 Test episodes and evaluation use them frozen.  The state (mean, var, count) goes into
 checkpoints, and ``shift``/``scale`` into policy files.
 """
 import numpy as np
-from numba import njit
 
-EPS = 1e-8
-START_COUNT = 1e-4
-
-
-@njit(cache=True)
-def merge_stats(mean, var, count, x, shift, scale):
-    """Merge the rows of x (n, o) into the running mean/var/count (count (1,)), in place, and
-    refresh shift = mean, scale = 1 / sqrt(var + EPS)."""
-    n = x.shape[0]
-    total = count[0] + n
-    for c in range(x.shape[1]):
-        m = 0.0
-        for i in range(n):
-            m += x[i, c]
-        m /= n
-        v = 0.0
-        for i in range(n):
-            v += (x[i, c] - m) ** 2
-        v /= n
-        delta = m - mean[c]
-        m2 = var[c] * count[0] + v * n + delta * delta * count[0] * n / total
-        mean[c] += delta * n / total
-        var[c] = m2 / total
-        shift[c] = mean[c]
-        scale[c] = 1.0 / np.sqrt(var[c] + EPS)
-    count[0] = total
-
-
-@njit(cache=True)
-def normalized(x, shift, scale, clip):
-    """clip((x - shift) * scale, -clip, clip) for one number; the identity map (0, 1, inf)
-    returns x unchanged, bit for bit."""
-    return min(max((x - shift) * scale, -clip), clip)
-
-
-@njit(cache=True)
-def normalize_into(x, shift, scale, clip, out):
-    """out = clip((x - shift) * scale, -clip[0], clip[0]); x, shift, scale, out (o,)."""
-    for c in range(out.shape[0]):
-        out[c] = normalized(x[c], shift[c], scale[c], clip[0])
+from ..kernels.normalize import (EPS, START_COUNT, merge_stats, normalize_into,  # noqa: F401
+                                 normalized)
 
 
 class ObsNormalizer:

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_int
+from ..checks import check_int
 
 MONITOR_FILE = "monitor.csv"          # SB3's Monitor.EXT
 MONITOR_COLUMNS = "r,l,t"

@@ -12,23 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as _checkpoint
-from . import policy as _policy_file
-from .agents import agent_array_specs, agent_from_arrays, check_agent_meta, load_agent
-from .buffer import ReplayBuffer
-from .checkpoint import CheckpointError, is_int, is_number
+from ..engine.agents import agent_array_specs, agent_from_arrays, check_agent_meta, load_agent
+from ..engine.buffer import ReplayBuffer
+from ..engine.hyperparameters import TABLES, whole_as_json
+from ..engine.normalizer import ObsNormalizer
+from ..files import checkpoint as _checkpoint
+from ..files import policy as _policy_file
+from ..files.checkpoint import CheckpointError, is_int, is_number
 from .envs import EnvError, check_env_record, make_from_record, make_recorded_env, split_module
-from .hyperparameters import whole_as_json
-from .normalize import ObsNormalizer
 
 POLICY_FILE = "policy.npz"
 CHECKPOINT_FILE = "checkpoint.npz"
 STATS_ARRAY = "epoch.update_stats"    # TD3's loss_pi is NaN on updates without an actor step
-
-
-def _algorithms():
-    from .algorithms import ALGORITHMS      # (here: algorithms.py imports this module)
-    return ALGORITHMS
 
 
 
@@ -172,12 +167,11 @@ SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes"}
 def _check_saved_hyperparameters(hp, cfg, where):
     """The record's hyperparameters: exactly the algorithm's names, a seed, and chunks as the
     agent's (or null: calibrated).  Their values are checked again by the constructor."""
-    table = _algorithms()[cfg["algo"]].hyperparameter_table()
-    if not isinstance(hp, dict) or not set(table) - SAVED_SINCE <= set(hp) <= set(table):
-        names = sorted(set(hp) ^ set(table)) if isinstance(hp, dict) else hp
+    specs = TABLES[cfg["algo"]]
+    if not isinstance(hp, dict) or not set(specs) - SAVED_SINCE <= set(hp) <= set(specs):
+        names = sorted(set(hp) ^ set(specs)) if isinstance(hp, dict) else hp
         raise CheckpointError(f"{where}: hyperparameters must name exactly the {cfg['algo']} "
                               f"ones (differ: {names!r})")
-    specs = _algorithms()[cfg["algo"]].hyperparameter_specs()
     bad = [name for name in hp if not whole_as_json(hp[name], specs[name])]
     if bad:
         raise CheckpointError(f"{where}: hyperparameters.{bad[0]} {hp[bad[0]]!r} must be "
@@ -224,9 +218,9 @@ def check_run_config(config, run_dir):
     """config.json of a run directory, after checking the fields a resume uses (the file is
     untrusted: its hyperparameters are checked again by the constructor)."""
     where = f"{run_dir}/config.json"
-    if config.get("algo") not in _algorithms():
+    if config.get("algo") not in TABLES:
         raise CheckpointError(f"{where}: algo {config.get('algo')!r} is not one of "
-                              f"{sorted(_algorithms())}")
+                              f"{sorted(TABLES)}")
     if not isinstance(config.get("env_id"), str):
         raise CheckpointError(f"{where}: env_id {config.get('env_id')!r} is not an env id")
     if not isinstance(config.get("hyperparameters"), dict):

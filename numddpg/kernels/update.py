@@ -13,7 +13,7 @@ with mu(s) = mid + half * tanh(MLP_theta(s)) and Q(s, a) = MLP_phi(concat(s, a))
 td3_target (smoothing and the double-Q minimum), steps both critics, and runs step 3 and the
 polyak updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
 compositions, K updates per call, each on the given minibatch or on one they sample
-(numddpg.buffer.sample_batch).
+(numddpg.kernels.replay.sample_batch).
 
 Bundles (namedtuples; Numba passes them as structs, so a kernel takes a handful of them instead of
 thirty positional arrays):
@@ -45,9 +45,9 @@ import numpy as np
 from numba import njit
 
 from . import rng as _rng
-from .buffer import sample_batch
 from .nn import mlp_backward, mlp_forward
 from .optim import adam_coefficients, adam_polyak_span
+from .replay import sample_batch
 from .sync import barrier
 
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])

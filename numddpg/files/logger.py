@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from ..portable import LOCKING, lock_file
+
 CONFIG_FILE = "config.json"
 PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
                     "AverageEpRet", "StdEpRet", "MaxEpRet", "MinEpRet",
@@ -46,7 +48,8 @@ class RunLock:
     ``acquire`` takes an exclusive ``flock`` on RUN_DIR/.lock (and writes this PID into it), or
     raises RunDirBusy naming the PID that holds it.  The kernel drops a flock when its process
     dies, however it dies, so a lock left by a killed run never blocks.  Acquiring twice through
-    the same object is a no-op.  Where fcntl does not exist (Windows), nothing is locked.
+    the same object is a no-op.  The lock is numddpg.portable's: flock on POSIX, msvcrt's
+    byte-range lock on Windows; where neither exists, nothing is locked and a warning says so.
     """
 
     def __init__(self, run_dir):
@@ -60,13 +63,12 @@ class RunLock:
     def acquire(self):
         if self._fd is not None:
             return self
-        try:
-            import fcntl
-        except ImportError:                    # not POSIX: no locking
+        if LOCKING == "none":
+            _warn_unlocked()
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_file(fd)
         except OSError:
             os.close(fd)
             raise RunDirBusy(f"run directory {str(self.path.parent)!r} is in use by process "
@@ -82,6 +84,13 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)                # closing the descriptor drops the flock
             self._fd = None
+
+
+def _warn_unlocked():
+    import warnings
+    warnings.warn("this platform has neither fcntl nor msvcrt: run directories are not locked, "
+                  "so make sure that only one process trains in each", RuntimeWarning,
+                  stacklevel=3)
 
 
 def holder_pid(run_dir):
@@ -139,7 +148,7 @@ def versions():
     import numba
     import numpy
 
-    from . import __version__
+    from .. import __version__
     return {"numddpg": __version__, "numpy": numpy.__version__, "numba": numba.__version__,
             "gymnasium": gymnasium.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "cpu": cpu_model(), "commit": source_commit()}

@@ -19,21 +19,22 @@ alone, not on the thread count.
 """
 import numpy as np
 
-from . import rng as _rng
-from .checkpoint import CheckpointError, is_int, is_number, read_checkpoint, write_checkpoint
+from ..checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
+                      check_unit_interval, check_widths)
+from ..files.checkpoint import (CheckpointError, is_int, is_number, read_checkpoint,
+                                write_checkpoint)
+from ..files.policy import n_params
+from ..kernels import rng as _rng
+from ..kernels.nn import MLP, check_dtype, check_sizes
+from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
+from ..kernels.sync import helpers
+from ..kernels.threads import usable_cpus
+from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
+                              carve_work, ddpg_updates, td3_updates, work_size, work_slots)
+from .buffer import Replay
 from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe, whole_as_json
 from .hyperparameters import check as check_hyperparameter
-from .buffer import Replay
-from .normalize import ObsNormalizer
-from .checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
-                     check_unit_interval, check_widths)
-from .nn import MLP, check_dtype, check_sizes
-from .policy import n_params
-from .sync import helpers
-from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
-from .threads import usable_cpus
-from .update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
-                     carve_work, ddpg_updates, td3_updates, work_size, work_slots)
+from .normalizer import ObsNormalizer
 
 __all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",
            "ST_Q_STD", "check_bounds", "check_dim"]

@@ -33,28 +33,28 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as _checkpoint
-from . import jitcache as _jitcache
-from . import logger as _logger
-from . import policy as _policy_file
-from . import runlog as _runlog
-from .agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent,
-                     agent_arrays, agent_layer_sizes, agent_state)
-from .checkpoint import CheckpointError
-from .buffer import STORED, ReplayBuffer, BAD_WHAT
+from ..checks import MAX_CHUNKS, check_int, check_memory
+from ..engine.agents import (AGENT_OPTIONAL_KEYS, N_STATS, ST_LOSS_PI, DDPGAgent, TD3Agent,
+                             agent_arrays, agent_layer_sizes, agent_state)
+from ..engine.buffer import STORED, ReplayBuffer, BAD_WHAT
+from ..engine.hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
+from ..engine.hyperparameters import check as check_hyperparameter
+from ..engine.noise import make_noise, noisy_action, uniform_action
+from ..engine.normalizer import ObsNormalizer, normalize_into
+from ..engine.presets import preset_for
+from ..files import checkpoint as _checkpoint
+from ..files import logger as _logger
+from ..files import policy as _policy_file
+from ..files import runlog as _runlog
+from ..files.checkpoint import CheckpointError
+from ..kernels import jitcache as _jitcache
+from ..kernels import threads as _threads
+from ..kernels.nn import acts_size, mlp_forward
 from .envs import (EnvError, EnvFailure, check_obs, check_reward, check_rewards, check_spaces,
                    env_id as _env_id, env_record, is_vector, make_env, make_twin, split_module)
-from .nn import acts_size, mlp_forward
-from .noise import make_noise, noisy_action, uniform_action
-from .normalize import ObsNormalizer, normalize_into
-from .presets import preset_for
-from .checks import MAX_CHUNKS, check_int, check_memory
-from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
 from .runfile import (CHECKPOINT_FILE, POLICY_FILE, STATS_ARRAY, check_belongs,
                       check_run_config, finite_or_none, make_saved_env, plain,
                       read_run_checkpoint)
-from .hyperparameters import check as check_hyperparameter
-from . import threads as _threads
 
 STAT_NAMES = ("loss_q", "loss_pi", "q_mean", "q_std")    # columns of update_burst's statistics
 assert len(STAT_NAMES) == N_STATS
@@ -413,7 +413,7 @@ class OffPolicyAlgorithm:
         if isinstance(preset, str):
             values = preset_for(preset)
             if not values:
-                from .presets import PRESETS
+                from ..engine.presets import PRESETS
                 raise ValueError(f"no preset named {preset!r}; presets exist for "
                                  f"{', '.join(PRESETS)} (or use preset='auto' / 'none')")
             return preset, values

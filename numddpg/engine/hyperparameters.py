@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import (MAX_CHUNKS, check_bool, check_int, check_positive, check_real,
-                     check_unit_interval, check_widths)
+from ..checks import (MAX_CHUNKS, check_bool, check_int, check_positive, check_real,
+                      check_unit_interval, check_widths)
 from .noise import NOISE_TYPES
 
 
@@ -110,6 +110,7 @@ TD3_EXTRA = {
                          sb3="policy_delay"),
 }
 TD3_TABLE = {**DDPG_TABLE, **TD3_EXTRA}
+TABLES = {"ddpg": DDPG_TABLE, "td3": TD3_TABLE}      # by the algorithm's name in files
 
 _UNIT = (0.0, 1.0)
 

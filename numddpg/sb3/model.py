@@ -29,7 +29,6 @@ replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs
 (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
 """
 import collections
-import math
 import os
 import platform
 import time
@@ -39,543 +38,23 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from . import algorithms as _algorithms
-from . import checkpoint as _checkpoint
-from . import runlog as _runlog
-from .callbacks import (BaseCallback, CallbackList, CheckpointCallback, ConvertCallback,
-                        EvalCallback, EventCallback, EveryNTimesteps, StopTrainingOnMaxEpisodes,
-                        StopTrainingOnNoModelImprovement, StopTrainingOnRewardThreshold,
-                        convert_callback)
-from .checks import check_bool, check_int, check_non_negative, check_widths
-from .hyperparameters import check as check_hyperparameter
-from .envs import EnvError, check_spaces, env_id as _env_id, make_twin
-
-__all__ = ["DDPG", "TD3", "BaseCallback", "CallbackList", "CheckpointCallback",
-           "ConvertCallback", "EvalCallback", "EventCallback", "EveryNTimesteps",
-           "StopTrainingOnMaxEpisodes", "StopTrainingOnNoModelImprovement",
-           "StopTrainingOnRewardThreshold",
-           "NormalActionNoise", "OrnsteinUhlenbeckActionNoise", "ActionNoise", "evaluate_policy",
-           "make_vec_env", "Logger", "TrainFreq"]
+from ..checks import check_bool, check_int, check_widths
+from ..engine.hyperparameters import check as check_hyperparameter
+from ..files import checkpoint as _checkpoint
+from ..files import runlog as _runlog
+from ..training import algorithms as _algorithms
+from ..training.envs import EnvError, check_spaces, env_id as _env_id
+from .callbacks import CallbackList, convert_callback
+from .evaluation import autoreset_mode, check_env, sub_info, native_test_env
+from .logger import Logger
+from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
+                    native_noise, noise_hyperparameters)
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
 # ends episodes), so the models of this module set one no episode reaches.
 NO_EPISODE_CAP = 2**62
 EXTENSION = ".npz"
-NOISE_HYPERPARAMETERS = ("noise", "act_noise", "ou_sigma", "ou_theta", "ou_dt")
 
-
-# ---------------------------------------------------------------------------------------------
-# Action noise: SB3's classes, in half-range units (SB3's [-1, 1] scaled actions)
-# ---------------------------------------------------------------------------------------------
-
-def _noise_vector(name, value):
-    arr = np.asarray(value)
-    if arr.ndim > 1 or arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be a finite real number or 1-D array (one entry per "
-                         f"action dimension), got {value!r}")
-    return np.array(arr, dtype=np.float64, ndmin=1)
-
-
-def _noise_params(mean, sigma):
-    mu, sig = _noise_vector("mean", mean), _noise_vector("sigma", sigma)
-    try:
-        mu, sig = (np.array(x) for x in np.broadcast_arrays(mu, sig))
-    except ValueError:
-        raise ValueError(f"mean {mu.shape} and sigma {sig.shape} must have the same shape (one "
-                         "entry per action dimension)") from None
-    if np.any(sig < 0):
-        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
-    return mu, sig
-
-
-def _noise_dtype(dtype):
-    """The float dtype ``noise()`` returns its samples in (SB3's ``dtype`` argument)."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.kind != "f":
-        raise ValueError(f"dtype must be a float dtype (np.float32, 'float64'), got {dtype!r}")
-    return dt
-
-
-def _uniform(sig):
-    """sig's one value if all its entries are equal, else None."""
-    return float(sig[0]) if np.all(sig == sig[0]) else None
-
-
-class ActionNoise:
-    """SB3's action-noise interface: ``noise()`` returns one sample (drawn from NumPy's global
-    generator, as in SB3), ``reset()`` starts a new episode.  numddpg's loop calls
-    ``sample(rng, out)`` instead, which draws from the loop's seeded generator."""
-
-    def reset(self):
-        """Called at the start of every episode."""
-
-    def __call__(self):
-        raise NotImplementedError
-
-    def native_hyperparameters(self):
-        """numddpg's noise hyperparameters equal to this noise, or None if there are none."""
-        return None
-
-    @property
-    def kind(self):
-        """numddpg's noise kind this noise is ("gaussian", "ou"), or None: the vector-env loop
-        gives each further env a native process of that kind (else this one serves all)."""
-        native = self.native_hyperparameters()
-        return None if native is None else native["noise"]
-
-
-class NormalActionNoise(ActionNoise):
-    """n ~ N(mean, sigma^2) i.i.d. per action dimension, in half-range units.
-
-    With mean 0 and one sigma for all dimensions it is numddpg's noise="gaussian",
-    act_noise=sigma, draw for draw (and saved as that).
-    """
-
-    def __init__(self, mean, sigma, dtype=np.float32):
-        self._mu, self._sigma = _noise_params(mean, sigma)
-        self._dtype = _noise_dtype(dtype)
-        self._zero_mean = not np.any(self._mu)
-
-    def sample(self, rng, out):
-        """One draw from ``rng`` into ``out`` (act_dim,) float64; returns it."""
-        rng.standard_normal(out=out)
-        out *= self._sigma
-        if not self._zero_mean:
-            out += self._mu
-        return out
-
-    def __call__(self):
-        return np.random.normal(self._mu, self._sigma).astype(self._dtype)
-
-    def native_hyperparameters(self):
-        sigma = _uniform(self._sigma)
-        if self._zero_mean and sigma is not None:
-            return {"noise": "gaussian", "act_noise": sigma}
-        return None
-
-    def __repr__(self):
-        return f"NormalActionNoise(mu={self._mu}, sigma={self._sigma})"
-
-
-class OrnsteinUhlenbeckActionNoise(ActionNoise):
-    """x <- x + theta (mean - x) dt + sigma sqrt(dt) N(0, 1), per action dimension, in
-    half-range units; x restarts at ``initial_noise`` (default 0) at every episode start.
-
-    With mean 0, one sigma and no initial_noise it is numddpg's noise="ou" (ou_sigma, ou_theta,
-    ou_dt), draw for draw (and saved as that, its state x included).
-    """
-
-    def __init__(self, mean, sigma, theta=0.15, dt=1e-2, initial_noise=None,
-                 dtype=np.float32):
-        self._mu, self._sigma = _noise_params(mean, sigma)
-        self._theta = check_non_negative("theta", theta)
-        self._dt = check_non_negative("dt", dt)
-        self._dtype = _noise_dtype(dtype)
-        if initial_noise is not None:
-            initial_noise = _noise_vector("initial_noise", initial_noise)
-            if initial_noise.shape != self._mu.shape:
-                raise ValueError(f"initial_noise must have the shape of mean {self._mu.shape}, "
-                                 f"got {initial_noise.shape}")
-        self.initial_noise = initial_noise
-        # x <- (1 - theta dt) x + theta dt mean + sigma sqrt(dt) n, in numddpg.noise.OUNoise's
-        # order of operations (so that the two agree bit for bit)
-        self._decay = 1.0 - self._theta * self._dt
-        self._scale = self._sigma * math.sqrt(self._dt)
-        self._drift = self._theta * self._dt * self._mu
-        self.x = np.zeros(self._mu.shape, np.float64)
-        self.reset()
-
-    @property
-    def noise_prev(self):
-        """The process's current value (SB3's name for x)."""
-        return self.x
-
-    @noise_prev.setter
-    def noise_prev(self, value):
-        self.x[...] = value
-
-    def reset(self):
-        self.x[...] = 0.0 if self.initial_noise is None else self.initial_noise
-
-    def _advance(self, n):
-        n *= self._scale
-        self.x *= self._decay
-        if np.any(self._drift):
-            self.x += self._drift
-        self.x += n
-
-    def sample(self, rng, out):
-        """Advance x one step with a draw from ``rng``; write x into ``out`` and return it."""
-        rng.standard_normal(out=out)
-        self._advance(out)
-        out[:] = self.x
-        return out
-
-    def __call__(self):
-        self._advance(np.random.normal(size=self.x.shape))
-        return self.x.astype(self._dtype)
-
-    def native_hyperparameters(self):
-        sigma = _uniform(self._sigma)
-        if np.any(self._mu) or sigma is None or (self.initial_noise is not None
-                                                 and np.any(self.initial_noise)):
-            return None
-        return {"noise": "ou", "ou_sigma": sigma, "ou_theta": self._theta, "ou_dt": self._dt}
-
-    def __repr__(self):
-        return f"OrnsteinUhlenbeckActionNoise(mu={self._mu}, sigma={self._sigma})"
-
-
-class _ForeignNoise:
-    """The loop's noise protocol (sample(rng, out), reset()) around a noise numddpg's
-    hyperparameters cannot express (a mean, one sigma per dimension, any SB3-style object with
-    ``__call__`` and ``reset``).  It has no ``x``, so checkpoints record noise="none"."""
-
-    def __init__(self, noise, act_dim):
-        self.noise, self.act_dim = noise, act_dim
-
-    def sample(self, rng, out):
-        if hasattr(self.noise, "sample"):
-            return self.noise.sample(rng, out)
-        v = np.asarray(self.noise(), dtype=np.float64)
-        if v.shape != out.shape or not np.all(np.isfinite(v)):
-            raise ValueError(f"action_noise {self.noise!r} returned {v!r}; it must return "
-                             f"{out.shape[0]} finite numbers (one per action dimension)")
-        out[:] = v
-        return out
-
-    def reset(self):
-        self.noise.reset()
-
-
-def _noise_hyperparameters(action_noise):
-    """numddpg's noise hyperparameters equal to ``action_noise`` ({"noise": "none"} for None),
-    or None when they cannot express it."""
-    if action_noise is None:
-        return {"noise": "none"}
-    if not (callable(action_noise) and callable(getattr(action_noise, "reset", None))):
-        raise TypeError(f"action_noise must be None or an action noise (NormalActionNoise, "
-                        f"OrnsteinUhlenbeckActionNoise, or an object with __call__() and "
-                        f"reset()), got {action_noise!r} ({type(action_noise).__name__})")
-    if isinstance(action_noise, ActionNoise):
-        return action_noise.native_hyperparameters()
-    return None
-
-
-def _noise_process(action_noise, act_dim, hyperparameters):
-    """The loop's noise_process for ``action_noise`` on a native model whose hyperparameters
-    are ``hyperparameters``: the object itself when they describe it (a checkpoint then saves
-    and restores it as the native process), else a _ForeignNoise around it; None for None."""
-    if action_noise is None:
-        return None
-    shape = getattr(action_noise, "_mu", np.zeros(act_dim)).shape
-    if shape != (act_dim,):
-        raise ValueError(f"action_noise {action_noise!r} has {shape[0]} dimension(s), the action "
-                         f"space {act_dim}: give mean and sigma one entry per action dimension")
-    native = _noise_hyperparameters(action_noise)
-    if native is not None and native == {k: hyperparameters[k] for k in native}:
-        return action_noise                     # the same draws as the native process
-    return _ForeignNoise(action_noise, act_dim)
-
-
-# ---------------------------------------------------------------------------------------------
-# Environments
-# ---------------------------------------------------------------------------------------------
-
-def _check_env(name, env):
-    """``env`` if it is what numddpg's loop trains on: a gymnasium id, Env or vector env."""
-    if env is None:
-        raise ValueError(f"{name}=None: numddpg builds its networks from the env's spaces; pass "
-                         "an env (a gymnasium id, Env or vector env)")
-    if isinstance(env, (str, gym.Env, gym.vector.VectorEnv)):
-        return env
-    raise TypeError(f"{name} must be a gymnasium id, a gymnasium.Env or a gymnasium vector env, "
-                    f"got {env!r} ({type(env).__name__})")
-
-
-def _autoreset_mode(env):
-    """A vector env's gymnasium AutoresetMode (NEXT_STEP unless its metadata says)."""
-    return gym.vector.AutoresetMode(env.metadata.get("autoreset_mode",
-                                                     gym.vector.AutoresetMode.NEXT_STEP))
-
-
-def _test_env(env):
-    """The native model's test env for a vector env without a spec (made from functions, which
-    numddpg cannot rebuild): a separate instance of its first env; None otherwise (the native
-    model makes its own)."""
-    if not isinstance(env, gym.vector.VectorEnv) or env.spec is not None:
-        return None
-    if hasattr(env, "envs"):
-        return make_twin(env.envs[0])
-    raise ValueError(f"env is a {type(env).__name__} made from functions, without a spec: numddpg "
-                     "cannot make the separate env it evaluates on from it. Make it from an id "
-                     "(make_vec_env('Pendulum-v1', vec_env_cls=SubprocVecEnv), gymnasium.make_vec) "
-                     "or as a SyncVectorEnv")
-
-
-def check_eval_env(name, env):
-    """``env`` if it is a gymnasium Env or vector env (what evaluate_policy steps)."""
-    if isinstance(env, (gym.Env, gym.vector.VectorEnv)):
-        return env
-    raise TypeError(f"{name} must be a gymnasium.Env or a gymnasium vector env, got {env!r} "
-                    f"({type(env).__name__})")
-
-
-def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
-                 wrapper_class=None, env_kwargs=None, vec_env_cls=None, vec_env_kwargs=None,
-                 monitor_kwargs=None, wrapper_kwargs=None):
-    """A gymnasium vector env of ``n_envs`` copies of ``env_id`` (an id or a function that
-    makes an env), SB3's signature.  Each sub-env is wrapped in gymnasium's
-    RecordEpisodeStatistics (SB3's Monitor: info["episode"] = {"r", "l", "t"}), then in
-    ``wrapper_class(env, **wrapper_kwargs)``.  vec_env_cls: gymnasium's SyncVectorEnv (default;
-    SB3's "DummyVecEnv" means it too) or AsyncVectorEnv ("SubprocVecEnv").  seed: sub-env i's
-    first reset is seeded with seed + start_index + i.
-
-    Unlike SB3's VecEnv, the result has gymnasium's API (reset() -> (obs, infos), step() -> five
-    values).  numddpg's models train on it as it is (one transition per sub-env and step).
-    """
-    n_envs = check_int("n_envs", n_envs, 1)
-    start_index = check_int("start_index", start_index, 0)
-    if seed is not None:
-        seed = check_int("seed", seed, 0)
-    if monitor_dir is not None:
-        raise ValueError(f"monitor_dir={monitor_dir!r}: numddpg writes one monitor.csv per run "
-                         "(in a native model's run directory, numddpg.runlog), not one per "
-                         "sub-env; pass monitor_dir=None (episode statistics are in "
-                         "info['episode'])")
-    for name, kw in (("env_kwargs", env_kwargs), ("vec_env_kwargs", vec_env_kwargs),
-                     ("wrapper_kwargs", wrapper_kwargs)):
-        if kw is not None and not isinstance(kw, dict):
-            raise TypeError(f"{name} must be a dict or None, got {kw!r}")
-    if monitor_kwargs:
-        raise ValueError(f"monitor_kwargs={monitor_kwargs!r}: gymnasium's "
-                         "RecordEpisodeStatistics, numddpg's Monitor, takes none")
-    if not (isinstance(env_id, str) or callable(env_id)):
-        raise TypeError(f"env_id must be a gymnasium id or a function returning an env, got "
-                        f"{env_id!r}")
-    if wrapper_class is not None and not callable(wrapper_class):
-        raise TypeError(f"wrapper_class must be callable (env -> env), got {wrapper_class!r}")
-    classes = {None: gym.vector.SyncVectorEnv, "DummyVecEnv": gym.vector.SyncVectorEnv,
-               "SubprocVecEnv": gym.vector.AsyncVectorEnv}
-    name = vec_env_cls if vec_env_cls is None else getattr(vec_env_cls, "__name__", None)
-    if vec_env_cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
-        cls = vec_env_cls
-    elif name in classes:
-        cls = classes[name]
-    else:
-        raise ValueError(f"vec_env_cls must be gymnasium.vector.SyncVectorEnv or AsyncVectorEnv "
-                         f"(or SB3's DummyVecEnv / SubprocVecEnv, which mean them), got "
-                         f"{vec_env_cls!r}")
-    env_kwargs, wrapper_kwargs = dict(env_kwargs or {}), dict(wrapper_kwargs or {})
-
-    wrappers = [gym.wrappers.RecordEpisodeStatistics]
-    if wrapper_class is not None:
-        wrappers.append(lambda env: wrapper_class(env, **wrapper_kwargs))
-    if isinstance(env_id, str):                 # gymnasium.make_vec: the vector env has a spec
-        mode = "async" if cls is gym.vector.AsyncVectorEnv else "sync"
-        vec_env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode,
-                               vector_kwargs=vec_env_kwargs, wrappers=wrappers, **env_kwargs)
-    else:
-        def make_env():
-            env = env_id(**env_kwargs)
-            for wrap in wrappers:
-                env = wrap(env)
-            return env
-        vec_env = cls([make_env for _ in range(n_envs)], **(vec_env_kwargs or {}))
-    if seed is not None:
-        vec_env.reset(seed=seed + start_index)      # sub-env i: seed + start_index + i
-        vec_env.action_space.seed(seed + start_index)
-    return vec_env
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation
-# ---------------------------------------------------------------------------------------------
-
-def evaluate_policy(model, env, n_eval_episodes=10, deterministic=True, render=False,
-                    callback=None, reward_threshold=None, return_episode_rewards=False,
-                    warn=True):
-    """Run ``model.predict`` for ``n_eval_episodes`` episodes on ``env`` (SB3's signature).
-
-    env : a gymnasium Env, or a gymnasium vector env (the episodes are divided among its
-        sub-envs as evenly as possible, as SB3 does, so that short episodes are not favoured).
-    callback : f(locals, globals) after every counted step (locals hold "reward", "done",
-        "info", "i", ...).
-    reward_threshold : AssertionError if the mean return is not above it.
-    Returns (mean, std) of the returns, or (returns, lengths) as two lists with
-    ``return_episode_rewards``.  A return is the sum of the rewards the env gives (SB3 prefers
-    its Monitor's; with gymnasium's RecordEpisodeStatistics outermost the two agree).  ``warn``
-    is accepted for SB3's signature: there is no Monitor to warn about.
-    """
-    n_eval_episodes = check_int("n_eval_episodes", n_eval_episodes, 1)
-    deterministic = check_bool("deterministic", deterministic)
-    render = check_bool("render", render)
-    return_episode_rewards = check_bool("return_episode_rewards", return_episode_rewards)
-    check_bool("warn", warn)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be a function (locals, globals) or None, got "
-                        f"{callback!r}")
-    if not callable(getattr(model, "predict", None)):
-        raise TypeError(f"model must have a predict(obs, state, episode_start, deterministic) "
-                        f"method, got {model!r}")
-    env = check_eval_env("env", env)
-    if isinstance(env, gym.vector.VectorEnv):
-        returns, lengths = _evaluate_vector(model, env, n_eval_episodes, deterministic, render,
-                                            callback)
-    else:
-        returns, lengths = _evaluate_single(model, env, n_eval_episodes, deterministic, render,
-                                            callback)
-    mean_reward, std_reward = float(np.mean(returns)), float(np.std(returns))
-    if reward_threshold is not None:
-        assert mean_reward > reward_threshold, (f"Mean reward below threshold: "
-                                                f"{mean_reward:.2f} < {reward_threshold:.2f}")
-    if return_episode_rewards:
-        return returns, lengths
-    return mean_reward, std_reward
-
-
-def _evaluate_single(model, env, n_eval_episodes, deterministic, render, callback):
-    episode_rewards, episode_lengths = [], []
-    observations, _ = env.reset()
-    states, episode_starts = None, np.ones(1, dtype=bool)
-    current_reward, current_length, i = 0.0, 0, 0
-    while len(episode_rewards) < n_eval_episodes:
-        actions, states = model.predict(observations, state=states,
-                                        episode_start=episode_starts,
-                                        deterministic=deterministic)
-        new_observations, reward, terminated, truncated, info = env.step(actions)
-        current_reward += float(reward)
-        current_length += 1
-        done = bool(terminated or truncated)
-        episode_starts[0] = done
-        if callback is not None:
-            callback(locals(), globals())
-        if done:
-            episode_rewards.append(current_reward)
-            episode_lengths.append(current_length)
-            current_reward, current_length = 0.0, 0
-            new_observations, _ = env.reset()
-        observations = new_observations
-        if render:
-            env.render()
-    return episode_rewards, episode_lengths
-
-
-def _evaluate_vector(model, env, n_eval_episodes, deterministic, render, callback):
-    n_envs = env.num_envs
-    mode = _autoreset_mode(env)
-    episode_rewards, episode_lengths = [], []
-    episode_counts = np.zeros(n_envs, dtype=int)
-    episode_count_targets = np.array([(n_eval_episodes + i) // n_envs for i in range(n_envs)])
-    current_rewards, current_lengths = np.zeros(n_envs), np.zeros(n_envs, dtype=int)
-    resetting = np.zeros(n_envs, dtype=bool)     # NEXT_STEP: this step only resets sub-env i
-    observations, _ = env.reset()
-    states, episode_starts = None, np.ones(n_envs, dtype=bool)
-    while (episode_counts < episode_count_targets).any():
-        actions, states = model.predict(observations, state=states,
-                                        episode_start=episode_starts,
-                                        deterministic=deterministic)
-        new_observations, rewards, terminated, truncated, infos = env.step(actions)
-        dones = np.logical_or(terminated, truncated)
-        for i in range(n_envs):
-            if resetting[i]:
-                resetting[i] = False
-                continue
-            current_rewards[i] += rewards[i]
-            current_lengths[i] += 1
-            if episode_counts[i] < episode_count_targets[i]:
-                reward, done = float(rewards[i]), bool(dones[i])
-                info = _sub_info(infos, i)
-                episode_starts[i] = done
-                if callback is not None:
-                    callback(locals(), globals())
-                if done:
-                    episode_rewards.append(float(current_rewards[i]))
-                    episode_lengths.append(int(current_lengths[i]))
-                    episode_counts[i] += 1
-            if dones[i]:
-                current_rewards[i], current_lengths[i] = 0.0, 0
-                resetting[i] = mode == gym.vector.AutoresetMode.NEXT_STEP
-        if mode == gym.vector.AutoresetMode.DISABLED and dones.any():
-            new_observations, _ = env.reset(options={"reset_mask": dones})
-        observations = new_observations
-        if render:
-            env.render()
-    return episode_rewards, episode_lengths
-
-
-def _sub_info(infos, i):
-    """Sub-env i's info dict from a gymnasium vector env's infos (arrays with "_key" masks)."""
-    out = {}
-    for k, v in infos.items():
-        mask = infos.get("_" + k)
-        if k.startswith("_") or (mask is not None and not mask[i]):
-            continue
-        out[k] = _sub_info(v, i) if isinstance(v, dict) else v[i]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Logging
-# ---------------------------------------------------------------------------------------------
-
-def _excluded(exclude):
-    """SB3's ``exclude`` argument (None, a format name, or a tuple of them) as a tuple."""
-    return () if exclude is None else (exclude,) if isinstance(exclude, str) else tuple(exclude)
-
-
-class Logger:
-    """SB3's logger interface as callbacks use it: ``record(key, value)``,
-    ``record_mean(key, value)``, ``dump(step)`` (prints the table when the model is verbose,
-    then forgets the values), ``name_to_value``.
-
-    ``dump`` also writes the recorded numbers (but those excluded from "tensorboard") into the
-    model's TensorBoard files when it has them (``tensorboard_log``; numddpg.runlog), as SB3's
-    logger does.
-    """
-
-    def __init__(self, verbose=0, native=None):
-        self.verbose = verbose
-        self.native = native          # the numddpg model whose run log takes the values
-        self.name_to_value, self.name_to_count, self.name_to_excluded = {}, {}, {}
-
-    def record(self, key, value, exclude=None):
-        self.name_to_value[key] = value
-        self.name_to_excluded[key] = exclude
-
-    def record_mean(self, key, value, exclude=None):
-        n = self.name_to_count.get(key, 0)
-        old = self.name_to_value.get(key, 0.0)
-        self.name_to_value[key] = old * n / (n + 1) + value / (n + 1)
-        self.name_to_count[key] = n + 1
-        self.name_to_excluded[key] = exclude
-
-    def dump(self, step=0):
-        runlog = getattr(self.native, "runlog", None)
-        if runlog is not None:
-            runlog.add_scalars({k: v for k, v in self.name_to_value.items()
-                                if "tensorboard" not in _excluded(self.name_to_excluded.get(k))},
-                               step)
-        if self.verbose >= 1 and self.name_to_value:
-            rows = [(k, f"{v:.3g}" if isinstance(v, float) else str(v))
-                    for k, v in sorted(self.name_to_value.items())]
-            w = max(len(k) for k, _ in rows), max(len(v) for _, v in rows)
-            line = "-" * (w[0] + w[1] + 7)
-            print("\n".join([line, *(f"| {k:<{w[0]}} | {v:<{w[1]}} |" for k, v in rows), line]))
-        self.name_to_value.clear()
-        self.name_to_count.clear()
-        self.name_to_excluded.clear()
-
-    def get_dir(self):
-        return None
-
-
-# ---------------------------------------------------------------------------------------------
-# The models
-# ---------------------------------------------------------------------------------------------
 
 TrainFreq = collections.namedtuple("TrainFreq", "frequency unit")
 
@@ -720,7 +199,7 @@ class OffPolicySB3:
         seed = checked("seed", "seed")
         tb = args["tensorboard_log"]                # (checked by the native model)
         hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
-        env = _check_env("env", args["env"])
+        env = check_env("env", args["env"])
         n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
 
@@ -739,10 +218,10 @@ class OffPolicySB3:
                       target_noise=checked("target_policy_noise", "target_noise"),
                       noise_clip=checked("target_noise_clip", "noise_clip"))
         action_noise = args["action_noise"]
-        hp.update(_noise_hyperparameters(action_noise) or {"noise": "none"})
-        native = self.native_class(env, preset="none", log=False, test_env=_test_env(env),
+        hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
+        native = self.native_class(env, preset="none", log=False, test_env=native_test_env(env),
                                    tensorboard_log=tb, **hp)
-        noise_process = _noise_process(action_noise, native.act_dim, native.hyperparameters)
+        noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=verbose, tensorboard_log=tb,
                      stats_window_size=stats_window, learning_rate=lr, tau=tau,
                      policy_kwargs=args["policy_kwargs"], seed=seed, train_freq=train_freq,
@@ -781,7 +260,7 @@ class OffPolicySB3:
         n = self.native.n_envs or 1
         self._episode_ret, self._episode_len = np.zeros(n), np.zeros(n, np.int64)
         self._resetting = np.zeros(n, bool)
-        self._next_step_reset = (bool(self.native.n_envs) and _autoreset_mode(self.native.env)
+        self._next_step_reset = (bool(self.native.n_envs) and autoreset_mode(self.native.env)
                                  == gym.vector.AutoresetMode.NEXT_STEP)
 
     # -- SB3's attributes, read from the native model ----------------------------------------
@@ -837,7 +316,7 @@ class OffPolicySB3:
         the model was made on a vector env (else a plain env).  The next learn() starts new
         episodes (``force_reset`` is accepted: a new env always starts afresh)."""
         check_bool("force_reset", force_reset)
-        env = _check_env("env", env)
+        env = check_env("env", env)
         if isinstance(env, str):
             env = gym.make(env, disable_env_checker=True)
         native = self.native
@@ -846,9 +325,9 @@ class OffPolicySB3:
             raise ValueError(f"set_env: the model was made on {native.n_envs or 'a plain'} "
                              f"{'envs' if native.n_envs else 'env'}, env is "
                              f"{n or 'a plain'} {'envs' if n else 'env'}; they must agree")
-        if n and _autoreset_mode(env) != _autoreset_mode(native.env):
-            raise ValueError(f"set_env: env's autoreset mode {_autoreset_mode(env)} differs from "
-                             f"the model's env's {_autoreset_mode(native.env)}")
+        if n and autoreset_mode(env) != autoreset_mode(native.env):
+            raise ValueError(f"set_env: env's autoreset mode {autoreset_mode(env)} differs from "
+                             f"the model's env's {autoreset_mode(native.env)}")
         dims = check_spaces(env)
         dtype = (env.single_action_space if n else env.action_space).dtype
         old = (native.env.single_action_space if n else native.env.action_space).dtype
@@ -945,7 +424,7 @@ class OffPolicySB3:
                              "whole model; pass neither")
         path = _file_path("path", path)
         recorded = {k: self.native.hyperparameters[k] for k in NOISE_HYPERPARAMETERS}
-        native = _noise_hyperparameters(self.action_noise)
+        native = noise_hyperparameters(self.action_noise)
         if native is None or native != {k: recorded[k] for k in native}:
             warnings.warn(f"action_noise {self.action_noise!r} is not what the file records "
                           f"(numddpg's noise hyperparameters {recorded}, which hold mean 0 and "
@@ -969,7 +448,7 @@ class OffPolicySB3:
                              "objects (never pickles), so there is nothing to replace")
         if check_bool("print_system_info", print_system_info):
             import numba
-            from . import __version__
+            from .. import __version__
             print(f"numddpg {__version__}, Python {platform.python_version()}, numpy "
                   f"{np.__version__}, numba {numba.__version__}, gymnasium {gym.__version__}, "
                   f"{platform.platform()}")
@@ -982,14 +461,14 @@ class OffPolicySB3:
         path = _file_path("path", path)
         if not os.path.exists(path) and os.path.exists(path + EXTENSION):
             path += EXTENSION
-        env = None if env is None else _check_env("env", env)
+        env = None if env is None else check_env("env", env)
         native = cls.native_class.load(
-            path, env=env, test_env=_test_env(env),
+            path, env=env, test_env=native_test_env(env),
             tensorboard_log=kwargs.get("tensorboard_log"))
         hp = native.hyperparameters
         if "action_noise" in kwargs:
             action_noise = kwargs["action_noise"]
-            noise_process = _noise_process(action_noise, native.act_dim, hp)
+            noise_process = native_noise(action_noise, native.act_dim, hp)
         else:
             action_noise = _noise_from_hyperparameters(hp, native.act_dim)
             noise_process = action_noise
@@ -1084,7 +563,7 @@ class _Bridge:
         locals_["self"] = model
         infos = locals_["infos"]
         if isinstance(infos, dict):            # a vector env's: SB3 hands a list of dicts
-            infos = locals_["infos"] = [_sub_info(infos, i) for i in range(model.n_envs)]
+            infos = locals_["infos"] = [sub_info(infos, i) for i in range(model.n_envs)]
         if model.native.n_envs:
             self._episode_ends(locals_["rewards"], locals_["dones"], infos)
         else:

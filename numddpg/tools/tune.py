@@ -149,7 +149,7 @@ def check_space(raw, algo, where="the search space"):
     """The space ``raw`` (a dict as in the module docstring) with every key and value checked
     for ``algo`` and normalised: name -> {"type": "float"|"int", "low", "high", "log", "step"},
     {"type": "categorical", "choices"} or {"type": "fixed", "value"}."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     cls = ALGORITHMS[algo]
     if not isinstance(raw, dict) or not raw:
@@ -189,7 +189,7 @@ def _check_choices(cls, name, entry, at, where):
 
 
 def _check_range(cls, name, entry, at, where):
-    from .hyperparameters import describe
+    from ..engine.hyperparameters import describe
     spec = cls.hyperparameter_specs()[name]
     kind, has = entry["type"], spec.kind
     if (kind, has) not in (("float", "real"), ("int", "int")):
@@ -266,7 +266,7 @@ def candidate_values(space):
 def check_space_values(space, algo, env, where="the search space"):
     """Refuse, before any run, a space value the algorithm refuses: the fixed values together,
     then every candidate value with them (built on ``env``, an instance, without training)."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     cls = ALGORITHMS[algo]
     fixed = fixed_values(space)
@@ -307,7 +307,7 @@ def suggest(trial, space, base_noise, base_update_every=None):
     if UTD in hp:
         every = hp.get("update_every", base_update_every)
         if every is None:
-            from .hyperparameters import DDPG_TABLE
+            from ..engine.hyperparameters import DDPG_TABLE
             every = DDPG_TABLE["update_every"].default
         hp["gradient_steps"] = max(1, round(hp.pop(UTD) * every))
     return hp
@@ -436,9 +436,9 @@ def tune(env="Pendulum-v1", algo="ddpg", trials=20, seeds=(0, 1, 2), total_steps
     Raises TuneError for bad input, before any run starts; TuneEnvironmentError when Optuna
     or the database cannot be used.
     """
-    from .algorithms import ALGORITHMS
-    from .envs import EnvError, make_env
-    from .presets import preset_for
+    from ..training.algorithms import ALGORITHMS
+    from ..training.envs import EnvError, make_env
+    from ..engine.presets import preset_for
 
     echo = echo or (lambda *a, **k: None)
     optuna = import_optuna()
@@ -712,7 +712,7 @@ def describe(trial, seeds):
 
 def write_outputs(study, out, settings, echo):
     """trials.csv, best.json (when a trial completed) and history.png (with matplotlib)."""
-    from .presets import preset_for
+    from ..engine.presets import preset_for
 
     out = Path(out)
     trials = study.get_trials(deepcopy=False)
@@ -838,7 +838,7 @@ def add_arguments(p):
     """The ``numddpg tune`` options (cli.py registers them)."""
     import argparse
 
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = "\n\n".join(__doc__.split("\n\n")[:6])

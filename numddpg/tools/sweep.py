@@ -52,6 +52,8 @@ import time
 import traceback
 from pathlib import Path
 
+from .argtypes import strict_bool, whole_number
+
 HELP = ("run a grid of train settings x seeds on local cores or a Ray cluster; skip finished "
         "cells; write a summary table")
 
@@ -93,7 +95,7 @@ def make_cells(grid):
     A hyperparameter that only some of the algorithms take (a TD3 option in a DDPG + TD3 grid)
     is dropped from the cells of the others, whose duplicates are merged.
     """
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     grid = {k: list(v) for k, v in grid.items()}
     grid.setdefault("preset", ["auto"])
@@ -190,7 +192,7 @@ def run_cell(spec, run_dir, eval_episodes=DEFAULT_EVAL_EPISODES):
     started = time.time()
     base = {"name": run_dir.name, "cell": spec, "host": socket.gethostname(), "pid": os.getpid()}
     try:
-        from .algorithms import ALGORITHMS
+        from ..training.algorithms import ALGORITHMS
         if spec["algo"] not in ALGORITHMS:
             raise ValueError(f"unknown algo {spec['algo']!r} on this host; known: "
                              f"{', '.join(sorted(ALGORITHMS))}")
@@ -563,7 +565,6 @@ def _num(x):
 def _axis_kwargs(spec):
     """argparse's type/choices of one value of a sweep axis, from the hyperparameter's kind in
     numddpg.hyperparameters (widths: one quoted list per value)."""
-    from .cli import strict_bool, whole_number
     return {"int": {"type": whole_number}, "real": {"type": float}, "widths": {"type": _hidden},
             "bool": {"type": strict_bool}, "choice": {"choices": spec.choices},
             "dtype": {"choices": ("float32", "float64")}}[spec.kind]
@@ -585,7 +586,7 @@ def _hidden(text):
 
 
 def _hyperparameters():
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
     table = {}
     for cls in ALGORITHMS.values():
         table.update(cls.hyperparameter_specs())
@@ -594,7 +595,7 @@ def _hyperparameters():
 
 def add_arguments(p):
     """The ``numddpg sweep`` options (cli.py registers them)."""
-    from .algorithms import ALGORITHMS
+    from ..training.algorithms import ALGORITHMS
 
     import argparse
 

@@ -8,7 +8,7 @@ caller sets when one thread failed, so that the others stop waiting for it.  ``b
 generation count in its slot with release ordering and waits until every slot holds at least
 that count, reading them with acquire ordering: whatever a thread wrote before the barrier is
 visible to every thread after it, on any CPU.  A waiting thread spins briefly, then yields its
-core (sched_yield), so a partner that was descheduled gets to run.
+core (sched_yield; SwitchToThread on Windows), so a partner that was descheduled gets to run.
 
 Numba has no atomics, so the two orderings and the yield are three small LLVM intrinsics.
 
@@ -29,6 +29,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from ..portable import YIELD_SYMBOL
 
 SPINS = 2000          # about 1-4 us of polling before a waiting thread starts yielding
 
@@ -63,12 +65,13 @@ def load_acquire(typingctx, flags, i):
 
 @intrinsic
 def yield_cpu(typingctx):
-    """sched_yield(): let the OS run another thread on this core."""
+    """Let the OS run another thread on this core: sched_yield() on POSIX, SwitchToThread() on
+    Windows (numddpg.portable.YIELD_SYMBOL)."""
     sig = types.int32()
 
     def codegen(context, builder, sig, args):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
-                                            "sched_yield")
+                                            YIELD_SYMBOL)
         return builder.call(fn, [])
     return sig, codegen
 
