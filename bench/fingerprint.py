@@ -60,7 +60,7 @@ def main(argv=None):
     ap.add_argument("--against", metavar="REV", help="a git revision to compare with")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from numddpg.files.logger import cpu_model
+    from numddpg.files.rundir import cpu_model
     print(f"CPU: {cpu_model()}")
     here = digests_in(ROOT)
     rows = [("this checkout", here)]

@@ -43,8 +43,8 @@ MOVED = {
     **{m: f"engine.{m}" for m in ("agents", "buffer", "noise", "hyperparameters", "presets")},
     "normalize": "engine.normalizer",
     **{m: f"training.{m}" for m in ("algorithms", "envs", "runfile")},
-    **{m: f"files.{m}" for m in ("checkpoint", "policy", "logger", "runlog")},
-    "callbacks": "sb3.callbacks",
+    **{m: f"files.{m}" for m in ("checkpoint", "policy", "runlog")},
+    "logger": "files.rundir", "callbacks": "sb3.callbacks",
     **{m: f"tools.{m}" for m in ("cli", "sweep", "tune", "plot", "hpfile")},
 }
 

@@ -15,7 +15,7 @@ from numddpg.training.algorithms import (DDPG, HYPERPARAMETERS, OffPolicyAlgorit
                                          run_episodes)
 from numddpg.training.envs import EnvError, random_policy_returns
 from numddpg.engine.hyperparameters import DDPG_TABLE, Hyperparameter
-from numddpg.files.logger import PROGRESS_COLUMNS, RunDirExists
+from numddpg.files.rundir import PROGRESS_COLUMNS, RunDirExists
 from numddpg.engine.presets import PRESETS
 
 TINY = dict(hidden_sizes=(8,), num_test_episodes=0, steps_per_epoch=1000)

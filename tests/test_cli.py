@@ -6,7 +6,7 @@ import pytest
 
 from numddpg.tools import cli
 from numddpg.training.algorithms import HYPERPARAMETERS
-from numddpg.files.logger import PROGRESS_COLUMNS
+from numddpg.files.rundir import PROGRESS_COLUMNS
 
 TINY = ["--hidden", "8", "--start-steps", "100", "--update-after", "100", "--batch-size", "16",
         "--steps-per-epoch", "200", "--num-test-episodes", "1", "--quiet"]

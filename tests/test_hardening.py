@@ -35,7 +35,7 @@ from numddpg.training.algorithms import (CHECKPOINT_FILE, DDPG, TD3, NonFiniteEr
 from numddpg.files.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from numddpg.checks import TooLarge
 from numddpg.training.envs import EnvError, EnvFailure, make_recorded_env
-from numddpg.files.logger import RunDirBusy, RunLock
+from numddpg.files.rundir import RunDirBusy, RunLock
 
 TINY = dict(hidden_sizes=(8,), start_steps=50, update_after=50, update_every=10, batch_size=8,
             steps_per_epoch=100, num_test_episodes=1, replay_size=1000, chunks=1, seed=0)
@@ -300,7 +300,7 @@ def test_boundscheck_is_on_in_the_boundscheck_pass():
 # 4. One writer per run directory
 # ---------------------------------------------------------------------------------------------
 
-HOLD = "import sys, time; from numddpg.files.logger import RunLock; RunLock(sys.argv[1]).acquire(); " \
+HOLD = "import sys, time; from numddpg.files.rundir import RunLock; RunLock(sys.argv[1]).acquire(); " \
        "print('held', flush=True); time.sleep(60)"
 
 

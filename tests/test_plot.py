@@ -1,6 +1,6 @@
 """`numddpg plot`: runs grouped by configuration, mean +- std over seeds, smoothing, the PNG.
 
-The runs are written by hand (config.json and progress.csv through numddpg.files.logger, so in the
+The runs are written by hand (config.json and progress.csv through numddpg.files.rundir, so in the
 real format) with known numbers, so every plotted value can be checked exactly.
 """
 import json
@@ -12,7 +12,7 @@ import pytest
 
 from numddpg.tools import cli
 from numddpg.tools import plot as pl
-from numddpg.files.logger import PROGRESS_COLUMNS, ProgressCSV, write_config
+from numddpg.files.rundir import PROGRESS_COLUMNS, ProgressCSV, write_config
 
 pytest.importorskip("matplotlib")
 

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from numddpg import portable
-from numddpg.files import logger
-from numddpg.files.logger import RunDirBusy, RunLock
+from numddpg.files import rundir
+from numddpg.files.rundir import RunDirBusy, RunLock
 
 
 def test_the_yield_is_the_platforms():
@@ -51,8 +51,8 @@ def test_the_windows_lock_refuses_a_second_holder_and_keeps_the_pid_readable(tmp
     fake = FakeMsvcrt()
     name, lock_file = portable.file_locker(fcntl=None, msvcrt=fake)
     assert name == "msvcrt"
-    monkeypatch.setattr(logger, "LOCKING", name)
-    monkeypatch.setattr(logger, "lock_file", lock_file)
+    monkeypatch.setattr(rundir, "LOCKING", name)
+    monkeypatch.setattr(rundir, "lock_file", lock_file)
     first = RunLock(tmp_path).acquire()
     assert list(fake.held)[0][1] == portable.LOCK_OFFSET      # beyond the PID it writes
     with pytest.raises(RunDirBusy, match=str(os.getpid())):
@@ -64,10 +64,10 @@ def test_the_windows_lock_refuses_a_second_holder_and_keeps_the_pid_readable(tmp
 def test_without_any_lock_the_run_lock_says_so(tmp_path, monkeypatch):
     name, lock_file = portable.file_locker(fcntl=None, msvcrt=None)
     assert name == "none" and lock_file(0) is None
-    monkeypatch.setattr(logger, "LOCKING", name)
+    monkeypatch.setattr(rundir, "LOCKING", name)
     with pytest.warns(RuntimeWarning, match="not locked"):
         lock = RunLock(tmp_path).acquire()
-    assert not lock.held and not (tmp_path / logger.LOCK_FILE).exists()
+    assert not lock.held and not (tmp_path / rundir.LOCK_FILE).exists()
 
 
 NO_AVX2 = textwrap.dedent("""

@@ -5,7 +5,7 @@
                             TensorBoard scalars under SB3's names (only with a tensorboard_dir;
                             tensorboardX writes them: ``pip install 'numddpg[tensorboard]'``)
 
-progress.csv (numddpg.logger) stays the per-epoch record; this module adds the per-episode and
+progress.csv (numddpg.files.rundir) stays the per-epoch record; this module adds the per-episode and
 per-dump views that SB3 users' tools (``stable_baselines3.common.monitor.load_results``,
 ``tensorboard --logdir TB_DIR``, the RL Zoo's plot scripts) expect.  The training loop drives one
 ``RunLog`` per ``learn()`` call: ``on_episode`` at each training episode's end, ``on_updates``

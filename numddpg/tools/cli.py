@@ -365,7 +365,7 @@ def _exit_code(exc):
     (the disk, the memory, an env that misbehaves mid-run, another process, a diverged run)."""
     from ..training.algorithms import NonFiniteError
     from ..training.envs import EnvFailure
-    from ..files.logger import RunDirBusy, RunDirExists
+    from ..files.rundir import RunDirBusy, RunDirExists
 
     if isinstance(exc, RunDirExists):  # (a FileExistsError, but the user's choice of path)
         return USER_INPUT_EXIT

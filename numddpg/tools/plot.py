@@ -61,7 +61,7 @@ def load_run(run_dir):
     array."""
     import numpy as np
 
-    from ..files.logger import read_progress
+    from ..files.rundir import read_progress
 
     with open(Path(run_dir) / "config.json") as f:
         config = json.load(f)

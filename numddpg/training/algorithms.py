@@ -43,7 +43,7 @@ from ..engine.noise import make_noise, noisy_action, uniform_action
 from ..engine.normalizer import ObsNormalizer, normalize_into
 from ..engine.presets import preset_for
 from ..files import checkpoint as _checkpoint
-from ..files import logger as _logger
+from ..files import rundir as _rundir
 from ..files import policy as _policy_file
 from ..files import runlog as _runlog
 from ..files.checkpoint import CheckpointError
@@ -334,7 +334,7 @@ class OffPolicyAlgorithm:
 
         self.log = bool(log)
         if self.log and run_dir is not None and Path(run_dir).exists():
-            raise _logger.RunDirExists(f"run directory {str(run_dir)!r} already exists; numddpg "
+            raise _rundir.RunDirExists(f"run directory {str(run_dir)!r} already exists; numddpg "
                                        "never overwrites a previous run. Choose another one.")
         self.run_dir = None
         self._run_dir_request = run_dir
@@ -557,7 +557,7 @@ class OffPolicyAlgorithm:
             if progress_bar:
                 print(f"run directory: {self.run_dir}", file=sys.stderr, flush=True)
         if self.run_dir is not None:           # one writer per run directory
-            self._lock = self._lock or _logger.RunLock(self.run_dir)
+            self._lock = self._lock or _rundir.RunLock(self.run_dir)
             self._lock.acquire()
         self._callback = callback
         try:
@@ -598,7 +598,7 @@ class OffPolicyAlgorithm:
                                           elapsed=self.elapsed, log_interval=self.log_interval)
         if progress_bar and not _jitcache.kernels_cached():
             print("compiling kernels (first run only, 20-60 s)", file=sys.stderr, flush=True)
-        bar = _logger.ProgressBar(end, initial=self.t, disable=not progress_bar,
+        bar = _rundir.ProgressBar(end, initial=self.t, disable=not progress_bar,
                                   desc=f"{self.algo} {self.env_id}")
         # The epoch in progress carries over (after a resume it is half done); only its clock
         # restarts.
@@ -935,11 +935,11 @@ class OffPolicyAlgorithm:
                 "threads": {"chunks": self.chunks_used, **self.threads_record}}
 
     def _open_run(self, total_steps):
-        self.run_dir = _logger.create_run_dir(self._run_dir_request, self._runs_root,
+        self.run_dir = _rundir.create_run_dir(self._run_dir_request, self._runs_root,
                                               self.env_id, self.algo, self.seed)
-        self._lock = _logger.RunLock(self.run_dir).acquire()
-        _logger.write_config(self.run_dir, self.config(total_steps))
-        self._csv = _logger.ProgressCSV(self.run_dir / "progress.csv")
+        self._lock = _rundir.RunLock(self.run_dir).acquire()
+        _rundir.write_config(self.run_dir, self.config(total_steps))
+        self._csv = _rundir.ProgressCSV(self.run_dir / "progress.csv")
 
     def save_policy(self, path):
         """Save the current actor to ``path`` (.npz); ``numddpg eval`` and load_policy read it."""
@@ -1166,15 +1166,15 @@ class OffPolicyAlgorithm:
         The checkpoint must belong to the directory (algo, env, seed and sizes as in its
         config.json).  A run that never wrote its first checkpoint (killed, or a full disk,
         before it) starts again from the beginning in the same directory, from config.json.
-        While it runs, the directory is locked (numddpg.logger.RunLock): a second process
+        While it runs, the directory is locked (numddpg.files.rundir.RunLock): a second process
         resuming it gets RunDirBusy.  env / env_module: as in ``load``.
         """
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
-            raise _logger.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
+            raise _rundir.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
                                       "run directory a training run wrote")
-        config = check_run_config(_logger.read_config(run_dir), run_dir)
-        lock = _logger.RunLock(run_dir).acquire()
+        config = check_run_config(_rundir.read_config(run_dir), run_dir)
+        lock = _rundir.RunLock(run_dir).acquire()
         try:
             _checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed mid-save
             path = run_dir / CHECKPOINT_FILE
@@ -1189,8 +1189,8 @@ class OffPolicyAlgorithm:
                 tensorboard_log, tb_log_name)
             rows = model._progress_rows if path.is_file() else 0
             if rows is not None:
-                _logger.truncate_progress(run_dir / "progress.csv", rows, missing_ok=not rows)
-            model._csv = _logger.ProgressCSV(run_dir / "progress.csv")
+                _rundir.truncate_progress(run_dir / "progress.csv", rows, missing_ok=not rows)
+            model._csv = _rundir.ProgressCSV(run_dir / "progress.csv")
             if total is not None and model.t < total:
                 model.learn(total - model.t, progress_bar=progress_bar)
         finally:

@@ -1,9 +1,9 @@
-"""What a training run leaves on disk and shows on screen.
+"""Run directories: what a training run leaves on disk and shows on screen.
 
     runs/<env>_<algo>_s<seed>_<timestamp>/
         config.json     every hyperparameter, the env, and numddpg/numpy/numba/gymnasium versions
         progress.csv    one row per epoch, columns PROGRESS_COLUMNS, flushed after every row
-        policy.npz      the final actor (numddpg.algorithms.save_policy)
+        policy.npz      the final actor (numddpg.files.policy)
 
 A run directory is never reused: creating one that exists raises RunDirExists.
 """
