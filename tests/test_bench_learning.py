@@ -83,3 +83,24 @@ def test_cell_without_config_is_new(learning, tmp_path):
     (None, 0.1, False)])
 def test_canon_compares_json_preset_and_set_forms(learning, a, b, same):
     assert (learning._canon(a) == learning._canon(b)) is same
+
+
+def test_the_learning_tables_are_the_scripts_output():
+    """bench/RESULTS.md's and README.md's campaign tables are what bench/learning_table.py
+    computes from the committed logs (bench/learning/campaign), not typed by hand."""
+    spec = importlib.util.spec_from_file_location("learning_table",
+                                                  LEARNING.with_name("learning_table.py"))
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    assert table.main(["--check", "--no-plot"]) == 0
+
+
+def test_iqm_is_rliables_trimmed_mean():
+    spec = importlib.util.spec_from_file_location("learning_table",
+                                                  LEARNING.with_name("learning_table.py"))
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    assert table.iqm([5, 1, 3, 100, 2]) == 10 / 3            # drops 1 and 100
+    assert table.iqm(list(range(10))) == 4.5                  # drops 0, 1 and 8, 9
+    lo, hi = table.iqm_interval([1.0, 2.0, 3.0, 4.0, 5.0], reps=2000)
+    assert 1.0 <= lo <= 3.0 <= hi <= 5.0
