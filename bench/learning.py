@@ -15,6 +15,7 @@ curves (AverageTestEpRet against TotalEnvInteracts, mean +- std over seeds) to
 <out>/<env>.png when matplotlib is installed.
 
     python bench/learning.py --campaign [--out DIR] [--parallel 2] [--nice 19] [--only ENV]
+    python bench/learning.py --twin ENV ALGO SEED --out DIR
 
 runs the learning campaign (bench/RESULTS.md, "Learning campaign"): every cell of CAMPAIGN
 with its seeds, under the presets as they stand, two runs at a time under `nice`, each
@@ -23,6 +24,8 @@ any point resumes exactly; after a run ends, its final policy's 100 deterministi
 <run>/final_eval.json.  Run it again after an interruption: it goes on from where it stopped.
 Run it from a clone at a fixed commit (config.json records the commit and the CPU), and copy
 the runs' logs into the repository with --collect DEST (bench/learning_table.py reads those).
+--twin retrains a finished cell with a SIGKILL past half its budget and a resume, and compares
+the two bit for bit.
 """
 import argparse
 import json
@@ -264,6 +267,64 @@ def campaign(out, parallel, nice, only=()):
     run_cells(todo, parallel, nice)
 
 
+def twin_check(out, env, algo, seed):
+    """Train a twin of a finished campaign cell in <out>/twin/, SIGKILL it once a checkpoint
+    past half its budget exists, resume it to the end, and compare: every array of the final
+    checkpoints (agent, optimizer moments, generators, replay buffer) and every progress.csv
+    column but the clock's must be identical.  Returns 0 when they are."""
+    import signal
+    cell = cell_dir(out, env, algo, seed)
+    twin = cell_dir(Path(out) / "twin", env, algo, seed)
+    if not finished(cell):
+        raise SystemExit(f"{cell} is not a finished campaign run")
+    if twin.exists():
+        raise SystemExit(f"{twin} exists: remove it first")
+    twin.parent.mkdir(parents=True, exist_ok=True)
+    total = preset_for(env)["total_steps"]
+    extra = (["--checkpoint-every", str(CAMPAIGN_CHECKPOINT_EVERY)]
+             if total > CAMPAIGN_CHECKPOINT_EVERY else [])
+    env_vars = dict(os.environ, NUMDDPG_BLAS_THREADS="1", NUMDDPG_CHUNKS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(train_command(twin, env, algo, seed, None, extra, buffer=True),
+                            env=env_vars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = None
+    while proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            import numddpg.files.checkpoint as ck
+            t = ck.read_meta(twin / "checkpoint.npz")["loop"]["t"]
+        except Exception:                      # not written yet, or being replaced
+            continue
+        if t >= total // 2:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed_at = t
+    if killed_at is None:
+        raise SystemExit("the twin finished before it could be killed: nothing was checked")
+    subprocess.run(train_command(twin, env, algo, seed, None), env=env_vars, check=True,
+                   stdout=subprocess.DEVNULL)
+    a, b = np.load(cell / "checkpoint.npz"), np.load(twin / "checkpoint.npz")
+    differ = sorted(k for k in set(a.files) | set(b.files) if k != "__meta__" and (
+        k not in a.files or k not in b.files or not np.array_equal(a[k], b[k])))
+
+    def meta(npz):                             # the record, but the clock (loop.elapsed)
+        record = json.loads(bytes(npz["__meta__"]).decode())
+        record["loop"].pop("elapsed", None)
+        return record
+    if meta(a) != meta(b):
+        differ.append("__meta__")
+
+    def rows(run):
+        lines = (run / "progress.csv").read_text().splitlines()
+        return [line.rsplit(",", 2)[0] for line in lines]       # without SPS and Time
+    same_rows = rows(cell) == rows(twin)
+    print(f"twin of {cell.name}: killed after its checkpoint at step {killed_at:,}, resumed; "
+          f"{len(a.files)} checkpoint arrays (with the record, less its clock), {len(differ)} "
+          "differ"
+          f"{' (' + ', '.join(differ[:5]) + ')' if differ else ''}; progress.csv rows "
+          f"{'identical' if same_rows else 'DIFFER'}")
+    return 0 if not differ and same_rows else 1
+
+
 def collect(out, dest):
     """Copy every campaign run's logs (COLLECTED) from ``out`` to ``dest``, for committing."""
     import shutil
@@ -295,6 +356,9 @@ def main(argv=None):
     ap.add_argument("--nice", type=int, default=19, help="with --campaign: the runs' niceness")
     ap.add_argument("--collect", metavar="DEST",
                     help="copy the campaign runs' logs from --out to DEST, and stop")
+    ap.add_argument("--twin", nargs=3, metavar=("ENV", "ALGO", "SEED"),
+                    help="kill and resume a twin of a finished campaign cell in --out/twin, "
+                         "and compare it with the cell bit for bit")
     ap.add_argument("--final-eval", metavar="RUN", help=argparse.SUPPRESS)
     ap.add_argument("--algo", nargs="+", default=["ddpg"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -312,6 +376,8 @@ def main(argv=None):
         return write_final_eval(Path(args.final_eval))
     if args.collect:
         return collect(out, args.collect)
+    if args.twin:
+        return twin_check(out, args.twin[0], args.twin[1], int(args.twin[2]))
     out.mkdir(parents=True, exist_ok=True)
     if args.campaign:
         return campaign(out, args.parallel, args.nice, args.only)
