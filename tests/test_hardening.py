@@ -708,3 +708,54 @@ def test_every_metadata_field_set_to_every_wrong_kind_of_value(saved_files, tmp_
     print(f"\n{kind}: {tried} doctored files, {refused} refused, {tried - refused} loaded "
           "exactly as written")
     assert refused > tried // 2
+
+
+# =============================================================================================
+# Round two (issue: the env record, the vector record, the run lock and the tuning files are
+# untrusted input too)
+# =============================================================================================
+
+# ---------------------------------------------------------------------------------------------
+# 1. The run lock never follows a link and opens only a regular file
+# ---------------------------------------------------------------------------------------------
+
+def _odd_lock(run, kind, victim):
+    lock = run / ".lock"
+    lock.unlink(missing_ok=True)
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling symlink":
+        lock.symlink_to(run / "nowhere")
+    elif kind == "directory":
+        lock.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    return lock
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "directory", "fifo"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_in_one_line_and_nothing_is_written(
+        run_dir, tmp_path, capsys, kind):
+    run = copy_run(run_dir, tmp_path / "run")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    _odd_lock(run, kind, victim)
+    with pytest.raises(ValueError, match=r"\.lock is a .*not the lock file numddpg makes"):
+        RunLock(run).acquire()
+    assert cli.main(["train", "--resume", str(run), "--total-steps", "300", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Remove it" in err and "Traceback" not in err
+    assert victim.read_text() == "precious\n"               # nothing written through the link
+    assert not (run / "nowhere").exists()
+
+
+@given(text=st.text(max_size=40) | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
+@settings(max_examples=60, deadline=None)
+def test_any_text_in_a_lock_file_is_read_as_a_pid_or_nothing(tmp_path_factory, text):
+    from numddpg.files.rundir import holder_pid
+    run = tmp_path_factory.mktemp("lock")
+    (run / ".lock").write_bytes(text.encode("utf-8", "surrogatepass"))
+    pid = holder_pid(run)
+    assert pid is None or (isinstance(pid, int) and pid == int(text.strip()))
+    RunLock(run).acquire().release()                         # a stale lock file never blocks
+    assert holder_pid(run) == os.getpid()

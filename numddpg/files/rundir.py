@@ -9,11 +9,13 @@ A run directory is never reused: creating one that exists raises RunDirExists.
 """
 import csv
 import datetime
+import errno
 import json
 import math
 import os
 import platform
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -66,7 +68,7 @@ class RunLock:
         if LOCKING == "none":
             _warn_unlocked()
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             lock_file(fd)
         except OSError:
@@ -93,14 +95,54 @@ def _warn_unlocked():
                   stacklevel=3)
 
 
-def holder_pid(run_dir):
-    """The PID written in RUN_DIR/.lock, if the file holds one (the lock itself tells whether
-    that process still holds it)."""
+_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
+
+
+def _not_a_lock(path):
     try:
-        text = (Path(run_dir) / LOCK_FILE).read_text()[:32].strip()
+        mode = os.lstat(path).st_mode
     except OSError:
+        mode = 0
+    kind = ("symbolic link" if stat.S_ISLNK(mode) else
+            next((name for test, name in _KINDS if test(mode)), "special file"))
+    return RunDirError(f"{path} is a {kind}, not the lock file numddpg makes (a regular file "
+                       "holding a PID): numddpg neither follows nor writes through it. Remove it "
+                       f"and run again")
+
+
+def open_lock_file(path, flags):
+    """A descriptor of ``path`` opened with ``flags``, never through a symbolic link (O_NOFOLLOW;
+    checked first where the platform lacks it) and only if it is a regular file; RunDirError
+    saying what it is otherwise.  O_NONBLOCK: opening a named pipe must not wait for a writer."""
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not hasattr(os, "O_NOFOLLOW") and os.path.islink(path):
+        raise _not_a_lock(path)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK) or (
+                os.path.lexists(path) and not os.path.isfile(path)) or os.path.islink(path):
+            raise _not_a_lock(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_lock(path)
+    return fd
+
+
+def holder_pid(run_dir):
+    """The PID written in RUN_DIR/.lock, if the file is a regular one holding a PID (the lock
+    itself tells whether that process still holds it); None otherwise."""
+    try:
+        fd = open_lock_file(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except (OSError, RunDirError):
         return None
-    return int(text) if text.isdigit() else None
+    try:
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+    return int(text) if re.fullmatch(r"[0-9]{1,10}", text) else None
 
 
 def run_name(env_id, algo, seed, when=None):
