@@ -15,6 +15,7 @@ names what is wrong, with nothing lost and no code run.
                               (full disk, killed) restarts, bit-identical to a fresh run
 """
 import json
+import math
 import os
 import signal
 import subprocess
@@ -759,3 +760,204 @@ def test_any_text_in_a_lock_file_is_read_as_a_pid_or_nothing(tmp_path_factory, t
     assert pid is None or (isinstance(pid, int) and pid == int(text.strip()))
     RunLock(run).acquire().release()                         # a stale lock file never blocks
     assert holder_pid(run) == os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. An env record chooses no memory: wrappers' kwargs typed and bounded, env arguments plain
+# ---------------------------------------------------------------------------------------------
+
+HOSTILE = [10**9, 10**400, -1, 0, 1e308, -1e308, "text", "x" * 300, None, True, [], [1] * 5000,
+           {"a": 1}, 2.5]
+
+
+def stacked_record(**kwargs):
+    from numddpg.training.envs import env_record
+    env = gym.wrappers.FlattenObservation(
+        gym.wrappers.FrameStackObservation(gym.make("Pendulum-v1"), 4))
+    record = env_record(env)
+    record["kwargs"].update(kwargs)
+    return record
+
+
+def peak_mib(call):
+    """``call()``'s result or exception, and the peak of Python's and NumPy's allocations in it."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        try:
+            result = call()
+        except Exception as exc:               # noqa: BLE001 -- the caller judges it
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+@settings(max_examples=150, deadline=None)
+@given(wrapper=st.sampled_from(["RescaleAction", "ClipReward", "RecordEpisodeStatistics",
+                                "StickyAction", "FrameStackObservation", "DelayObservation",
+                                "TimeAwareObservation", "ReshapeObservation"]),
+       key=st.sampled_from(["stack_size", "delay", "buffer_length", "min_action", "max_reward",
+                            "repeat_action_probability", "repeat_action_duration", "shape",
+                            "padding_type", "flatten", "bogus"]),
+       value=st.sampled_from(HOSTILE))
+def test_a_record_wrapper_with_any_kwarg_is_refused_in_one_line_or_rebuilt_small(wrapper, key,
+                                                                                  value):
+    from numddpg.training.envs import make_from_record
+    record = stacked_record()
+    record["wrappers"].insert(0, {"name": wrapper, "kwargs": {key: value}})
+    got, peak = peak_mib(lambda: make_from_record(record))
+    assert peak < 100, (wrapper, key, value, peak)
+    if isinstance(got, Exception):
+        assert isinstance(got, (EnvError, TooLarge)) and "\n" not in str(got), repr(got)
+    else:
+        got.close()
+
+
+@pytest.mark.parametrize("value, text", [
+    (10**400, "is not a value numddpg rebuilds an env with"),
+    ("text", "takes a float there (default 10.0)"),
+    (True, "takes a float there"),
+    ([1.0] * 10**5, "is not a value numddpg rebuilds an env with"),
+])
+def test_an_env_argument_of_absurd_size_or_type_is_refused_before_the_env_is_made(value, text):
+    from numddpg.training.envs import make_from_record
+    with pytest.raises(EnvError, match=None) as info:
+        make_from_record(stacked_record(g=value))
+    assert text in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_frame_stack_of_a_billion_in_a_policy_file_is_one_line_from_eval(run_dir, tmp_path,
+                                                                           capsys):
+    policy = run_dir / "policy.npz"
+    meta = full_record(policy)
+    meta["env"] = stacked_record()
+    meta["env"]["wrappers"][0]["kwargs"]["stack_size"] = 10**9
+    bad = doctored(policy, tmp_path / "policy.npz", meta)
+    assert cli.main(["eval", str(bad), "--episodes", "1"]) == 2
+    assert "FrameStackObservation(stack_size=1000000000) is refused" in one_line(capsys)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Tuning inputs: regular files only, bounded; study records checked like checkpoints
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "directory"])
+def test_a_search_space_that_is_no_regular_file_is_refused_without_reading(kind, tmp_path):
+    from numddpg.tools.hpfile import HyperparameterFileError, read_json_object
+    path = {"/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"),
+            "directory": str(tmp_path)}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    start = time.monotonic()
+    with pytest.raises(HyperparameterFileError, match="not a regular file"):
+        read_json_object(path, "search space")
+    assert time.monotonic() - start < 5
+
+
+def test_a_config_json_that_is_a_fifo_does_not_hang_a_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "config.json")
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    assert "named pipe, not a regular file" in one_line(capsys)
+
+
+def _trial(optuna, state, value=None, **attrs):
+    return optuna.trial.create_trial(state=state, value=value, user_attrs=attrs, params={},
+                                     distributions={})
+
+
+@settings(max_examples=80, deadline=None)
+@given(field=st.sampled_from(["hyperparameters", "returns", "std"]),
+       value=st.sampled_from(FUZZ_VALUES + [float("nan"), {"pi_lr": -1.0}, {"bogus": 1},
+                                            {"0": "x"}]))
+def test_a_complete_trial_with_any_wrong_record_is_refused_in_one_line(field, value):
+    optuna = pytest.importorskip("optuna")
+    from numddpg.tools.tune import TuneError, check_trial_record
+    attrs = {"hyperparameters": {"pi_lr": 1e-3}, "returns": {"0": -150.0}, "std": 0.0}
+    good = _trial(optuna, optuna.trial.TrialState.COMPLETE, -150.0, **attrs)
+    settings_ = {"algo": "ddpg", "seeds": [0]}
+    check_trial_record(good, settings_, "study")             # the record tune writes passes
+    bad = _trial(optuna, optuna.trial.TrialState.COMPLETE, -150.0, **{**attrs, field: value})
+    try:
+        check_trial_record(bad, settings_, "study")
+    except TuneError as exc:
+        assert "\n" not in str(exc) and f"trial {bad.number}" in str(exc)
+    else:                                                    # only an equally valid record
+        assert field == "std" and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_a_study_with_a_malformed_settings_record_is_refused(tmp_path, capsys):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=url, study_name="s", direction="maximize").set_user_attr(
+        "numddpg", "not a record")
+    assert cli.main(["tune", "--total-steps", "100", "--trials", "1", "--seeds", "0",
+                     "--storage", url, "--study", "s", "--out", str(tmp_path / "o")]) == 2
+    assert "holds a settings record numddpg did not write" in one_line(capsys)
+
+
+@pytest.mark.parametrize("queued", [{"pi_lr": 5.0}, {"batch_size": 10**6}, {"noise": "laser"}])
+def test_a_queued_value_outside_the_space_is_not_run(queued):
+    optuna = pytest.importorskip("optuna")
+    from numddpg.tools.tune import DEFAULT_SPACES, TrialFailed, check_space, suggest
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(queued, skip_if_exists=False)
+    trial = study.ask()
+    space = check_space(DEFAULT_SPACES["ddpg"], "ddpg")
+    with pytest.raises(TrialFailed, match="queued value"):
+        suggest(trial, space, "gaussian")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6 and 7. Values the loop cannot mean are refused; messages name what was done and the path
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, text", [
+    (["train", "--env", ""], "expected a gymnasium id such as Pendulum-v1, got ''"),
+    (["eval", "run", "--env", "  "], "expected a gymnasium id"),
+    (["train", "--total-steps", "0"], "expected a whole number >= 1, got '0'"),
+    (["train", "--resume", "run", "--total-steps", "-1"], "expected a whole number >= 1"),
+])
+def test_values_the_loop_cannot_mean_are_argument_errors(argv, text, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2 and text in one_line(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--q-lr", "--pi-lr", "--gamma", "--act-noise"])
+def test_a_negative_number_reaches_the_flags_own_check(flag, capsys):
+    assert cli.main(["train", flag, "-1e-3", "--total-steps", "10"]) == 2
+    assert f"{flag[2:].replace('-', '_')} must" in one_line(capsys)
+
+
+def test_eval_names_the_env_it_evaluated_not_an_edited_id(run_dir, tmp_path, capsys):
+    meta = full_record(run_dir / "policy.npz")
+    meta["env_id"] = "CartPole-v1"
+    bad = doctored(run_dir / "policy.npz", tmp_path / "policy.npz", meta)
+    assert cli.main(["eval", str(bad), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Pendulum-v1 ") and "CartPole" not in out
+
+
+def test_render_human_without_a_display_is_an_environment_error(run_dir, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cli.main(["eval", str(run_dir), "--render", "human"]) == 1
+    assert "--render human needs a screen" in one_line(capsys)
+
+
+@pytest.mark.parametrize("err, code, text", [
+    (28, 1, "/data/run/checkpoint.npz: No space left on device (free some space"),
+    (36, 2, "File name too long (choose a shorter name)"),
+    (13, 1, "Permission denied (choose a place you may write to"),
+])
+def test_a_bare_os_error_names_the_path_and_what_to_do(err, code, text, monkeypatch, capsys):
+    def fail(args):
+        raise OSError(err, os.strerror(err), "/data/run/checkpoint.npz")
+    monkeypatch.setattr(cli, "run_export", fail)
+    assert cli.main(["export", "a", "b"]) == code
+    line = one_line(capsys)
+    assert text in line and "[Errno" not in line

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ..portable import LOCKING, lock_file
+from .small import FileTooLarge, kind_of, read_small
 
 CONFIG_FILE = "config.json"
 PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
@@ -95,8 +96,6 @@ def _warn_unlocked():
                   stacklevel=3)
 
 
-_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"),
-          (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
 
 
 def _not_a_lock(path):
@@ -104,8 +103,7 @@ def _not_a_lock(path):
         mode = os.lstat(path).st_mode
     except OSError:
         mode = 0
-    kind = ("symbolic link" if stat.S_ISLNK(mode) else
-            next((name for test, name in _KINDS if test(mode)), "special file"))
+    kind = "symbolic link" if stat.S_ISLNK(mode) else kind_of(mode)
     return RunDirError(f"{path} is a {kind}, not the lock file numddpg makes (a regular file "
                        "holding a PID): numddpg neither follows nor writes through it. Remove it "
                        f"and run again")
@@ -277,13 +275,13 @@ def read_config(run_dir):
     values are checked by whoever uses them: it is untrusted input like any file)."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
+        raw = read_small(path, MAX_CONFIG_BYTES, "config")
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file; {str(run_dir)!r} is not a numddpg run "
                          "directory") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a numddpg config")
+    except FileTooLarge:
+        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a numddpg config") \
+            from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -17,7 +17,8 @@
 import argparse
 import sys
 
-from .argtypes import strict_bool, whole_number
+from .argtypes import (env_id, negative_values, positive_whole_number, strict_bool,
+                       whole_number)
 
 DEFAULT_ENV = "Pendulum-v1"
 TRAIN_HELP = ("train an agent on a gymnasium env; with no options, DDPG on Pendulum-v1 with its "
@@ -101,14 +102,14 @@ def add_train_arguments(p, argv=None):
     the preset's value beside each default (_preset_preview)."""
     from ..training.algorithms import ALGORITHMS
     preview = _preset_preview(argv)
-    p.add_argument("--env", default=None,
+    p.add_argument("--env", default=None, type=env_id,
                    help=f"gymnasium id (default {DEFAULT_ENV}); 'mymodule:MyEnv-v0' imports "
                         "mymodule first (with --resume: the run's own env, to rebuild it)")
     p.add_argument("--env-module", default=None, metavar="MODULE",
                    help="with --resume: import MODULE first, the module that registers the "
                         "run's env (a run directory never makes numddpg import a module)")
     p.add_argument("--algo", default="ddpg", choices=sorted(ALGORITHMS), help="default ddpg")
-    p.add_argument("--total-steps", type=whole_number, default=None,
+    p.add_argument("--total-steps", type=positive_whole_number, default=None,
                    help="env steps (default: the preset's budget, else steps_per_epoch x 100"
                         f"{_preset_note('total_steps', preview)})")
     p.add_argument("--preset", default="auto",
@@ -260,7 +261,7 @@ def add_eval_arguments(p):
     p.add_argument("--video", default=None, metavar="DIR",
                    help="record every episode as mp4 into DIR (gymnasium RecordVideo; "
                         "needs moviepy)")
-    p.add_argument("--env", default=None,
+    p.add_argument("--env", default=None, type=env_id,
                    help="the env to evaluate on, instead of the one saved with the policy "
                         "('mymodule:MyEnv-v0' imports mymodule first)")
     p.add_argument("--env-module", default=None, metavar="MODULE",
@@ -274,7 +275,7 @@ def run_eval(args):
     import numpy as np
 
     from ..training.algorithms import load_policy, run_episodes
-    from ..training.envs import make_env, make_from_record, make_recorded_env
+    from ..training.envs import env_id as id_of, make_env, make_from_record, make_recorded_env
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -283,6 +284,9 @@ def run_eval(args):
     if not env_id:
         raise UsageError(f"the policy in {args.run_dir} names no env; pass --env")
     render_mode = "rgb_array" if args.video else args.render
+    if render_mode == "human" and not _has_display():
+        raise OSError("--render human needs a screen, and this session has none (DISPLAY and "
+                      "WAYLAND_DISPLAY are unset); record videos instead with --video DIR")
     kwargs = {"render_mode": render_mode} if render_mode else {}
     try:
         if args.env is not None:               # the user's own id: it may name a module
@@ -296,6 +300,7 @@ def run_eval(args):
             else:                              # (policy files from before env records)
                 env = make_recorded_env(env_id, args.seed, args.env_module, recorded,
                                         **kwargs)
+        env_id = id_of(env)                    # what is evaluated, whatever the file says
         if args.video:
             from gymnasium.error import DependencyNotInstalled
             from gymnasium.wrappers import RecordVideo
@@ -348,6 +353,13 @@ def run_export(args):
     return 0
 
 
+def _has_display():
+    """False on Linux and the BSDs without an X or Wayland display (a window cannot open)."""
+    import os
+    return not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 class UsageError(ValueError):
     """A command line that cannot work as given (exit code 2)."""
 
@@ -367,11 +379,29 @@ def _exit_code(exc):
     from ..training.envs import EnvFailure
     from ..files.rundir import RunDirBusy, RunDirExists
 
-    if isinstance(exc, RunDirExists):  # (a FileExistsError, but the user's choice of path)
-        return USER_INPUT_EXIT
+    import errno
+    if isinstance(exc, RunDirExists) or getattr(exc, "errno", None) == errno.ENAMETOOLONG:
+        return USER_INPUT_EXIT         # (OSErrors, but of the path the user chose)
     if isinstance(exc, (OSError, MemoryError, NonFiniteError, RunDirBusy, EnvFailure)):
         return ENVIRONMENT_EXIT
     return USER_INPUT_EXIT
+
+
+def _os_error_line(exc):
+    """A bare OSError ("[Errno 28] No space left on device") as the path, the reason and what
+    to do about it."""
+    import errno
+    hints = {errno.ENOSPC: "free some space on that disk, or write elsewhere",
+             errno.ENAMETOOLONG: "choose a shorter name",
+             errno.EACCES: "choose a place you may write to, or change its permissions",
+             errno.EPERM: "choose a place you may write to, or change its permissions",
+             errno.EROFS: "that file system is read-only: write elsewhere",
+             errno.ENOENT: "check the path", errno.ENOTDIR: "check the path",
+             errno.EISDIR: "give a file, not a directory",
+             getattr(errno, "EDQUOT", -1): "free some space, or write elsewhere"}
+    where = "".join(f"{name}: " for name in (exc.filename, exc.filename2) if name)
+    hint = hints.get(exc.errno, "check the path and the disk")
+    return f"{where}{exc.strerror or exc} ({hint})"
 
 
 def _on_sigterm(signum, frame):
@@ -410,7 +440,8 @@ def main(argv=None):
     import os
     import signal
 
-    parser = build_parser(sys.argv[1:] if argv is None else argv)
+    argv = negative_values(sys.argv[1:] if argv is None else list(argv))
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -427,6 +458,8 @@ def main(argv=None):
         if isinstance(exc, (ValueError, TypeError, OSError, MemoryError, RuntimeError,
                             FloatingPointError)):
             text = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError) and text.startswith("[Errno"):
+                text = _os_error_line(exc)
             if isinstance(exc, MemoryError):
                 text = f"out of memory ({text}); choose smaller sizes"
             return _fail(text, _exit_code(exc))

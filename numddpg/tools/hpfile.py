@@ -14,8 +14,9 @@ A preset file is one JSON object: hyperparameter names with their values, option
 """
 import difflib
 import json
-import os
 from pathlib import Path
+
+from ..files.small import NotARegularFile, FileTooLarge, read_small
 
 MAX_BYTES = 1 << 20          # a preset or a search space is a few hundred bytes
 NOT_IN_FILES = ("seed",)     # a file never chooses the seed: --seed / --seeds do
@@ -30,11 +31,9 @@ def read_json_object(path, what):
     """The JSON object in ``path``: at most MAX_BYTES, no duplicate keys, no NaN/Infinity."""
     path = Path(path)
     try:
-        size = os.stat(path).st_size
-        if size > MAX_BYTES:
-            raise HyperparameterFileError(f"{what} {path} is {size:,} bytes; at most "
-                                          f"{MAX_BYTES:,} are read")
-        text = path.read_text(encoding="utf-8")
+        text = read_small(path, MAX_BYTES, what).decode("utf-8")
+    except (NotARegularFile, FileTooLarge) as exc:
+        raise HyperparameterFileError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise HyperparameterFileError(f"cannot read {what} {path}: {exc}") from None
 

@@ -280,6 +280,17 @@ def fixed_values(space):
     return {n: e["value"] for n, e in space.items() if e["type"] == "fixed" and n != UTD}
 
 
+def _in_range(name, entry, value):
+    """``value`` if the space's range holds it; Optuna returns a queued trial's value (one in
+    the study database, enqueued by anyone) even outside the range, so it is checked here."""
+    kind = float if entry["type"] == "float" else int
+    if not (isinstance(value, kind) and not isinstance(value, bool)
+            and entry["low"] <= value <= entry["high"]):
+        raise TrialFailed(f"the queued value {name}={value!r} is outside the space's range "
+                          f"[{entry['low']}, {entry['high']}]; it is not run")
+    return value
+
+
 def suggest(trial, space, base_noise, base_update_every=None):
     """The hyperparameters of ``trial`` (JSON-shaped): fixed values as they are, the others
     drawn by Optuna; the scales of the noise type not in use are left out; a utd_ratio becomes
@@ -295,14 +306,20 @@ def suggest(trial, space, base_noise, base_update_every=None):
         if entry["type"] == "fixed":
             hp[name] = entry["value"]
         elif entry["type"] == "float":
-            hp[name] = trial.suggest_float(name, entry["low"], entry["high"], log=entry["log"],
-                                           step=entry["step"])
+            hp[name] = _in_range(name, entry, trial.suggest_float(
+                name, entry["low"], entry["high"], log=entry["log"], step=entry["step"]))
         elif entry["type"] == "int":
-            hp[name] = trial.suggest_int(name, entry["low"], entry["high"], log=entry["log"],
-                                         step=entry["step"] or 1)
+            hp[name] = _in_range(name, entry, trial.suggest_int(
+                name, entry["low"], entry["high"], log=entry["log"], step=entry["step"] or 1))
         else:
             labels = [_label(c) for c in entry["choices"]]
-            label = trial.suggest_categorical(name, labels)
+            try:                   # (Optuna refuses a queued value outside the choices)
+                label = trial.suggest_categorical(name, labels)
+            except ValueError:
+                label = None
+            if label not in labels:
+                raise TrialFailed(f"the queued value {name}={trial.params.get(name)!r} is not "
+                                  f"one of the space's choices {labels}; it is not run")
             hp[name] = entry["choices"][labels.index(label)]
     if UTD in hp:
         every = hp.get("update_every", base_update_every)
@@ -546,14 +563,67 @@ def _open_study(optuna, url, name, settings, sampler, pruner, heartbeat, sampler
     old = the_study.user_attrs.get("numddpg")
     if old is None:
         the_study.set_user_attr("numddpg", settings)
+    elif not isinstance(old, dict) or set(old) != set(settings):
+        raise TuneError(f"study {name!r} in {url} holds a settings record numddpg did not "
+                        f"write ({_short(old)}); give another --study or --storage")
     elif old != json.loads(json.dumps(settings)):
-        short = lambda v: (lambda t: t if len(t) <= 120 else t[:117] + "...")(json.dumps(v))
-        diff = ", ".join(f"{k}: {short(old.get(k))} there, {short(v)} here"
+        diff = ", ".join(f"{k}: {_short(old.get(k))} there, {_short(v)} here"
                          for k, v in json.loads(json.dumps(settings)).items()
                          if old.get(k) != v)
         raise TuneError(f"study {name!r} in {url} was started with other settings ({diff}); "
                         "give the same ones to resume it, or another --study")
+    for trial in the_study.get_trials(deepcopy=False):
+        check_trial_record(trial, settings, f"study {name!r} in {url}")
     return the_study
+
+
+def _short(value):
+    """``value`` as JSON, cut to 120 characters (for messages about study records)."""
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_trial_record(trial, settings, where):
+    """TuneError unless what this module reads of a finished trial is as it writes it: a
+    COMPLETE trial's finite value, its hyperparameters (names of the space, values of their
+    type), per-seed returns and std; a FAIL's error text.  A study database is a file like any
+    other: a trial doctored or written by another program is refused, never half-used."""
+    a, state = trial.user_attrs, trial.state.name
+    if state == "FAIL" and not isinstance(a.get("error", ""), str):
+        raise TuneError(f"{where}: trial {trial.number}'s error record {_short(a['error'])} is "
+                        "not text; give another --study or --storage")
+    if state != "COMPLETE":
+        return
+    hp, returns = a.get("hyperparameters"), a.get("returns")
+    problem = None
+    if not (isinstance(trial.value, float) and math.isfinite(trial.value)):
+        problem = f"its value {trial.value!r} is not a finite number"
+    elif not isinstance(hp, dict):
+        problem = f"its hyperparameters record is {_short(hp)}, not an object"
+    elif not isinstance(returns, dict) or sorted(returns) != sorted(map(str, settings["seeds"])) \
+            or not all(_finite(v) for v in returns.values()):
+        problem = f"its returns record {_short(returns)} does not give each seed's return"
+    elif not _finite(a.get("std", 0.0)):
+        problem = f"its std {_short(a.get('std'))} is not a finite number"
+    else:
+        from ..training.algorithms import ALGORITHMS
+        cls = ALGORITHMS[settings["algo"]]
+        try:
+            for key, value in hp.items():
+                at = f"trial {trial.number}'s hyperparameters"
+                hpfile.check_name(cls, key, at)
+                hpfile.check_type(cls, key, value, at)
+        except hpfile.HyperparameterFileError as exc:
+            problem = str(exc)
+    if problem:
+        raise TuneError(f"{where}: trial {trial.number} is COMPLETE but {problem}; the study "
+                        "was not written by numddpg tune as it is: give another --study or "
+                        "--storage")
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 class _Runner:
@@ -650,7 +720,11 @@ class _Runner:
             self.pending -= 1
             started.append(trial.number)
         s = self.settings
-        hp = suggest(trial, s["space"], self.base_noise, self.base_update_every)
+        try:
+            hp = suggest(trial, s["space"], self.base_noise, self.base_update_every)
+        except TrialFailed as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
         trial.set_user_attr("hyperparameters", hp)
         trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         trial_dir = self.out / f"trial{trial.number:04d}"

@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..checks import TooLarge, check_memory
+
 
 class EnvError(ValueError):
     """An environment DDPG cannot train on (unknown id, unsupported spaces, bad values)."""
@@ -103,6 +105,8 @@ def make_recorded_env(env_id, seed=None, env_module=None, recorded_module=None, 
                        f"--env {recorded_module}:{name}. numddpg does not import that module "
                        f"because a file names it: if you trust it, pass --env-module "
                        f"{recorded_module} (Python: env_module={recorded_module!r})")
+    _check_argument_types(name, {k: v for k, v in make_kwargs.items()
+                                 if k != "max_episode_steps"})
     if vector is not None:
         try:
             env = gym.make_vec(name, num_envs=vector["num_envs"],
@@ -131,11 +135,80 @@ def is_vector(env):
 
 # gymnasium's own wrappers that a record may ask to apply again: each changes numbers only (no
 # files, no callables, no running statistics), and is looked up by this name in
-# gymnasium.wrappers, never imported from a path the record names.
-REBUILDABLE_WRAPPERS = ("RescaleAction", "ClipAction", "RescaleObservation", "ClipReward",
-                        "FlattenObservation", "DtypeObservation", "ReshapeObservation",
-                        "TimeAwareObservation", "RecordEpisodeStatistics", "StickyAction",
-                        "FrameStackObservation", "DelayObservation", "TimeLimit")
+# gymnasium.wrappers, never imported from a path the record names.  Each with the kwargs a
+# record may give it and their kinds (RECORD_VALUE_KINDS): a wrapper's kwargs are typed and
+# bounded, and those that keep observations (MEMORY_KWARGS) count against the free memory.
+WRAPPER_KWARGS = {
+    "RescaleAction": {"min_action": "numbers", "max_action": "numbers"},
+    "ClipAction": {},
+    "RescaleObservation": {"min_obs": "numbers", "max_obs": "numbers"},
+    "ClipReward": {"min_reward": "numbers or null", "max_reward": "numbers or null"},
+    "FlattenObservation": {},
+    "DtypeObservation": {"dtype": "float dtype"},
+    "ReshapeObservation": {"shape": "shape"},
+    "TimeAwareObservation": {"flatten": "bool", "normalize_time": "bool",
+                             "dict_time_key": "name"},
+    "RecordEpisodeStatistics": {"buffer_length": "count", "stats_key": "name"},
+    "StickyAction": {"repeat_action_probability": "probability",
+                     "repeat_action_duration": "count or pair"},
+    "FrameStackObservation": {"stack_size": "stack", "padding_type": "padding"},
+    "DelayObservation": {"delay": "stack or zero"},
+    "TimeLimit": {"max_episode_steps": "count"},
+}
+REBUILDABLE_WRAPPERS = tuple(WRAPPER_KWARGS)
+MEMORY_KWARGS = {("FrameStackObservation", "stack_size"), ("DelayObservation", "delay")}
+MAX_RECORD_COUNT = 10**9           # the largest count (a buffer, a duration) a record gives
+MAX_RECORD_STACK = 10_000          # the most observations a record's stack or delay keeps
+MAX_RECORD_LIST = 4096             # the longest list of numbers (per-dimension bounds)
+MAX_RECORD_INT = 2**53             # an env argument's integers: exact as float64 and int64
+_RECORD_KINDS = {
+    "bool": lambda v: isinstance(v, bool),
+    "name": lambda v: isinstance(v, str) and 0 < len(v) <= 200,
+    "count": lambda v: _is_int(v) and 1 <= v <= MAX_RECORD_COUNT,
+    "stack": lambda v: _is_int(v) and 1 <= v <= MAX_RECORD_STACK,
+    "stack or zero": lambda v: _is_int(v) and 0 <= v <= MAX_RECORD_STACK,
+    "count or pair": lambda v: _RECORD_KINDS["count"](v) or (
+        isinstance(v, list) and len(v) == 2 and all(map(_RECORD_KINDS["count"], v))),
+    "probability": lambda v: _is_real(v) and 0 <= v < 1,
+    "numbers": lambda v: _is_real(v) or (isinstance(v, list) and 0 < len(v) <= MAX_RECORD_LIST
+                                         and all(map(_is_real, v))),
+    "numbers or null": lambda v: v is None or _RECORD_KINDS["numbers"](v),
+    "float dtype": lambda v: v in ("float32", "float64"),
+    "shape": lambda v: isinstance(v, list) and 0 < len(v) <= 8 and all(
+        _is_int(d) and 1 <= d <= MAX_RECORD_COUNT for d in v),
+    "padding": lambda v: v in ("reset", "zero"),
+}
+
+
+_KIND_WORDS = {
+    "bool": "true or false", "name": "a text of 1 to 200 characters",
+    "count": f"an integer from 1 to {MAX_RECORD_COUNT:,}",
+    "stack": f"an integer from 1 to {MAX_RECORD_STACK:,}",
+    "stack or zero": f"an integer from 0 to {MAX_RECORD_STACK:,}",
+    "count or pair": f"an integer from 1 to {MAX_RECORD_COUNT:,}, or a pair of them",
+    "probability": "a number in [0, 1)",
+    "numbers": f"a finite number or a list of at most {MAX_RECORD_LIST:,} of them",
+    "numbers or null": f"null, a finite number or a list of at most {MAX_RECORD_LIST:,}",
+    "float dtype": "'float32' or 'float64'", "shape": "a list of 1 to 8 positive integers",
+    "padding": "'reset' or 'zero'",
+}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    return (_is_int(v) and abs(v) <= MAX_RECORD_INT) or (isinstance(v, float) and np.isfinite(v))
+
+
+def _is_env_argument(v):
+    """An env argument a record may hold: null, a boolean, an integer exact in float64, a
+    finite number, a short text, or a short flat list of those."""
+    def scalar(x):
+        return x is None or isinstance(x, bool) or _is_real(x) or _RECORD_KINDS["name"](x)
+    return scalar(v) or (isinstance(v, list) and len(v) <= MAX_RECORD_LIST
+                         and all(map(scalar, v)))
 # env arguments that name a file or folder (MuJoCo's xml_file): never taken from a record
 FILE_ARGUMENT = re.compile(r"file|path|dir|xml|url", re.IGNORECASE)
 VECTOR_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
@@ -188,14 +261,71 @@ def check_env_record(record):
           and (record["max_episode_steps"] is None
                or (type(record["max_episode_steps"]) is int
                    and 0 < record["max_episode_steps"] <= MAX_EPISODE_STEPS))
-          and isinstance(record["wrappers"], list)
+          and isinstance(record["wrappers"], list) and len(record["wrappers"]) <= 32
           and all(isinstance(w, dict) and set(w) == {"name", "kwargs"}
                   and w["name"] in REBUILDABLE_WRAPPERS and isinstance(w["kwargs"], dict)
                   and all(is_name(k) for k in w["kwargs"]) for w in record["wrappers"])
           and (record["why"] is None or isinstance(record["why"], str)))
     if not ok:
-        raise EnvError(f"the env record {record!r} is not one numddpg writes (id, kwargs, "
+        raise EnvError(f"the env record {_cut(record)} is not one numddpg writes (id, kwargs, "
                        f"max_episode_steps, wrappers among {REBUILDABLE_WRAPPERS}, why)")
+    for key, value in record["kwargs"].items():
+        if not _is_env_argument(value):
+            raise EnvError(f"the env record's argument {key}={_cut(value)} is not a value "
+                           f"numddpg rebuilds an env with (null, true/false, an integer of at "
+                           f"most {MAX_RECORD_INT:.0e}, a finite number, a text of at most 200 "
+                           "characters, or a list of those); pass the env yourself")
+    for w in record["wrappers"]:
+        allowed = WRAPPER_KWARGS[w["name"]]
+        for key, value in w["kwargs"].items():
+            kind = allowed.get(key)
+            if kind is None or not _RECORD_KINDS[kind](value):
+                what = (f"takes {_KIND_WORDS[kind]} as {key}" if kind else
+                        f"takes no {key!r} (its arguments: {sorted(allowed) or 'none'})")
+                raise EnvError(f"the env record's wrapper {w['name']}({key}={_cut(value)}) is "
+                               f"refused: {w['name']} {what}; pass the env yourself")
+
+
+def _cut(value, n=200):
+    """repr(value), cut to ``n`` characters (a record may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _check_argument_types(name, kwargs):
+    """EnvError unless each record argument has the type of the env constructor's default
+    for it (a number where it takes a float, text where it takes text, ...): "text" for
+    Pendulum's g would make the env and fail mid-run."""
+    import inspect
+
+    spec = gym.envs.registry.get(name)
+    try:
+        creator = gym.envs.registration.load_env_creator(spec.entry_point) \
+            if isinstance(spec.entry_point, str) else spec.entry_point
+        params = inspect.signature(creator).parameters
+    except Exception:                          # noqa: BLE001 -- then gymnasium.make decides
+        return
+    rules = {bool: lambda v: isinstance(v, bool), int: _is_int,
+             float: lambda v: _is_real(v), str: lambda v: isinstance(v, str)}
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        rule = rules.get(type(default))
+        if rule is not None and not rule(value):
+            raise EnvError(f"the env record gives {name} the argument {key}={_cut(value)}, but "
+                           f"{name} takes a {type(default).__name__} there (default "
+                           f"{default!r}); pass the env yourself")
+
+
+def _wrapper_memory(w, env):
+    """Refuse (TooLarge) a wrapper whose kwargs keep more observations than memory holds: each
+    kept observation is an array (its bytes and ~128 of header), and the stack is copied out
+    once per step."""
+    for key, value in w["kwargs"].items():
+        if (w["name"], key) in MEMORY_KWARGS:
+            space = env.observation_space
+            item = np.dtype(getattr(space, "dtype", None) or np.float64).itemsize
+            check_memory(value * (2 * int(np.prod(space.shape or (1,))) * item + 128),
+                         f"the env record's {w['name']}({key}={value:,})")
 
 
 def make_from_record(record, seed=None, env_module=None, recorded_module=None, vector=None,
@@ -215,8 +345,9 @@ def make_from_record(record, seed=None, env_module=None, recorded_module=None, v
         env = make_recorded_env(record["id"], None, env_module, recorded_module, vector,
                                 **kwargs)
         for w in record["wrappers"]:
+            _wrapper_memory(w, env)
             env = getattr(gym.wrappers, w["name"])(env, **w["kwargs"])
-    except EnvError:
+    except (EnvError, TooLarge):
         raise
     except Exception as exc:                   # the env's or a wrapper's constructor refused
         raise EnvError(f"cannot rebuild {record['id']} from its record ({type(exc).__name__}: "
