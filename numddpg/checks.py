@@ -19,7 +19,24 @@ def check_bounds(act_low, act_high, act_dim):
     if np.any(low >= high):
         raise ValueError(f"act_low must be < act_high in every dimension, got act_low={low}, "
                          f"act_high={high}")
+    if not bounds_fit(low, high):
+        raise ValueError(f"action bounds act_low={low}, act_high={high} are too wide: their "
+                         f"midpoint and half-range must be float32 numbers (at most "
+                         f"{FLOAT32_MAX:.3g}); give the env's real bounds (e.g. wrap it with "
+                         "gymnasium.wrappers.RescaleAction)")
     return low, high
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def bounds_fit(low, high):
+    """Whether mid = (high + low) / 2 and half = (high - low) / 2 of finite float64 bounds are
+    float32 numbers: the actor's squashing mid + half tanh(.) runs in float32, and bounds of
+    +-1e308 (finite) would make half infinite."""
+    with np.errstate(over="ignore"):
+        mid, half = (high + low) / 2, (high - low) / 2
+    return bool(np.all(np.abs(mid) <= FLOAT32_MAX) and np.all(half <= FLOAT32_MAX))
 
 
 def check_unit_interval(name, value):

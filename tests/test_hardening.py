@@ -961,3 +961,54 @@ def test_a_bare_os_error_names_the_path_and_what_to_do(err, code, text, monkeypa
     assert cli.main(["export", "a", "b"]) == code
     line = one_line(capsys)
     assert text in line and "[Errno" not in line
+
+
+class _BoxEnv(gym.Env):
+    """A 1-D env whose action Box is given (its bounds and dtype are what the test is about)."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    def __init__(self, action_space):
+        self.action_space = action_space
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("space, text", [
+    (gym.spaces.Box(-1e308, 1e308, (2,), np.float64), "too wide for float32 actions"),
+    (gym.spaces.Box(-5, 5, (2,), np.int64), "int64 actions"),
+])
+def test_an_action_box_the_actor_cannot_mean_is_refused(space, text):
+    with pytest.raises(EnvError, match=text):
+        DDPG(_BoxEnv(space), log=False, **TINY)
+
+
+def test_an_agent_file_with_bounds_of_1e308_is_refused(saved_files, tmp_path):
+    path, load = saved_files["agent"]
+    meta = full_record(path)
+    meta["config"].update(act_low=[-1e308], act_high=[1e308])
+    with pytest.raises(CheckpointError, match="too wide"):
+        load(doctored(path, tmp_path / "bad.npz", meta))
+
+
+@pytest.mark.parametrize("flag", [7.0, -1.0, 0.5])
+def test_a_replay_done_flag_other_than_0_or_1_is_refused_and_the_buffer_kept(tmp_path, flag):
+    from numddpg.sb3 import DDPG as SB3DDPG
+    model = SB3DDPG("MlpPolicy", "Pendulum-v1", buffer_size=1000, learning_starts=5,
+                    batch_size=4, policy_kwargs=dict(net_arch=[8]), seed=0)
+    model.learn(30)
+    model.save_replay_buffer(tmp_path / "buf")
+    meta, arrays = read_checkpoint(tmp_path / "buf.npz")
+    arrays["buffer.done"] = arrays["buffer.done"].copy()
+    arrays["buffer.done"][5] = flag
+    for key in ("format", "format_version", "numddpg_version", "arrays"):
+        meta.pop(key)
+    write_checkpoint(tmp_path / "bad.npz", arrays, meta)
+    buffer = model.replay_buffer
+    before = buffer.obs.copy(), buffer.size
+    with pytest.raises(CheckpointError, match=f"done flag at row 5 is {flag!r}, not 0 or 1"):
+        model.load_replay_buffer(tmp_path / "bad.npz")
+    assert np.array_equal(buffer.obs, before[0]) and buffer.size == before[1]

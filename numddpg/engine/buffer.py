@@ -10,6 +10,7 @@ and ``ReplayBuffer.sample`` does the same for users with the same kernels (``sam
 import numpy as np
 
 from ..checks import check_dim, check_memory
+from ..files.checkpoint import CheckpointError
 from ..kernels import rng as _rng
 from ..kernels.replay import (BAD_ACT, BAD_OBS, BAD_OBS2, BAD_REW, BAD_WHAT,  # noqa: F401
                               STORED, Replay, gather_batch, sample_batch, sample_indices,
@@ -140,6 +141,12 @@ class ReplayBuffer:
     def restore(self, arrays, record):
         """Put back a ``state``: rows and sampler state (arrays already checked against
         ``row_shapes``); without saved rows the buffer restarts empty."""
+        if record["saved"]:                  # checked before anything is overwritten
+            bad = np.flatnonzero((arrays["done"] != 0) & (arrays["done"] != 1))
+            if bad.size:
+                raise CheckpointError(f"the replay buffer's done flag at row {bad[0]} is "
+                                      f"{float(arrays['done'][bad[0]])!r}, not 0 or 1: the "
+                                      "file is damaged or was not written by numddpg")
         for f in self.FIELDS:
             getattr(self, f)[...] = 0
         if record["saved"]:

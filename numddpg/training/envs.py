@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..checks import TooLarge, check_memory
+from ..checks import TooLarge, bounds_fit, check_memory
 
 
 class EnvError(ValueError):
@@ -394,6 +394,15 @@ def check_spaces(env):
     if np.any(low >= high):
         raise EnvError(f"{name}: the action space {act_space} has low >= high in some dimension "
                        f"(low={low}, high={high}).")
+    if not bounds_fit(low, high):
+        raise EnvError(f"{name}: the action space {act_space} is too wide for float32 actions "
+                       f"(low={low}, high={high}); wrap the env with "
+                       "gymnasium.wrappers.RescaleAction to give its real bounds.")
+    if not np.issubdtype(act_space.dtype, np.floating):
+        raise EnvError(f"{name}: the action space {act_space} holds {act_space.dtype} actions; "
+                       "DDPG's actor outputs real numbers, which an integer Box would truncate. "
+                       "Give the env a float Box (an ActionWrapper that rounds, if it needs "
+                       "integers).")
     if not isinstance(obs_space, spaces.Box):
         kind = type(obs_space).__name__
         hint = ("wrap it with gymnasium.wrappers.FlattenObservation to get one Box"
