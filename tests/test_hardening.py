@@ -1012,3 +1012,25 @@ def test_a_replay_done_flag_other_than_0_or_1_is_refused_and_the_buffer_kept(tmp
     with pytest.raises(CheckpointError, match=f"done flag at row 5 is {flag!r}, not 0 or 1"):
         model.load_replay_buffer(tmp_path / "bad.npz")
     assert np.array_equal(buffer.obs, before[0]) and buffer.size == before[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Loading a model to act does not take its run's replay buffer
+# ---------------------------------------------------------------------------------------------
+
+def _rss_mib():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's VmRSS")
+def test_a_small_file_declaring_a_huge_buffer_loads_without_taking_its_memory(tmp_path):
+    """An ~8 kB checkpoint of a run with replay_size 2e7 (~640 MB of rows for Pendulum):
+    the rows are pages the OS gives only when written, and a load writes none."""
+    DDPG("Pendulum-v1", log=False, **dict(TINY, replay_size=20_000_000)).save(
+        tmp_path / "big.npz", include_buffer=False)
+    assert os.path.getsize(tmp_path / "big.npz") < 1 << 20
+    before = _rss_mib()
+    model = DDPG.load(tmp_path / "big.npz")
+    assert _rss_mib() - before < 100
+    assert model.buffer.max_size == 20_000_000 and model.buffer.size == 0

@@ -147,8 +147,8 @@ class ReplayBuffer:
                 raise CheckpointError(f"the replay buffer's done flag at row {bad[0]} is "
                                       f"{float(arrays['done'][bad[0]])!r}, not 0 or 1: the "
                                       "file is damaged or was not written by numddpg")
-        for f in self.FIELDS:
-            getattr(self, f)[...] = 0
+        for f in self.FIELDS:        # rows past size were never written: still zero, and left
+            getattr(self, f)[:self.size] = 0       # untouched (so the OS gives them no memory)
         if record["saved"]:
             for f in self.FIELDS:
                 getattr(self, f)[:record["size"]] = arrays[f]
