@@ -52,8 +52,10 @@ from .sync import barrier
 
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
 Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
+# TD3's three settings default to no target smoothing and an actor step on every update: DDPG
+# is TD3 with one critic and these (ddpg_updates does not read them).
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
-                       "target_noise", "noise_clip", "policy_delay"])
+                       "target_noise", "noise_clip", "policy_delay"], defaults=(0.0, 0.0, 1.0))
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
                "delta_buf", "dh_buf", "xq", "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
