@@ -1,6 +1,6 @@
 """DDPGAgent and TD3Agent: the networks, their targets, Adam states and workspaces of one update.
 
-The update itself is numddpg.update: named jitted steps (td_target, critic_loss_and_grad,
+The update itself is numddpg.kernels.update: named jitted steps (td_target, critic_loss_and_grad,
 actor_loss_and_grad, adam) on bundles of arrays (docs/math.md, "The DDPG update").  An agent
 owns the arrays and hands them to those kernels as bundles:
 
@@ -9,12 +9,15 @@ owns the arrays and hands them to those kernels as bundles:
     scratch                             update.Work, carved from one allocation per batch size
 
 ``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
-replay buffer and runs K updates in one jitted call; ``DDPGAgent.update_stepwise`` runs the same
-math one public kernel at a time from Python, and numddpg.reference has the plain-NumPy twin;
-the tests hold all three equal.
+replay buffer and runs K updates in one jitted call; ``update_stepwise`` runs the same update by
+its plain-NumPy twin, numddpg.kernels.reference, on the agent's own arrays; the tests hold the
+kernels equal to the twin.
+
+What differs between algorithms is data on the class (algo, n_critics, hyperparameter_table,
+config_keys, state_layout, counter_names, the kernel) that files and the update read.
 
 ``chunks`` (C) cuts each minibatch into C row chunks that ``threads`` Python threads run side by
-side, each in the same nogil kernel (numddpg.update, "Row chunks"); the numbers depend on C
+side, each in the same nogil kernel (numddpg.kernels.update, "Row chunks"); the numbers depend on C
 alone, not on the thread count.
 """
 from operator import attrgetter
@@ -26,13 +29,15 @@ from ..checks import MAX_CHUNKS, check_bounds, check_dim, check_memory, check_wi
 from ..files.checkpoint import (CheckpointError, is_int, is_number, read_checkpoint,
                                 write_checkpoint)
 from ..files.policy import n_params
+from ..kernels import reference as _reference
 from ..kernels import rng as _rng
 from ..kernels.nn import MLP, check_dtype, check_sizes
-from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
+from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import helpers
 from ..kernels.threads import usable_cpus
 from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
-                              carve_work, ddpg_updates, td3_updates, work_size, work_slots)
+                              carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
+                              work_size, work_slots)
 from .buffer import Replay
 from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE, describe, whole_as_json
 from .hyperparameters import check as check_hyperparameter
@@ -62,8 +67,9 @@ class DDPGAgent:
     pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
     dtype : np.float32 (training) or np.float64 (gradient checks).
     seed : int or None — initialises the networks and the minibatch sampler.
-    chunks : int >= 1 — row chunks per minibatch (numddpg.update, "Row chunks"): 1 is the serial
-        update; 2 lets two threads share each update.  Results depend on it (summation order).
+    chunks : int >= 1 — row chunks per minibatch (numddpg.kernels.update, "Row chunks"): 1 is
+        the serial update; 2 lets two threads share each update.  Results depend on it
+        (summation order).
 
     Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
     ``pi_optim``, ``q_optim`` (numddpg.optim.Adam), ``mid``, ``half`` (act_dim,).
@@ -259,7 +265,7 @@ class DDPGAgent:
     @property
     def threads(self):
         """Threads that share each update's chunks (1 .. chunks); changing it never changes a
-        result (numddpg.update, "Row chunks")."""
+        result (numddpg.kernels.update, "Row chunks")."""
         return self._threads
 
     @threads.setter
@@ -395,33 +401,26 @@ class DDPGAgent:
         return Replay(*arrays, *self._norm_arrays(obs_norm))
 
     def update_stepwise(self, obs, act, rew, obs2, done):
-        """The same update as ``update``, one public kernel at a time (slower; for tests and
-        for reading).  Numerically identical to ``update``."""
-        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
-        B, o = obs.shape[0], self.obs_dim
-        # 1. target: y = r + gamma (1 - d) Q_phi_targ(s', mu_theta_targ(s'))
-        a2 = self.mid + self.half * self.actor_targ.forward(obs2)
-        q_targ = self.critic_targ.forward(np.concatenate([obs2, a2], axis=1))[:, 0]
-        y = rew + self.gamma * (1.0 - done) * q_targ
-        # 2. critic: dphi of L_Q = mean((Q_phi(s, a) - y)^2), then Adam on phi
-        xq = np.concatenate([obs, act], axis=1)
-        q = self.critic.forward(xq)[:, 0]
-        dq = (2.0 * (q - y) / B).reshape(B, 1)
-        dphi, _ = self.critic.backward(xq, dq, need_dx=False)
-        self.q_optim.step(self.critic.params, dphi)
-        # 3. actor through the updated critic: dtheta of J = -mean(Q_phi(s, mu_theta(s)))
-        u = self.actor.forward(obs)
-        xq_pi = np.concatenate([obs, self.mid + self.half * u], axis=1)
-        q_pi = self.critic.forward(xq_pi)[:, 0]
-        _, dxq = self.critic.backward(xq_pi, np.full((B, 1), -1.0 / B, self.dtype))
-        du = dxq[:, o:] * self.half                  # da = dxq[:, o:], then du = da * half
-        dtheta, _ = self.actor.backward(obs, du, need_dx=False)
-        self.pi_optim.step(self.actor.params, dtheta)
-        # 4. polyak
-        polyak_update(self.actor_targ.params, self.actor.params, self.polyak)
-        polyak_update(self.critic_targ.params, self.critic.params, self.polyak)
-        return {"loss_q": float(np.mean((q - y) ** 2)), "loss_pi": float(-np.mean(q_pi)),
-                "q_mean": float(np.mean(q)), "q_std": float(np.std(q))}
+        """The same update as ``update`` by its plain-NumPy twin, numddpg.kernels.reference
+        (slower; for tests and for reading), on this agent's own arrays; returns
+        {loss_q, loss_pi, q_mean, q_std}.  Equal to ``update`` but for rounding (the tests
+        hold the two to 1e-12 in float64).  Nothing changes if the batch is refused."""
+        batch = self.check_batch(obs, act, rew, obs2, done)
+        # the twin's state dict, by docs/math.md's names (state_layout's symbols)
+        live = {held.symbol: array for held, array in
+                zip(self.state_layout.values(), self._state_arrays().values()) if held.symbol}
+        state = dict(live, **dict(zip(self.counter_names, self._counters().tolist())))
+        new, info = self._reference_update(state, batch)
+        for symbol, array in live.items():
+            array[...] = new[symbol]
+        self._set_counters([new[name] for name in self.counter_names])
+        return {name: float(value) for name, value in info.items()}
+
+    def _reference_update(self, state, batch):
+        """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
+        return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
+                                      self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
+                                      self.q_lr)
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
@@ -533,9 +532,15 @@ class TD3Agent(DDPGAgent):
     def _nets(self):
         return (self._actor_net, self._critic_net, self._critic2_net)
 
-    def update_stepwise(self, obs, act, rew, obs2, done):
-        raise NotImplementedError("TD3Agent has no step-by-step path; numddpg.reference.td3_update "
-                                  "is its plain-NumPy twin")
+    def _reference_update(self, state, batch):
+        """reference.td3_update, with the smoothing draws ``update`` would make: B x act_dim
+        normals from the agent's generator, row-major (the kernel's own draw_smoothing_noise)."""
+        eps = np.empty((batch[0].shape[0], self.act_dim))
+        draw_smoothing_noise(self.rng_state, eps)
+        return _reference.td3_update(state, batch, eps, self.actor.sizes, self.critic.sizes,
+                                     self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
+                                     self.q_lr, self.target_noise, self.noise_clip,
+                                     self.policy_delay)
 
 
 # ---------------------------------------------------------------------------------------------
