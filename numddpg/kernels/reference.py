@@ -9,7 +9,9 @@ Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, k = act_dim, P param
 Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2) the
 flat parameters of actor and critic(s), dtheta, dphi their gradients, the suffixes pi and q
 (q1, q2) for what belongs to the actor or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD
-target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.
+target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.  Scalars keep the
+math's symbols too: rho is the hyperparameter polyak (a parameter called polyak would also hide
+the function of that name), gamma, pi_lr and q_lr are themselves.
 """
 import numpy as np
 
