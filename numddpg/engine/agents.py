@@ -72,7 +72,7 @@ class DDPGAgent:
         (summation order).
 
     Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
-    ``pi_optim``, ``q_optim`` (numddpg.optim.Adam), ``mid``, ``half`` (act_dim,).
+    ``pi_optim``, ``q_optim`` (numddpg.kernels.optim.Adam), ``mid``, ``half`` (act_dim,).
 
     The class attributes below are the algorithm as data: files, the update kernel and the
     plain-NumPy twin read them, so an algorithm is a subclass that sets its own (TD3Agent).
@@ -273,11 +273,11 @@ class DDPGAgent:
         """At most the chunks, and the CPUs: a thread waiting at a barrier for one that has no
         core to run on would wait for its time slice."""
         self._threads = max(1, min(check_dim("threads", n), self.chunks, usable_cpus()))
-        # numddpg.sync's flags: a cache line per thread, then the abort flag
+        # numddpg.kernels.sync's flags: a cache line per thread, then the abort flag
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
     def _run(self, K, sample, replay, size, idx, batch, work, stats):
-        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.sync helpers), each
+        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.kernels.sync helpers), each
         running the same nogil kernel.  This thread returns when its kernel does: its last
         barrier means every thread's work is done.  A thread that raises sets the abort flag,
         so that the others stop at their next barrier instead of waiting for it; then all are
@@ -333,8 +333,8 @@ class DDPGAgent:
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
         with obs, act, rew, obs2, done arrays and ``size``) in one jitted call.
 
-        obs_norm : a numddpg.normalize.ObsNormalizer whose map the minibatches' observations
-            get as they are gathered (None: the raw observations).
+        obs_norm : a numddpg.engine.normalizer.ObsNormalizer whose map the minibatches'
+            observations get as they are gathered (None: the raw observations).
         Returns a (K, 4) float64 array of per-update statistics (loss_q, loss_pi, q_mean, q_std).
         """
         replay, size = self._check_replay(buffer, obs_norm)

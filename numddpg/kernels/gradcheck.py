@@ -143,7 +143,7 @@ class Objective(NamedTuple):
     """A scalar loss of one network's flat parameters, with its analytic gradient."""
     loss: str                                   # "L_Q" (critic loss) or "J" (actor objective)
     net: str                                    # the network x belongs to: "critic" or "actor"
-    f: Callable[[np.ndarray], float]            # x (P,) -> loss, from numddpg.reference
+    f: Callable[[np.ndarray], float]            # x (P,) -> loss, from numddpg.kernels.reference
     grad: Callable[[np.ndarray], np.ndarray]    # x (P,) -> dloss/dx (P,), from the kernels
     x0: np.ndarray                              # the point to check: a copy of the params
     sizes: tuple                                # layer sizes of that network

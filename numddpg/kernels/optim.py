@@ -1,7 +1,7 @@
 """Adam and polyak averaging, in place on flat parameter vectors (docs/math.md, "Adam", "Polyak").
 
-Every array here has the flat layout of numddpg.nn: a network's params, its gradient and its two
-Adam moments are four 1-D arrays of the same length P.
+Every array here has the flat layout of numddpg.kernels.nn: a network's params, its gradient
+and its two Adam moments are four 1-D arrays of the same length P.
 """
 import numpy as np
 from numba import njit
@@ -48,7 +48,7 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
         targ <- polyak targ + (1 - polyak) p     (only when average)
 
     The one Adam element loop of the package: adam_step, adam_polyak_step and the updates'
-    parameter-split steps (numddpg.update) all run it.  Fusing the polyak update is valid
+    parameter-split steps (numddpg.kernels.update) all run it.  Fusing the polyak update is valid
     wherever nothing reads the network between its Adam step and its polyak update (true in
     DDPG and TD3: the targets are only read by the next update's target).
     """
