@@ -550,6 +550,10 @@ class TD3Agent(DDPGAgent):
 # The algorithms, by the name files give them: everything below reads the class's data.
 AGENT_CLASSES = {cls.algo: cls for cls in (DDPGAgent, TD3Agent)}
 AGENT_CONFIG_KEYS = {algo: cls.config_keys for algo, cls in AGENT_CLASSES.items()}
+# Adam's second moments (held in an optimizer's v), by their names in any algorithm's state
+ADAM_SECOND_MOMENTS = tuple(dict.fromkeys(
+    name for cls in AGENT_CLASSES.values() for name, held in cls.state_layout.items()
+    if held.attr.endswith("_optim.v")))
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
 # update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
 AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None}
@@ -641,7 +645,7 @@ def agent_state(arrays, where, prefix=""):
     if np.any(state["counters"] < 0):
         raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds a negative step "
                               f"count {state['counters'].tolist()}")
-    for name in ("pi_v", "q_v", "q2_v"):
+    for name in ADAM_SECOND_MOMENTS:
         if name in state and np.any(state[name] < 0):
             raise CheckpointError(f"{where}: array {prefix + name!r} (an Adam second moment) "
                                   "has a negative entry")
