@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from numddpg.kernels import reference as ref
 from numddpg.kernels import rng as nrng
-from numddpg.engine.agents import DDPGAgent
+from numddpg.engine.agents import (AGENT_CLASSES, AGENT_OPTIONAL_KEYS, DDPGAgent, TD3Agent,
+                                   agent_array_specs)
 from numddpg.kernels.gradcheck import (KINK_MARGIN, actor_objective, critic_objective, directional_check,
                                        numeric_grad, rel_error, tensor_names)
 
@@ -121,6 +122,21 @@ def test_same_seed_same_agent():
     np.testing.assert_array_equal(a.critic.params, b.critic.params)
     np.testing.assert_array_equal(a.rng_state, b.rng_state)
     assert not np.array_equal(a.actor.params, make_agent(seed=12).actor.params)
+
+
+@pytest.mark.parametrize("cls", [DDPGAgent, TD3Agent])
+def test_the_class_data_is_the_agents_state_and_config(cls):
+    """Files know an algorithm only by its class's data (state_layout, counter_names,
+    config_keys): that data must describe what an agent of the class holds and records."""
+    assert AGENT_CLASSES[cls.algo] is cls
+    agent = small_agent(cls)
+    state = agent.state_dict()
+    assert list(state) == [*cls.state_layout, "counters"]          # the order files hold
+    assert agent_array_specs(agent.config()) == {k: (v.dtype.name, v.shape)
+                                                 for k, v in state.items()}
+    assert len(cls.counter_names) == len(state["counters"]) == len(agent._t)
+    assert list(agent.config()) == [k for k in cls.config_keys if k in DDPGAgent.config_keys] \
+        + list(AGENT_OPTIONAL_KEYS) + [k for k in cls.config_keys if k not in DDPGAgent.config_keys]
 
 
 # --- the three paths agree -----------------------------------------------------------------------

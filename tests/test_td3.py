@@ -147,6 +147,20 @@ def test_update_draws_exactly_B_times_act_normals(rng):
         np.testing.assert_array_equal(agent.rng_state, expected)
 
 
+def test_update_stepwise_is_the_reference_on_the_agents_arrays(rng):
+    """update_stepwise runs reference.td3_update with the draws update would make: it leaves
+    the agent where update leaves its twin (PATHS), generator and counters included."""
+    fused, stepwise = make_agent(seed=4), make_agent(seed=4)
+    for n, B in enumerate((5, 3, 8, 1), start=1):
+        batch = random_batch(rng, fused, B)
+        info_f = fused.update(*batch)
+        info_s = stepwise.update_stepwise(*batch)
+        assert_state_close(ref_state(stepwise), ref_state(fused))
+        assert_info_close(info_s, info_f)
+        np.testing.assert_array_equal(stepwise.rng_state, fused.rng_state)
+        assert stepwise.n_updates == n
+
+
 # --- 2. hypothesis: drawn shapes, bounds and TD3 settings ----------------------------------------
 
 @st.composite

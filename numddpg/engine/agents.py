@@ -1,6 +1,6 @@
 """DDPGAgent and TD3Agent: the networks, their targets, Adam states and workspaces of one update.
 
-The update itself is numddpg.update: named jitted steps (td_target, critic_loss_and_grad,
+The update itself is numddpg.kernels.update: named jitted steps (td_target, critic_loss_and_grad,
 actor_loss_and_grad, adam) on bundles of arrays (docs/math.md, "The DDPG update").  An agent
 owns the arrays and hands them to those kernels as bundles:
 
@@ -9,35 +9,50 @@ owns the arrays and hands them to those kernels as bundles:
     scratch                             update.Work, carved from one allocation per batch size
 
 ``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
-replay buffer and runs K updates in one jitted call; ``DDPGAgent.update_stepwise`` runs the same
-math one public kernel at a time from Python, and numddpg.reference has the plain-NumPy twin;
-the tests hold all three equal.
+replay buffer and runs K updates in one jitted call; ``update_stepwise`` runs the same update by
+its plain-NumPy twin, numddpg.kernels.reference, on the agent's own arrays; the tests hold the
+kernels equal to the twin.
+
+What differs between algorithms is data on the class (algo, n_critics, hyperparameter_table,
+config_keys, state_layout, counter_names, the kernel) that files and the update read.
 
 ``chunks`` (C) cuts each minibatch into C row chunks that ``threads`` Python threads run side by
-side, each in the same nogil kernel (numddpg.update, "Row chunks"); the numbers depend on C
+side, each in the same nogil kernel (numddpg.kernels.update, "Row chunks"); the numbers depend on C
 alone, not on the thread count.
 """
+from operator import attrgetter
+from typing import NamedTuple, Optional
+
 import numpy as np
 
-from ..checks import (MAX_CHUNKS, check_bounds, check_dim, check_memory, check_positive,
-                      check_unit_interval, check_widths)
+from ..checks import MAX_CHUNKS, check_bounds, check_dim, check_memory, check_widths
 from ..files.checkpoint import (CheckpointError, is_int, is_number, read_checkpoint,
                                 write_checkpoint)
 from ..files.policy import n_params
+from ..kernels import reference as _reference
 from ..kernels import rng as _rng
 from ..kernels.nn import MLP, check_dtype, check_sizes
-from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, polyak_update
+from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import helpers
 from ..kernels.threads import usable_cpus
 from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
-                              carve_work, ddpg_updates, td3_updates, work_size, work_slots)
+                              carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
+                              work_size, work_slots)
 from .buffer import Replay
-from .hyperparameters import DDPG_TABLE, TD3_TABLE, describe, whole_as_json
+from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE, describe, whole_as_json
 from .hyperparameters import check as check_hyperparameter
 from .normalizer import ObsNormalizer
 
 __all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",
            "ST_Q_STD", "check_bounds", "check_dim"]
+
+
+class StateArray(NamedTuple):
+    """Where one array of an agent's state lives, and what it is."""
+    attr: str                   # the attribute path that holds it ("pi_optim.m")
+    net: Optional[str]          # the network whose flat layout it has ("actor", "critic");
+    #                             None: the generator's state (uint64, 1 element)
+    symbol: Optional[str]       # its name in numddpg.kernels.reference and docs/math.md
 
 
 class DDPGAgent:
@@ -52,14 +67,39 @@ class DDPGAgent:
     pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
     dtype : np.float32 (training) or np.float64 (gradient checks).
     seed : int or None — initialises the networks and the minibatch sampler.
-    chunks : int >= 1 — row chunks per minibatch (numddpg.update, "Row chunks"): 1 is the serial
-        update; 2 lets two threads share each update.  Results depend on it (summation order).
+    chunks : int >= 1 — row chunks per minibatch (numddpg.kernels.update, "Row chunks"): 1 is
+        the serial update; 2 lets two threads share each update.  Results depend on it
+        (summation order).
 
     Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
-    ``pi_optim``, ``q_optim`` (numddpg.optim.Adam), ``mid``, ``half`` (act_dim,).
+    ``pi_optim``, ``q_optim`` (numddpg.kernels.optim.Adam), ``mid``, ``half`` (act_dim,).
+
+    The class attributes below are the algorithm as data: files, the update kernel and the
+    plain-NumPy twin read them, so an algorithm is a subclass that sets its own (TD3Agent).
     """
 
-    algo = "ddpg"
+    algo = "ddpg"                        # its name in files, flags and run directories
+    n_critics = 1                        # critics, each with a target and an Adam state
+    hyperparameter_table = DDPG_TABLE    # the kinds and ranges its values are checked against
+    # config()'s keys (besides AGENT_OPTIONAL_KEYS), in the order files hold them; a key that
+    # DDPG's config() does not write is the attribute of the same name
+    config_keys = ("algo", "obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes", "gamma",
+                   "polyak", "pi_lr", "q_lr", "dtype")
+    # state_dict()'s arrays, in the order files hold them (its "counters" follow them)
+    state_layout = {
+        "actor": StateArray("actor.params", "actor", "theta"),
+        "critic": StateArray("critic.params", "critic", "phi"),
+        "actor_targ": StateArray("actor_targ.params", "actor", "theta_targ"),
+        "critic_targ": StateArray("critic_targ.params", "critic", "phi_targ"),
+        "pi_m": StateArray("pi_optim.m", "actor", "m_pi"),
+        "pi_v": StateArray("pi_optim.v", "actor", "v_pi"),
+        "q_m": StateArray("q_optim.m", "critic", "m_q"),
+        "q_v": StateArray("q_optim.v", "critic", "v_q"),
+        "rng_state": StateArray("rng_state", None, None),
+    }
+    # the step counts: state_dict()["counters"] and the update kernel's t, in this order
+    counter_names = ("t_pi", "t_q")
+    _kernel = staticmethod(ddpg_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
@@ -75,10 +115,10 @@ class DDPGAgent:
         # the critics' widths (SB3's net_arch=dict(pi=..., qf=...)); None: the actor's
         self.qf_hidden_sizes = None if qf_hidden_sizes is None else check_sizes(
             [1, *check_widths("qf_hidden_sizes", qf_hidden_sizes), 1], "qf_hidden_sizes")[1:-1]
-        self.gamma = check_unit_interval("gamma", gamma)
-        self.polyak = check_unit_interval("polyak", polyak)
-        self.pi_lr = check_positive("pi_lr", pi_lr)
-        self.q_lr = check_positive("q_lr", q_lr)
+        self.gamma = self._checked("gamma", gamma)
+        self.polyak = self._checked("polyak", polyak)
+        self.pi_lr = self._checked("pi_lr", pi_lr)
+        self.q_lr = self._checked("q_lr", q_lr)
         self.dtype = check_dtype(dtype)
         self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
         o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
@@ -93,21 +133,27 @@ class DDPGAgent:
         init_seed, sampler_seed = seq.spawn(2)
         rng = np.random.default_rng(init_seed)
         self._build_networks(rng)
+        self._t = np.zeros(len(self.counter_names), np.int64)   # mirrors the counters
         self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
-        self._hp = HP(self.gamma, self.polyak, self.pi_lr, self.q_lr, ADAM_BETA1, ADAM_BETA2,
-                      ADAM_EPS, *self._td3_settings())
+        # The kernels' hyperparameters are the config's values of the same names, as floats;
+        # those an algorithm does not have keep HP's defaults (TD3's three: no smoothing, no
+        # delay, which DDPG's kernel does not read anyway).
+        self._hp = HP(beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS,
+                      **{name: float(getattr(self, name)) for name in self.config_keys
+                         if name in HP._fields})
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
+
+    def _checked(self, name, value):
+        """``value`` of hyperparameter ``name`` checked against the table (the one place its
+        range is written), or ValueError naming it."""
+        return check_hyperparameter(name, value, self.hyperparameter_table[name])
 
     @property
     def critic_widths(self):
         """The critics' hidden widths: qf_hidden_sizes, or the actor's hidden_sizes."""
         return self.hidden_sizes if self.qf_hidden_sizes is None else self.qf_hidden_sizes
-
-    def _td3_settings(self):
-        """target_noise, noise_clip, policy_delay of the HP bundle (unused by DDPG's update)."""
-        return 0.0, 0.0, 1.0
 
     # -- construction -------------------------------------------------------------------------
     def _build_networks(self, rng):
@@ -118,16 +164,14 @@ class DDPGAgent:
         self.critic_targ = self.critic.copy()
         self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype)
         self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype)
+        self.q_optims = (self.q_optim,)      # every critic's Adam state (they step together)
         self._actor_net = self._bundle(self.actor, self.actor_targ, self.pi_optim)
         self._critic_net = self._bundle(self.critic, self.critic_targ, self.q_optim)
-        self._t = np.zeros(2, np.int64)       # [t_pi, t_q], mirrored into the Adam objects
 
     def _bundle(self, net, targ, optim):
         """The update.Net of one network: its arrays, by reference, and a (chunks, P) gradient."""
         grad = np.zeros((self.chunks, net.n_params), self.dtype)
         return Net(net.params, targ.params, grad, optim.m, optim.v, net._sizes_arr)
-
-    n_critics = 1
 
     def _buffers(self, B):
         """The minibatch arrays, the Work bundle and the index array for batches of B rows
@@ -143,11 +187,30 @@ class DDPGAgent:
             self._by_batch[B] = (batch, work, np.empty(B, np.int64))
         return self._by_batch[B]
 
+    # The counters the update kernel advances in t, as attributes: t_pi and t_q are the Adam
+    # step counts (every critic's: they step together); TD3 adds its own n_updates.
+    @property
+    def t_pi(self):
+        return self.pi_optim.t
+
+    @t_pi.setter
+    def t_pi(self, t):
+        self.pi_optim.t = int(t)
+
+    @property
+    def t_q(self):
+        return self.q_optim.t
+
+    @t_q.setter
+    def t_q(self, t):
+        for optim in self.q_optims:
+            optim.t = int(t)
+
     def _sync_t_in(self):
-        self._t[0], self._t[1] = self.pi_optim.t, self.q_optim.t
+        self._t[:] = self._counters()
 
     def _sync_t_out(self):
-        self.pi_optim.t, self.q_optim.t = int(self._t[0]), int(self._t[1])
+        self._set_counters(self._t)
 
     # -- acting -------------------------------------------------------------------------------
     def act(self, obs, noise_scale=0.0, rng=None):
@@ -199,12 +262,10 @@ class DDPGAgent:
         """The Net bundles, in the update kernels' argument order."""
         return (self._actor_net, self._critic_net)
 
-    _kernel = staticmethod(ddpg_updates)
-
     @property
     def threads(self):
         """Threads that share each update's chunks (1 .. chunks); changing it never changes a
-        result (numddpg.update, "Row chunks")."""
+        result (numddpg.kernels.update, "Row chunks")."""
         return self._threads
 
     @threads.setter
@@ -212,11 +273,11 @@ class DDPGAgent:
         """At most the chunks, and the CPUs: a thread waiting at a barrier for one that has no
         core to run on would wait for its time slice."""
         self._threads = max(1, min(check_dim("threads", n), self.chunks, usable_cpus()))
-        # numddpg.sync's flags: a cache line per thread, then the abort flag
+        # numddpg.kernels.sync's flags: a cache line per thread, then the abort flag
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
     def _run(self, K, sample, replay, size, idx, batch, work, stats):
-        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.sync helpers), each
+        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.kernels.sync helpers), each
         running the same nogil kernel.  This thread returns when its kernel does: its last
         barrier means every thread's work is done.  A thread that raises sets the abort flag,
         so that the others stop at their next barrier instead of waiting for it; then all are
@@ -272,8 +333,8 @@ class DDPGAgent:
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
         with obs, act, rew, obs2, done arrays and ``size``) in one jitted call.
 
-        obs_norm : a numddpg.normalize.ObsNormalizer whose map the minibatches' observations
-            get as they are gathered (None: the raw observations).
+        obs_norm : a numddpg.engine.normalizer.ObsNormalizer whose map the minibatches'
+            observations get as they are gathered (None: the raw observations).
         Returns a (K, 4) float64 array of per-update statistics (loss_q, loss_pi, q_mean, q_std).
         """
         replay, size = self._check_replay(buffer, obs_norm)
@@ -340,51 +401,43 @@ class DDPGAgent:
         return Replay(*arrays, *self._norm_arrays(obs_norm))
 
     def update_stepwise(self, obs, act, rew, obs2, done):
-        """The same update as ``update``, one public kernel at a time (slower; for tests and
-        for reading).  Numerically identical to ``update``."""
-        obs, act, rew, obs2, done = self.check_batch(obs, act, rew, obs2, done)
-        B, o = obs.shape[0], self.obs_dim
-        # 1. target: y = r + gamma (1 - d) Q_phi_targ(s', mu_theta_targ(s'))
-        a2 = self.mid + self.half * self.actor_targ.forward(obs2)
-        q_targ = self.critic_targ.forward(np.concatenate([obs2, a2], axis=1))[:, 0]
-        y = rew + self.gamma * (1.0 - done) * q_targ
-        # 2. critic: dphi of L_Q = mean((Q_phi(s, a) - y)^2), then Adam on phi
-        xq = np.concatenate([obs, act], axis=1)
-        q = self.critic.forward(xq)[:, 0]
-        dq = (2.0 * (q - y) / B).reshape(B, 1)
-        dphi, _ = self.critic.backward(xq, dq, need_dx=False)
-        self.q_optim.step(self.critic.params, dphi)
-        # 3. actor through the updated critic: dtheta of J = -mean(Q_phi(s, mu_theta(s)))
-        u = self.actor.forward(obs)
-        xq_pi = np.concatenate([obs, self.mid + self.half * u], axis=1)
-        q_pi = self.critic.forward(xq_pi)[:, 0]
-        _, dxq = self.critic.backward(xq_pi, np.full((B, 1), -1.0 / B, self.dtype))
-        du = dxq[:, o:] * self.half                  # da = dxq[:, o:], then du = da * half
-        dtheta, _ = self.actor.backward(obs, du, need_dx=False)
-        self.pi_optim.step(self.actor.params, dtheta)
-        # 4. polyak
-        polyak_update(self.actor_targ.params, self.actor.params, self.polyak)
-        polyak_update(self.critic_targ.params, self.critic.params, self.polyak)
-        return {"loss_q": float(np.mean((q - y) ** 2)), "loss_pi": float(-np.mean(q_pi)),
-                "q_mean": float(np.mean(q)), "q_std": float(np.std(q))}
+        """The same update as ``update`` by its plain-NumPy twin, numddpg.kernels.reference
+        (slower; for tests and for reading), on this agent's own arrays; returns
+        {loss_q, loss_pi, q_mean, q_std}.  Equal to ``update`` but for rounding (the tests
+        hold the two to 1e-12 in float64).  Nothing changes if the batch is refused."""
+        batch = self.check_batch(obs, act, rew, obs2, done)
+        # the twin's state dict, by docs/math.md's names (state_layout's symbols)
+        live = {held.symbol: array for held, array in
+                zip(self.state_layout.values(), self._state_arrays().values()) if held.symbol}
+        state = dict(live, **dict(zip(self.counter_names, self._counters().tolist())))
+        new, info = self._reference_update(state, batch)
+        for symbol, array in live.items():
+            array[...] = new[symbol]
+        self._set_counters([new[name] for name in self.counter_names])
+        return {name: float(value) for name, value in info.items()}
+
+    def _reference_update(self, state, batch):
+        """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
+        return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
+                                      self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
+                                      self.q_lr)
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
-        """name -> the live array that holds that part of the agent's state."""
-        return {"actor": self.actor.params, "critic": self.critic.params,
-                "actor_targ": self.actor_targ.params, "critic_targ": self.critic_targ.params,
-                "pi_m": self.pi_optim.m, "pi_v": self.pi_optim.v,
-                "q_m": self.q_optim.m, "q_v": self.q_optim.v, "rng_state": self.rng_state}
+        """name -> the live array that holds that part of the agent's state (state_layout)."""
+        return {name: attrgetter(held.attr)(self) for name, held in self.state_layout.items()}
 
     def config(self):
         """The constructor's arguments (JSON-friendly) that rebuild an agent of this shape."""
-        return {"algo": self.algo, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
-                "hidden_sizes": list(self.hidden_sizes), "gamma": self.gamma,
-                "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
-                "dtype": self.dtype.name, "chunks": self.chunks,
-                "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
-                                    else list(self.qf_hidden_sizes))}
+        cfg = {"algo": self.algo, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+               "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
+               "hidden_sizes": list(self.hidden_sizes), "gamma": self.gamma,
+               "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
+               "dtype": self.dtype.name, "chunks": self.chunks,
+               "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
+                                   else list(self.qf_hidden_sizes))}
+        cfg.update((key, getattr(self, key)) for key in self.config_keys if key not in cfg)
+        return cfg
 
     def state_dict(self):
         """Copies of every array of the agent's state, plus the Adam step counts (ints)."""
@@ -393,10 +446,11 @@ class DDPGAgent:
         return state
 
     def _counters(self):
-        return np.array([self.pi_optim.t, self.q_optim.t], np.int64)
+        return np.array([getattr(self, name) for name in self.counter_names], np.int64)
 
     def _set_counters(self, c):
-        self.pi_optim.t, self.q_optim.t = int(c[0]), int(c[1])
+        for name, value in zip(self.counter_names, c):
+            setattr(self, name, int(value))
 
     def load_state_dict(self, state):
         """Copy a ``state_dict()`` into this agent in place (views and workspaces stay valid).
@@ -431,25 +485,38 @@ class TD3Agent(DDPGAgent):
     """
 
     algo = "td3"
+    n_critics = 2
+    hyperparameter_table = TD3_TABLE
+    config_keys = DDPGAgent.config_keys + tuple(TD3_EXTRA)   # its three hyperparameters
+    # DDPG's arrays (its critic is critic1), then the second critic's
+    state_layout = {
+        **DDPGAgent.state_layout,
+        "critic": StateArray("critic1.params", "critic", "phi1"),
+        "critic_targ": StateArray("critic1_targ.params", "critic", "phi1_targ"),
+        "q_m": StateArray("q1_optim.m", "critic", "m_q1"),
+        "q_v": StateArray("q1_optim.v", "critic", "v_q1"),
+        "critic2": StateArray("critic2.params", "critic", "phi2"),
+        "critic2_targ": StateArray("critic2_targ.params", "critic", "phi2_targ"),
+        "q2_m": StateArray("q2_optim.m", "critic", "m_q2"),
+        "q2_v": StateArray("q2_optim.v", "critic", "v_q2"),
+    }
+    counter_names = ("t_pi", "t_q", "n_updates")     # n_updates: the policy delay's clock
+    _kernel = staticmethod(td3_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
                  chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None):
+        # (checked here rather than by the table: their messages name the unit, half-ranges)
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
                              f"got {target_noise!r}")
         if not (np.isfinite(noise_clip) and noise_clip >= 0):
             raise ValueError(f"noise_clip must be >= 0 (a fraction of the action half-range), "
                              f"got {noise_clip!r}")
-        self.policy_delay = check_dim("policy_delay", policy_delay)
+        self.policy_delay = self._checked("policy_delay", policy_delay)
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
                          pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes)
-
-    n_critics = 2
-
-    def _td3_settings(self):
-        return self.target_noise, self.noise_clip, float(self.policy_delay)
 
     def _build_networks(self, rng):
         super()._build_networks(rng)
@@ -459,58 +526,34 @@ class TD3Agent(DDPGAgent):
         self.critic2_targ = self.critic2.copy()
         self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype)
         self._critic2_net = self._bundle(self.critic2, self.critic2_targ, self.q2_optim)
-        self._t = np.zeros(3, np.int64)       # [t_pi, t_q, n_updates]
+        self.q_optims = (self.q1_optim, self.q2_optim)
         self.n_updates = 0
-
-    def _sync_t_in(self):
-        self._t[0], self._t[1], self._t[2] = self.pi_optim.t, self.q_optim.t, self.n_updates
-
-    def _sync_t_out(self):
-        self.pi_optim.t = int(self._t[0])
-        self.q1_optim.t = self.q2_optim.t = int(self._t[1])
-        self.n_updates = int(self._t[2])
 
     def _nets(self):
         return (self._actor_net, self._critic_net, self._critic2_net)
 
-    _kernel = staticmethod(td3_updates)
-
-    def _state_arrays(self):
-        arrays = super()._state_arrays()
-        arrays.update({"critic2": self.critic2.params, "critic2_targ": self.critic2_targ.params,
-                       "q2_m": self.q2_optim.m, "q2_v": self.q2_optim.v})
-        return arrays
-
-    def config(self):
-        cfg = super().config()
-        cfg.update(target_noise=self.target_noise, noise_clip=self.noise_clip,
-                   policy_delay=self.policy_delay)
-        return cfg
-
-    def _counters(self):
-        return np.array([self.pi_optim.t, self.q_optim.t, self.n_updates], np.int64)
-
-    def _set_counters(self, c):
-        self.pi_optim.t = int(c[0])
-        self.q1_optim.t = self.q2_optim.t = int(c[1])
-        self.n_updates = int(c[2])
-
-    def update_stepwise(self, obs, act, rew, obs2, done):
-        raise NotImplementedError("TD3Agent has no step-by-step path; numddpg.reference.td3_update "
-                                  "is its plain-NumPy twin")
+    def _reference_update(self, state, batch):
+        """reference.td3_update, with the smoothing draws ``update`` would make: B x act_dim
+        normals from the agent's generator, row-major (the kernel's own draw_smoothing_noise)."""
+        eps = np.empty((batch[0].shape[0], self.act_dim))
+        draw_smoothing_noise(self.rng_state, eps)
+        return _reference.td3_update(state, batch, eps, self.actor.sizes, self.critic.sizes,
+                                     self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
+                                     self.q_lr, self.target_noise, self.noise_clip,
+                                     self.policy_delay)
 
 
 # ---------------------------------------------------------------------------------------------
 # Files: the agent's record and arrays in a checkpoint (numddpg.checkpoint's container)
 # ---------------------------------------------------------------------------------------------
 
-AGENT_CLASSES = {"ddpg": DDPGAgent, "td3": TD3Agent}
-AGENT_CONFIG_KEYS = {
-    "ddpg": ("algo", "obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes", "gamma",
-             "polyak", "pi_lr", "q_lr", "dtype"),
-}
-AGENT_CONFIG_KEYS["td3"] = AGENT_CONFIG_KEYS["ddpg"] + ("target_noise", "noise_clip",
-                                                        "policy_delay")
+# The algorithms, by the name files give them: everything below reads the class's data.
+AGENT_CLASSES = {cls.algo: cls for cls in (DDPGAgent, TD3Agent)}
+AGENT_CONFIG_KEYS = {algo: cls.config_keys for algo, cls in AGENT_CLASSES.items()}
+# Adam's second moments (held in an optimizer's v), by their names in any algorithm's state
+ADAM_SECOND_MOMENTS = tuple(dict.fromkeys(
+    name for cls in AGENT_CLASSES.values() for name, held in cls.state_layout.items()
+    if held.attr.endswith("_optim.v")))
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
 # update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
 AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None}
@@ -521,10 +564,11 @@ def check_agent_config(cfg, where):
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{where}: agent config must be a JSON object, got {cfg!r}")
     algo = cfg.get("algo")
-    if algo not in AGENT_CONFIG_KEYS:
+    if algo not in AGENT_CLASSES:
         raise CheckpointError(f"{where}: agent algo {algo!r} is not one of "
-                              f"{sorted(AGENT_CONFIG_KEYS)}")
-    keys = AGENT_CONFIG_KEYS[algo]
+                              f"{sorted(AGENT_CLASSES)}")
+    cls = AGENT_CLASSES[algo]
+    keys = cls.config_keys
     missing = [k for k in keys if k not in cfg]
     extra = [k for k in cfg if k not in keys and k not in AGENT_OPTIONAL_KEYS]
     if missing or extra:
@@ -545,7 +589,7 @@ def check_agent_config(cfg, where):
          f"below act_high={cfg['act_high']} in every dimension")
     need(cfg.get("chunks", 1) is not None, "chunks", "an integer (the agent's)")
     # the hyperparameters among them: checked by their kind and range in the one table
-    table = TD3_TABLE if algo == "td3" else DDPG_TABLE
+    table = cls.hyperparameter_table
     for key in [k for k in cfg if k in table]:
         v = cfg[key]
         if v is not None and (isinstance(v, list) != (table[key].kind == "widths")
@@ -567,15 +611,12 @@ def agent_layer_sizes(cfg):
 
 def agent_array_specs(cfg, prefix=""):
     """{prefix + name: (dtype, shape)} of the arrays in a state_dict of an agent with ``cfg``."""
-    sizes = agent_layer_sizes(cfg)
-    p_pi, p_q, dt = n_params(sizes["actor"]), n_params(sizes["critic"]), cfg["dtype"]
-    nets = {"actor": p_pi, "critic": p_q, "actor_targ": p_pi, "critic_targ": p_q,
-            "pi_m": p_pi, "pi_v": p_pi, "q_m": p_q, "q_v": p_q}
-    if cfg["algo"] == "td3":
-        nets.update(critic2=p_q, critic2_targ=p_q, q2_m=p_q, q2_v=p_q)
-    specs = {prefix + name: (dt, (n,)) for name, n in nets.items()}
-    specs[prefix + "rng_state"] = ("uint64", (1,))
-    specs[prefix + "counters"] = ("int64", (3 if cfg["algo"] == "td3" else 2,))
+    cls = AGENT_CLASSES[cfg["algo"]]
+    n = {net: n_params(sizes) for net, sizes in agent_layer_sizes(cfg).items()}
+    specs = {prefix + name: (cfg["dtype"], (n[held.net],)) if held.net is not None
+             else ("uint64", (1,))                       # the generator's state
+             for name, held in cls.state_layout.items()}
+    specs[prefix + "counters"] = ("int64", (len(cls.counter_names),))
     return specs
 
 
@@ -604,7 +645,7 @@ def agent_state(arrays, where, prefix=""):
     if np.any(state["counters"] < 0):
         raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds a negative step "
                               f"count {state['counters'].tolist()}")
-    for name in ("pi_v", "q_v", "q2_v"):
+    for name in ADAM_SECOND_MOMENTS:
         if name in state and np.any(state[name] < 0):
             raise CheckpointError(f"{where}: array {prefix + name!r} (an Adam second moment) "
                                   "has a negative entry")

@@ -1,10 +1,12 @@
 """Gradient checks: the Numba kernels' analytic gradients against centred finite differences.
 
-Everything here runs in float64.  The *loss values* come from numddpg.reference (plain NumPy,
-written to be read); the *analytic gradients* come from the jitted kernels of numddpg.nn
-(``mlp_forward``/``mlp_backward``) and numddpg.update (``scale_action``), called in the same way
-as the fused update ``update.ddpg_updates`` calls them.  Agreement means the hand-written
-backward passes are the derivative of the math in docs/math.md.
+Everything here runs in float64.  The *loss values* come from numddpg.kernels.reference (plain
+NumPy, written to be read); the *analytic gradients* come from the same file's chain rule
+(``reference.critic_loss_and_grad``, ``reference.actor_loss_and_grad``) run around the jitted
+forward and backward passes of numddpg.kernels.nn (``mlp_forward``/``mlp_backward``, through
+``kernel_mlp_forward``/``kernel_mlp_backward``).  Agreement means the hand-written backward
+passes are the derivative of the math in docs/math.md; the tests hold the fused update's
+gradients equal to these.
 
 Two scalar losses of one DDPG update on a minibatch (s, a, r, s', d) of B rows:
 
@@ -35,7 +37,6 @@ import numpy as np
 
 from . import reference as ref
 from .nn import acts_size, layer_slices, mlp_backward, mlp_forward
-from .update import scale_action
 
 KINK_MARGIN = 1e-4   # pre-activations closer than this to 0 may spoil a finite difference
 
@@ -94,7 +95,7 @@ def directional_check(f, grad, x, rng, eps=1e-6):
 
 
 # ---------------------------------------------------------------------------------------------
-# The kernels, called one at a time (as update.ddpg_updates calls them)
+# The kernels' forward and backward passes, called one at a time
 # ---------------------------------------------------------------------------------------------
 
 def kernel_forward(params, sizes, tanh_out, x):
@@ -125,11 +126,24 @@ def kernel_backward(params, sizes, tanh_out, x, acts, dout, want_grad=True, dx_c
     return grad, (None if dx_col0 is None else dx)
 
 
+def kernel_mlp_forward(params, sizes, output, x):
+    """reference.mlp_forward's contract on the kernel: (h_L (B, n_L), cache for the backward)."""
+    tanh_out = output == "tanh"
+    out, acts = kernel_forward(params, sizes, tanh_out, x)
+    return out, (params, sizes, tanh_out, x, acts)
+
+
+def kernel_mlp_backward(dout, cache):
+    """reference.mlp_backward's contract on the kernel: (grad (P,), dx (B, n_0))."""
+    params, sizes, tanh_out, x, acts = cache
+    return kernel_backward(params, sizes, tanh_out, x, acts, dout, dx_col0=0)
+
+
 class Objective(NamedTuple):
     """A scalar loss of one network's flat parameters, with its analytic gradient."""
     loss: str                                   # "L_Q" (critic loss) or "J" (actor objective)
     net: str                                    # the network x belongs to: "critic" or "actor"
-    f: Callable[[np.ndarray], float]            # x (P,) -> loss, from numddpg.reference
+    f: Callable[[np.ndarray], float]            # x (P,) -> loss, from numddpg.kernels.reference
     grad: Callable[[np.ndarray], np.ndarray]    # x (P,) -> dloss/dx (P,), from the kernels
     x0: np.ndarray                              # the point to check: a copy of the params
     sizes: tuple                                # layer sizes of that network
@@ -164,16 +178,14 @@ def critic_objective(agent, batch):
     y = ref.td_target(agent.actor_targ.params, agent.critic_targ.params, sizes_pi, sizes_q,
                       agent.mid, agent.half, agent.gamma, rew, obs2, done)      # (B,) constant
     xq = np.concatenate([obs, act], axis=1)                                     # (B, o + a)
-    B = obs.shape[0]
 
     def f(phi):
         q, _ = ref.critic_value(phi, sizes_q, obs, act)                         # (B,)
         return float(np.mean((q - y) ** 2))
 
     def grad(phi):
-        q, acts = kernel_forward(phi, sizes_q, False, xq)                       # Q (B, 1)
-        dq = 2.0 * (q - y.reshape(B, 1)) / B                                    # dL_Q/dQ_i
-        dphi, _ = kernel_backward(phi, sizes_q, False, xq, acts, dq)            # dL_Q/dphi
+        _, dphi, _ = ref.critic_loss_and_grad(phi, sizes_q, obs, act, y,
+                                              kernel_mlp_forward, kernel_mlp_backward)
         return dphi
 
     def margin(phi):
@@ -185,15 +197,14 @@ def critic_objective(agent, batch):
 def actor_objective(agent, batch):
     """J(theta) = -mean_B Q_phi(s, mu_theta(s)) with phi held constant, and dJ/dtheta.
 
-    The gradient runs the kernels in the fused update's order: actor forward, scale_action,
-    critic forward, critic backward to its input's action columns only (no critic gradient),
-    dJ/du = half * dJ/da, actor backward through tanh into theta.
+    The gradient is reference.actor_loss_and_grad's chain (dJ/dQ_i = -1/B, the critic's
+    backward pass to dJ/da, dJ/du = half * dJ/da, the actor's backward pass through tanh)
+    around the kernels' passes.
     """
     obs, _, _, _, _ = _as_batch(agent, batch)
     sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
     phi = agent.critic.params.copy()                                            # constant
     mid, half = agent.mid, agent.half
-    B, o = obs.shape
 
     def f(theta):
         a, _, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)
@@ -201,16 +212,8 @@ def actor_objective(agent, batch):
         return float(-np.mean(q))
 
     def grad(theta):
-        u, acts_pi = kernel_forward(theta, sizes_pi, True, obs)                 # u (B, a) = tanh(.)
-        xq = np.empty((B, o + agent.act_dim))
-        xq[:, :o] = obs
-        scale_action(u, mid, half, xq[:, o:])                                   # a = mid + half u
-        _, acts_q = kernel_forward(phi, sizes_q, False, xq)
-        dq = np.full((B, 1), -1.0 / B)                                          # dJ/dQ_i
-        _, da = kernel_backward(phi, sizes_q, False, xq, acts_q, dq, want_grad=False,
-                                dx_col0=o)                                      # dJ/da (B, a)
-        du = da * half                                                          # dJ/du (B, a)
-        dtheta, _ = kernel_backward(theta, sizes_pi, True, obs, acts_pi, du)    # dJ/dtheta
+        _, dtheta = ref.actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs,
+                                            kernel_mlp_forward, kernel_mlp_backward)
         return dtheta
 
     def margin(theta):

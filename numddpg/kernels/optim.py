@@ -1,7 +1,7 @@
 """Adam and polyak averaging, in place on flat parameter vectors (docs/math.md, "Adam", "Polyak").
 
-Every array here has the flat layout of numddpg.nn: a network's params, its gradient and its two
-Adam moments are four 1-D arrays of the same length P.
+Every array here has the flat layout of numddpg.kernels.nn: a network's params, its gradient
+and its two Adam moments are four 1-D arrays of the same length P.
 """
 import numpy as np
 from numba import njit
@@ -14,22 +14,27 @@ ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
 
+# The slots of adam_coefficients' vector, by name (docs/math.md's notation table): Numba reads
+# these module constants as literals, so c[C_POLYAK] compiles to what c[7] did.
+(C_BETA1, C_ONE_MINUS_BETA1, C_BETA2, C_ONE_MINUS_BETA2, C_STEP_SIZE, C_INV_SQRT_BC2, C_EPS,
+ C_POLYAK, C_ONE_MINUS_POLYAK, N_COEFFICIENTS) = range(10)
+
 
 @njit(cache=True)
 def adam_coefficients(dtype_like, t, lr, beta1, beta2, eps, polyak):
-    """[beta1, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t), eps,
-    polyak, 1 - polyak] in the parameters' dtype, so that the element loops run in float32 for
-    float32 networks (8 lanes per AVX register instead of 4)."""
-    c = np.empty(9, dtype_like.dtype)
-    c[0] = beta1
-    c[1] = 1.0 - beta1
-    c[2] = beta2
-    c[3] = 1.0 - beta2
-    c[4] = lr / (1.0 - beta1 ** t)
-    c[5] = 1.0 / np.sqrt(1.0 - beta2 ** t)
-    c[6] = eps
-    c[7] = polyak
-    c[8] = 1.0 - polyak
+    """The scalars of one Adam step at step number t (and of its fused polyak update), in the
+    C_* slots, in the parameters' dtype, so that the element loops run in float32 for float32
+    networks (8 lanes per AVX register instead of 4)."""
+    c = np.empty(N_COEFFICIENTS, dtype_like.dtype)
+    c[C_BETA1] = beta1
+    c[C_ONE_MINUS_BETA1] = 1.0 - beta1
+    c[C_BETA2] = beta2
+    c[C_ONE_MINUS_BETA2] = 1.0 - beta2
+    c[C_STEP_SIZE] = lr / (1.0 - beta1 ** t)
+    c[C_INV_SQRT_BC2] = 1.0 / np.sqrt(1.0 - beta2 ** t)
+    c[C_EPS] = eps
+    c[C_POLYAK] = polyak
+    c[C_ONE_MINUS_POLYAK] = 1.0 - polyak
     return c
 
 
@@ -40,15 +45,16 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
 
         m <- beta1 m + (1 - beta1) g             v <- beta2 v + (1 - beta2) g^2
         p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps)
-        targ <- rho targ + (1 - rho) p           (only when average)
+        targ <- polyak targ + (1 - polyak) p     (only when average)
 
     The one Adam element loop of the package: adam_step, adam_polyak_step and the updates'
-    parameter-split steps (numddpg.update) all run it.  Fusing the polyak update is valid
+    parameter-split steps (numddpg.kernels.update) all run it.  Fusing the polyak update is valid
     wherever nothing reads the network between its Adam step and its polyak update (true in
     DDPG and TD3: the targets are only read by the next update's target).
     """
-    b1, c1, b2, c2, step_size, inv_sqrt_bc2, e = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    rho, one_minus_rho = c[7], c[8]
+    b1, c1, b2, c2 = c[C_BETA1], c[C_ONE_MINUS_BETA1], c[C_BETA2], c[C_ONE_MINUS_BETA2]
+    step_size, inv_sqrt_bc2, e = c[C_STEP_SIZE], c[C_INV_SQRT_BC2], c[C_EPS]
+    polyak, one_minus_polyak = c[C_POLYAK], c[C_ONE_MINUS_POLYAK]
     # Loops over slices from 0: with indices lo..hi Numba cannot prove them non-negative and
     # keeps a wrap-around check on every access, which stops LLVM from vectorising (8x slower).
     p, g, m, v, pt = params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], targ[lo:hi]
@@ -61,7 +67,7 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
             v[i] = vi
             p_new = p[i] - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + e)
             p[i] = p_new
-            pt[i] = rho * pt[i] + one_minus_rho * p_new
+            pt[i] = polyak * pt[i] + one_minus_polyak * p_new
     else:
         for i in range(p.shape[0]):
             gi = g[i]
@@ -96,12 +102,14 @@ def adam_polyak_step(params, grad, m, v, t, lr, beta1, beta2, eps, targ, polyak)
 @njit(cache=True)
 def polyak_update(targ, src, polyak):
     """targ <- polyak * targ + (1 - polyak) * src, in place (polyak weights the *target*)."""
-    c = np.empty(2, targ.dtype)
-    c[0] = polyak
-    c[1] = 1.0 - polyak
-    rho, one_minus_rho = c[0], c[1]
+    # both weights rounded to targ's dtype once, as adam_coefficients rounds them (a float32
+    # target is averaged in float32); new names, since Numba keeps one type per variable
+    w = np.empty(2, targ.dtype)
+    w[0] = polyak
+    w[1] = 1.0 - polyak
+    polyak_w, one_minus_polyak_w = w[0], w[1]
     for i in range(targ.shape[0]):
-        targ[i] = rho * targ[i] + one_minus_rho * src[i]
+        targ[i] = polyak_w * targ[i] + one_minus_polyak_w * src[i]
 
 
 class Adam:

@@ -9,7 +9,9 @@ Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, k = act_dim, P param
 Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2) the
 flat parameters of actor and critic(s), dtheta, dphi their gradients, the suffixes pi and q
 (q1, q2) for what belongs to the actor or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD
-target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.
+target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.  Scalars keep the
+math's symbols too: rho is the hyperparameter polyak (a parameter called polyak would also hide
+the function of that name), gamma, pi_lr and q_lr are themselves.
 """
 import numpy as np
 
@@ -101,16 +103,21 @@ def mlp_backward(dout, cache):
 
 
 # --- DDPG's losses and their gradients ---------------------------------------------------------
+#
+# The chain rule of the losses is written once, here.  Each function takes the MLP's two passes
+# as ``forward`` and ``backward`` (mlp_forward's and mlp_backward's contracts; these by default):
+# numddpg.kernels.gradcheck passes the Numba kernels' instead, so that the same chain, run around
+# the kernels' passes, is checked against finite differences of the losses computed here.
 
-def actor_action(theta, sizes_pi, mid, half, obs):
+def actor_action(theta, sizes_pi, mid, half, obs, forward=mlp_forward):
     """mu(s) = mid + half * tanh(MLP_theta(s)).  Returns (a (B, k), u (B, k), cache)."""
-    u, cache = mlp_forward(theta, sizes_pi, "tanh", obs)
+    u, cache = forward(theta, sizes_pi, "tanh", obs)
     return mid + half * u, u, cache
 
 
-def critic_value(phi, sizes_q, obs, act):
+def critic_value(phi, sizes_q, obs, act, forward=mlp_forward):
     """Q(s, a) = MLP_phi(concat(s, a)) squeezed to (B,).  Returns (q, cache)."""
-    q, cache = mlp_forward(phi, sizes_q, "identity", np.concatenate([obs, act], axis=1))
+    q, cache = forward(phi, sizes_q, "identity", np.concatenate([obs, act], axis=1))
     return q[:, 0], cache
 
 
@@ -121,29 +128,32 @@ def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, ob
     return rew + gamma * (1 - done) * q_targ
 
 
-def critic_loss_and_grad(phi, sizes_q, obs, act, y):
+def critic_loss_and_grad(phi, sizes_q, obs, act, y, forward=mlp_forward,
+                         backward=mlp_backward):
     """L_Q = mean_B (Q(s, a) - y)^2 and dL_Q/dphi (dL_Q/dQ_i = 2 (Q_i - y_i) / B)."""
-    q, cache = critic_value(phi, sizes_q, obs, act)
+    q, cache = critic_value(phi, sizes_q, obs, act, forward)
     B = q.shape[0]
     loss = np.mean((q - y) ** 2)
     dq = (2 * (q - y) / B).reshape(B, 1)
-    dphi, _ = mlp_backward(dq, cache)
+    dphi, _ = backward(dq, cache)
     return loss, dphi, q
 
 
-def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs):
+def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs, forward=mlp_forward,
+                        backward=mlp_backward):
     """J = -mean_B Q(s, mu(s)) with phi held constant, and dJ/dtheta.
 
     dJ/dQ_i = -1/B; through the critic to its input, keep the action columns: dJ/da (B, k);
     a = mid + half * u gives dJ/du = half * dJ/da; then through tanh and the actor into theta.
+    (The critic's own gradient, which backward also returns, is dropped: phi is constant.)
     """
-    a, u, pi_cache = actor_action(theta, sizes_pi, mid, half, obs)
-    q, q_cache = critic_value(phi, sizes_q, obs, a)
+    a, u, pi_cache = actor_action(theta, sizes_pi, mid, half, obs, forward)
+    q, q_cache = critic_value(phi, sizes_q, obs, a, forward)
     B = q.shape[0]
-    _, dxq = mlp_backward(np.full((B, 1), -1.0 / B), q_cache)
+    _, dxq = backward(np.full((B, 1), -1.0 / B), q_cache)
     da = dxq[:, obs.shape[1]:]
     du = half * da
-    dtheta, _ = mlp_backward(du, pi_cache)
+    dtheta, _ = backward(du, pi_cache)
     return -np.mean(q), dtheta
 
 

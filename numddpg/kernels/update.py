@@ -1,7 +1,7 @@
 """DDPG's and TD3's update as named jitted steps on bundles of arrays (docs/math.md, sections 8-9).
 
 One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors, in the
-words of numddpg.reference:
+words of numddpg.kernels.reference:
 
     1. td_target               y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))         (a constant)
     2. critic_loss_and_grad    L_Q = mean (Q(s, a) - y)^2 ; dL_Q/dQ_i = 2 (Q_i - y_i) / B
@@ -34,10 +34,10 @@ Row chunks.  Every step up to a gradient is row-local, so the B rows are cut int
 consecutive rows (``chunk_rows``): each chunk runs its target, forward and backward passes on its
 own rows and activations and leaves its part of the gradient in grad[c]; the Adam step adds the
 C parts (``reduce_chunks``).  C = 1 is the plain serial update.  With C > 1, n threads (Python
-threads running the same ``nogil`` kernel, numddpg.agents) share the chunks and the Adam steps'
-parameter ranges, meeting at a barrier between stages (numddpg.sync); BLAS runs single-threaded
-in each.  The numbers depend on C alone, not on how many threads run the chunks: a run may change
-its thread count (a busy machine) and stay bit-identical.
+threads running the same ``nogil`` kernel, numddpg.engine.agents) share the chunks and the Adam
+steps' parameter ranges, meeting at a barrier between stages (numddpg.kernels.sync); BLAS runs
+single-threaded in each.  The numbers depend on C alone, not on how many threads run the
+chunks: a run may change its thread count (a busy machine) and stay bit-identical.
 """
 from collections import namedtuple
 
@@ -52,8 +52,10 @@ from .sync import barrier
 
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
 Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
+# TD3's three settings default to no target smoothing and an actor step on every update: DDPG
+# is TD3 with one critic and these (ddpg_updates does not read them).
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
-                       "target_noise", "noise_clip", "policy_delay"])
+                       "target_noise", "noise_clip", "policy_delay"], defaults=(0.0, 0.0, 1.0))
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
                "delta_buf", "dh_buf", "xq", "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
@@ -358,7 +360,7 @@ def draw_smoothing_noise(rng_state, eps):
 
 # ---------------------------------------------------------------------------------------------
 # The updates.  Thread ``me`` of n runs the chunks (and Adam ranges) me, me + n, ...; the threads
-# meet at a barrier between stages (numddpg.sync).  Thread 0 alone samples, draws noise and
+# meet at a barrier between stages (numddpg.kernels.sync).  Thread 0 alone samples, draws noise and
 # counts steps.  With n == 1 one thread runs every chunk and the barriers cost nothing.
 # ---------------------------------------------------------------------------------------------
 
@@ -371,7 +373,7 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
     incremented; stats (K, 4): loss_q, loss_pi, mean and std of Q(s, a) of each update."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
-    gen = flags[me, 0]                # (barriers passed so far: numddpg.sync)
+    gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
     for k in range(K):
         if me == 0 and sample:
             sample_batch(replay, size, rng_state, idx, batch)
@@ -414,7 +416,7 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, 
     critics' MSEs."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
-    gen = flags[me, 0]                # (barriers passed so far: numddpg.sync)
+    gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
     for k in range(K):
         if me == 0:
             if sample:
