@@ -115,6 +115,12 @@ def save_policy(path, policy):
                                     obs_norm=policy.obs_norm, **policy.meta)
 
 
+def reset_seed(rng):
+    """The seed of an env reset, drawn from ``rng`` (the loop's generator, or evaluation's):
+    every reset is seeded, so that a run repeats from its seed alone."""
+    return int(rng.integers(2**31))
+
+
 def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
     """Returns and lengths of ``n_episodes`` deterministic episodes of ``policy`` on ``env``.
 
@@ -127,7 +133,7 @@ def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
     act, name, o = policy.act, _env_id(env), policy.obs_dim
     act_dtype = env.action_space.dtype
     for i in range(int(n_episodes)):
-        obs = check_obs(env.reset(seed=int(rng.integers(2**31)))[0], o, name, "reset")
+        obs = check_obs(env.reset(seed=reset_seed(rng))[0], o, name, "reset")
         ep_ret, ep_len, over = 0.0, 0, False
         while not over:
             obs, r, terminated, truncated, _ = env.step(env_action(act(obs), act_dtype))

@@ -30,7 +30,7 @@ from ..files import runlog as _runlog
 from ..files.policy import POLICY_FILE
 from ..kernels import jitcache as _jitcache
 from ..kernels import threads as _threads
-from .acting import env_action, kernel_dtype, run_episodes
+from .acting import env_action, kernel_dtype, reset_seed, run_episodes
 from .envs import EnvError, EnvFailure, check_obs, check_reward, check_rewards, env_id
 from .guard import check_finite
 from .runfile import CHECKPOINT_FILE, RunWriteError
@@ -288,7 +288,7 @@ class PlainEnv:
 
     def start(self, state, obs_norm, noises):
         """A new episode (obs (1, obs_dim)); its first observation joins the statistics."""
-        state.ep_seed = int(state.rng.integers(2**31))  # kept: a checkpoint redoes this reset
+        state.ep_seed = reset_seed(state.rng)  # kept: a checkpoint redoes this reset
         obs = self.reset(state.ep_seed, state.t)
         finite = np.all(np.isfinite(obs))
         if obs_norm is not None and finite:
@@ -352,7 +352,7 @@ class VectorEnvs:
 
     def start(self, state, obs_norm, noises):
         """New episodes in every env (obs (n, obs_dim)), joining the statistics."""
-        obs, _ = self.env.reset(seed=int(state.rng.integers(2**31)))
+        obs, _ = self.env.reset(seed=reset_seed(state.rng))
         obs = check_obs(obs, self.obs_dim, self.env_id, "reset", self.n)
         if obs_norm is not None:
             obs_norm.update(obs)

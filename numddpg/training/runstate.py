@@ -37,6 +37,7 @@ from ..engine.buffer import ReplayBuffer
 from ..engine.hyperparameters import TABLES, whole_as_json
 from ..files import checkpoint as _checkpoint
 from ..files.checkpoint import CheckpointError, is_int, is_number
+from ..files.policy import ACT_DTYPES
 from ..files.rundir import jsonable
 from .envs import EnvError, check_env_record
 
@@ -113,6 +114,7 @@ class RunState:
 
     # -- the epoch ----------------------------------------------------------------------------
     def new_epoch(self):
+        """Empty accumulators for the epoch that starts at env step ``t``."""
         self.ep_rets, self.ep_lens, self.update_stats = [], [], []
         self.epoch_t0 = self.t
         self.epoch_clock = time.perf_counter()
@@ -352,7 +354,7 @@ def run_checkpoint_specs(meta, where):
         raise CheckpointError(f"{where}: spaces (obs_dim={sp['obs_dim']}, act_dim="
                               f"{sp['act_dim']}) disagree with the agent config "
                               f"({cfg['obs_dim']}, {cfg['act_dim']})")
-    if sp["act_dtype"] not in ("float16", "float32", "float64"):
+    if sp["act_dtype"] not in ACT_DTYPES:
         raise CheckpointError(f"{where}: spaces.act_dtype {sp['act_dtype']!r} is not a float type")
     loop = _check_loop(record)
     b = _check_buffer(record)
@@ -394,7 +396,7 @@ def _check_loop(record):
                                    "last_test_return", "episode_seed", "episode_in_progress"))
     for key in ("t", "epoch", "episodes", "epoch_t0"):
         record.count(loop, key, "loop")
-    record.count(loop, "episode_seed", "loop", allow_none=True, bits=31)  # drawn as integers(2**31)
+    record.count(loop, "episode_seed", "loop", allow_none=True, bits=31)  # acting.reset_seed's
     if loop["epoch_t0"] > loop["t"]:
         raise CheckpointError(f"{where}: loop.epoch_t0={loop['epoch_t0']} is after "
                               f"loop.t={loop['t']}")
