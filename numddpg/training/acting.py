@@ -9,6 +9,11 @@ observation normalization, its action box and the deterministic batch action) wi
 forward pass, and the action of one observation per env, with or without noise, on arrays
 allocated once: the loop's per-step path.  Policy files are written from it and read back as
 it (``Policy.load``) or, with NumPy alone, as a NumpyPolicy (``numddpg.load_policy``).
+
+The deterministic action has two roundings, kept so that no number changes: ``predict`` (and
+a loaded policy's call) computes mid + half * u in the network's dtype with NumPy, ``act`` (test
+episodes, ``evaluate``) in float64 in the noisy-action kernel with n = 0, rounded once; they
+may differ in the last bit of float32.
 """
 import numpy as np
 
@@ -48,6 +53,7 @@ class Policy(NumpyPolicy):
                    agent.act_low, agent.act_high, act_dtype, meta, norm)
 
     def forward(self, h):
+        """u = tanh(MLP_theta(h)) by the jitted kernel (numddpg.kernels.nn.mlp_forward)."""
         acts = np.empty(acts_size(tuple(self.sizes), h.shape[0]), self.dtype)
         return mlp_forward(self.params, self.sizes, True, h, acts)
 

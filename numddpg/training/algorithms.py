@@ -44,7 +44,9 @@ from .runstate import RunState, save_run
 
 # The module's names from before the loop, the run state and acting had modules of their own,
 # kept importable from here (tests, the command line, users' scripts).
+from ..files.checkpoint import CheckpointError  # noqa: F401
 from .acting import env_action  # noqa: F401
+from .envs import EnvFailure  # noqa: F401
 from .guard import FULL_SCAN_UPDATES, STAT_NAMES, NonFiniteError  # noqa: F401
 from .loop import blas_threads  # noqa: F401
 from .runfile import CHECKPOINT_FILE, POLICY_FILE, RunWriteError  # noqa: F401
