@@ -29,7 +29,7 @@ _EXPORTS = {                                   # name -> submodule that defines 
     "ReplayBuffer": "engine.buffer", "GaussianNoise": "engine.noise", "OUNoise": "engine.noise",
     "EnvError": "training.envs", "make_env": "training.envs",
     "DDPG": "training.algorithms", "TD3": "training.algorithms",
-    "OffPolicyAlgorithm": "training.algorithms", "Policy": "training.algorithms",
+    "OffPolicyAlgorithm": "training.algorithms", "Policy": "training.acting",
     "PRESETS": "engine.presets",
     "load_policy": "files.policy", "NumpyPolicy": "files.policy",
     "CheckpointError": "files.checkpoint",

@@ -57,8 +57,16 @@ def n_params(sizes):
 class NumpyPolicy:
     """mu(s) = clip(mid + half * tanh(MLP_theta(s)), low, high) with NumPy alone.
 
+    numddpg's one policy class: training's ``Policy`` (numddpg.training.acting, the one
+    ``model.policy`` is) is this class with the jitted forward pass and the noisy action added,
+    so that the observation check, the normalization and the squashing into the action box
+    are written once, here.  A subclass overrides ``forward`` only; this module stays NumPy
+    alone so that reading a policy file compiles nothing.
+
     Attributes: ``layer_sizes``, ``weights`` and ``biases`` (per-layer views into ``params``),
-    ``mid``, ``half``, ``low``, ``high``, ``obs_dim``, ``act_dim``, ``meta`` (the file's record).
+    ``mid``, ``half``, ``low``, ``high``, ``obs_dim``, ``act_dim``, ``meta`` (the file's record),
+    ``obs_norm`` ((shift, scale, clip) or None).  ``params`` is used by reference, so a policy
+    built on an agent's live actor parameters follows its updates.
     """
 
     def __init__(self, params, layer_sizes, mid, half, low, high, act_dtype="float32",
@@ -73,7 +81,8 @@ class NumpyPolicy:
         self.high = np.asarray(high, np.float64)
         self.act_dtype = np.dtype(act_dtype)
         self.meta = dict(meta or {})
-        # observation normalization (shift (o,), scale (o,), clip), as in training, or None
+        # observation normalization (shift (o,), scale (o,), clip), as in training, or None;
+        # shift and scale by reference (a training run's statistics move on in place)
         self.obs_norm = None if obs_norm is None else (
             np.asarray(obs_norm[0], np.float64), np.asarray(obs_norm[1], np.float64),
             float(obs_norm[2]))
@@ -90,11 +99,20 @@ class NumpyPolicy:
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
                              f"got {obs.shape}")
-        h = obs.reshape(-1, self.obs_dim)
+        u = self.forward(self.inputs(obs.reshape(-1, self.obs_dim)))
+        a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self.act_dtype)
+        return a[0] if obs.ndim == 1 else a
+
+    def inputs(self, obs):
+        """h_0, the network's input for observations (B, obs_dim): s_hat = clip((s - shift) *
+        scale, -clip, clip) if the policy normalizes, in its dtype, C-contiguous."""
         if self.obs_norm is not None:                             # s_hat, as in training
             shift, scale, clip = self.obs_norm
-            h = np.clip((h - shift) * scale, -clip, clip)
-        h = h.astype(self.dtype)                                  # h_0 (B, n_0)
+            obs = np.clip((obs - shift) * scale, -clip, clip)
+        return np.ascontiguousarray(obs, dtype=self.dtype)
+
+    def forward(self, h):
+        """u = tanh(MLP_theta(h)) (B, act_dim) for inputs h (B, obs_dim) of the policy's dtype."""
         last = len(self.weights) - 1
         for l, (W, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ W + b                                         # z_l = h_l @ W_l + b_l
@@ -102,12 +120,38 @@ class NumpyPolicy:
                 np.maximum(h, 0, out=h)                           # h_{l+1} = relu(z_l)
             else:
                 np.tanh(h, out=h)                                 # u = tanh(z_{L-1})
-        a = np.clip(self.mid + self.half * h, self.low, self.high).astype(self.act_dtype)
-        return a[0] if obs.ndim == 1 else a
+        return h
+
+    @classmethod
+    def load(cls, path):
+        """The policy in ``path`` (a policy file, or a run directory holding policy.npz), as
+        this class (``numddpg.load_policy``: a NumpyPolicy).
+
+        Raises CheckpointError if the file is missing, damaged, or not a policy file.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / POLICY_FILE
+        where = str(path)
+        if not path.is_file():
+            raise CheckpointError(f"no saved policy at {where!r}; a training run writes "
+                                  f"{POLICY_FILE} into its run directory at every epoch end, "
+                                  "and `numddpg export RUN_DIR FILE` writes one anywhere")
+        meta, arr = read_checkpoint(path, "policy", lambda m: policy_array_specs(m, where))
+        if not (np.all(arr["half"] > 0) and np.all(arr["low"] < arr["high"])):
+            raise CheckpointError(f"{where}: action box is empty (half={arr['half']}, "
+                                  f"low={arr['low']}, high={arr['high']})")
+        if "obs_scale" in arr and not np.all(arr["obs_scale"] > 0):
+            raise CheckpointError(f"{where}: obs_scale must be positive, got {arr['obs_scale']}")
+        norm = ((arr["obs_shift"], arr["obs_scale"], meta["obs_clip"]) if "obs_clip" in meta
+                else None)
+        return cls(arr["params"], meta["layer_sizes"], arr["mid"], arr["half"], arr["low"],
+                   arr["high"], meta["act_dtype"], meta, norm)
 
     def __repr__(self):
-        return (f"NumpyPolicy(layer_sizes={list(self.layer_sizes)}, dtype={self.dtype.name}, "
-                f"algo={self.meta.get('algo')!r}, env_id={self.meta.get('env_id')!r})")
+        return (f"{type(self).__name__}(layer_sizes={list(self.layer_sizes)}, "
+                f"dtype={self.dtype.name}, algo={self.meta.get('algo')!r}, "
+                f"env_id={self.meta.get('env_id')!r})")
 
 
 def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="float32",
@@ -159,29 +203,9 @@ def policy_array_specs(meta, where="policy"):
     return specs
 
 
-def load_policy(path):
-    """The NumpyPolicy in ``path`` (a policy file, or a run directory holding policy.npz).
-
-    Raises CheckpointError if the file is missing, damaged, or not a policy file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / POLICY_FILE
-    where = str(path)
-    if not path.is_file():
-        raise CheckpointError(f"no saved policy at {where!r}; a training run writes "
-                              f"{POLICY_FILE} into its run directory at every epoch end, and "
-                              "`numddpg export RUN_DIR FILE` writes one anywhere")
-    meta, arr = read_checkpoint(path, "policy", lambda m: policy_array_specs(m, where))
-    if not (np.all(arr["half"] > 0) and np.all(arr["low"] < arr["high"])):
-        raise CheckpointError(f"{where}: action box is empty (half={arr['half']}, "
-                              f"low={arr['low']}, high={arr['high']})")
-    if "obs_scale" in arr and not np.all(arr["obs_scale"] > 0):
-        raise CheckpointError(f"{where}: obs_scale must be positive, got {arr['obs_scale']}")
-    norm = ((arr["obs_shift"], arr["obs_scale"], meta["obs_clip"]) if "obs_clip" in meta
-            else None)
-    return NumpyPolicy(arr["params"], meta["layer_sizes"], arr["mid"], arr["half"], arr["low"],
-                       arr["high"], meta["act_dtype"], meta, norm)
+# The NumpyPolicy in a policy file or run directory (numddpg.load_policy); the training
+# package's Policy.load is the same reader, giving its jitted subclass.
+load_policy = NumpyPolicy.load
 
 
 __all__ = ["CheckpointError", "NumpyPolicy", "load_policy", "save_policy", "POLICY_FILE"]

@@ -23,6 +23,7 @@ from ..portable import LOCKING, lock_file
 from .small import FileTooLarge, kind_of, read_small
 
 CONFIG_FILE = "config.json"
+PROGRESS_FILE = "progress.csv"
 PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
                     "AverageEpRet", "StdEpRet", "MaxEpRet", "MinEpRet",
                     "AverageTestEpRet", "StdTestEpRet", "MaxTestEpRet", "MinTestEpRet",
@@ -243,11 +244,13 @@ def source_commit():
     return head if _SHA.fullmatch(head) else None
 
 
-def _jsonable(v):
+def jsonable(v):
+    """A JSON-able copy of ``v`` (config.json's, a checkpoint record's): tuples -> lists,
+    numpy scalars -> Python numbers, NaN and inf -> None, other objects -> their str."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if hasattr(v, "item") and getattr(v, "shape", None) == ():
         v = v.item()                           # numpy scalars
     if isinstance(v, float) and not math.isfinite(v):
@@ -261,7 +264,7 @@ def write_config(run_dir, config):
     """Write ``config`` (a dict) plus ``versions()`` to run_dir/config.json."""
     from .checkpoint import atomic_write
 
-    data = dict(_jsonable(config))
+    data = dict(jsonable(config))
     data["versions"] = versions()
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
     return atomic_write(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text.encode("utf-8")))

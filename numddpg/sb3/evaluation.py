@@ -81,17 +81,7 @@ def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
                         f"{env_id!r}")
     if wrapper_class is not None and not callable(wrapper_class):
         raise TypeError(f"wrapper_class must be callable (env -> env), got {wrapper_class!r}")
-    classes = {None: gym.vector.SyncVectorEnv, "DummyVecEnv": gym.vector.SyncVectorEnv,
-               "SubprocVecEnv": gym.vector.AsyncVectorEnv}
-    name = vec_env_cls if vec_env_cls is None else getattr(vec_env_cls, "__name__", None)
-    if vec_env_cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
-        cls = vec_env_cls
-    elif name in classes:
-        cls = classes[name]
-    else:
-        raise ValueError(f"vec_env_cls must be gymnasium.vector.SyncVectorEnv or AsyncVectorEnv "
-                         f"(or SB3's DummyVecEnv / SubprocVecEnv, which mean them), got "
-                         f"{vec_env_cls!r}")
+    cls = _vector_class(vec_env_cls)
     env_kwargs, wrapper_kwargs = dict(env_kwargs or {}), dict(wrapper_kwargs or {})
 
     wrappers = [gym.wrappers.RecordEpisodeStatistics]
@@ -112,6 +102,20 @@ def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
         vec_env.reset(seed=seed + start_index)      # sub-env i: seed + start_index + i
         vec_env.action_space.seed(seed + start_index)
     return vec_env
+
+
+def _vector_class(vec_env_cls):
+    """gymnasium's vector env class that SB3's ``vec_env_cls`` means (default: sync)."""
+    classes = {None: gym.vector.SyncVectorEnv, "DummyVecEnv": gym.vector.SyncVectorEnv,
+               "SubprocVecEnv": gym.vector.AsyncVectorEnv}
+    name = vec_env_cls if vec_env_cls is None else getattr(vec_env_cls, "__name__", None)
+    if vec_env_cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
+        return vec_env_cls
+    if name in classes:
+        return classes[name]
+    raise ValueError(f"vec_env_cls must be gymnasium.vector.SyncVectorEnv or AsyncVectorEnv "
+                     f"(or SB3's DummyVecEnv / SubprocVecEnv, which mean them), got "
+                     f"{vec_env_cls!r}")
 
 
 def evaluate_policy(model, env, n_eval_episodes=10, deterministic=True, render=False,

@@ -44,6 +44,7 @@ from ..files import checkpoint as _checkpoint
 from ..files import runlog as _runlog
 from ..training import algorithms as _algorithms
 from ..training.envs import EnvError, check_spaces, env_id as _env_id
+from ..training.runstate import read_run_checkpoint
 from .callbacks import CallbackList, convert_callback
 from .evaluation import autoreset_mode, check_env, sub_info, native_test_env
 from .logger import Logger
@@ -139,93 +140,113 @@ def _check_device(device):
                          "kernels); use device='cpu' or 'auto'")
 
 
+def _refuse_unsupported(args):
+    """ValueError for an SB3 argument that asks for what numddpg does not do."""
+    if args.pop("_init_setup_model") is not True:
+        raise ValueError("_init_setup_model=False is not supported: numddpg builds its "
+                         "networks when the model is made")
+    policy = args["policy"]
+    if not (policy == "MlpPolicy" or _is_named(policy, "MlpPolicy")):
+        raise ValueError(f"policy={policy!r}: numddpg has only 'MlpPolicy' (MLP actor and "
+                         "critics on a flat Box observation)")
+    _check_device(args["device"])
+    if args["replay_buffer_class"] is not None:
+        raise ValueError(f"replay_buffer_class={args['replay_buffer_class']!r}: numddpg has "
+                         "its own uniform replay buffer only; pass None")
+    if args["replay_buffer_kwargs"]:
+        raise ValueError(f"replay_buffer_kwargs={args['replay_buffer_kwargs']!r} is not "
+                         "supported; pass None")
+    if check_bool("optimize_memory_usage", args["optimize_memory_usage"]):
+        raise ValueError("optimize_memory_usage=True is not supported: numddpg's buffer "
+                         "stores s' beside s")
+    if check_int("n_steps", args["n_steps"], 1) != 1:
+        raise ValueError(f"n_steps={args['n_steps']!r}: numddpg computes one-step targets "
+                         "only (n_steps=1)")
+    if callable(args["learning_rate"]):
+        raise ValueError(f"learning_rate={args['learning_rate']!r}: learning-rate schedules "
+                         "are not supported; pass a number")
+
+
+def _checked_arguments(args, native_class):
+    """SB3's arguments that become numddpg hyperparameters, each checked under its own name by
+    the spec of the hyperparameter it becomes (numddpg.hyperparameters, the one table)."""
+    specs = native_class.SPECS
+
+    def checked(sb3_name, name):
+        return check_hyperparameter(sb3_name, args[sb3_name], specs[name])
+
+    sb3 = {"learning_rate": checked("learning_rate", "pi_lr"),
+           "tau": checked("tau", "polyak"),                    # both lie in [0, 1]
+           "train_freq": _train_freq(args["train_freq"]),
+           "gradient_steps": check_int("gradient_steps", args["gradient_steps"], -1)}
+    if sb3["gradient_steps"] == 0:
+        raise ValueError("gradient_steps=0: numddpg trains at every training round; to "
+                         "collect without training, set learning_starts >= the steps you "
+                         "collect")
+    sb3.update(learning_starts=checked("learning_starts", "start_steps"),
+               buffer_size=checked("buffer_size", "replay_size"),
+               batch_size=checked("batch_size", "batch_size"))
+    if sb3["batch_size"] > sb3["buffer_size"]:
+        raise ValueError(f"batch_size ({sb3['batch_size']}) must not exceed buffer_size "
+                         f"({sb3['buffer_size']}): a minibatch is drawn from the buffer's rows")
+    sb3.update(gamma=checked("gamma", "gamma"),
+               verbose=check_int("verbose", args["verbose"], 0, 2),
+               seed=checked("seed", "seed"))
+    sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics)
+    return sb3
+
+
+def _native_hyperparameters(sb3, n_envs):
+    """numddpg's hyperparameters from SB3's checked arguments ``sb3`` (the module docstring's
+    table), for an env of ``n_envs`` envs."""
+    lr, learning_starts, gradient_steps = (sb3["learning_rate"], sb3["learning_starts"],
+                                           sb3["gradient_steps"])
+    hidden, qf_hidden = sb3["net_arch"]
+    hp = {"pi_lr": lr, "q_lr": lr, "replay_size": sb3["buffer_size"],
+          "start_steps": learning_starts, "update_after": learning_starts + 1,
+          "batch_size": sb3["batch_size"], "polyak": 1.0 - sb3["tau"], "gamma": sb3["gamma"],
+          # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
+          "update_every": sb3["train_freq"].frequency * n_envs,
+          "gradient_steps": None if gradient_steps == -1 else gradient_steps,
+          "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
+          "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP}
+    if sb3["seed"] is not None:
+        hp["seed"] = sb3["seed"]
+    return hp
+
+
 class OffPolicySB3:
     """SB3's interface over a native numddpg model (``native``, which does the work)."""
 
-    native_class = None          # numddpg.algorithms.DDPG / TD3
-    n_critics = None
+    native_class = None          # numddpg.training.algorithms.DDPG / TD3
     default_tb_log_name = None
 
     # -- construction ---------------------------------------------------------------------
     def _setup(self, args):
         """Check SB3's arguments ``args``, map them and build the native model."""
-        if args.pop("_init_setup_model") is not True:
-            raise ValueError("_init_setup_model=False is not supported: numddpg builds its "
-                             "networks when the model is made")
-        policy = args["policy"]
-        if not (policy == "MlpPolicy" or _is_named(policy, "MlpPolicy")):
-            raise ValueError(f"policy={policy!r}: numddpg has only 'MlpPolicy' (MLP actor and "
-                             "critics on a flat Box observation)")
-        _check_device(args["device"])
-        if args["replay_buffer_class"] is not None:
-            raise ValueError(f"replay_buffer_class={args['replay_buffer_class']!r}: numddpg has "
-                             "its own uniform replay buffer only; pass None")
-        if args["replay_buffer_kwargs"]:
-            raise ValueError(f"replay_buffer_kwargs={args['replay_buffer_kwargs']!r} is not "
-                             "supported; pass None")
-        if check_bool("optimize_memory_usage", args["optimize_memory_usage"]):
-            raise ValueError("optimize_memory_usage=True is not supported: numddpg's buffer "
-                             "stores s' beside s")
-        if check_int("n_steps", args["n_steps"], 1) != 1:
-            raise ValueError(f"n_steps={args['n_steps']!r}: numddpg computes one-step targets "
-                             "only (n_steps=1)")
-        lr = args["learning_rate"]
-        if callable(lr):
-            raise ValueError(f"learning_rate={lr!r}: learning-rate schedules are not supported; "
-                             "pass a number")
-        # SB3's argument, checked under its own name by the spec of the numddpg
-        # hyperparameter it becomes (numddpg.hyperparameters, the one table)
-        specs = self.native_class.SPECS
-
-        def checked(sb3_name, name):
-            return check_hyperparameter(sb3_name, args[sb3_name], specs[name])
-
-        lr = check_hyperparameter("learning_rate", lr, specs["pi_lr"])
-        tau = checked("tau", "polyak")                    # both lie in [0, 1]
-        train_freq = _train_freq(args["train_freq"])
-        gradient_steps = check_int("gradient_steps", args["gradient_steps"], -1)
-        if gradient_steps == 0:
-            raise ValueError("gradient_steps=0: numddpg trains at every training round; to "
-                             "collect without training, set learning_starts >= the steps you "
-                             "collect")
-        learning_starts = checked("learning_starts", "start_steps")
-        buffer_size = checked("buffer_size", "replay_size")
-        batch_size = checked("batch_size", "batch_size")
-        if batch_size > buffer_size:
-            raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
-                             f"({buffer_size}): a minibatch is drawn from the buffer's rows")
-        gamma = checked("gamma", "gamma")
-        verbose = check_int("verbose", args["verbose"], 0, 2)
-        seed = checked("seed", "seed")
-        tb = args["tensorboard_log"]                # (checked by the native model)
-        hidden, qf_hidden = _policy_sizes(args["policy_kwargs"], self.n_critics)
+        _refuse_unsupported(args)
+        native_class = self.native_class
+        sb3 = _checked_arguments(args, native_class)
         env = check_env("env", args["env"])
         n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
-
-        hp = {"pi_lr": lr, "q_lr": lr, "replay_size": buffer_size,
-              "start_steps": learning_starts, "update_after": learning_starts + 1,
-              "batch_size": batch_size, "polyak": 1.0 - tau, "gamma": gamma,
-              # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
-              "update_every": train_freq.frequency * n_envs,
-              "gradient_steps": None if gradient_steps == -1 else gradient_steps,
-              "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
-              "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP}
-        if seed is not None:
-            hp["seed"] = seed
-        if self.native_class.algo == "td3":
-            hp.update(policy_delay=checked("policy_delay", "policy_delay"),
-                      target_noise=checked("target_policy_noise", "target_noise"),
-                      noise_clip=checked("target_noise_clip", "noise_clip"))
+        hp = _native_hyperparameters(sb3, n_envs)
+        # the algorithm's own hyperparameters (TD3's three), each from the SB3 argument of the
+        # same quantity (the ``sb3`` names of numddpg.hyperparameters' table)
+        for name in native_class.AGENT_KWARGS:
+            spec = native_class.SPECS[name]
+            hp[name] = check_hyperparameter(spec.sb3, args[spec.sb3], spec)
         action_noise = args["action_noise"]
         hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
-        native = self.native_class(env, preset="none", log=False, test_env=native_test_env(env),
-                                   tensorboard_log=tb, **hp)
+        tb = args["tensorboard_log"]                # (checked by the native model)
+        native = native_class(env, preset="none", log=False, test_env=native_test_env(env),
+                              tensorboard_log=tb, **hp)
         noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
-        self._attach(native, noise_process, action_noise, verbose=verbose, tensorboard_log=tb,
-                     stats_window_size=stats_window, learning_rate=lr, tau=tau,
-                     policy_kwargs=args["policy_kwargs"], seed=seed, train_freq=train_freq,
-                     gradient_steps=gradient_steps)
+        self._attach(native, noise_process, action_noise, verbose=sb3["verbose"],
+                     tensorboard_log=tb, stats_window_size=stats_window,
+                     learning_rate=sb3["learning_rate"], tau=sb3["tau"],
+                     policy_kwargs=args["policy_kwargs"], seed=sb3["seed"],
+                     train_freq=sb3["train_freq"], gradient_steps=sb3["gradient_steps"])
 
     def _attach(self, native, noise_process, action_noise, verbose, tensorboard_log,
                 stats_window_size, learning_rate, tau, policy_kwargs, seed, train_freq,
@@ -271,7 +292,8 @@ class OffPolicySB3:
 
     @property
     def policy(self):
-        """The deterministic actor (numddpg.algorithms.Policy; callable on observations)."""
+        """The deterministic actor (numddpg.training.acting.Policy; callable on
+        observations)."""
         return self.native.policy
 
     @property
@@ -505,7 +527,7 @@ class OffPolicySB3:
         path = _file_path("path", path)
         if not os.path.exists(path) and os.path.exists(path + EXTENSION):
             path += EXTENSION
-        meta, arrays = _algorithms.read_run_checkpoint(path)
+        meta, arrays = read_run_checkpoint(path)
         buffer, record, spaces = self.native.buffer, meta["buffer"], meta["spaces"]
         theirs = (spaces["obs_dim"], spaces["act_dim"], record["max_size"], record["dtype"])
         ours = (buffer.obs_dim, buffer.act_dim, buffer.max_size, buffer.dtype.name)
@@ -628,7 +650,6 @@ class TD3(OffPolicySB3):
     """
 
     native_class = _algorithms.TD3
-    n_critics = 2
     default_tb_log_name = "TD3"
 
     def __init__(self, policy, env, learning_rate=1e-3, buffer_size=1_000_000,
@@ -657,7 +678,6 @@ class DDPG(OffPolicySB3):
     """
 
     native_class = _algorithms.DDPG
-    n_critics = 1
     default_tb_log_name = "DDPG"
 
     def __init__(self, policy, env, learning_rate=1e-3, buffer_size=1_000_000,

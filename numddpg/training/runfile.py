@@ -1,206 +1,37 @@
-"""A run's files as records: what OffPolicyAlgorithm.save writes into a run checkpoint, and
-every check made of it (and of a run directory's config.json) before anything is read, plus
+"""A run's files beyond its state: the run directory's file names, config.json's checks, the
+env a file was trained on, ``load`` and ``resume`` of a saved model or run, and
 ``export_policy``.
 
-The loop saves and restores its own state (numddpg.algorithms: ``OffPolicyAlgorithm.save`` and
-``_restore``); this module states what a valid record is, so that a file from anyone is refused
-before it allocates, imports or loads anything (numddpg.checkpoint is the container).
+The checkpoint itself (what it holds, its checks, writing and restoring it) is
+numddpg.training.runstate's; numddpg.files.checkpoint is the container.
 """
-import math
-import re
 from pathlib import Path
 
-import numpy as np
-
-from ..engine.agents import agent_array_specs, agent_from_arrays, check_agent_meta, load_agent
-from ..engine.buffer import ReplayBuffer
-from ..engine.hyperparameters import TABLES, whole_as_json
+from ..engine.agents import agent_from_arrays, load_agent
+from ..engine.hyperparameters import TABLES
 from ..engine.normalizer import ObsNormalizer
 from ..files import checkpoint as _checkpoint
 from ..files import policy as _policy_file
-from ..files.checkpoint import CheckpointError, is_int, is_number
-from .envs import EnvError, check_env_record, make_from_record, make_recorded_env, split_module
+from ..files import rundir as _rundir
+from ..files import runlog as _runlog
+from ..files.checkpoint import CheckpointError, is_int
+from ..files.policy import POLICY_FILE
+from .envs import EnvError, make_from_record, make_recorded_env, split_module
+from .runstate import read_run_checkpoint, restore_run
 
-POLICY_FILE = "policy.npz"
+# The checkpoint's names from before they moved to runstate, kept importable from here.
+from ..files.rundir import jsonable as plain  # noqa: F401
+from .runstate import (MAX_ENVS, MODULE, SAVED_SINCE, STATS_ARRAY, finite_or_none,  # noqa: F401
+                       run_checkpoint_specs)
+
 CHECKPOINT_FILE = "checkpoint.npz"
-STATS_ARRAY = "epoch.update_stats"    # TD3's loss_pi is NaN on updates without an actor step
 
 
+class RunWriteError(OSError):
+    """A file of the run directory could not be written (disk full, ...); nothing was lost."""
 
-def finite_or_none(x):
-    """x as a float for a JSON record, or None if it is NaN or infinite (JSON has neither)."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def plain(v):
-    """JSON-able copy: tuples -> lists, numpy scalars -> Python numbers."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def run_checkpoint_specs(meta, where):
-    """The array table an algorithm record promises, after checking the record's fields."""
-    cfg = check_agent_meta(meta, where)
-    specs = agent_array_specs(cfg, "agent.")
-
-    def section(name, fields):
-        sec = meta.get(name)
-        if not isinstance(sec, dict) or any(f not in sec for f in fields):
-            raise CheckpointError(f"{where}: metadata section {name!r} must hold {fields}, got "
-                                  f"{sec!r}")
-        return sec
-
-    def count(sec, key, name, allow_none=False, bits=63):
-        v = sec[key]
-        if not ((allow_none and v is None) or (is_int(v) and 0 <= v < 2**bits)):
-            raise CheckpointError(f"{where}: {name}.{key}={v!r} must be an integer from 0 to "
-                                  f"2**{bits} - 1")
-        return v
-
-    sp = section("spaces", ("obs_dim", "act_dim", "act_low", "act_high", "act_dtype"))
-    if not (is_int(sp["obs_dim"]) and is_int(sp["act_dim"])) or (
-            (sp["obs_dim"], sp["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"])):
-        raise CheckpointError(f"{where}: spaces (obs_dim={sp['obs_dim']}, act_dim="
-                              f"{sp['act_dim']}) disagree with the agent config "
-                              f"({cfg['obs_dim']}, {cfg['act_dim']})")
-    if sp["act_dtype"] not in ("float16", "float32", "float64"):
-        raise CheckpointError(f"{where}: spaces.act_dtype {sp['act_dtype']!r} is not a float type")
-    loop = section("loop", ("t", "epoch", "episodes", "epoch_t0", "elapsed", "last_test_return",
-                            "episode_seed", "episode_in_progress"))
-    for key in ("t", "epoch", "episodes", "epoch_t0"):
-        count(loop, key, "loop")
-    count(loop, "episode_seed", "loop", allow_none=True, bits=31)   # drawn as integers(2**31)
-    if loop["epoch_t0"] > loop["t"]:
-        raise CheckpointError(f"{where}: loop.epoch_t0={loop['epoch_t0']} is after "
-                              f"loop.t={loop['t']}")
-    if not (is_number(loop["elapsed"]) and loop["elapsed"] >= 0):
-        raise CheckpointError(f"{where}: loop.elapsed={loop['elapsed']!r} must be a number >= 0")
-    if not (loop["last_test_return"] is None or is_number(loop["last_test_return"])):
-        raise CheckpointError(f"{where}: loop.last_test_return={loop['last_test_return']!r}")
-    if not isinstance(loop["episode_in_progress"], bool) or (
-            loop["episode_in_progress"] and loop["episode_seed"] is not None):
-        raise CheckpointError(f"{where}: loop.episode_in_progress="
-                              f"{loop['episode_in_progress']!r} with episode_seed="
-                              f"{loop['episode_seed']!r} is contradictory")
-    b = section("buffer", ("ptr", "size", "max_size", "dtype", "saved"))
-    ptr, size, max_size = (count(b, k, "buffer") for k in ("ptr", "size", "max_size"))
-    if not (0 < max_size and size <= max_size and ptr < max_size
-            and (size == max_size or ptr == size)):
-        raise CheckpointError(f"{where}: buffer ptr={ptr}, size={size}, max_size={max_size} "
-                              "cannot describe a ring buffer")
-    if b["dtype"] not in ("float32", "float64") or not isinstance(b["saved"], bool):
-        raise CheckpointError(f"{where}: buffer dtype={b['dtype']!r}, saved={b['saved']!r}")
-    rows = count(section("logger", ("progress_rows",)), "progress_rows", "logger",
-                 allow_none=True)
-    if rows is not None and rows != loop["epoch"]:
-        raise CheckpointError(f"{where}: logger.progress_rows={rows} must equal loop.epoch="
-                              f"{loop['epoch']} (one progress row per epoch)")
-    if not isinstance(meta.get("env_id"), str) or meta.get("algo") != cfg["algo"]:
-        raise CheckpointError(f"{where}: env_id {meta.get('env_id')!r} / algo "
-                              f"{meta.get('algo')!r} (the agent's is {cfg['algo']!r})")
-    for key in ("env_module", "preset"):
-        if not (meta.get(key) is None or (isinstance(meta[key], str) and MODULE.match(meta[key])
-                                          if key == "env_module" else isinstance(meta[key], str))):
-            raise CheckpointError(f"{where}: {key} {meta[key]!r} must be null or a name")
-    if "env" in meta:                  # (files from before env records have none)
-        try:
-            check_env_record(meta["env"])
-        except EnvError as exc:
-            raise CheckpointError(f"{where}: {exc}") from None
-        if meta["env"]["id"] != meta["env_id"]:
-            raise CheckpointError(f"{where}: env_id {meta['env_id']!r} is not the env "
-                                  f"record's {meta['env']['id']!r}")
-    vector = meta.get("vector")
-    if vector is not None and not (
-            isinstance(vector, dict) and set(vector) == {"num_envs", "mode"}
-            and is_int(vector["num_envs"]) and 1 <= vector["num_envs"] <= MAX_ENVS
-            and vector["mode"] in ("sync", "async")):
-        raise CheckpointError(f"{where}: vector {vector!r} must be null or {{'num_envs': 1.."
-                              f"{MAX_ENVS}, 'mode': 'sync' or 'async'}}")
-    _check_saved_hyperparameters(meta.get("hyperparameters"), cfg, where)
-    _check_generator_state(meta.get("rng"), where)
-
-    o, a = cfg["obs_dim"], cfg["act_dim"]
-    if b["saved"]:
-        shapes = {"obs": (size, o), "act": (size, a), "rew": (size,), "obs2": (size, o),
-                  "done": (size,)}
-        specs.update({f"buffer.{k}": (b["dtype"], shapes[k]) for k in ReplayBuffer.FIELDS})
-    specs["buffer.rng_state"] = ("uint64", (1,))
-    table = meta["arrays"]
-    noise_len = table.get("noise.x", {}).get("shape", [0])
-    specs["noise.x"] = ("float64", (a,) if noise_len == [a] else (0,))
-    k = table.get("epoch.ep_rets", {}).get("shape", [0])[:1] or [0]
-    m = table.get(STATS_ARRAY, {}).get("shape", [0])[:1] or [0]
-    specs["epoch.ep_rets"] = ("float64", (k[0],))
-    specs["epoch.ep_lens"] = ("int64", (k[0],))
-    specs[STATS_ARRAY] = ("float64", (m[0], 4))
-    if loop["episode_seed"] is not None:
-        specs["loop.obs"] = ("float64", (o,))
-    if meta["hyperparameters"].get("normalize_obs") is True:
-        specs.update({"norm.mean": ("float64", (o,)), "norm.var": ("float64", (o,)),
-                      "norm.count": ("float64", (1,))})
-    return specs
-
-
-def read_run_checkpoint(path):
-    """(meta, arrays) of an algorithm checkpoint, fully checked (OffPolicyAlgorithm.save)."""
-    where = str(path)
-    return _checkpoint.read_checkpoint(path, "algorithm",
-                                       lambda m: run_checkpoint_specs(m, where),
-                                       allow_nonfinite=(STATS_ARRAY,))
-
-
-MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
-MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
-
-
-# hyperparameters newer than the format: files written before them lack them (the default holds)
-SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes"}
-
-
-def _check_saved_hyperparameters(hp, cfg, where):
-    """The record's hyperparameters: exactly the algorithm's names, a seed, and chunks as the
-    agent's (or null: calibrated).  Their values are checked again by the constructor."""
-    specs = TABLES[cfg["algo"]]
-    if not isinstance(hp, dict) or not set(specs) - SAVED_SINCE <= set(hp) <= set(specs):
-        names = sorted(set(hp) ^ set(specs)) if isinstance(hp, dict) else hp
-        raise CheckpointError(f"{where}: hyperparameters must name exactly the {cfg['algo']} "
-                              f"ones (differ: {names!r})")
-    bad = [name for name in hp if not whole_as_json(hp[name], specs[name])]
-    if bad:
-        raise CheckpointError(f"{where}: hyperparameters.{bad[0]} {hp[bad[0]]!r} must be "
-                              "written with JSON integers")
-    if not (is_int(hp["seed"]) and hp["seed"] >= 0):
-        raise CheckpointError(f"{where}: hyperparameters.seed {hp['seed']!r} must be an integer "
-                              ">= 0 (a saved run always has its seed)")
-    if hp.get("chunks") is not None and not (is_int(hp["chunks"])
-                                         and hp["chunks"] == cfg.get("chunks", 1)):
-        raise CheckpointError(f"{where}: hyperparameters.chunks {hp['chunks']!r} differs from the "
-                              f"agent's {cfg.get('chunks', 1)}")
-
-
-def _check_generator_state(state, where):
-    """A numpy PCG64 ``bit_generator.state`` record, field by field (numpy itself would coerce
-    a float or a bool)."""
-    def int_in(v, bits):
-        return is_int(v) and 0 <= v < 2**bits
-
-    ok = (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
-                                                     "uinteger"}
-          and state["bit_generator"] == "PCG64" and isinstance(state["state"], dict)
-          and set(state["state"]) == {"state", "inc"}
-          and int_in(state["state"]["state"], 128) and int_in(state["state"]["inc"], 128)
-          and state["has_uint32"] in (0, 1) and is_int(state["has_uint32"])
-          and int_in(state["uinteger"], 32))
-    if not ok:
-        raise CheckpointError(f"{where}: rng {state!r} is not a PCG64 generator state (integers "
-                              "state, inc < 2**128, has_uint32 0 or 1, uinteger < 2**32)")
+    def __str__(self):
+        return self.strerror
 
 
 def make_saved_env(record, env_module):
@@ -250,6 +81,104 @@ def check_belongs(model, config, path):
         raise CheckpointError(f"{path} does not belong to this run directory: "
                               f"{'; '.join(differ)}. Resume the run it came from, or start a "
                               "new one.")
+
+
+def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",
+               env_module=None, tensorboard_log=None, tb_log_name=None):
+    """``cls.load``: the model saved at ``path``, of ``cls.class_for`` its algo, rebuilt from
+    its hyperparameters on ``env`` (default: the saved env) and restored."""
+    meta, arrays = read_run_checkpoint(path)
+    target = cls.class_for(meta["algo"])
+    if target is None or target.algo != meta["algo"]:
+        raise CheckpointError(
+            f"{path}: this is a {meta['algo']!r} checkpoint; load it with "
+            f"{'an algorithm of that name' if target is None else 'its own class'} "
+            f"(numddpg.OffPolicyAlgorithm.load picks it), not {cls.__name__}.load")
+    hp = dict(meta["hyperparameters"])
+    saved_chunks = hp.get("chunks")
+    # the saved agent's (checked, at most MAX_CHUNKS; files before chunks existed: 1)
+    hp["chunks"] = meta["config"].get("chunks", 1)
+    recorded_module = meta.get("env_module")
+    if env is None:
+        try:
+            env = make_saved_env(meta, env_module)
+        except EnvError as exc:
+            raise CheckpointError(f"{path}: cannot make the env it was trained on: "
+                                  f"{exc}") from None
+    try:
+        model = target(env, preset="none", test_env=test_env, log=log, run_dir=run_dir,
+                       runs_root=runs_root, tensorboard_log=tensorboard_log,
+                       tb_log_name=tb_log_name, **hp)
+    except (EnvError, MemoryError):
+        raise
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
+            f"{exc}") from None
+    model.env_module = model.env_module or env_module or recorded_module
+    model.preset_name = meta["preset"]
+    if saved_chunks is None:               # calibrated when it was trained: say so again
+        model.chunks = model.hyperparameters["chunks"] = None
+    model.threads_record = {"source": f"the saved agent ({path})"}
+    restore_run(model, meta, arrays, str(path))
+    model.state.checkpoint_t = model.t
+    model._progress_rows = meta["logger"]["progress_rows"]
+    return model
+
+
+def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None,
+               tensorboard_log=None, tb_log_name=None):
+    """``cls.resume``: the run in ``run_dir`` continued, under its lock, from its checkpoint
+    (or from config.json if it has none) up to ``total_steps``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise _rundir.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
+                                  "run directory a training run wrote")
+    config = check_run_config(_rundir.read_config(run_dir), run_dir)
+    lock = _rundir.RunLock(run_dir).acquire()
+    try:
+        _checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed mid-save
+        path = run_dir / CHECKPOINT_FILE
+        if path.is_file():
+            model = cls.load(path, env=env, env_module=env_module)
+            check_belongs(model, config, path)
+        else:                              # never checkpointed: start it again, here
+            model = restart_run(cls, config, run_dir, env, env_module)
+        total = config["total_steps"] if total_steps is None else int(total_steps)
+        model.run_dir, model.log, model._lock = run_dir, True, lock
+        model.tensorboard_log, model.tb_log_name = _runlog.check_tensorboard_args(
+            tensorboard_log, tb_log_name)
+        rows = model._progress_rows if path.is_file() else 0
+        progress = run_dir / _rundir.PROGRESS_FILE
+        if rows is not None:
+            _rundir.truncate_progress(progress, rows, missing_ok=not rows)
+        model._csv = _rundir.ProgressCSV(progress)
+        if total is not None and model.t < total:
+            model.learn(total - model.t, progress_bar=progress_bar)
+    finally:
+        lock.release()
+    return model
+
+
+def restart_run(cls, config, run_dir, env, env_module):
+    """A new model from a run directory's config.json (checked), for a run that died before
+    its first checkpoint."""
+    target = cls.class_for(config["algo"])
+    if target.algo != config["algo"]:
+        raise CheckpointError(f"{run_dir}: config.json is a {config['algo']} run, not "
+                              f"{target.__name__}'s")
+    if env is None:
+        env = make_saved_env(config, env_module)
+    try:
+        model = target(env, preset="none", log=False, **config["hyperparameters"])
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, EnvError):
+            raise
+        raise CheckpointError(f"{run_dir}/config.json: cannot rebuild the run from its "
+                              f"hyperparameters: {exc}") from None
+    model.env_module = model.env_module or env_module or config.get("env_module")
+    model.preset_name = config.get("preset")
+    return model
 
 
 def export_policy(src, dst):
