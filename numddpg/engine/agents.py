@@ -28,7 +28,7 @@ import numpy as np
 from ..checks import MAX_CHUNKS, check_bounds, check_dim, check_memory, check_widths
 from ..files.checkpoint import (CheckpointError, is_int, is_number, read_checkpoint,
                                 write_checkpoint)
-from ..files.policy import n_params
+from ..files.policy import NumpyPolicy, n_params
 from ..kernels import reference as _reference
 from ..kernels import rng as _rng
 from ..kernels.nn import MLP, check_dtype, check_sizes
@@ -213,25 +213,27 @@ class DDPGAgent:
         self._set_counters(self._t)
 
     # -- acting -------------------------------------------------------------------------------
+    def policy(self):
+        """The deterministic policy mu(s) = clip(mid + half tanh(actor(s)), low, high) as
+        numddpg's one policy class (numddpg.files.policy.NumpyPolicy, what a policy file
+        holds), running this agent's live actor with its jitted forward pass."""
+        policy = NumpyPolicy(self.actor.params, self.actor.sizes, self.mid, self.half,
+                             self.act_low, self.act_high, self.dtype)
+        policy.forward = self.actor.forward
+        return policy
+
     def act(self, obs, noise_scale=0.0, rng=None):
-        """mu(obs) for one observation (obs_dim,) or a batch (B, obs_dim).
+        """mu(obs) for one observation (obs_dim,) or a batch (B, obs_dim) (``policy``).
 
         With noise_scale > 0, adds Gaussian noise of std noise_scale * half (from ``rng``, a
         numpy Generator) and clips to [act_low, act_high].
         """
-        obs = np.asarray(obs)
-        single = obs.ndim == 1
-        x = obs.reshape(1, -1) if single else obs
-        if x.ndim != 2 or x.shape[1] != self.obs_dim:
-            raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
-                             f"got {obs.shape}")
-        u = self.actor.forward(x)
-        action = self.mid + self.half * u
+        action = self.policy()(obs)
         if noise_scale > 0:
             rng = np.random.default_rng() if rng is None else rng
             action = action + noise_scale * self.half * rng.standard_normal(action.shape)
             action = np.clip(action, self.act_low, self.act_high)
-        return action[0] if single else action
+        return action
 
     # -- updating -----------------------------------------------------------------------------
     def check_batch(self, obs, act, rew, obs2, done):

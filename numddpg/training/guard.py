@@ -29,7 +29,8 @@ def check_finite(agent, stats, state, checkpoint_path, full=False):
     RunState) diverged, naming the first non-finite number and the checkpoint that is kept
     (``checkpoint_path``, or None without a run directory)."""
     ok = np.isfinite(stats)
-    if hasattr(agent, "policy_delay"):   # TD3: loss_pi is NaN on critic-only updates
+    if "policy_delay" in agent.hyperparameter_table:   # a delayed actor (TD3): loss_pi is
+        # NaN by design on the critic-only updates
         ok[:, ST_LOSS_PI] |= np.isnan(stats[:, ST_LOSS_PI])
     state.unscanned += len(stats)
     # A NaN in the actor's parameters shows only in loss_pi (the critic's update uses the
