@@ -322,7 +322,7 @@ def check_episodes(arrays, ptr, size, n_slots, n_envs):
     arrays : "ep_start", "ep_len", "done" ((size * n_envs,)), "cur_start", "cur_len"
     (n_envs,), their dtypes and shapes already checked; ptr, size : the ring position.
     Holds: values in range; each env's running episode ends at ptr and its rows are marked
-    running (ep_len 0, its start, not done); each finished episode's rows are consecutive
+    running (ep_len 0, not done); each finished episode's rows are consecutive
     written slots of its env that agree on (start, length), with a done flag at most on the
     last.
     """
@@ -347,8 +347,7 @@ def check_episodes(arrays, ptr, size, n_slots, n_envs):
             refuse(f"env {e}'s running episode (from slot {cur_start[e]}, {cur_len[e]} steps) "
                    f"does not end at the next slot {ptr}")
         run = ((cur_start[e] + np.arange(cur_len[e])) % n_slots) * n_envs + e
-        if np.any(ep_len[run] != 0) or np.any(ep_start[run] != cur_start[e]) or \
-                np.any(done[run] != 0):
+        if np.any(ep_len[run] != 0) or np.any(done[run] != 0):
             refuse(f"a row of env {e}'s running episode is marked finished or done")
     fin = np.flatnonzero(ep_len > 0)           # rows of finished episodes
     start, T = ep_start[fin], ep_len[fin]

@@ -7,9 +7,10 @@ obs, act, rew, obs2, done, flat as there).  An episode of env e fills consecutiv
 own column, modulo n_slots, so its t-th transition is row ``((start + t) % n_slots) * n_envs
 + e``.  The ``Episodes`` bundle says, for every row, which episode it belongs to:
 
-    ep_start (N,) int64   the slot of its episode's first transition
     ep_len   (N,) int64   its episode's length T; 0 while the episode is still running, and
                           for what is left of an episode the ring has begun to overwrite
+    ep_start (N,) int64   the slot of its episode's first transition (where ep_len > 0: it
+                          is written when the episode ends, the rest is never read)
     cur_start, cur_len (n_envs,) int64   each env's running episode: first slot, length so far
     n_valid  (1,) int64   the number of rows with ep_len > 0 (those a minibatch may draw)
 
@@ -70,11 +71,13 @@ def forget_episode(episodes, row, n_envs, n_slots):
 
 @njit(cache=True)
 def close_episode(episodes, env, n_envs, n_slots):
-    """Env ``env``'s running episode has ended: each of its rows gets its length T, so that
-    it may be drawn, and the env's next episode starts at the next slot."""
+    """Env ``env``'s running episode has ended: each of its rows gets its start and length
+    T, so that it may be drawn, and the env's next episode starts at the next slot."""
     start, T = episodes.cur_start[env], episodes.cur_len[env]
     for t in range(T):
-        episodes.ep_len[row_of((start + t) % n_slots, env, n_envs)] = T
+        row = row_of((start + t) % n_slots, env, n_envs)
+        episodes.ep_start[row] = start
+        episodes.ep_len[row] = T
     episodes.n_valid[0] += T
     episodes.cur_start[env] = (start + T) % n_slots
     episodes.cur_len[env] = 0
@@ -109,8 +112,7 @@ def store_step(replay, episodes, slot, obs, act, rew, obs2, terminated, truncate
             episodes.cur_len[e] -= 1
         write_row(replay.obs, replay.act, replay.rew, replay.obs2, replay.done, row,
                   obs[e], act[e], rew[e], obs2[e], terminated[e])
-        episodes.ep_start[row] = episodes.cur_start[e]
-        episodes.ep_len[row] = 0
+        episodes.ep_len[row] = 0                  # running: not drawn until it ends
         episodes.cur_len[e] += 1
         if terminated[e] != 0.0 or truncated[e] != 0.0:
             close_episode(episodes, e, n_envs, n_slots)
