@@ -377,3 +377,221 @@ def test_the_bookkeeping_matches_a_plain_model_of_the_ring(seed):
     assert buf.n_sampleable == drawable.sum() > 0
     arrays, record = buf.state()
     assert check_episodes(arrays, record["ptr"], record["size"], n_slots, n) == drawable.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# State: exact round trip, hostile states refused before anything changes
+# ---------------------------------------------------------------------------------------------
+
+def saved(buf, include_rows=True):
+    """A ``state`` as a file gives it back: copied arrays and the record through JSON."""
+    arrays, record = buf.state(include_rows)
+    return {k: v.copy() for k, v in arrays.items()}, json.loads(json.dumps(record))
+
+
+def twin_buffer(buf, seed=123):
+    """An empty buffer built with ``buf``'s settings and another seed."""
+    return HerReplayBuffer(buf.obs_dim, buf.act_dim, buf.n_slots * buf.n_envs, buf.achieved,
+                           buf.desired, buf.compute_reward, n_envs=buf.n_envs,
+                           n_sampled_goal=buf.n_sampled_goal,
+                           goal_selection_strategy=buf.goal_selection_strategy, seed=seed)
+
+
+def contents(buf):
+    return ([getattr(buf, f).copy() for f in ("obs", "act", "rew", "obs2", "done")]
+            + [a.copy() for a in buf.episodes] + [buf.rng_state.copy(), buf.ptr, buf.size])
+
+
+def assert_same(a, b):
+    for x, y in zip(contents(a), contents(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("steps", [3, 40, 61])          # no episode ended, not full, wrapped
+def test_a_restored_buffer_is_the_same_buffer(steps):
+    buf, env, layout = point_buffer(max_size=46, steps=steps)
+    other = twin_buffer(buf)
+    collect(other, [PointGoalEnv(9)], layout, 0)
+    other.restore(*saved(buf))
+    assert_same(buf, other)
+    # both go on identically: more steps, then minibatches
+    envs_a, envs_b = ([PointGoalEnv(5 + i) for i in range(2)] for _ in range(2))
+    collect(buf, envs_a, layout, 9, seed=4)
+    collect(other, envs_b, layout, 9, seed=4)
+    assert_same(buf, other)
+    a, b = buf.sample(128), other.sample(128)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_state_without_rows_restarts_empty_with_the_generator():
+    buf, _, _ = point_buffer()
+    other, _, _ = point_buffer(seed=5)
+    other.restore(*saved(buf, include_rows=False))
+    assert (other.size, other.ptr, len(other), other.n_sampleable) == (0, 0, 0, 0)
+    assert not other.obs.any() and not other.episodes.ep_len.any()
+    assert other.rng_state[0] == buf.rng_state[0]
+
+
+def set_array(name, index, value):
+    def change(arrays, record):
+        arrays[name][index] = value
+    return change
+
+
+def set_record(name, value):
+    def change(arrays, record):
+        record[name] = value
+    return change
+
+
+def del_array(name):
+    def change(arrays, record):
+        del arrays[name]
+    return change
+
+
+def retype(name, dtype):
+    def change(arrays, record):
+        arrays[name] = arrays[name].astype(dtype)
+    return change
+
+
+def forge_episode_across_the_oldest_slot(arrays, record):
+    # env 0's running episode emptied, and slots ptr-2 .. ptr+2 made one 5-step episode: its
+    # rows agree with each other, but it runs from the newest slots into the oldest, which
+    # store cannot write (an episode fills its slots in order)
+    # (the episodes it cuts into are left as forgotten rows, so that only the order is wrong)
+    ptr, n = record["ptr"], 2
+    arrays["cur_start"][0], arrays["cur_len"][0] = ptr, 0
+    for slot in range(ptr - 6, ptr + 7):
+        arrays["ep_len"][slot * n] = 0
+    for slot in range(ptr - 2, ptr + 3):
+        arrays["ep_start"][slot * n], arrays["ep_len"][slot * n] = ptr - 2, 5
+        arrays["done"][slot * n] = 0
+
+
+def split_episode(arrays, record):
+    row = np.flatnonzero(arrays["ep_len"] == 5)[7]      # a row of a finished episode
+    arrays["ep_start"][row] = (arrays["ep_start"][row] + 1) % 23
+
+
+HOSTILE = {
+    "record not a dict": (lambda a, r: r.clear(), "exactly the fields"),
+    "record field missing": (lambda a, r: r.pop("ptr"), "exactly the fields"),
+    "record field extra": (set_record("pickle", "os.system"), "exactly the fields"),
+    "saved not a bool": (set_record("saved", 1), "'saved' must be true or false"),
+    "other n_envs": (set_record("n_envs", 3), "n_envs=3, but this buffer has n_envs=2"),
+    "other strategy": (set_record("goal_selection_strategy", "final"), "goal_selection_strat"),
+    "other k": (set_record("n_sampled_goal", 2), "n_sampled_goal=2"),
+    "other dtype": (set_record("dtype", "float64"), "dtype='float64'"),
+    "other spans": (set_record("achieved", [1, 3]), r"achieved=\[1, 3\]"),
+    "n_slots as float": (set_record("n_slots", 23.0), "n_slots=23.0"),
+    "ptr out of range": (set_record("ptr", 23), "'ptr' must be an integer from 0 to 22"),
+    "ptr negative": (set_record("ptr", -1), "'ptr' must be an integer"),
+    "ptr a bool": (set_record("ptr", True), "'ptr' must be an integer"),
+    "size too large": (set_record("size", 10**12), "'size' must be an integer from 0 to 23"),
+    "ptr off a partial ring": (lambda a, r: r.update(size=10, ptr=3), "not full"),
+    "array missing": (del_array("ep_len"), "asks for"),
+    "array extra": (lambda a, r: a.update(code=np.zeros(1)), "asks for"),
+    "float64 rows": (retype("obs", np.float64), r"'obs' is float64 \(46, 7\), expected float32"),
+    "int32 episodes": (retype("ep_len", np.int32), "'ep_len' is int32"),
+    "rows short": (lambda a, r: a.update(act=a["act"][:-1]), r"'act' is float32 \(45, 2\)"),
+    "object array": (lambda a, r: a.update(rew=list(a["rew"])), "'rew' is list"),
+    "nan obs": (set_array("obs2", (4, 1), np.nan), "'obs2' holds a non-finite number"),
+    "done one half": (set_array("done", 5, 0.5), "done flag of row 5 is 0.5"),
+    "ep_len beyond ring": (set_array("ep_len", 0, 24), r"ep_len\[0\] = 24 is outside"),
+    "ep_start negative": (set_array("ep_start", 0, -1), r"ep_start\[0\] = -1 is outside"),
+    "cur_len beyond size": (set_array("cur_len", 1, 24), r"cur_len\[1\] = 24"),
+    "running end off ptr": (set_array("cur_start", 0, 0), "does not end at the next slot"),
+    "row beyond its episode": (set_array("ep_len", 1, 1), "outside its episode|not whole"),
+    "episode not whole": (split_episode, "outside its episode|not whole"),
+    "done mid-episode": (lambda a, r: a["done"].__setitem__(
+        np.flatnonzero(a["ep_len"] > 0)[0], 1.0), "not its episode's last step"),
+    "running row finished": (lambda a, r: a["ep_len"].__setitem__(
+        ((a["cur_start"][0] + np.arange(a["cur_len"][0])) % 23 * 2)[:1], 2),
+        "running episode is marked finished"),
+    "episode across the oldest slot": (forge_episode_across_the_oldest_slot,
+                                       "outside its episode"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_damaged_state_is_refused_and_changes_nothing(name):
+    change, words = HOSTILE[name]
+    buf, _, _ = point_buffer(max_size=46, steps=61)         # 23 slots, wrapped: ptr 15
+    assert (buf.ptr, buf.size) == (15, 23) and buf.episodes.cur_len[0] > 0
+    arrays, record = saved(buf)
+    change(arrays, record)
+    target, _, _ = point_buffer(max_size=46, steps=30, seed=9)
+    before = contents(target)
+    with pytest.raises(CheckpointError, match=words):
+        target.restore(arrays, record)
+    for x, y in zip(before, contents(target), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_the_expected_arrays_are_what_a_state_holds():
+    buf, _, _ = point_buffer(max_size=46, steps=61)
+    arrays, record = buf.state()
+    assert {k: (v.dtype.name, v.shape) for k, v in arrays.items()} == \
+        buf.expected_arrays(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and transitions refused
+# ---------------------------------------------------------------------------------------------
+
+def test_a_non_finite_transition_is_refused_and_nothing_is_stored():
+    buf, _, layout = point_buffer(steps=7)
+    before = contents(buf)
+    obs = np.zeros((2, layout.obs_dim))
+    bad = obs.copy()
+    bad[1, 0] = np.inf
+    with pytest.raises(NonFiniteTransition, match="non-finite observation in the transition "
+                                                  "of env 1"):
+        buf.store(obs, np.zeros((2, 2)), np.zeros(2), bad, [0, 0], [1, 1])
+    with pytest.raises(NonFiniteTransition, match="non-finite reward .* env 0"):
+        buf.store(obs, np.zeros((2, 2)), [1e39, 0], obs, [0, 0], [1, 1])
+    for x, y in zip(before, contents(buf), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(obs=np.zeros(7)), r"obs must be real numbers of shape \(2, 7\)"),
+    (dict(act=np.zeros((2, 3))), r"act must be .*\(2, 2\)"),
+    (dict(rew=0.0), r"rew must be .*\(2,\)"),
+    (dict(terminated=[0, 2]), "terminated must be 2 flags"),
+    (dict(truncated=["yes", "no"]), "truncated must be 2 flags"),
+])
+def test_store_names_a_misshapen_argument(args, words):
+    buf, _, layout = point_buffer(steps=0)
+    step = dict(obs=np.zeros((2, layout.obs_dim)), act=np.zeros((2, 2)), rew=np.zeros(2),
+                obs2=np.zeros((2, layout.obs_dim)), terminated=[0, 0], truncated=[0, 0])
+    with pytest.raises(ValueError, match=words):
+        buf.store(**{**step, **args})
+
+
+def test_no_minibatch_before_an_episode_has_ended():
+    buf, _, _ = point_buffer(steps=4)                       # horizon 5
+    with pytest.raises(ValueError, match="before an episode has ended"):
+        buf.sample(8)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(achieved=(0, 3)), "same width"),
+    (dict(desired=(1, 3)), "not overlap"),
+    (dict(achieved=(2, 2)), r"achieved must be the \(start, stop\)"),
+    (dict(desired=(5, 8)), r"desired\[1\] must be an integer from 0 to 7"),
+    (dict(achieved=None), "achieved must be"),
+    (dict(compute_reward=None), "compute_reward must be"),
+    (dict(n_sampled_goal=-1), "n_sampled_goal must be an integer from 0 to 1000"),
+    (dict(n_sampled_goal=2.5), "n_sampled_goal"),
+    (dict(goal_selection_strategy="random"), "goal_selection_strategy must be one of"),
+    (dict(n_envs=3, max_size=2), "at least one step of the 3 envs"),
+])
+def test_the_constructor_names_a_bad_argument(kwargs, words):
+    args = dict(obs_dim=7, act_dim=2, max_size=10, achieved=(0, 2), desired=(2, 4),
+                compute_reward=PointGoalEnv(0).compute_reward)
+    with pytest.raises(ValueError, match=words):
+        HerReplayBuffer(**{**args, **kwargs})
