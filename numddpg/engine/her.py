@@ -21,14 +21,13 @@ anything.
 """
 import numpy as np
 
-from ..checks import check_dim, check_int, check_memory
+from ..checks import check_dim, check_int
 from ..files.checkpoint import CheckpointError
-from ..kernels import rng as _rng
 from ..kernels.her import (STRATEGIES, Episodes, draw_transitions, gather_relabelled,
                            store_step)
 from ..kernels.replay import BAD_WHAT, STORED, Replay
 from ..kernels.update import Batch
-from .buffer import NonFiniteTransition
+from .buffer import NonFiniteTransition, sampler_state, transition_rows
 
 MAX_SAMPLED_GOALS = 1000        # k beyond this relabels all but 0.1 % of rows: use "final"-only
 FLOAT_FIELDS = ("obs", "act", "rew", "obs2", "done")
@@ -88,23 +87,17 @@ class HerReplayBuffer:
                              f"{goal_selection_strategy!r}")
         self.goal_selection_strategy = goal_selection_strategy
         self.dtype = np.dtype(dtype)
-        n, o, a = self.n_slots * self.n_envs, self.obs_dim, self.act_dim
-        check_memory(n * ((2 * o + a + 2) * self.dtype.itemsize + 2 * 8),
-                     f"a hindsight replay buffer of {n:,} transitions (replay_size) of "
-                     f"obs_dim={o}, act_dim={a}")
-        self.obs = np.zeros((n, o), self.dtype)
-        self.act = np.zeros((n, a), self.dtype)
-        self.rew = np.zeros(n, self.dtype)
-        self.obs2 = np.zeros((n, o), self.dtype)
-        self.done = np.zeros(n, self.dtype)
+        n = self.n_slots * self.n_envs
+        self.obs, self.act, self.rew, self.obs2, self.done = transition_rows(
+            n, self.obs_dim, self.act_dim, self.dtype, "a hindsight replay buffer",
+            extra_row_bytes=2 * 8)                # ep_start and ep_len, int64
         self.episodes = Episodes(np.zeros(n, np.int64), np.zeros(n, np.int64),
                                  np.zeros(self.n_envs, np.int64),
                                  np.zeros(self.n_envs, np.int64), np.zeros(1, np.int64))
         self.lim = float(np.finfo(self.dtype).max)    # larger values would be stored as inf
         self.ptr = 0
         self.size = 0
-        self.rng_state = _rng.new_state(
-            np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+        self.rng_state = sampler_state(seed)
 
     def __len__(self):
         """Transitions stored (rows written), finished episodes or not."""
