@@ -83,9 +83,9 @@ def test_kernels_in_subpackages_are_found_and_dropped(tree):
 
 
 # The package's jitted modules, by their path in the package.
-REAL_JITTED = ["engine/noise.py", "kernels/gemm.py", "kernels/nn.py", "kernels/normalize.py",
-               "kernels/optim.py", "kernels/replay.py", "kernels/rng.py", "kernels/sync.py",
-               "kernels/threads.py", "kernels/update.py"]
+REAL_JITTED = ["engine/noise.py", "kernels/gemm.py", "kernels/her.py", "kernels/nn.py",
+               "kernels/normalize.py", "kernels/optim.py", "kernels/replay.py", "kernels/rng.py",
+               "kernels/sync.py", "kernels/threads.py", "kernels/update.py"]
 
 
 def test_the_real_package_lists_its_jitted_modules():

@@ -26,6 +26,22 @@ def _vector(x, n, name):
     return arr.astype(np.float64)
 
 
+def transition_rows(n, obs_dim, act_dim, dtype, what, extra_row_bytes=0):
+    """The zeroed ring arrays obs (n, obs_dim), act (n, act_dim), rew (n,), obs2 (n, obs_dim),
+    done (n,) of ``dtype``, after checking that the free memory holds them and
+    ``extra_row_bytes`` more per row (TooLarge names ``what``, e.g. "a replay buffer")."""
+    o, a = obs_dim, act_dim
+    check_memory(n * ((2 * o + a + 2) * np.dtype(dtype).itemsize + extra_row_bytes),
+                 f"{what} of {n:,} transitions (replay_size) of obs_dim={o}, act_dim={a}")
+    return tuple(np.zeros(shape, dtype) for shape in ((n, o), (n, a), (n,), (n, o), (n,)))
+
+
+def sampler_state(seed):
+    """A buffer's own generator state (numddpg.kernels.rng) from ``seed`` (an int, or None
+    for fresh entropy), by way of NumPy's SeedSequence."""
+    return _rng.new_state(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+
+
 class NonFiniteTransition(ValueError):
     """A transition with a NaN or infinite observation, reward or action."""
 
@@ -53,20 +69,12 @@ class ReplayBuffer:
         self.act_dim = check_dim("act_dim", act_dim)
         self.max_size = check_dim("replay_size", max_size)
         self.dtype = np.dtype(dtype)
-        n, o, a = self.max_size, self.obs_dim, self.act_dim
-        check_memory(n * (2 * o + a + 2) * self.dtype.itemsize,
-                     f"a replay buffer of {n:,} transitions (replay_size) of obs_dim={o}, "
-                     f"act_dim={a}")
-        self.obs = np.zeros((n, o), self.dtype)
-        self.act = np.zeros((n, a), self.dtype)
-        self.rew = np.zeros(n, self.dtype)
-        self.obs2 = np.zeros((n, o), self.dtype)
-        self.done = np.zeros(n, self.dtype)
+        self.obs, self.act, self.rew, self.obs2, self.done = transition_rows(
+            self.max_size, self.obs_dim, self.act_dim, self.dtype, "a replay buffer")
         self.lim = float(np.finfo(self.dtype).max)    # larger values would be stored as inf
         self.ptr = 0
         self.size = 0
-        self.rng_state = _rng.new_state(
-            np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+        self.rng_state = sampler_state(seed)
 
     def __len__(self):
         return self.size

@@ -25,15 +25,12 @@ def _all_finite(x, lim):
 
 
 @njit(cache=True)
-def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, rew, obs2, done,
-                 lim):
-    """Write one transition into row ``ptr`` after checking it is finite in the storage dtype.
+def transition_code(obs, act, rew, obs2, lim):
+    """STORED if every number of the transition (s, a, r, s') is finite in the storage dtype,
+    else the code of the first bad field.
 
-    buf_* (N, o), (N, a), (N,), (N, o), (N,)   the ring arrays
-    obs, obs2 (o,); act (a,); rew, done scalars (the caller has checked these shapes)
     lim : the largest finite value of the storage dtype (float32: 3.4e38), so that a value
         finite in float64 but infinite once stored (a reward of 1e39) is refused too.
-    Returns STORED, or the code of the first bad field (and then writes nothing).
     """
     if not _all_finite(obs2, lim):
         return BAD_OBS2
@@ -43,6 +40,12 @@ def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, r
         return BAD_OBS
     if not _all_finite(act, lim):
         return BAD_ACT
+    return STORED
+
+
+@njit(cache=True)
+def write_row(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, rew, obs2, done):
+    """Copy one transition into row ``ptr`` of the ring arrays (casting to their dtype)."""
     for c in range(obs.shape[0]):
         buf_obs[ptr, c] = obs[c]
         buf_obs2[ptr, c] = obs2[c]
@@ -50,7 +53,22 @@ def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, r
         buf_act[ptr, c] = act[c]
     buf_rew[ptr] = rew
     buf_done[ptr] = done
-    return STORED
+
+
+@njit(cache=True)
+def store_kernel(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, rew, obs2, done,
+                 lim):
+    """Write one transition into row ``ptr`` after checking it is finite in the storage dtype.
+
+    buf_* (N, o), (N, a), (N,), (N, o), (N,)   the ring arrays
+    obs, obs2 (o,); act (a,); rew, done scalars (the caller has checked these shapes)
+    lim : the largest finite value of the storage dtype (transition_code).
+    Returns STORED, or the code of the first bad field (and then writes nothing).
+    """
+    code = transition_code(obs, act, rew, obs2, lim)
+    if code == STORED:
+        write_row(buf_obs, buf_act, buf_rew, buf_obs2, buf_done, ptr, obs, act, rew, obs2, done)
+    return code
 
 
 @njit(cache=True)
