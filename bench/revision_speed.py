@@ -69,7 +69,7 @@ def measure(steps, cold):
                              num_test_episodes=0, **kw)
         model.learn(1500, progress_bar=False)
         t = time.perf_counter()
-        model.learn(1500 + n, progress_bar=False)
+        model.learn(n, progress_bar=False)                   # n more steps
         out[f"train {env}, steps/s"] = n / (time.perf_counter() - t)
     return out
 

@@ -122,6 +122,9 @@ class Loop:
     # -- the steps ----------------------------------------------------------------------------
     def _steps(self, end):
         model, state, envs, obs_norm = self.model, self.state, self.envs, self.obs_norm
+        # (the step's test for a training round, before calling _train_rounds, which counts
+        # them: most steps have none, and a call costs a Python frame per step)
+        update_after, every = model.update_after, model.update_every
         noises = state.env_noises(envs.n)
         acts = np.zeros((envs.n, model.act_dim), kernel_dtype(self.policy.act_dtype))
         if state.obs is None:                  # a fresh start (or a load, a new env)
@@ -144,7 +147,8 @@ class Loop:
             if self.callback is not None and not self._callback_step(obs2, acts, rews, ends,
                                                                      infos):
                 end = t0 = state.t             # stop here, as a normal end would (and, as
-            self._train_rounds(t0)             # SB3, without a last training round)
+            if state.t >= update_after and state.t // every > t0 // every:
+                self._train_rounds(t0)         # SB3, without a last training round)
             if state.t - state.epoch_t0 >= model.steps_per_epoch or state.t >= end:
                 self._end_epoch()
             if (self.checkpoint_every and state.t >= self.next_checkpoint
