@@ -28,6 +28,10 @@ def check_bounds(act_low, act_high, act_dim):
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The largest step or update count a file may give: more than any run reaches (2**53 env steps
+# at 10**6 steps/s is 285 years), and every count up to it is exact as a float64, which the
+# logs write.
+MAX_COUNT = 2**53
 
 
 def bounds_fit(low, high):

@@ -1034,3 +1034,107 @@ def test_a_small_file_declaring_a_huge_buffer_loads_without_taking_its_memory(tm
     model = DDPG.load(tmp_path / "big.npz")
     assert _rss_mib() - before < 100
     assert model.buffer.max_size == 20_000_000 and model.buffer.size == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A file's vector record starts no envs and no processes
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vector_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("vec") / "run"
+    env = gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync")
+    DDPG(env, run_dir=run, **dict(TINY, steps_per_epoch=100)).learn(200, progress_bar=False)
+    return run
+
+
+@pytest.mark.parametrize("n", [48, 1024])
+def test_a_vector_record_asking_for_async_envs_is_shown_not_obeyed(vector_run, tmp_path, n):
+    meta = full_record(vector_run / "checkpoint.npz")
+    meta["vector"] = {"num_envs": n, "mode": "async"}
+    bad = doctored(vector_run / "checkpoint.npz", tmp_path / "bad.npz", meta)
+    import multiprocessing
+    before = len(multiprocessing.active_children())
+    model = DDPG.load(bad)                     # one plain env, whatever the file says
+    assert model.n_envs == 0 and len(multiprocessing.active_children()) == before
+
+
+def test_a_vector_run_resumes_only_on_as_many_envs_as_the_user_asks(vector_run, capsys):
+    assert cli.main(["train", "--resume", str(vector_run), "--total-steps", "300"]) == 2
+    line = one_line(capsys)
+    assert "was trained on 2 envs (sync)" in line and "resume it with --num-envs 2" in line
+    assert cli.main(["train", "--resume", str(vector_run), "--total-steps", "300",
+                     "--num-envs", "3"]) == 2
+    assert "a resume on 3 would not continue it exactly: give --num-envs 2" in one_line(capsys)
+    model = OffPolicyAlgorithm.resume(vector_run, total_steps=300, progress_bar=False,
+                                      num_envs=2)
+    assert model.n_envs == 2 and model.t == 300
+
+
+def test_a_resume_below_the_steps_run_or_of_a_run_without_checkpoints_is_refused(run_dir,
+                                                                                tmp_path,
+                                                                                capsys):
+    assert cli.main(["train", "--resume", str(run_dir), "--total-steps", "100"]) == 2
+    assert "has run 200 env steps; total_steps 100 is fewer" in one_line(capsys)
+    run = tmp_path / "never"
+    DDPG("Pendulum-v1", run_dir=run, checkpoint_every=0, **TINY).learn(200, progress_bar=False)
+    assert not (run / "checkpoint.npz").exists()
+    assert cli.main(["train", "--resume", str(run), "--total-steps", "400"]) == 2
+    assert "checkpoint_every 0 (no checkpoints), so it cannot be resumed" in one_line(capsys)
+
+
+def test_a_checkpoint_without_a_preset_loads_and_counts_beyond_2_53_are_refused(run_dir,
+                                                                              tmp_path):
+    meta = full_record(run_dir / "checkpoint.npz")
+    del meta["preset"]
+    assert DDPG.load(doctored(run_dir / "checkpoint.npz", tmp_path / "a.npz", meta)).preset_name \
+        is None
+    meta = full_record(run_dir / "checkpoint.npz")
+    meta["loop"]["t"] = 2**62
+    with pytest.raises(CheckpointError, match=r"loop.t=4611686018427387904 must be an integer "
+                                              r"from 0 to 2\*\*53"):
+        DDPG.load(doctored(run_dir / "checkpoint.npz", tmp_path / "b.npz", meta))
+
+
+def test_agent_counters_beyond_2_53_are_refused(tmp_path):
+    from numddpg.engine.agents import DDPGAgent, load_agent, save_agent
+    agent = DDPGAgent(3, 1, -2.0, 2.0, hidden_sizes=(4,), seed=0)
+    agent.pi_optim.t = 2**62
+    path = save_agent(tmp_path / "agent.npz", agent)
+    with pytest.raises(CheckpointError, match="each must lie in 0..2"):
+        load_agent(path)
+
+
+def _vector_stepping(edit):
+    class Edited(gym.vector.VectorWrapper):
+        def step(self, actions):
+            return edit(*self.env.step(actions))
+    return Edited(gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync"))
+
+
+@pytest.mark.parametrize("edit, text", [
+    (lambda o, r, te, tr, i: (np.hstack([o, o[:, :1]]), r, te, tr, i), r"shape \(2, 4\)"),
+    (lambda o, r, te, tr, i: (o, r, np.zeros(3, bool), tr, i), "returned terminations"),
+    (lambda o, r, te, tr, i: (o, r, False, tr, i), "returned terminations False"),
+    (lambda o, r, te, tr, i: (o, r, te, np.zeros(1, bool), i), "returned truncations"),
+    (lambda o, r, te, tr, i: (o, r, np.array([0.5, 0.0]), tr, i), "returned terminations"),
+    (lambda o, r, te, tr, i: (o, r, te, tr, []), "returned infos list"),
+])
+def test_a_vector_sub_env_step_of_the_wrong_shape_is_one_clear_line(edit, text):
+    with pytest.raises(EnvFailure, match=text) as info:
+        DDPG(_vector_stepping(edit), test_env=gym.make("Pendulum-v1"), log=False,
+             **TINY).learn(10, progress_bar=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("low, high", [(-1e308, 1e308), (-2.0, 3.0)])
+def test_a_policy_file_whose_bounds_are_not_its_box_is_refused(saved_files, tmp_path, low,
+                                                               high):
+    path, load = saved_files["policy"]
+    meta, arrays = read_checkpoint(path)
+    for key in ENVELOPE:
+        meta.pop(key)
+    arrays = dict(arrays, low=np.array([low]), high=np.array([high]))
+    write_checkpoint(tmp_path / "bad.npz", arrays, meta)
+    with pytest.raises(CheckpointError, match="is not the one its mid"):
+        load(tmp_path / "bad.npz")

@@ -94,9 +94,11 @@ def test_vector_runs_save_load_resume_and_callbacks(tmp_path):
              chunks=1, seed=0)
     m.learn(600, progress_bar=False, callback=CB())
     assert seen[0] == ((3, 3), (3,)) and m.t == 600 and m.agent.q_optim.t == 51 * 10   # t = 100, 110, ..., 600
-    loaded = OffPolicyAlgorithm.load(tmp_path / "run" / "checkpoint.npz")
+    # the file's vector record is shown, not obeyed: the user says how many envs to make
+    loaded = OffPolicyAlgorithm.load(tmp_path / "run" / "checkpoint.npz", num_envs=3)
     assert loaded.n_envs == 3 and loaded.t == 600
-    resumed = OffPolicyAlgorithm.resume(tmp_path / "run", total_steps=900, progress_bar=False)
+    resumed = OffPolicyAlgorithm.resume(tmp_path / "run", total_steps=900, progress_bar=False,
+                                        num_envs=3)
     assert resumed.n_envs == 3 and resumed.t == 900
 
 

@@ -25,7 +25,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..checks import MAX_CHUNKS, check_bounds, check_dim, check_memory, check_widths
+from ..checks import MAX_CHUNKS, MAX_COUNT, check_bounds, check_dim, check_memory, check_widths
 from ..files.checkpoint import (CheckpointError, is_int, is_number, read_checkpoint,
                                 write_checkpoint)
 from ..files.policy import NumpyPolicy, n_params
@@ -644,9 +644,10 @@ def agent_state(arrays, where, prefix=""):
     """The state_dict held in ``arrays`` under ``prefix``, after checking that step counts and
     Adam second moments are non-negative."""
     state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-    if np.any(state["counters"] < 0):
-        raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds a negative step "
-                              f"count {state['counters'].tolist()}")
+    if np.any(state["counters"] < 0) or np.any(state["counters"] > MAX_COUNT):
+        raise CheckpointError(f"{where}: array {prefix + 'counters'!r} holds the step counts "
+                              f"{state['counters'].tolist()}; each must lie in 0..2**53 (more "
+                              "updates than a run can make)")
     for name in ADAM_SECOND_MOMENTS:
         if name in state and np.any(state[name] < 0):
             raise CheckpointError(f"{where}: array {prefix + name!r} (an Adam second moment) "

@@ -54,6 +54,16 @@ def n_params(sizes):
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
+def _box_agrees(mid, half, low, high):
+    """Whether the stored mid and half-range are the box's, to float32 rounding: a file with
+    bounds of +-1e308 (whose half-range is no float32 number) or edited bounds is refused.
+    (Written here, not taken from numddpg.checks: this module also works as a lone file.)"""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.maximum(np.abs(low), np.abs(high))
+        return bool(np.all(np.abs(mid - (high + low) / 2) <= 1e-6 * scale)
+                    and np.all(np.abs(half - (high - low) / 2) <= 1e-6 * scale))
+
+
 class NumpyPolicy:
     """mu(s) = clip(mid + half * tanh(MLP_theta(s)), low, high) with NumPy alone.
 
@@ -141,6 +151,11 @@ class NumpyPolicy:
         if not (np.all(arr["half"] > 0) and np.all(arr["low"] < arr["high"])):
             raise CheckpointError(f"{where}: action box is empty (half={arr['half']}, "
                                   f"low={arr['low']}, high={arr['high']})")
+        if not _box_agrees(arr["mid"], arr["half"], arr["low"], arr["high"]):
+            raise CheckpointError(f"{where}: the action box low={arr['low']}, high="
+                                  f"{arr['high']} is not the one its mid={arr['mid']} and "
+                                  f"half={arr['half']} describe (the file is damaged or not "
+                                  "numddpg's)")
         if "obs_scale" in arr and not np.all(arr["obs_scale"] > 0):
             raise CheckpointError(f"{where}: obs_scale must be positive, got {arr['obs_scale']}")
         norm = ((arr["obs_shift"], arr["obs_scale"], meta["obs_clip"]) if "obs_clip" in meta

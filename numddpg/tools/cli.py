@@ -124,6 +124,11 @@ def add_train_arguments(p, argv=None):
                    help="continue RUN_DIR from its last checkpoint (bit-identical to a run never "
                         "interrupted), appending to its progress.csv; only --total-steps and "
                         "--quiet may come along")
+    p.add_argument("--num-envs", type=positive_whole_number, default=None, metavar="N",
+                   help="with --resume of a run trained on a vector env: make N envs (as many "
+                        "as it was trained on; a run directory never starts envs by itself)")
+    p.add_argument("--vectorization-mode", choices=("sync", "async"), default=None,
+                   help="with --num-envs: sync (default) or async (one process per env)")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the final comparison with a random policy")
     p.add_argument("--tensorboard-log", default=None, metavar="DIR",
@@ -169,6 +174,9 @@ def run_train(args):
     if args.env_module is not None:
         raise UsageError("--env-module goes with --resume (a new run names its module in "
                          "--env mymodule:MyEnv-v0)")
+    if args.num_envs is not None or args.vectorization_mode is not None:
+        raise UsageError("--num-envs and --vectorization-mode go with --resume (a new vector "
+                         "run is made in Python: DDPG(gymnasium.make_vec(...)))")
     cls = ALGORITHMS[args.algo]
     preset = args.preset
     if preset.endswith(".json"):
@@ -215,7 +223,9 @@ def run_resume(args, given):
                                           progress_bar=not args.quiet, env=env,
                                           env_module=args.env_module,
                                           tensorboard_log=args.tensorboard_log,
-                                          tb_log_name=args.tb_log_name)
+                                          tb_log_name=args.tb_log_name,
+                                          num_envs=args.num_envs,
+                                          vectorization_mode=args.vectorization_mode)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: numddpg train --resume {args.resume}",
               file=sys.stderr)

@@ -418,24 +418,29 @@ class OffPolicyAlgorithm:
 
     @classmethod
     def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",
-             env_module=None, tensorboard_log=None, tb_log_name=None):
+             env_module=None, tensorboard_log=None, tb_log_name=None, num_envs=None,
+             vectorization_mode=None):
         """The model saved by ``save`` (or a run's checkpoint.npz) at ``path``.
 
         env : the env to continue on (default: a new instance of the saved env id); its spaces
             must match.  log/run_dir/runs_root: as in the constructor, for a later learn().
         env_module : the module that registers the saved env id, for a run trained with
             env="mymodule:MyEnv-v0": a file never makes numddpg import a module, you name it.
+        num_envs, vectorization_mode : without ``env``, make num_envs envs ("sync" by default;
+            "async": one process each) instead of one; a file's own vector record is never
+            obeyed (it would choose how many envs and processes to start).
         Raises numddpg.CheckpointError if the file is damaged or does not fit, EnvError if the
         saved env cannot be made.
         ``OffPolicyAlgorithm.load`` picks the class from the file; ``DDPG.load`` insists on it.
         """
         return _runfile.load_model(cls, path, env=env, test_env=test_env, log=log,
                                    run_dir=run_dir, runs_root=runs_root, env_module=env_module,
-                                   tensorboard_log=tensorboard_log, tb_log_name=tb_log_name)
+                                   tensorboard_log=tensorboard_log, tb_log_name=tb_log_name,
+                                   num_envs=num_envs, vectorization_mode=vectorization_mode)
 
     @classmethod
     def resume(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None,
-               tensorboard_log=None, tb_log_name=None):
+               tensorboard_log=None, tb_log_name=None, num_envs=None, vectorization_mode=None):
         """Continue the run in ``run_dir`` from its checkpoint.npz up to ``total_steps`` (default:
         the run's own, from config.json), appending to its progress.csv (rows written after
         the checkpoint are dropped first, so none is duplicated).  Returns the model.
@@ -448,11 +453,15 @@ class OffPolicyAlgorithm:
         config.json).  A run that never wrote its first checkpoint (killed, or a full disk,
         before it) starts again from the beginning in the same directory, from config.json.
         While it runs, the directory is locked (numddpg.files.rundir.RunLock): a second process
-        resuming it gets RunDirBusy.  env / env_module: as in ``load``.
+        resuming it gets RunDirBusy.  env / env_module: as in ``load``.  A run trained on a
+        vector env resumes on as many envs, made only when asked: num_envs (and
+        vectorization_mode), as in ``load``.  A total_steps below the steps already run, or
+        a run started with checkpoint_every 0, is refused (ValueError).
         """
         return _runfile.resume_run(cls, run_dir, total_steps=total_steps,
                                    progress_bar=progress_bar, env=env, env_module=env_module,
-                                   tensorboard_log=tensorboard_log, tb_log_name=tb_log_name)
+                                   tensorboard_log=tensorboard_log, tb_log_name=tb_log_name,
+                                   num_envs=num_envs, vectorization_mode=vectorization_mode)
 
     @classmethod
     def class_for(cls, algo):

@@ -465,6 +465,18 @@ def check_rewards(rew, n, name, t):
     return arr.astype(np.float64)
 
 
+def check_flags(flags, n, name, what, t):
+    """A vector env's n terminated (or truncated) flags as a bool (n,) array, or EnvFailure:
+    each a boolean or 0/1 (0.5 or a (1,) array broadcast to n envs would be read as a
+    flag nobody meant)."""
+    arr = np.asarray(flags) if isinstance(flags, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.shape != (n,) or arr.dtype.kind not in "biuf" or not np.all(
+            (arr == 0) | (arr == 1)):
+        raise EnvFailure(f"{name}: step at env step {t} returned {what} {flags!r}; its {n} "
+                         f"envs must return a boolean (n,) = ({n},) array")
+    return arr.astype(bool)
+
+
 def env_id(env):
     """The registered id of an env instance (e.g. "Pendulum-v1"), or its class name."""
     spec = getattr(env, "spec", None)

@@ -31,7 +31,8 @@ from ..files.policy import POLICY_FILE
 from ..kernels import jitcache as _jitcache
 from ..kernels import threads as _threads
 from .acting import env_action, kernel_dtype, reset_seed, run_episodes
-from .envs import EnvError, EnvFailure, check_obs, check_reward, check_rewards, env_id
+from .envs import (EnvError, EnvFailure, check_flags, check_obs, check_reward, check_rewards,
+                   env_id)
 from .guard import check_finite
 from .runfile import CHECKPOINT_FILE, RunWriteError
 
@@ -370,7 +371,11 @@ class VectorEnvs:
         obs2 = check_obs(obs2, self.obs_dim, self.env_id, f"step at env step {state.t}",
                          self.n)
         rew = check_rewards(rew, self.n, self.env_id, state.t)
-        term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
+        term = check_flags(term, self.n, self.env_id, "terminations", state.t)
+        trunc = check_flags(trunc, self.n, self.env_id, "truncations", state.t)
+        if not isinstance(infos, dict):
+            raise EnvFailure(f"{self.env_id}: step at env step {state.t} returned infos "
+                             f"{type(infos).__name__} {infos!r:.80}; a vector env returns a dict")
         return obs2, rew, term, term | trunc, infos
 
     def transitions(self, state, noises):

@@ -7,6 +7,7 @@ numddpg.training.runstate's; numddpg.files.checkpoint is the container.
 """
 from pathlib import Path
 
+from ..checks import check_int
 from ..engine.agents import agent_from_arrays, load_agent
 from ..engine.hyperparameters import TABLES
 from ..engine.normalizer import ObsNormalizer
@@ -17,7 +18,7 @@ from ..files import runlog as _runlog
 from ..files.checkpoint import CheckpointError, is_int
 from ..files.policy import POLICY_FILE
 from .envs import EnvError, make_from_record, make_recorded_env, split_module
-from .runstate import read_run_checkpoint, restore_run
+from .runstate import check_vector_record, read_run_checkpoint, restore_run
 
 # The checkpoint's names from before they moved to runstate, kept importable from here.
 from ..files.rundir import jsonable as plain  # noqa: F401
@@ -34,15 +35,50 @@ class RunWriteError(OSError):
         return self.strerror
 
 
-def make_saved_env(record, env_module):
+def make_saved_env(record, env_module, vector=None):
     """The env a run checkpoint's or config.json's ``record`` was trained on, rebuilt exactly
-    from its env record (files from before env records: from its id)."""
+    from its env record (files from before env records: from its id): one env, or the
+    ``vector`` the user asked for (vector_for), whatever the record's vector record says."""
     module = record.get("env_module")
     if "env" in record:
         return make_from_record(record["env"], env_module=env_module, recorded_module=module,
-                                vector=record.get("vector"))
+                                vector=vector)
     return make_recorded_env(record["env_id"], env_module=env_module, recorded_module=module,
-                             vector=record.get("vector"))
+                             vector=vector)
+
+
+def vector_for(num_envs, vectorization_mode):
+    """The envs the user asked a load or resume to make: None (one env) or {"num_envs",
+    "mode"}.  A file's vector record is never obeyed: it would choose how many envs, and with
+    mode "async" how many processes, to start."""
+    if num_envs is None:
+        if vectorization_mode is not None:
+            raise ValueError("vectorization_mode goes with num_envs")
+        return None
+    n = check_int("num_envs", num_envs, 1, MAX_ENVS)
+    mode = "sync" if vectorization_mode is None else vectorization_mode
+    if mode not in ("sync", "async"):
+        raise ValueError(f"vectorization_mode must be 'sync' or 'async', got {mode!r}")
+    return {"num_envs": n, "mode": mode}
+
+
+def _resume_vector(recorded, num_envs, vectorization_mode, run_dir):
+    """The envs a resume makes: the user's, which must be as many as the run was trained on
+    (the resume is exact only then); ValueError saying what to pass otherwise."""
+    asked = vector_for(num_envs, vectorization_mode)
+    trained = 1 if recorded is None else recorded["num_envs"]
+    if asked is None and recorded is not None:
+        n, mode = recorded["num_envs"], recorded["mode"]
+        flag, arg = ((" --vectorization-mode async", ", vectorization_mode='async'")
+                     if mode == "async" else ("", ""))
+        raise ValueError(f"{run_dir} was trained on {n} envs ({mode}); numddpg starts no envs "
+                         f"or processes because a file says so: resume it with --num-envs {n}"
+                         f"{flag} (Python: resume(..., num_envs={n}{arg}))")
+    if asked is not None and asked["num_envs"] != trained:
+        raise ValueError(f"{run_dir} was trained on {trained} env(s); a resume on "
+                         f"{asked['num_envs']} would not continue it exactly: "
+                         + (f"give --num-envs {trained}" if recorded else "leave out --num-envs"))
+    return asked
 
 
 def check_run_config(config, run_dir):
@@ -62,6 +98,7 @@ def check_run_config(config, run_dir):
     module = config.get("env_module")
     if not (module is None or isinstance(module, str)):
         raise CheckpointError(f"{where}: env_module {module!r} must be a module name")
+    check_vector_record(config.get("vector"), where)
     return config
 
 
@@ -84,7 +121,8 @@ def check_belongs(model, config, path):
 
 
 def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",
-               env_module=None, tensorboard_log=None, tb_log_name=None):
+               env_module=None, tensorboard_log=None, tb_log_name=None, num_envs=None,
+               vectorization_mode=None):
     """``cls.load``: the model saved at ``path``, of ``cls.class_for`` its algo, rebuilt from
     its hyperparameters on ``env`` (default: the saved env) and restored."""
     meta, arrays = read_run_checkpoint(path)
@@ -101,7 +139,7 @@ def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs
     recorded_module = meta.get("env_module")
     if env is None:
         try:
-            env = make_saved_env(meta, env_module)
+            env = make_saved_env(meta, env_module, vector_for(num_envs, vectorization_mode))
         except EnvError as exc:
             raise CheckpointError(f"{path}: cannot make the env it was trained on: "
                                   f"{exc}") from None
@@ -116,7 +154,7 @@ def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs
             f"{path}: cannot rebuild {target.__name__} from the saved hyperparameters: "
             f"{exc}") from None
     model.env_module = model.env_module or env_module or recorded_module
-    model.preset_name = meta["preset"]
+    model.preset_name = meta.get("preset")       # (checked: null or a name; may be absent)
     if saved_chunks is None:               # calibrated when it was trained: say so again
         model.chunks = model.hyperparameters["chunks"] = None
     model.threads_record = {"source": f"the saved agent ({path})"}
@@ -127,7 +165,7 @@ def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs
 
 
 def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_module=None,
-               tensorboard_log=None, tb_log_name=None):
+               tensorboard_log=None, tb_log_name=None, num_envs=None, vectorization_mode=None):
     """``cls.resume``: the run in ``run_dir`` continued, under its lock, from its checkpoint
     (or from config.json if it has none) up to ``total_steps``."""
     run_dir = Path(run_dir)
@@ -135,16 +173,29 @@ def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_
         raise _rundir.RunDirError(f"{str(run_dir)!r} is not a directory; --resume takes the "
                                   "run directory a training run wrote")
     config = check_run_config(_rundir.read_config(run_dir), run_dir)
+    vector = None if env is not None else _resume_vector(config.get("vector"), num_envs,
+                                                         vectorization_mode, run_dir)
     lock = _rundir.RunLock(run_dir).acquire()
     try:
         _checkpoint.remove_stale_temporaries(run_dir)  # left by a process killed mid-save
         path = run_dir / CHECKPOINT_FILE
         if path.is_file():
-            model = cls.load(path, env=env, env_module=env_module)
+            model = cls.load(path, env=env, env_module=env_module,
+                             **({} if vector is None else {
+                                 "num_envs": vector["num_envs"],
+                                 "vectorization_mode": vector["mode"]}))
             check_belongs(model, config, path)
+        elif config["hyperparameters"].get("checkpoint_every") == 0:
+            raise ValueError(f"{run_dir} was started with checkpoint_every 0 (no checkpoints), "
+                             "so it cannot be resumed; start a new run")
         else:                              # never checkpointed: start it again, here
-            model = restart_run(cls, config, run_dir, env, env_module)
-        total = config["total_steps"] if total_steps is None else int(total_steps)
+            model = restart_run(cls, config, run_dir, env, env_module, vector)
+        total = config["total_steps"] if total_steps is None else check_int(
+            "total_steps", total_steps, 1)
+        if total < model.t:
+            raise ValueError(f"{run_dir} has run {model.t:,} env steps; total_steps {total:,} "
+                             f"is fewer: give more than {model.t:,} to continue it, or leave it "
+                             "out to finish its own budget")
         model.run_dir, model.log, model._lock = run_dir, True, lock
         model.tensorboard_log, model.tb_log_name = _runlog.check_tensorboard_args(
             tensorboard_log, tb_log_name)
@@ -160,15 +211,15 @@ def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_
     return model
 
 
-def restart_run(cls, config, run_dir, env, env_module):
+def restart_run(cls, config, run_dir, env, env_module, vector=None):
     """A new model from a run directory's config.json (checked), for a run that died before
-    its first checkpoint."""
+    its first checkpoint (on ``vector``'s envs: _resume_vector)."""
     target = cls.class_for(config["algo"])
     if target.algo != config["algo"]:
         raise CheckpointError(f"{run_dir}: config.json is a {config['algo']} run, not "
                               f"{target.__name__}'s")
     if env is None:
-        env = make_saved_env(config, env_module)
+        env = make_saved_env(config, env_module, vector)
     try:
         model = target(env, preset="none", log=False, **config["hyperparameters"])
     except (TypeError, ValueError) as exc:

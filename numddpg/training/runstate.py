@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from ..checks import MAX_COUNT
 from ..engine.agents import (AGENT_OPTIONAL_KEYS, N_STATS, agent_array_specs, agent_arrays,
                              agent_layer_sizes, agent_state, check_agent_meta)
 from ..engine.buffer import ReplayBuffer
@@ -382,11 +383,13 @@ class _Record:
                                   f"got {sec!r}")
         return sec
 
-    def count(self, sec, key, name, allow_none=False, bits=63):
-        v = sec[key]
-        if not ((allow_none and v is None) or (is_int(v) and 0 <= v < 2**bits)):
+    def count(self, sec, key, name, allow_none=False, bits=None):
+        """sec[key], an integer from 0 to 2**bits - 1 (default: to MAX_COUNT, a count a run
+        can reach)."""
+        v, top = sec[key], MAX_COUNT if bits is None else 2**bits - 1
+        if not ((allow_none and v is None) or (is_int(v) and 0 <= v <= top)):
             raise CheckpointError(f"{self.where}: {name}.{key}={v!r} must be an integer from 0 "
-                                  f"to 2**{bits} - 1")
+                                  f"to {'2**53' if bits is None else f'2**{bits} - 1'}")
         return v
 
 
@@ -442,7 +445,13 @@ def _check_names(meta, cfg, where):
         if meta["env"]["id"] != meta["env_id"]:
             raise CheckpointError(f"{where}: env_id {meta['env_id']!r} is not the env "
                                   f"record's {meta['env']['id']!r}")
-    vector = meta.get("vector")
+    check_vector_record(meta.get("vector"), where)
+
+
+def check_vector_record(vector, where):
+    """CheckpointError unless ``vector`` (read from a file) is null or {"num_envs": 1..MAX_ENVS,
+    "mode": "sync" | "async"}: a description of the run's envs, shown to the user, never
+    obeyed (runfile.vector_for: the user says how many envs, and processes, to start)."""
     if vector is not None and not (
             isinstance(vector, dict) and set(vector) == {"num_envs", "mode"}
             and is_int(vector["num_envs"]) and 1 <= vector["num_envs"] <= MAX_ENVS
