@@ -136,6 +136,13 @@ def add_train_arguments(p, argv=None):
                         "with Stable-Baselines3's scalar names (numddpg[tensorboard] extra)")
     p.add_argument("--tb-log-name", default=None, metavar="NAME",
                    help="the TensorBoard run folder's name before _<N> (default DDPG or TD3)")
+    _add_hyperparameter_arguments(p, preview)
+    p.set_defaults(func=run_train)
+
+
+def _add_hyperparameter_arguments(p, preview):
+    """train's hyperparameter flags, one per name of the table (with the preset's value beside
+    each default, from ``preview``), and --no-checkpoint-buffer."""
     preset, values = preview
     if values:
         applies = (f"with these arguments the preset {preset} applies: 'preset {preset}: V' "
@@ -161,7 +168,6 @@ def add_train_arguments(p, argv=None):
                     help="leave the replay buffer out of checkpoints: smaller files, but a "
                          "resumed run restarts from an empty buffer and is not identical to an "
                          "uninterrupted one")
-    p.set_defaults(func=run_train)
 
 
 def run_train(args):

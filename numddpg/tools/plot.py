@@ -186,35 +186,7 @@ def plot_runs(paths, x="TotalEnvInteracts", y="AverageTestEpRet", smooth_k=1, ou
 
     if smooth_k is None or int(smooth_k) != smooth_k or smooth_k < 1:
         raise PlotError(f"--smooth must be a positive integer window, got {smooth_k!r}")
-    runs, skipped = find_runs(paths)
-    for run, why in skipped:
-        if echo:
-            echo(f"  skipped {run}: {why}")
-    if not runs:
-        raise PlotError(f"no run directories (with progress.csv and config.json) under "
-                        f"{', '.join(map(str, paths))}")
-    groups = group_runs(runs)
-    for _, members in groups:
-        for run, progress in members:
-            missing = [c for c in (x, y) if c not in progress]
-            if missing:
-                raise PlotError(f"{run}/progress.csv has no column {missing[0]!r}; its columns "
-                                f"are {', '.join(progress) or '(none: no epochs yet)'}")
-
-    # Per panel (env): its lines' labels and their runs.  Long labels go under the panel,
-    # wrapped to its width, and the figure grows to hold them.
-    envs = list(dict.fromkeys(conf["env"] for conf, _ in groups))
-    panels, below = {}, False
-    for env in envs:
-        members = [m for conf, m in groups if conf["env"] == env]
-        names = labels([conf for conf, _ in groups if conf["env"] == env])
-        names = [f"{n} ({len(m)} seed{'s' if len(m) > 1 else ''})"
-                 for n, m in zip(names, members)]
-        below |= max(map(len, names)) > 45
-        panels[env] = list(zip(names, members))
-    if below:
-        wrap = lambda text: textwrap.fill(text, 70, subsequent_indent="    ")
-        panels = {env: [(wrap(n), m) for n, m in lines] for env, lines in panels.items()}
+    envs, panels, below = _panels(_groups_with(paths, (x, y), echo))
     legend_rows = max(sum(n.count("\n") + 1 for n, _ in lines) for lines in panels.values())
     height = 4.4 + (0.22 * legend_rows + 0.3 if below else 0.0)
 
@@ -244,6 +216,45 @@ def plot_runs(paths, x="TotalEnvInteracts", y="AverageTestEpRet", smooth_k=1, ou
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return {"figure": fig, "path": out, "panels": panels}
+
+
+def _groups_with(paths, columns, echo):
+    """group_runs of the runs at or under ``paths`` (those skipped told to ``echo``), after
+    checking that each has ``columns``; PlotError when there is none, or a column is missing."""
+    runs, skipped = find_runs(paths)
+    for run, why in skipped:
+        if echo:
+            echo(f"  skipped {run}: {why}")
+    if not runs:
+        raise PlotError(f"no run directories (with progress.csv and config.json) under "
+                        f"{', '.join(map(str, paths))}")
+    groups = group_runs(runs)
+    for _, members in groups:
+        for run, progress in members:
+            missing = [c for c in columns if c not in progress]
+            if missing:
+                raise PlotError(f"{run}/progress.csv has no column {missing[0]!r}; its columns "
+                                f"are {', '.join(progress) or '(none: no epochs yet)'}")
+    return groups
+
+
+def _panels(groups):
+    """(envs, {env: [(label, runs)]}, below): one panel per env with its lines' labels and
+    runs; ``below`` when a label is long: then they go under the panel, wrapped to its width,
+    and the figure grows to hold them."""
+    envs = list(dict.fromkeys(conf["env"] for conf, _ in groups))
+    panels, below = {}, False
+    for env in envs:
+        members = [m for conf, m in groups if conf["env"] == env]
+        names = labels([conf for conf, _ in groups if conf["env"] == env])
+        names = [f"{n} ({len(m)} seed{'s' if len(m) > 1 else ''})"
+                 for n, m in zip(names, members)]
+        below |= max(map(len, names)) > 45
+        panels[env] = list(zip(names, members))
+    if below:
+        wrap = lambda text: textwrap.fill(text, 70, subsequent_indent="    ")
+        panels = {env: [(wrap(n), m) for n, m in lines] for env, lines in panels.items()}
+    return envs, panels, below
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ Backends
            the head.  Connects to ``--address`` (an existing cluster, whose workers must have
            numddpg installed) or starts a local Ray with ``--workers`` CPUs.
 """
+import contextlib
 import json
 import math
 import os
@@ -308,17 +309,7 @@ def run_sweep(cells, out, backend="local", workers=None, address=None,
     _write_json(out / SWEEP_FILE, {"cells": [name for name, _ in cells],
                                    "specs": dict(cells), "eval_episodes": eval_episodes})
 
-    records, todo = {}, []
-    for name, spec in cells:
-        state, detail = cell_state(out / name, spec)
-        if state == "done":
-            records[name] = detail
-            echo(f"  {name}: finished earlier, skipped")
-        elif state == "clash":
-            records[name] = {"name": name, "cell": spec, "status": "failed", "error": detail}
-            echo(f"  {name}: FAILED: {detail}")
-        else:
-            todo.append((name, spec))
+    records, todo = _earlier_cells(cells, out, echo)
     if not todo:
         echo(f"numddpg sweep: all {len(cells)} cells finished earlier; nothing to run")
     else:
@@ -349,6 +340,23 @@ def run_sweep(cells, out, backend="local", workers=None, address=None,
     return rows
 
 
+def _earlier_cells(cells, out, echo):
+    """({name: record} of the cells finished earlier or clashing with their directory, the
+    (name, spec) cells still to run)."""
+    records, todo = {}, []
+    for name, spec in cells:
+        state, detail = cell_state(out / name, spec)
+        if state == "done":
+            records[name] = detail
+            echo(f"  {name}: finished earlier, skipped")
+        elif state == "clash":
+            records[name] = {"name": name, "cell": spec, "status": "failed", "error": detail}
+            echo(f"  {name}: FAILED: {detail}")
+        else:
+            todo.append((name, spec))
+    return records, todo
+
+
 # -- local: one spawned process per cell -----------------------------------------------------
 
 def usable_cores():
@@ -360,29 +368,45 @@ def usable_cores():
 
 def _run_local(todo, out, workers, eval_episodes, report):
     import multiprocessing as mp
-    from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")
     workers = min(int(workers or usable_cores()), len(todo))
     queue, running = list(todo), {}          # sentinel -> (name, spec, process)
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update(THREAD_ENV)            # inherited by the processes started below
     try:
-        while queue or running:
-            while queue and len(running) < workers:
-                name, spec = queue.pop(0)
-                p = ctx.Process(target=run_cell, args=(spec, str(out / name), eval_episodes),
-                                name=f"numddpg-sweep-{name}", daemon=True)
-                p.start()
-                running[p.sentinel] = (name, spec, p)
-            for sentinel in wait(list(running)):
-                name, spec, p = running.pop(sentinel)
-                p.join()
-                report(name, _record_after_exit(out / name, spec, p.exitcode))
+        with thread_env():                   # inherited by the processes started below
+            _launch_and_wait(ctx, queue, running, workers, out, eval_episodes, report)
     finally:
         for _, _, p in running.values():     # interrupted: stop the runs this sweep started
             p.terminate()
             p.join()
+
+
+def _launch_and_wait(ctx, queue, running, workers, out, eval_episodes, report):
+    """Keep ``workers`` cells running until ``queue`` and ``running`` are empty."""
+    from multiprocessing.connection import wait
+
+    while queue or running:
+        while queue and len(running) < workers:
+            name, spec = queue.pop(0)
+            p = ctx.Process(target=run_cell, args=(spec, str(out / name), eval_episodes),
+                            name=f"numddpg-sweep-{name}", daemon=True)
+            p.start()
+            running[p.sentinel] = (name, spec, p)
+        for sentinel in wait(list(running)):
+            name, spec, p = running.pop(sentinel)
+            p.join()
+            report(name, _record_after_exit(out / name, spec, p.exitcode))
+
+
+@contextlib.contextmanager
+def thread_env():
+    """THREAD_ENV set in os.environ inside the block (the processes started in it inherit
+    it: one thread each), and the variables as they were after it."""
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update(THREAD_ENV)
+    try:
+        yield
+    finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

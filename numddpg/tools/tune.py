@@ -453,47 +453,14 @@ def tune(env="Pendulum-v1", algo="ddpg", trials=20, seeds=(0, 1, 2), total_steps
     Raises TuneError for bad input, before any run starts; TuneEnvironmentError when Optuna
     or the database cannot be used.
     """
-    from ..training.algorithms import ALGORITHMS
-    from ..training.envs import EnvError, make_env
     from ..engine.presets import preset_for
 
     echo = echo or (lambda *a, **k: None)
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)     # echo says what happens
-    if algo not in ALGORITHMS:
-        raise TuneError(f"unknown algo {algo!r}; known: {', '.join(sorted(ALGORITHMS))}")
-    seeds = list(seeds)
-    for name, value, minimum in (("trials", trials, 1), ("total_steps", total_steps, 1),
-                                 ("eval_episodes", eval_episodes, 1), ("heartbeat", heartbeat, 1),
-                                 *[("a seed", s, 0) for s in seeds]):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise TuneError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise TuneError(f"workers must be a positive integer, got {workers!r}")
-    if not seeds or len(set(seeds)) < len(seeds):
-        raise TuneError(f"seeds must be distinct, and at least one: {seeds}")
-    if sampler not in ("tpe", "random"):
-        raise TuneError(f"sampler must be 'tpe' or 'random', got {sampler!r}")
-    if pruner not in ("median", "none"):
-        raise TuneError(f"pruner must be 'median' or 'none', got {pruner!r}")
-    try:
-        env_instance = make_env(env)
-    except EnvError as exc:
-        raise TuneError(str(exc)) from None
-    if space is None:
-        space, where = DEFAULT_SPACES[algo], "the default search space"
-    elif isinstance(space, dict):
-        where = "the search space"
-    else:
-        where = f"search space {space}"
-        space = hpfile.read_json_object(space, "search space")
-    try:
-        space = check_space(space, algo, where)
-        check_space_values(space, algo, env_instance, where)
-    finally:
-        env_instance.close()
-    env_id = env_instance.spec.id if env_instance.spec else str(env)
+    seeds = _check_options(algo, trials, seeds, total_steps, eval_episodes, heartbeat, workers,
+                           sampler, pruner)
+    env_id, space = _checked_space(env, algo, space)
     base = {**preset_for(env_id), **fixed_values(space)}
     settings = {"env": env_id, "algo": algo, "seeds": seeds, "total_steps": total_steps,
                 "eval_episodes": eval_episodes, "space": space}
@@ -511,18 +478,61 @@ def tune(env="Pendulum-v1", algo="ddpg", trials=20, seeds=(0, 1, 2), total_steps
     echo(f"numddpg tune: study {name!r} in {storage_url}: {algo} on {env_id}, seeds "
          f"{' '.join(map(str, seeds))}, {total_steps:,} steps a run, {trials} trials; "
          f"{len(runner.finished())} already there")
-    saved = {k: os.environ.get(k) for k in sweep.THREAD_ENV}
-    os.environ.update(sweep.THREAD_ENV)        # inherited by the seeds' processes
     try:
-        runner.run(threads=max(1, workers // len(seeds)))
+        with sweep.thread_env():          # inherited by the seeds' processes
+            runner.run(threads=max(1, workers // len(seeds)))
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         write_outputs(the_study, out, settings, echo)
     return the_study
+
+
+def _check_options(algo, trials, seeds, total_steps, eval_episodes, heartbeat, workers,
+                   sampler, pruner):
+    """The seeds as a list, after checking every option of ``tune`` but the space (TuneError)."""
+    from ..training.algorithms import ALGORITHMS
+
+    if algo not in ALGORITHMS:
+        raise TuneError(f"unknown algo {algo!r}; known: {', '.join(sorted(ALGORITHMS))}")
+    seeds = list(seeds)
+    for name, value, minimum in (("trials", trials, 1), ("total_steps", total_steps, 1),
+                                 ("eval_episodes", eval_episodes, 1), ("heartbeat", heartbeat, 1),
+                                 *[("a seed", s, 0) for s in seeds]):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise TuneError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise TuneError(f"workers must be a positive integer, got {workers!r}")
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise TuneError(f"seeds must be distinct, and at least one: {seeds}")
+    if sampler not in ("tpe", "random"):
+        raise TuneError(f"sampler must be 'tpe' or 'random', got {sampler!r}")
+    if pruner not in ("median", "none"):
+        raise TuneError(f"pruner must be 'median' or 'none', got {pruner!r}")
+    return seeds
+
+
+def _checked_space(env, algo, space):
+    """(the env's id, the search space checked against the algorithm on that env): ``space``
+    a dict, a JSON file's path, or None for DEFAULT_SPACES[algo]."""
+    from ..training.envs import EnvError, make_env
+
+    try:
+        env_instance = make_env(env)
+    except EnvError as exc:
+        raise TuneError(str(exc)) from None
+    if space is None:
+        space, where = DEFAULT_SPACES[algo], "the default search space"
+    elif isinstance(space, dict):
+        where = "the search space"
+    else:
+        where = f"search space {space}"
+        space = hpfile.read_json_object(space, "search space")
+    try:
+        space = check_space(space, algo, where)
+        check_space_values(space, algo, env_instance, where)
+    finally:
+        env_instance.close()
+    return (env_instance.spec.id if env_instance.spec else str(env)), space
 
 
 def _open_study(optuna, url, name, settings, sampler, pruner, heartbeat, sampler_seed):
