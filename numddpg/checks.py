@@ -12,18 +12,18 @@ def check_bounds(act_low, act_high, act_dim):
     """Return (low, high) as float64 (act_dim,) arrays after checking they are finite and ordered."""
     low = np.broadcast_to(np.asarray(act_low, dtype=np.float64), (act_dim,)).copy()
     high = np.broadcast_to(np.asarray(act_high, dtype=np.float64), (act_dim,)).copy()
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(f"action bounds must be finite, got act_low={low}, act_high={high}; "
-                         "DDPG squashes actions with tanh into [low, high], so give finite bounds "
-                         "(e.g. wrap the env with gymnasium.wrappers.RescaleAction)")
-    if np.any(low >= high):
-        raise ValueError(f"act_low must be < act_high in every dimension, got act_low={low}, "
-                         f"act_high={high}")
-    if not bounds_fit(low, high):
-        raise ValueError(f"action bounds act_low={low}, act_high={high} are too wide: their "
-                         f"midpoint and half-range must be float32 numbers (at most "
-                         f"{FLOAT32_MAX:.3g}); give the env's real bounds (e.g. wrap it with "
-                         "gymnasium.wrappers.RescaleAction)")
+    problem = bounds_problem(low, high)
+    if problem:
+        raise ValueError({
+            "infinite": f"action bounds must be finite, got act_low={low}, act_high={high}; "
+                        "DDPG squashes actions with tanh into [low, high], so give finite "
+                        "bounds (e.g. wrap the env with gymnasium.wrappers.RescaleAction)",
+            "empty": f"act_low must be < act_high in every dimension, got act_low={low}, "
+                     f"act_high={high}",
+            "too wide": f"action bounds act_low={low}, act_high={high} are too wide: their "
+                        f"midpoint and half-range must be float32 numbers (at most "
+                        f"{FLOAT32_MAX:.3g}); give the env's real bounds (e.g. wrap it with "
+                        "gymnasium.wrappers.RescaleAction)"}[problem])
     return low, high
 
 
@@ -32,6 +32,16 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # at 10**6 steps/s is 285 years), and every count up to it is exact as a float64, which the
 # logs write.
 MAX_COUNT = 2**53
+
+
+def bounds_problem(low, high):
+    """None for action bounds (float64 arrays) that the actor can squash into; else what is
+    wrong: "infinite", "empty" (low >= high somewhere) or "too wide" (bounds_fit)."""
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return "infinite"
+    if np.any(low >= high):
+        return "empty"
+    return None if bounds_fit(low, high) else "too wide"
 
 
 def bounds_fit(low, high):

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..checks import TooLarge, bounds_fit, check_memory
+from ..checks import TooLarge, bounds_problem, check_memory
 
 
 class EnvError(ValueError):
@@ -386,18 +386,16 @@ def check_spaces(env):
                        f"({act_space}); reshape the actions with an ActionWrapper.")
     low = np.asarray(act_space.low, dtype=np.float64)
     high = np.asarray(act_space.high, dtype=np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise EnvError(f"{name}: the action space {act_space} has infinite bounds (low={low}, "
-                       f"high={high}); DDPG squashes actions into [low, high] with tanh, so wrap "
-                       "the env with gymnasium.wrappers.ClipAction + RescaleAction or give "
-                       "finite bounds.")
-    if np.any(low >= high):
-        raise EnvError(f"{name}: the action space {act_space} has low >= high in some dimension "
-                       f"(low={low}, high={high}).")
-    if not bounds_fit(low, high):
-        raise EnvError(f"{name}: the action space {act_space} is too wide for float32 actions "
-                       f"(low={low}, high={high}); wrap the env with "
-                       "gymnasium.wrappers.RescaleAction to give its real bounds.")
+    problem = bounds_problem(low, high)
+    if problem:
+        raise EnvError(f"{name}: the action space {act_space} " + {
+            "infinite": f"has infinite bounds (low={low}, high={high}); DDPG squashes actions "
+                        "into [low, high] with tanh, so wrap the env with "
+                        "gymnasium.wrappers.ClipAction + RescaleAction or give finite bounds.",
+            "empty": f"has low >= high in some dimension (low={low}, high={high}).",
+            "too wide": f"is too wide for float32 actions (low={low}, high={high}); wrap the "
+                        "env with gymnasium.wrappers.RescaleAction to give its real bounds."
+        }[problem])
     if not np.issubdtype(act_space.dtype, np.floating):
         raise EnvError(f"{name}: the action space {act_space} holds {act_space.dtype} actions; "
                        "DDPG's actor outputs real numbers, which an integer Box would truncate. "
