@@ -1,42 +1,16 @@
-"""SB3's envs and evaluation: which envs a model takes, ``make_vec_env`` and
-``evaluate_policy`` (single and vector envs).
+"""SB3's ``make_vec_env`` and ``evaluate_policy`` (single envs, gymnasium vector envs and SB3
+VecEnvs).
 """
 import gymnasium as gym
 import numpy as np
 
 from ..checks import check_bool, check_int
-from ..training.envs import make_twin
-
-
-def check_env(name, env):
-    """``env`` if it is what numddpg's loop trains on: a gymnasium id, Env or vector env."""
-    if env is None:
-        raise ValueError(f"{name}=None: numddpg builds its networks from the env's spaces; pass "
-                         "an env (a gymnasium id, Env or vector env)")
-    if isinstance(env, (str, gym.Env, gym.vector.VectorEnv)):
-        return env
-    raise TypeError(f"{name} must be a gymnasium id, a gymnasium.Env or a gymnasium vector env, "
-                    f"got {env!r} ({type(env).__name__})")
 
 
 def autoreset_mode(env):
     """A vector env's gymnasium AutoresetMode (NEXT_STEP unless its metadata says)."""
     return gym.vector.AutoresetMode(env.metadata.get("autoreset_mode",
                                                      gym.vector.AutoresetMode.NEXT_STEP))
-
-
-def native_test_env(env):
-    """The native model's test env for a vector env without a spec (made from functions, which
-    numddpg cannot rebuild): a separate instance of its first env; None otherwise (the native
-    model makes its own)."""
-    if not isinstance(env, gym.vector.VectorEnv) or env.spec is not None:
-        return None
-    if hasattr(env, "envs"):
-        return make_twin(env.envs[0])
-    raise ValueError(f"env is a {type(env).__name__} made from functions, without a spec: numddpg "
-                     "cannot make the separate env it evaluates on from it. Make it from an id "
-                     "(make_vec_env('Pendulum-v1', vec_env_cls=SubprocVecEnv), gymnasium.make_vec) "
-                     "or as a SyncVectorEnv")
 
 
 def check_eval_env(name, env):

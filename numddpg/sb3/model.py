@@ -46,14 +46,18 @@ from ..training import algorithms as _algorithms
 from ..training.envs import EnvError, check_spaces, env_id as _env_id
 from ..training.runstate import read_run_checkpoint
 from .callbacks import CallbackList, convert_callback
-from .evaluation import autoreset_mode, check_env, sub_info, native_test_env
+from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
+from .evaluation import autoreset_mode, sub_info
 from .logger import Logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters)
+from .spaces import Preprocessing
+from .vecenv import StepInfos, is_vec_env, vec_normalize_of
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
 # ends episodes), so the models of this module set one no episode reaches.
 NO_EPISODE_CAP = 2**62
+NEVER = 2**62                  # update_after of gradient_steps=0: no env step reaches it
 EXTENSION = ".npz"
 
 
@@ -140,6 +144,17 @@ def _check_device(device):
                          "kernels); use device='cpu' or 'auto'")
 
 
+def _handle_timeout_termination(replay_buffer_kwargs):
+    """SB3's replay_buffer_kwargs: only ``handle_timeout_termination`` (default True: a time
+    limit's end bootstraps; False: every episode end is terminal) means something here."""
+    kwargs = {} if replay_buffer_kwargs is None else replay_buffer_kwargs
+    if not isinstance(kwargs, dict) or set(kwargs) - {"handle_timeout_termination"}:
+        raise ValueError(f"replay_buffer_kwargs={replay_buffer_kwargs!r}: numddpg's replay "
+                         "buffer takes only handle_timeout_termination (a bool)")
+    return check_bool("replay_buffer_kwargs['handle_timeout_termination']",
+                      kwargs.get("handle_timeout_termination", True))
+
+
 def _refuse_unsupported(args):
     """ValueError for an SB3 argument that asks for what numddpg does not do."""
     if args.pop("_init_setup_model") is not True:
@@ -153,9 +168,6 @@ def _refuse_unsupported(args):
     if args["replay_buffer_class"] is not None:
         raise ValueError(f"replay_buffer_class={args['replay_buffer_class']!r}: numddpg has "
                          "its own uniform replay buffer only; pass None")
-    if args["replay_buffer_kwargs"]:
-        raise ValueError(f"replay_buffer_kwargs={args['replay_buffer_kwargs']!r} is not "
-                         "supported; pass None")
     if check_bool("optimize_memory_usage", args["optimize_memory_usage"]):
         raise ValueError("optimize_memory_usage=True is not supported: numddpg's buffer "
                          "stores s' beside s")
@@ -179,17 +191,10 @@ def _checked_arguments(args, native_class):
            "tau": checked("tau", "polyak"),                    # both lie in [0, 1]
            "train_freq": _train_freq(args["train_freq"]),
            "gradient_steps": check_int("gradient_steps", args["gradient_steps"], -1)}
-    if sb3["gradient_steps"] == 0:
-        raise ValueError("gradient_steps=0: numddpg trains at every training round; to "
-                         "collect without training, set learning_starts >= the steps you "
-                         "collect")
     sb3.update(learning_starts=checked("learning_starts", "start_steps"),
                buffer_size=checked("buffer_size", "replay_size"),
-               batch_size=checked("batch_size", "batch_size"))
-    if sb3["batch_size"] > sb3["buffer_size"]:
-        raise ValueError(f"batch_size ({sb3['batch_size']}) must not exceed buffer_size "
-                         f"({sb3['buffer_size']}): a minibatch is drawn from the buffer's rows")
-    sb3.update(gamma=checked("gamma", "gamma"),
+               batch_size=checked("batch_size", "batch_size"),
+               gamma=checked("gamma", "gamma"),
                verbose=check_int("verbose", args["verbose"], 0, 2),
                seed=checked("seed", "seed"))
     sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics)
@@ -203,11 +208,13 @@ def _native_hyperparameters(sb3, n_envs):
                                            sb3["gradient_steps"])
     hidden, qf_hidden = sb3["net_arch"]
     hp = {"pi_lr": lr, "q_lr": lr, "replay_size": sb3["buffer_size"],
-          "start_steps": learning_starts, "update_after": learning_starts + 1,
+          "start_steps": learning_starts,
+          # SB3 trains once num_timesteps > learning_starts, never with gradient_steps=0
+          "update_after": NEVER if gradient_steps == 0 else learning_starts + 1,
           "batch_size": sb3["batch_size"], "polyak": 1.0 - sb3["tau"], "gamma": sb3["gamma"],
           # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
           "update_every": sb3["train_freq"].frequency * n_envs,
-          "gradient_steps": None if gradient_steps == -1 else gradient_steps,
+          "gradient_steps": None if gradient_steps in (-1, 0) else gradient_steps,
           "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
           "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP}
     if sb3["seed"] is not None:
@@ -227,8 +234,10 @@ class OffPolicySB3:
         _refuse_unsupported(args)
         native_class = self.native_class
         sb3 = _checked_arguments(args, native_class)
-        env = check_env("env", args["env"])
-        n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
+        handle_timeouts = _handle_timeout_termination(args["replay_buffer_kwargs"])
+        env = user_env(check_env("env", args["env"]), handle_timeouts)
+        loop_env = training_env(env, handle_timeouts)
+        n_envs = loop_env.num_envs if isinstance(loop_env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
         hp = _native_hyperparameters(sb3, n_envs)
         # the algorithm's own hyperparameters (TD3's three), each from the SB3 argument of the
@@ -239,19 +248,22 @@ class OffPolicySB3:
         action_noise = args["action_noise"]
         hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
         tb = args["tensorboard_log"]                # (checked by the native model)
-        native = native_class(env, preset="none", log=False, test_env=native_test_env(env),
-                              tensorboard_log=tb, **hp)
+        native = native_class(loop_env, preset="none", log=False,
+                              test_env=native_test_env(loop_env), tensorboard_log=tb, **hp)
         noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=sb3["verbose"],
                      tensorboard_log=tb, stats_window_size=stats_window,
                      learning_rate=sb3["learning_rate"], tau=sb3["tau"],
                      policy_kwargs=args["policy_kwargs"], seed=sb3["seed"],
-                     train_freq=sb3["train_freq"], gradient_steps=sb3["gradient_steps"])
+                     train_freq=sb3["train_freq"], gradient_steps=sb3["gradient_steps"],
+                     env=env, handle_timeouts=handle_timeouts)
 
     def _attach(self, native, noise_process, action_noise, verbose, tensorboard_log,
                 stats_window_size, learning_rate, tau, policy_kwargs, seed, train_freq,
-                gradient_steps):
+                gradient_steps, env, handle_timeouts):
         self.native = native
+        self._handle_timeouts = handle_timeouts
+        self._use_user_env(env)
         if noise_process is not None:
             native.noise_process = noise_process
         self.action_noise = action_noise
@@ -260,7 +272,6 @@ class OffPolicySB3:
         self.stats_window_size = stats_window_size
         self.ep_info_buffer = collections.deque(maxlen=stats_window_size)
         self.ep_success_buffer = collections.deque(maxlen=stats_window_size)
-        self._vec_env = None                       # get_env()'s vector env around a plain env
         self._episode_num = 0
         self._new_episode_stats()
         self._timesteps_offset = native.t          # num_timesteps counts from here
@@ -274,6 +285,17 @@ class OffPolicySB3:
         self.train_freq = train_freq
         self.gradient_steps = gradient_steps
         self.n_envs = native.n_envs or 1
+
+    def _use_user_env(self, env):
+        """``env`` (the user's, or None for the native model's own) is the one get_env()
+        returns and whose spaces predict() reads."""
+        env = self.native.env if env is None or isinstance(env, str) else env
+        self._user_env, self._vec_env = env, None
+        if isinstance(env, gym.vector.VectorEnv):
+            spaces = env.single_observation_space, env.single_action_space
+        else:
+            spaces = env.observation_space, env.action_space
+        self._preprocessing = Preprocessing(*spaces)
 
     def _new_episode_stats(self):
         """Per env: return and length of the episode so far, and whether its next step is a
@@ -303,15 +325,14 @@ class OffPolicySB3:
 
     @property
     def observation_space(self):
-        """One env's observation space (of a vector env: its single_observation_space)."""
-        env = self.native.env
-        return env.single_observation_space if self.native.n_envs else env.observation_space
+        """One env's observation space, as the env has it (of a vector env: its
+        single_observation_space)."""
+        return self._preprocessing.observation_space
 
     @property
     def action_space(self):
-        """One env's action space (of a vector env: its single_action_space)."""
-        env = self.native.env
-        return env.single_action_space if self.native.n_envs else env.action_space
+        """One env's action space, as the env has it."""
+        return self._preprocessing.action_space
 
     @property
     def env(self):
@@ -323,14 +344,11 @@ class OffPolicySB3:
     gamma = property(lambda self: self.native.gamma)
 
     def get_env(self):
-        """The training env as a gymnasium vector env: the one training steps (for a plain env,
-        a SyncVectorEnv of one around that same instance)."""
-        native = self.native
-        if native.n_envs:
-            return native.env
-        if self._vec_env is None or self._vec_env.envs[0] is not native.env:
-            env = native.env
-            self._vec_env = gym.vector.SyncVectorEnv([lambda: env])
+        """The training env behind SB3's VecEnv API: the SB3 VecEnv (or gymnasium vector env)
+        given, or a numddpg.sb3.vecenv.OneEnvVecEnv around the gymnasium Env that training
+        steps."""
+        if self._vec_env is None:
+            self._vec_env = vec_env_view(self._user_env)
         return self._vec_env
 
     def set_env(self, env, force_reset=True):
@@ -341,6 +359,7 @@ class OffPolicySB3:
         env = check_env("env", env)
         if isinstance(env, str):
             env = gym.make(env, disable_env_checker=True)
+        given, env = env, training_env(env, self._handle_timeouts)
         native = self.native
         n = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 0
         if n != native.n_envs:
@@ -361,12 +380,13 @@ class OffPolicySB3:
                            f"{(native.obs_dim, native.act_dim)}, {native.act_low}.."
                            f"{native.act_high}, {old}")
         native.set_env(env)        # the next learn() starts new episodes on it
-        self._vec_env = None
+        self._use_user_env(given)
         self._new_episode_stats()
 
     def get_vec_normalize_env(self):
-        """None: numddpg has no VecNormalize."""
-        return None
+        """The VecNormalize of the SB3 VecEnv trained on (its statistics are what SB3 users
+        save: ``model.get_vec_normalize_env().save(path)``), or None."""
+        return vec_normalize_of(self._user_env) if is_vec_env(self._user_env) else None
 
     # -- training -----------------------------------------------------------------------------
     def learn(self, total_timesteps, callback=None, log_interval=4, tb_log_name=None,
@@ -434,7 +454,13 @@ class OffPolicySB3:
                              "values (SB3's VecEnv returned obs alone); pass the observation: "
                              "obs, info = env.reset()")
         check_bool("deterministic", deterministic)
-        return self.native.predict(observation)[0], None
+        pre = self._preprocessing
+        if not pre.maps_obs and not pre.maps_actions:
+            return self.native.predict(observation)[0], None
+        batch = pre.is_batch(observation)
+        obs = pre.obs(np.asarray(observation) if batch else np.asarray(observation)[None])
+        actions = pre.actions(self.native.predict(obs)[0])
+        return (actions if batch else actions[0]), None
 
     # -- files --------------------------------------------------------------------------------
     def save(self, path, exclude=None, include=None):
@@ -461,6 +487,7 @@ class OffPolicySB3:
 
         env : the env to continue on (default: the saved env, rebuilt from its record); its
             spaces must be the saved ones.  kwargs: ``verbose``, ``tensorboard_log``,
+            ``replay_buffer_kwargs`` (handle_timeout_termination: not in the file),
             ``action_noise`` replace the saved ones; others raise (numddpg's files hold
             hyperparameters, not Python objects to patch).
         """
@@ -475,7 +502,7 @@ class OffPolicySB3:
                   f"{np.__version__}, numba {numba.__version__}, gymnasium {gym.__version__}, "
                   f"{platform.platform()}")
         check_bool("force_reset", force_reset)
-        allowed = {"verbose", "tensorboard_log", "action_noise"}
+        allowed = {"verbose", "tensorboard_log", "action_noise", "replay_buffer_kwargs"}
         if set(kwargs) - allowed:
             raise ValueError(f"load() cannot change {sorted(set(kwargs) - allowed)}: they are "
                              "saved hyperparameters of the model; only "
@@ -483,7 +510,10 @@ class OffPolicySB3:
         path = _file_path("path", path)
         if not os.path.exists(path) and os.path.exists(path + EXTENSION):
             path += EXTENSION
-        env = None if env is None else check_env("env", env)
+        given = None if env is None else check_env("env", env)
+        handle_timeouts = _handle_timeout_termination(kwargs.get("replay_buffer_kwargs"))
+        env = None if given is None else training_env(user_env(given, handle_timeouts),
+                                                       handle_timeouts)
         native = cls.native_class.load(
             path, env=env, test_env=native_test_env(env),
             tensorboard_log=kwargs.get("tensorboard_log"))
@@ -505,7 +535,8 @@ class OffPolicySB3:
                       learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
                       policy_kwargs={"net_arch": arch}, seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
-                      gradient_steps=-1 if hp["gradient_steps"] is None else hp["gradient_steps"])
+                      gradient_steps=_gradient_steps(hp),
+                      env=given, handle_timeouts=handle_timeouts)
         model._timesteps_offset = 0
         return model
 
@@ -554,6 +585,13 @@ def _file_path(name, path):
     return path if Path(path).suffix else path + EXTENSION
 
 
+def _gradient_steps(hp):
+    """SB3's gradient_steps from numddpg's hyperparameters ``hp`` (0: never trains)."""
+    if hp["update_after"] >= NEVER:
+        return 0
+    return -1 if hp["gradient_steps"] is None else hp["gradient_steps"]
+
+
 def _noise_from_hyperparameters(hp, act_dim):
     """The SB3 noise equal to numddpg's noise hyperparameters (None for 'none')."""
     zeros = np.zeros(act_dim)
@@ -584,7 +622,9 @@ class _Bridge:
         model = self.model
         locals_["self"] = model
         infos = locals_["infos"]
-        if isinstance(infos, dict):            # a vector env's: SB3 hands a list of dicts
+        if isinstance(infos, StepInfos):       # an SB3 VecEnv's own list
+            infos = locals_["infos"] = infos.per_env
+        elif isinstance(infos, dict):          # a gymnasium vector env's: SB3 hands a list
             infos = locals_["infos"] = [sub_info(infos, i) for i in range(model.n_envs)]
         if model.native.n_envs:
             self._episode_ends(locals_["rewards"], locals_["dones"], infos)
@@ -612,9 +652,16 @@ class _Bridge:
                 model._resetting[i] = model._next_step_reset
 
     def _episode_end(self, i, info):
+        """Env i's episode ended: its return and length into ``ep_info_buffer``, from its
+        Monitor's info["episode"] when it has one (SB3's source: with VecNormalize, the
+        rewards before normalization), else from the rewards stepped."""
         model = self.model
-        model.ep_info_buffer.append({"r": round(float(model._episode_ret[i]), 6),
-                                     "l": int(model._episode_len[i]),
+        episode = info.get("episode")
+        if isinstance(episode, dict) and "r" in episode and "l" in episode:
+            ret, length = float(episode["r"]), int(episode["l"])
+        else:
+            ret, length = float(model._episode_ret[i]), int(model._episode_len[i])
+        model.ep_info_buffer.append({"r": round(ret, 6), "l": length,
                                      "t": round(time.perf_counter() - self.start_time, 6)})
         if info.get("is_success") is not None:
             model.ep_success_buffer.append(info["is_success"])
@@ -639,6 +686,19 @@ class _Bridge:
             self.callback.on_training_end()
 
 
+class NativeDDPG(_algorithms.DDPG):
+    """numddpg's DDPG as numddpg.sb3 builds it: batch_size may exceed buffer_size (SB3 then
+    samples with replacement from the rows there are, as numddpg's buffer always samples)."""
+
+    batch_within_buffer = False
+
+
+class NativeTD3(_algorithms.TD3):
+    """numddpg's TD3 as numddpg.sb3 builds it (batch_size may exceed buffer_size)."""
+
+    batch_within_buffer = False
+
+
 class TD3(OffPolicySB3):
     """SB3's TD3 (signature and defaults of stable_baselines3.TD3) on numddpg's TD3 loop.
 
@@ -649,7 +709,7 @@ class TD3(OffPolicySB3):
     module docstring for the mapping and docs/sb3.md for the table.
     """
 
-    native_class = _algorithms.TD3
+    native_class = NativeTD3
     default_tb_log_name = "TD3"
 
     def __init__(self, policy, env, learning_rate=1e-3, buffer_size=1_000_000,
@@ -677,7 +737,7 @@ class DDPG(OffPolicySB3):
     the module docstring for the mapping and docs/sb3.md for the table.
     """
 
-    native_class = _algorithms.DDPG
+    native_class = NativeDDPG
     default_tb_log_name = "DDPG"
 
     def __init__(self, policy, env, learning_rate=1e-3, buffer_size=1_000_000,

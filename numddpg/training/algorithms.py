@@ -109,6 +109,7 @@ class OffPolicyAlgorithm:
                                 # polyak=, pi_lr=, q_lr=, dtype=, seed=, **AGENT_KWARGS)
     SPECS = DDPG_TABLE          # numddpg.hyperparameters: every hyperparameter it takes
     AGENT_KWARGS = ()           # names of extra hyperparameters the agent's constructor takes
+    batch_within_buffer = True  # refuse batch_size > replay_size (numddpg.sb3 allows it, as SB3)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -174,7 +175,7 @@ class OffPolicyAlgorithm:
         hp.update(given)
         if hp["seed"] is None:                 # draw one, so the run can be repeated from it
             hp["seed"] = int(np.random.SeedSequence().entropy % (2**31))
-        return _check_hyperparameters(hp, self.hyperparameter_specs())
+        return _check_hyperparameters(hp, self.hyperparameter_specs(), self.batch_within_buffer)
 
     def _build(self, seq):
         """The agent, the buffer, the statistics and the run state, from one seed: three
@@ -510,12 +511,12 @@ def _resolve_preset(model, preset):
     raise ValueError(f"preset must be 'auto', 'none', an env id or a dict, got {preset!r}")
 
 
-def _check_hyperparameters(hp, specs):
+def _check_hyperparameters(hp, specs, batch_within_buffer=True):
     """``hp`` with every value checked against its kind and range in the table of
     numddpg.hyperparameters (ValueError naming the first bad one and its value)."""
     for name, spec in specs.items():
         hp[name] = check_hyperparameter(name, hp[name], spec)
-    if hp["batch_size"] > hp["replay_size"]:
+    if batch_within_buffer and hp["batch_size"] > hp["replay_size"]:
         raise ValueError(f"batch_size ({hp['batch_size']}) must not exceed replay_size "
                          f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
     return hp

@@ -1,0 +1,193 @@
+"""Stable-Baselines3's VecEnv API, both ways, without importing SB3.
+
+SB3's VecEnv (DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize, ... or any object with the
+same methods): ``num_envs``, ``observation_space`` and ``action_space`` of one env,
+``reset() -> obs``, ``step_async(actions)`` then ``step_wait() -> (obs, rewards, dones,
+infos)``.  An env whose episode ended (dones[i] = terminated or truncated) is already reset:
+obs[i] starts its next episode, infos[i]["terminal_observation"] is the last one and
+infos[i]["TimeLimit.truncated"] says a time limit cut it.
+
+    LoopVecEnv      an SB3 VecEnv as the gymnasium vector env numddpg's loop steps, in
+                    gymnasium's SAME_STEP autoreset mode (the same semantics: the final
+                    observation in info["final_obs"]), its observations and actions flat
+                    (numddpg.sb3.spaces)
+    OneEnvVecEnv    a gymnasium Env behind SB3's VecEnv API (a DummyVecEnv of one), for
+                    ``model.get_env()``
+
+The loop trains on what the VecEnv returns: with VecNormalize, its normalized observations
+(the policy acts on them, as SB3's does) and normalized rewards.
+"""
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from .spaces import Preprocessing
+
+VEC_ENV_METHODS = ("reset", "step_async", "step_wait")
+VEC_ENV_ATTRIBUTES = ("num_envs", "observation_space", "action_space")
+
+
+def is_vec_env(env):
+    """Whether ``env`` has SB3's VecEnv API (and is not a gymnasium vector env)."""
+    if isinstance(env, (gym.Env, gym.vector.VectorEnv)):
+        return False
+    return (all(callable(getattr(env, m, None)) for m in VEC_ENV_METHODS)
+            and all(hasattr(env, a) for a in VEC_ENV_ATTRIBUTES))
+
+
+def vec_normalize_of(env):
+    """The VecNormalize in the chain of VecEnv wrappers ``env`` (each ``.venv`` the next), or
+    None: the first with the running statistics ``obs_rms`` and ``ret_rms``."""
+    while env is not None:
+        if hasattr(env, "obs_rms") and hasattr(env, "ret_rms"):
+            return env
+        env = getattr(env, "venv", None)
+    return None
+
+
+class StepInfos(dict):
+    """A step's infos as gymnasium's vector envs give them (``final_obs`` with its
+    ``_final_obs`` mask), and as the VecEnv gave them: ``per_env``, one dict per env (what SB3's
+    callbacks read in ``locals["infos"]``)."""
+
+    def __init__(self, per_env):
+        super().__init__()
+        self.per_env = per_env
+
+
+class LoopVecEnv(gym.vector.VectorEnv):
+    """An SB3 VecEnv ``venv`` as a gymnasium vector env in SAME_STEP autoreset mode.
+
+    terminated[i] = dones[i] and not infos[i]["TimeLimit.truncated"], so a time limit
+    bootstraps from the terminal observation; with ``handle_timeout_termination=False`` (SB3's
+    ReplayBuffer argument) every done is a termination.  ``reset(seed=s)`` seeds the VecEnv's
+    next reset (``venv.seed(s)``: env i gets s + i).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, venv, handle_timeout_termination=True):
+        self.venv = venv
+        self.handle_timeout_termination = bool(handle_timeout_termination)
+        self.num_envs = int(venv.num_envs)
+        self.preprocessing = Preprocessing(venv.observation_space, venv.action_space)
+        self.single_observation_space = self.preprocessing.flat_observation_space
+        self.single_action_space = self.preprocessing.flat_action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and callable(getattr(self.venv, "seed", None)):
+            self.venv.seed(int(seed))
+        return self.preprocessing.obs(self.venv.reset()), {}
+
+    def step(self, actions):
+        self.venv.step_async(self.preprocessing.actions(actions))
+        obs, rewards, dones, infos = self.venv.step_wait()
+        dones = np.asarray(dones, dtype=bool)
+        truncated = np.array([bool(d and info.get("TimeLimit.truncated", False))
+                              for d, info in zip(dones, infos)])
+        if not self.handle_timeout_termination:
+            truncated[:] = False
+        out = StepInfos(list(infos))
+        if dones.any():
+            final = np.array(obs, copy=True)
+            ended = np.flatnonzero(dones)
+            final[ended] = [infos[i]["terminal_observation"] for i in ended]
+            out["final_obs"], out["_final_obs"] = self.preprocessing.obs(final), dones
+        return (self.preprocessing.obs(obs), np.asarray(rewards), dones & ~truncated,
+                truncated, out)
+
+    def close_extras(self, **kwargs):
+        self.venv.close()
+
+    def __repr__(self):
+        return f"LoopVecEnv({self.venv!r})"
+
+
+class OneEnvVecEnv:
+    """A gymnasium Env ``env`` behind SB3's VecEnv API (as SB3's DummyVecEnv of one): batched
+    observations (1, ...), an ended episode's env reset at once with its last observation in
+    info["terminal_observation"] and info["TimeLimit.truncated"]."""
+
+    num_envs = 1
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self.render_mode = getattr(env, "render_mode", None)
+        self._seed, self._options, self._actions = None, {}, None
+
+    @property
+    def envs(self):
+        return [self.env]
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def seed(self, seed=None):
+        """Seed the next reset (SB3: env i gets seed + i); returns [seed]."""
+        self._seed = seed
+        return [seed]
+
+    def set_options(self, options=None):
+        self._options = dict(options or {})
+
+    def reset(self):
+        obs, _ = self.env.reset(seed=self._seed, options=self._options or None)
+        self._seed = None
+        return np.asarray(obs)[None]
+
+    def step_async(self, actions):
+        self._actions = actions
+
+    def step_wait(self):
+        action = np.asarray(self._actions)
+        action = action.reshape(self.action_space.shape) if action.ndim else action
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = dict(info)
+        done = bool(terminated or truncated)
+        if done:
+            info["TimeLimit.truncated"] = bool(truncated and not terminated)
+            info["terminal_observation"] = obs
+            obs, _ = self.env.reset()
+        return (np.asarray(obs)[None], np.array([reward], np.float32), np.array([done]),
+                [info])
+
+    def step(self, actions):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def close(self):
+        self.env.close()
+
+    def get_attr(self, attr_name, indices=None):
+        return [getattr(self.env, attr_name)]
+
+    def set_attr(self, attr_name, value, indices=None):
+        setattr(self.env, attr_name, value)
+
+    def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+        return [getattr(self.env, method_name)(*method_args, **method_kwargs)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        env = self.env
+        while isinstance(env, gym.Wrapper):
+            if isinstance(env, wrapper_class):
+                return [True]
+            env = env.env
+        return [False]
+
+    def has_attr(self, attr_name):
+        return hasattr(self.env, attr_name)
+
+    def render(self, mode=None):
+        return self.env.render()
+
+    def get_images(self):
+        return [self.env.render()]
+
+    def __repr__(self):
+        return f"OneEnvVecEnv({self.env!r})"
