@@ -37,11 +37,23 @@ def _check_verbose(verbose):
     return check_int("verbose", verbose, 0, 2)
 
 
+# SB3's callback protocol: what the model calls on a callback (SB3's BaseCallback has them all)
+PROTOCOL = ("init_callback", "on_training_start", "on_rollout_start", "on_step",
+            "on_rollout_end", "on_training_end", "update_locals")
+
+
+def is_callback(obj):
+    """Whether ``obj`` has SB3's callback protocol (a numddpg.sb3 or stable_baselines3
+    BaseCallback, or any object with its methods)."""
+    return all(callable(getattr(obj, m, None)) for m in PROTOCOL)
+
+
 def _check_callback(name, callback, optional=True):
-    if (callback is None and optional) or isinstance(callback, BaseCallback):
+    if (callback is None and optional) or is_callback(callback):
         return callback
-    raise TypeError(f"{name} must be a numddpg.sb3 BaseCallback{' or None' if optional else ''}, "
-                    f"got {callback!r} ({type(callback).__name__})")
+    raise TypeError(f"{name} must be a callback (SB3's BaseCallback methods: "
+                    f"{', '.join(PROTOCOL)}){' or None' if optional else ''}, got {callback!r} "
+                    f"({type(callback).__name__})")
 
 
 def _check_path(name, path, optional=True):
@@ -455,14 +467,16 @@ class EveryNTimesteps(EventCallback):
 
 
 def convert_callback(callback):
-    """``callback`` as one BaseCallback: None stays None, a list becomes a CallbackList, a
+    """``callback`` as one callback: None and any object with SB3's callback protocol (SB3's
+    own BaseCallback subclasses too) stay as they are, a list becomes a CallbackList, a
     function ``f(locals, globals) -> bool`` a ConvertCallback."""
-    if callback is None or isinstance(callback, BaseCallback):
+    if callback is None or is_callback(callback):
         return callback
     if isinstance(callback, list):
         return CallbackList(callback)
     if callable(callback):
         return ConvertCallback(callback)
-    raise TypeError(f"callback must be a BaseCallback, a list of them, a function (locals, "
+    raise TypeError(f"callback must be a callback (SB3's BaseCallback protocol), a list of "
+                    f"them, a function (locals, "
                     f"globals) -> bool, or None; got {callback!r} ({type(callback).__name__})")
 

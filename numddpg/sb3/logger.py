@@ -1,5 +1,25 @@
-"""SB3's logger interface as callbacks use it (``record``, ``record_mean``, ``dump``).
+"""SB3's logger: ``record``, ``record_mean``, ``dump(step)`` and the outputs a model's
+``learn()`` configures (SB3's ``configure_logger``).
+
+    stdout        with verbose >= 1: SB3's table, one section per key prefix
+                  ("rollout/", "time/", "train/"), keys sorted
+    tensorboard   with ``tensorboard_log``: every numeric value not excluded from
+                  "tensorboard", at the dump's step, under
+                  ``tensorboard_log/<tb_log_name>_<N>`` (N one more than the largest there;
+                  the same N again when the learn() continues, reset_num_timesteps=False)
+
+TensorBoard files are written by tensorboardX's SummaryWriter or, when only PyTorch and
+tensorboard are installed, by ``torch.utils.tensorboard``'s (the same methods: ``add_scalar``,
+``add_text``, ``flush``, ``close``).  A logger made by SB3's own ``configure`` works as well
+(``model.set_logger``): the model calls only ``record`` and ``dump``.
 """
+import os
+
+import numpy as np
+
+from ..files.runlog import MissingExtra, latest_run_id
+
+MAX_LENGTH = 36           # SB3's HumanOutputFormat cuts longer keys and values
 
 
 def _excluded(exclude):
@@ -7,19 +27,76 @@ def _excluded(exclude):
     return () if exclude is None else (exclude,) if isinstance(exclude, str) else tuple(exclude)
 
 
-class Logger:
-    """SB3's logger interface as callbacks use it: ``record(key, value)``,
-    ``record_mean(key, value)``, ``dump(step)`` (prints the table when the model is verbose,
-    then forgets the values), ``name_to_value``.
+def summary_writer_class():
+    """A TensorBoard SummaryWriter class: tensorboardX's, else torch.utils.tensorboard's;
+    MissingExtra naming what to install when neither imports."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise MissingExtra("tensorboard_log needs tensorboardX (pip install "
+                               "'numddpg[tensorboard]') or PyTorch with tensorboard; neither is "
+                               "installed (or leave tensorboard_log out)") from None
+    return SummaryWriter
 
-    ``dump`` also writes the recorded numbers (but those excluded from "tensorboard") into the
-    model's TensorBoard files when it has them (``tensorboard_log``; numddpg.runlog), as SB3's
-    logger does.
+
+def check_tensorboard_log(tensorboard_log):
+    """``tensorboard_log`` as a str (or None), after checking it is a folder path and a writer
+    can be made."""
+    if tensorboard_log is None:
+        return None
+    path = os.fspath(tensorboard_log) if isinstance(tensorboard_log, os.PathLike) \
+        else tensorboard_log
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise ValueError(f"tensorboard_log must be a folder path (str or Path) or None, got "
+                         f"{tensorboard_log!r}")
+    summary_writer_class()
+    return path
+
+
+def _cut(text):
+    return text[:MAX_LENGTH - 3] + "..." if len(text) > MAX_LENGTH else text
+
+
+def table(values, excluded):
+    """SB3's stdout table of ``values`` (key -> value), but those excluded from "stdout" or
+    "log"; None when there is nothing to show."""
+    rows, tag = [], None
+    for key in sorted(values):
+        if {"stdout", "log"} & set(_excluded(excluded.get(key))):
+            continue
+        value = values[key]
+        text = f"{value:<8.3g}" if isinstance(value, float) else str(value)
+        if key.find("/") > 0:                       # a new section: its header row
+            section = key[:key.find("/") + 1]
+            if section != tag:
+                tag = section
+                rows.append((_cut(tag), ""))
+        if tag is not None and key.startswith(tag):
+            key = "   " + key[len(tag):]
+        rows.append((_cut(key), _cut(text)))
+    if not rows:
+        return None
+    w_key, w_val = max(len(k) for k, _ in rows), max(len(v) for _, v in rows)
+    dashes = "-" * (w_key + w_val + 7)
+    return "\n".join([dashes, *(f"| {k:<{w_key}} | {v:<{w_val}} |" for k, v in rows), dashes])
+
+
+class Logger:
+    """SB3's logger interface: ``record(key, value, exclude=None)``, ``record_mean``,
+    ``dump(step)`` (writes every output, then forgets the values), ``name_to_value``,
+    ``get_dir()``, ``close()``.
+
+    verbose : >= 1 prints the table at every dump.
+    folder : the TensorBoard event folder (None: no TensorBoard).
     """
 
-    def __init__(self, verbose=0, native=None):
+    def __init__(self, verbose=0, folder=None):
         self.verbose = verbose
-        self.native = native          # the numddpg model whose run log takes the values
+        self.folder = folder
+        self.writer = None if folder is None else summary_writer_class()(folder)
         self.name_to_value, self.name_to_count, self.name_to_excluded = {}, {}, {}
 
     def record(self, key, value, exclude=None):
@@ -34,22 +111,44 @@ class Logger:
         self.name_to_excluded[key] = exclude
 
     def dump(self, step=0):
-        runlog = getattr(self.native, "runlog", None)
-        if runlog is not None:
-            runlog.add_scalars({k: v for k, v in self.name_to_value.items()
-                                if "tensorboard" not in _excluded(self.name_to_excluded.get(k))},
-                               step)
-        if self.verbose >= 1 and self.name_to_value:
-            rows = [(k, f"{v:.3g}" if isinstance(v, float) else str(v))
-                    for k, v in sorted(self.name_to_value.items())]
-            w = max(len(k) for k, _ in rows), max(len(v) for _, v in rows)
-            line = "-" * (w[0] + w[1] + 7)
-            print("\n".join([line, *(f"| {k:<{w[0]}} | {v:<{w[1]}} |" for k, v in rows), line]))
+        if self.writer is not None:
+            self._write_tensorboard(step)
+        if self.verbose >= 1:
+            text = table(self.name_to_value, self.name_to_excluded)
+            if text is not None:
+                print(text, flush=True)
         self.name_to_value.clear()
         self.name_to_count.clear()
         self.name_to_excluded.clear()
 
+    def _write_tensorboard(self, step):
+        for key, value in self.name_to_value.items():
+            if "tensorboard" in _excluded(self.name_to_excluded.get(key)):
+                continue
+            if isinstance(value, str):
+                self.writer.add_text(key, value, step)
+            elif isinstance(value, (int, float, np.integer, np.floating)) \
+                    and not isinstance(value, bool):
+                self.writer.add_scalar(key, float(value), step)
+        self.writer.flush()
+
     def get_dir(self):
-        return None
+        return self.folder
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
+def configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps):
+    """The Logger a learn() call writes to when no logger was set (SB3's configure_logger):
+    a TensorBoard folder ``tensorboard_log/<tb_log_name>_<N>`` when tensorboard_log is given,
+    N the next free number (the last one again when not reset_num_timesteps)."""
+    folder = None
+    if tensorboard_log is not None:
+        n = latest_run_id(tensorboard_log, tb_log_name)
+        if not reset_num_timesteps:
+            n -= 1
+        folder = os.path.join(tensorboard_log, f"{tb_log_name}_{n + 1}")
+    return Logger(verbose, folder)

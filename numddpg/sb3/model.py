@@ -42,17 +42,19 @@ from ..checks import check_bool, check_int, check_widths
 from ..engine.hyperparameters import check as check_hyperparameter
 from ..files import checkpoint as _checkpoint
 from ..files import runlog as _runlog
+from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
 from ..training.envs import EnvError, check_spaces, env_id as _env_id
 from ..training.runstate import read_run_checkpoint
+from .bridge import Bridge
 from .callbacks import CallbackList, convert_callback
 from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
-from .evaluation import autoreset_mode, sub_info
-from .logger import Logger
+from .evaluation import autoreset_mode
+from .logger import Logger, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters)
 from .spaces import Preprocessing
-from .vecenv import StepInfos, is_vec_env, vec_normalize_of
+from .vecenv import is_vec_env, vec_normalize_of
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
 # ends episodes), so the models of this module set one no episode reaches.
@@ -240,6 +242,8 @@ class OffPolicySB3:
         n_envs = loop_env.num_envs if isinstance(loop_env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
         hp = _native_hyperparameters(sb3, n_envs)
+        if sb3["verbose"] >= 1:
+            print("Using cpu device")                # (SB3's line: numddpg runs on the CPU)
         # the algorithm's own hyperparameters (TD3's three), each from the SB3 argument of the
         # same quantity (the ``sb3`` names of numddpg.hyperparameters' table)
         for name in native_class.AGENT_KWARGS:
@@ -247,9 +251,9 @@ class OffPolicySB3:
             hp[name] = check_hyperparameter(spec.sb3, args[spec.sb3], spec)
         action_noise = args["action_noise"]
         hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
-        tb = args["tensorboard_log"]                # (checked by the native model)
+        tb = check_tensorboard_log(args["tensorboard_log"])     # (the logger writes there)
         native = native_class(loop_env, preset="none", log=False,
-                              test_env=native_test_env(loop_env), tensorboard_log=tb, **hp)
+                              test_env=native_test_env(loop_env), **hp)
         noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=sb3["verbose"],
                      tensorboard_log=tb, stats_window_size=stats_window,
@@ -268,7 +272,7 @@ class OffPolicySB3:
             native.noise_process = noise_process
         self.action_noise = action_noise
         self.verbose = verbose
-        self.tensorboard_log = tensorboard_log     # the native model writes there
+        self.tensorboard_log = tensorboard_log     # each learn()'s logger writes there
         self.stats_window_size = stats_window_size
         self.ep_info_buffer = collections.deque(maxlen=stats_window_size)
         self.ep_success_buffer = collections.deque(maxlen=stats_window_size)
@@ -276,7 +280,8 @@ class OffPolicySB3:
         self._new_episode_stats()
         self._timesteps_offset = native.t          # num_timesteps counts from here
         self._total_timesteps = 0
-        self.logger = Logger(verbose, native)
+        self._logger, self._custom_logger = None, False
+        self.start_time, self._num_timesteps_at_start = time.perf_counter(), 0
         self.learning_rate = learning_rate
         self.tau = tau
         self.policy_kwargs = {} if policy_kwargs is None else dict(policy_kwargs)
@@ -389,6 +394,61 @@ class OffPolicySB3:
         return vec_normalize_of(self._user_env) if is_vec_env(self._user_env) else None
 
     # -- training -----------------------------------------------------------------------------
+    # -- logging --------------------------------------------------------------------------------
+    @property
+    def logger(self):
+        """The logger the model records SB3's keys into (``record``, ``dump``): the one
+        ``set_logger`` gave, else the one the last learn() configured (numddpg.sb3.logger)."""
+        if self._logger is None:
+            self._logger = Logger(self.verbose)
+        return self._logger
+
+    def set_logger(self, logger):
+        """Log into ``logger`` from now on (any object with SB3's ``record(key, value,
+        exclude=None)`` and ``dump(step)``, e.g. one made by SB3's ``configure``): learn() then
+        configures none of its own."""
+        if not (callable(getattr(logger, "record", None))
+                and callable(getattr(logger, "dump", None))):
+            raise TypeError(f"logger must have record(key, value, exclude) and dump(step) "
+                            f"(SB3's Logger), got {logger!r}")
+        self._logger, self._custom_logger = logger, True
+
+    def dump_logs(self):
+        """Record SB3's rollout/ and time/ keys and dump the logger at ``num_timesteps``
+        (learn() does it every ``log_interval`` episodes)."""
+        elapsed = max(time.perf_counter() - self.start_time, 1e-9)
+        logger = self.logger
+        logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        if self.ep_info_buffer:
+            logger.record("rollout/ep_rew_mean",
+                          float(np.mean([e["r"] for e in self.ep_info_buffer])))
+            logger.record("rollout/ep_len_mean",
+                          float(np.mean([e["l"] for e in self.ep_info_buffer])))
+        logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start)
+                                      / elapsed))
+        logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.ep_success_buffer:
+            logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
+        logger.dump(step=self.num_timesteps)
+
+    def record_training(self, stats):
+        """Record SB3's train/ keys of a training round whose updates gave ``stats`` (K, 4):
+        loss_q, loss_pi (NaN on TD3's critic-only updates), q_mean, q_std per update."""
+        logger = self.logger
+        logger.record("train/learning_rate", self.learning_rate)
+        logger.record("train/n_updates", self.n_updates, exclude="tensorboard")
+        actor = stats[:, 1][~np.isnan(stats[:, 1])]
+        if actor.size:
+            logger.record("train/actor_loss", float(np.mean(actor)))
+        logger.record("train/critic_loss", float(np.mean(stats[:, 0])))
+
+    @property
+    def n_updates(self):
+        """Gradient steps taken by the critic(s) so far (SB3's ``_n_updates``)."""
+        return int(self.native.agent.t_q)
+
+    # -- training -----------------------------------------------------------------------------
     def learn(self, total_timesteps, callback=None, log_interval=4, tb_log_name=None,
               reset_num_timesteps=True, progress_bar=False):
         """Train for ``total_timesteps`` more env steps on numddpg's loop (SB3's signature).
@@ -408,6 +468,11 @@ class OffPolicySB3:
         reset_num_timesteps = check_bool("reset_num_timesteps", reset_num_timesteps)
         progress_bar = check_bool("progress_bar", progress_bar)
         callback = convert_callback(callback)
+        if not self._custom_logger:
+            if self._logger is not None:
+                self._logger.close()
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
+                                            reset_num_timesteps)
         if reset_num_timesteps:
             self._timesteps_offset = self.native.t
             self._episode_num = 0
@@ -416,29 +481,16 @@ class OffPolicySB3:
         self._total_timesteps = self.num_timesteps + total_timesteps
         if callback is not None:
             callback.init_callback(self)
-        bridge = _Bridge(self, callback, log_interval,
+        self.start_time, self._num_timesteps_at_start = time.perf_counter(), self.num_timesteps
+        if self.verbose >= 1 and not progress_bar and not kernels_cached():
+            print("compiling kernels (first run only, 20-60 s)", flush=True)
+        bridge = Bridge(self, callback, log_interval,
                          dict(total_timesteps=self._total_timesteps, callback=callback,
                               log_interval=log_interval, tb_log_name=tb_log_name,
                               reset_num_timesteps=reset_num_timesteps,
                               progress_bar=progress_bar))
-        self.native.tb_log_name = tb_log_name      # this learn()'s TensorBoard folder name
-        self.native.log_interval = log_interval    # episodes between its rollout dumps
         self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
         return self
-
-    def _dump_logs(self, start_time, start_steps):
-        elapsed = max(time.perf_counter() - start_time, 1e-9)
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean",
-                               float(np.mean([e["r"] for e in self.ep_info_buffer])))
-            self.logger.record("rollout/ep_len_mean",
-                               float(np.mean([e["l"] for e in self.ep_info_buffer])))
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        self.logger.record("time/fps", int((self.num_timesteps - start_steps) / elapsed),
-                           exclude="tensorboard")
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(self.num_timesteps)
 
     # -- acting -------------------------------------------------------------------------------
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
@@ -514,9 +566,7 @@ class OffPolicySB3:
         handle_timeouts = _handle_timeout_termination(kwargs.get("replay_buffer_kwargs"))
         env = None if given is None else training_env(user_env(given, handle_timeouts),
                                                        handle_timeouts)
-        native = cls.native_class.load(
-            path, env=env, test_env=native_test_env(env),
-            tensorboard_log=kwargs.get("tensorboard_log"))
+        native = cls.native_class.load(path, env=env, test_env=native_test_env(env))
         hp = native.hyperparameters
         if "action_noise" in kwargs:
             action_noise = kwargs["action_noise"]
@@ -531,7 +581,8 @@ class OffPolicySB3:
         model = cls.__new__(cls)
         model._attach(native, noise_process, action_noise,
                       verbose=check_int("verbose", kwargs.get("verbose", 0), 0, 2),
-                      tensorboard_log=native.tensorboard_log, stats_window_size=100,
+                      tensorboard_log=check_tensorboard_log(kwargs.get("tensorboard_log")),
+                      stats_window_size=100,
                       learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
                       policy_kwargs={"net_arch": arch}, seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
@@ -601,89 +652,6 @@ def _noise_from_hyperparameters(hp, act_dim):
         return OrnsteinUhlenbeckActionNoise(zeros, np.full(act_dim, hp["ou_sigma"]),
                                             theta=hp["ou_theta"], dt=hp["ou_dt"])
     return None
-
-
-class _Bridge:
-    """What the training loop calls (numddpg.algorithms' callback protocol), handed on to the
-    SB3 callback with the SB3 model as locals["self"]; keeps SB3's episode statistics
-    (``ep_info_buffer``, ``_episode_num``) and prints them every ``log_interval`` episodes when
-    the model is verbose."""
-
-    def __init__(self, model, callback, log_interval, learn_locals):
-        self.model, self.callback, self.log_interval = model, callback, log_interval
-        self.learn_locals = learn_locals
-        self.start_time, self.start_steps = time.perf_counter(), model.num_timesteps
-
-    def on_training_start(self, locals_, globals_):
-        if self.callback is not None:
-            self.callback.on_training_start(dict(self.learn_locals, self=self.model), globals_)
-
-    def update_locals(self, locals_):
-        model = self.model
-        locals_["self"] = model
-        infos = locals_["infos"]
-        if isinstance(infos, StepInfos):       # an SB3 VecEnv's own list
-            infos = locals_["infos"] = infos.per_env
-        elif isinstance(infos, dict):          # a gymnasium vector env's: SB3 hands a list
-            infos = locals_["infos"] = [sub_info(infos, i) for i in range(model.n_envs)]
-        if model.native.n_envs:
-            self._episode_ends(locals_["rewards"], locals_["dones"], infos)
-        else:
-            ret, length = model._episode_ret, model._episode_len
-            ret[0] += locals_["rewards"][0]
-            length[0] += 1
-            if locals_["dones"][0]:
-                self._episode_end(0, infos[0])
-        if self.callback is not None:
-            self.callback.update_locals(locals_)
-
-    def _episode_ends(self, rewards, dones, infos):
-        """A vector env's step: n steps, but in NEXT_STEP mode an env's step after its episode
-        ended is its reset (no step of any episode)."""
-        model = self.model
-        for i in range(model.n_envs):
-            if model._resetting[i]:
-                model._resetting[i] = False
-                continue
-            model._episode_ret[i] += rewards[i]
-            model._episode_len[i] += 1
-            if dones[i]:
-                self._episode_end(i, infos[i])
-                model._resetting[i] = model._next_step_reset
-
-    def _episode_end(self, i, info):
-        """Env i's episode ended: its return and length into ``ep_info_buffer``, from its
-        Monitor's info["episode"] when it has one (SB3's source: with VecNormalize, the
-        rewards before normalization), else from the rewards stepped."""
-        model = self.model
-        episode = info.get("episode")
-        if isinstance(episode, dict) and "r" in episode and "l" in episode:
-            ret, length = float(episode["r"]), int(episode["l"])
-        else:
-            ret, length = float(model._episode_ret[i]), int(model._episode_len[i])
-        model.ep_info_buffer.append({"r": round(ret, 6), "l": length,
-                                     "t": round(time.perf_counter() - self.start_time, 6)})
-        if info.get("is_success") is not None:
-            model.ep_success_buffer.append(info["is_success"])
-        model._episode_ret[i], model._episode_len[i] = 0.0, 0
-        model._episode_num += 1
-        if model.verbose >= 1 and model._episode_num % self.log_interval == 0:
-            model._dump_logs(self.start_time, self.start_steps)
-
-    def on_step(self):
-        return self.callback.on_step() if self.callback is not None else True
-
-    def on_rollout_start(self):
-        if self.callback is not None:
-            self.callback.on_rollout_start()
-
-    def on_rollout_end(self):
-        if self.callback is not None:
-            self.callback.on_rollout_end()
-
-    def on_training_end(self):
-        if self.callback is not None:
-            self.callback.on_training_end()
 
 
 class NativeDDPG(_algorithms.DDPG):
