@@ -53,6 +53,7 @@ from .evaluation import autoreset_mode
 from .logger import Logger, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters)
+from .parts import Policy, ReplayBufferView, parameters, set_parameters
 from .spaces import Preprocessing
 from .vecenv import is_vec_env, vec_normalize_of
 
@@ -127,6 +128,12 @@ def _policy_sizes(policy_kwargs, n_critics):
         if key in kw:        # no images, no extractor parameters: either value is the same
             check_bool(f"policy_kwargs[{key!r}]", kw[key])
     arch = kw.get("net_arch", [400, 300])            # SB3's TD3Policy default for MLPs
+    if any(len(a) == 0 for a in (arch.values() if isinstance(arch, dict) else [arch])
+           if isinstance(a, (list, tuple))):
+        raise ValueError(f"policy_kwargs['net_arch']={arch!r}: a linear policy (no hidden "
+                         "layer) is not supported yet: numddpg's agents and hyperparameter table "
+                         "take at least one hidden layer, and the fused update kernels are "
+                         "gradient-checked with hidden layers only; give one, e.g. [64]")
     if isinstance(arch, dict):
         if set(arch) != {"pi", "qf"}:
             raise ValueError(f"policy_kwargs['net_arch'] as a dict must have exactly the keys "
@@ -267,6 +274,7 @@ class OffPolicySB3:
                 gradient_steps, env, handle_timeouts):
         self.native = native
         self._handle_timeouts = handle_timeouts
+        self._buffer_removed = False
         self._use_user_env(env)
         if noise_process is not None:
             native.noise_process = noise_process
@@ -319,14 +327,61 @@ class OffPolicySB3:
 
     @property
     def policy(self):
-        """The deterministic actor (numddpg.training.acting.Policy; callable on
-        observations)."""
-        return self.native.policy
+        """SB3's policy object: the networks as NumPy MLPs (numddpg.sb3.parts.Policy)."""
+        return Policy(self)
+
+    @property
+    def actor(self):
+        return self.policy.actor
+
+    @property
+    def critic(self):
+        return self.policy.critic
+
+    @property
+    def actor_target(self):
+        return self.policy.actor_target
+
+    @property
+    def critic_target(self):
+        return self.policy.critic_target
 
     @property
     def replay_buffer(self):
-        """numddpg's ReplayBuffer (obs, act, rew, obs2, done arrays; size, ptr, max_size)."""
-        return self.native.buffer
+        """numddpg's replay buffer under SB3's names too (numddpg.sb3.parts.ReplayBufferView),
+        or None after ``model.replay_buffer = None``."""
+        return None if self._buffer_removed else ReplayBufferView(self.native.buffer)
+
+    @replay_buffer.setter
+    def replay_buffer(self, buffer):
+        """Train from ``buffer`` (another model's ``replay_buffer``, or numddpg's ReplayBuffer
+        with this model's dims and dtype), or None: no buffer until one is set (learn()
+        refuses, save() writes none)."""
+        if buffer is None:
+            self._buffer_removed = True
+            return
+        buffer = buffer.buffer if isinstance(buffer, ReplayBufferView) else buffer
+        mine = self.native.buffer
+        if not isinstance(buffer, type(mine)) or (buffer.obs_dim, buffer.act_dim, buffer.dtype) \
+                != (mine.obs_dim, mine.act_dim, mine.dtype):
+            raise ValueError(f"replay_buffer must be None or a replay buffer of obs_dim "
+                             f"{mine.obs_dim}, act_dim {mine.act_dim} and dtype {mine.dtype}, "
+                             f"got {buffer!r}")
+        self.native.buffer, self._buffer_removed = buffer, False
+
+    def get_parameters(self):
+        """{"policy": {name: array}}: copies of every network, target and Adam array and the
+        step counts (numddpg.sb3.parts); ``set_parameters`` takes it back."""
+        return parameters(self.native.agent)
+
+    def set_parameters(self, load_path_or_dict, exact_match=True, device="auto"):
+        """Put parameters in place: a dict as ``get_parameters`` returns, or the path of a
+        saved model (its parameters)."""
+        _check_device(device)
+        params = load_path_or_dict
+        if isinstance(params, (str, os.PathLike)):
+            params = type(self).load(params).get_parameters()
+        set_parameters(self.native.agent, params, check_bool("exact_match", exact_match))
 
     @property
     def observation_space(self):
@@ -462,6 +517,9 @@ class OffPolicySB3:
         Returns self.
         """
         total_timesteps = check_int("total_timesteps", total_timesteps, 1)
+        if self._buffer_removed:
+            raise ValueError("replay_buffer is None: set model.replay_buffer (or load one with "
+                             "load_replay_buffer) before learn()")
         log_interval = check_int("log_interval", log_interval, 1)
         tb_log_name = self.default_tb_log_name if tb_log_name is None else tb_log_name
         _runlog.check_tensorboard_args(None, tb_log_name)
@@ -530,7 +588,7 @@ class OffPolicySB3:
                           f"(numddpg's noise hyperparameters {recorded}, which hold mean 0 and "
                           "one sigma for all dimensions): pass it again to "
                           "load(path, action_noise=...)", UserWarning, stacklevel=2)
-        self.native.save(path)
+        self.native.save(path, include_buffer=None if not self._buffer_removed else False)
 
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False,
@@ -622,6 +680,7 @@ class OffPolicySB3:
                                               "(include_buffer=False): there is none to load")
         buffer.restore({k[len("buffer."):]: v for k, v in arrays.items()
                         if k.startswith("buffer.")}, record)
+        self._buffer_removed = False
 
     def __repr__(self):
         return (f"{type(self).__name__}(env={self.native.env_id!r}, "

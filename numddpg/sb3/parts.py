@@ -1,0 +1,124 @@
+"""A model's parts under SB3's names, as NumPy objects (numddpg has no torch modules):
+
+    model.policy          Policy: ``actor``, ``critic`` (TD3: also ``critic2``), ``actor_target``,
+                          ``critic_target`` (numddpg.kernels.nn.MLP: flat ``params``, per-layer
+                          ``weights`` and ``biases`` views), ``device`` "cpu", ``predict``,
+                          ``set_training_mode``
+    model.replay_buffer   ReplayBufferView: SB3's ``size()``, ``pos``, ``full``,
+                          ``buffer_size``, ``observations``, ``actions``, ``rewards``,
+                          ``next_observations``, ``dones`` (views of numddpg's rows, one env
+                          axis of 1), and numddpg's own ReplayBuffer attributes
+    get_parameters()      {"policy": the agent's state_dict()}: every network, target and Adam
+                          array and the step counts, copies that ``set_parameters`` takes back
+"""
+import numpy as np
+
+
+class Policy:
+    """SB3's ``model.policy`` of ``model`` (an SB3-layer model): its networks are the live
+    agent's, so an update changes them and a change of their ``params`` changes the model."""
+
+    device = "cpu"
+
+    def __init__(self, model):
+        self._model = model
+        self.training = False
+
+    @property
+    def _agent(self):
+        return self._model.native.agent
+
+    actor = property(lambda self: self._agent.actor)
+    critic = property(lambda self: self._agent.critic)
+    actor_target = property(lambda self: self._agent.actor_targ)
+    critic_target = property(lambda self: self._agent.critic_targ)
+    observation_space = property(lambda self: self._model.observation_space)
+    action_space = property(lambda self: self._model.action_space)
+
+    def __getattr__(self, name):
+        if name in ("critic2", "critic2_target"):          # TD3's second critic
+            agent = self._agent
+            return getattr(agent, "critic2" if name == "critic2" else "critic2_targ")
+        raise AttributeError(name)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        """The model's ``predict``."""
+        return self._model.predict(observation, state, episode_start, deterministic)
+
+    def __call__(self, observation):
+        """The deterministic action for one observation or a batch (numddpg's Policy call)."""
+        return self._model.native.policy(observation)
+
+    def set_training_mode(self, mode):
+        """SB3 switches torch's train/eval mode (batch norm, dropout); numddpg's MLPs have no
+        such layers, so only ``training`` records it."""
+        self.training = bool(mode)
+
+    def __repr__(self):
+        return f"Policy(actor={self.actor!r}, critic={self.critic!r}, device='cpu')"
+
+
+class Count(int):
+    """A row count that is also SB3's ``size()`` method: ``buffer.size == 30`` and
+    ``buffer.size() == 30`` both hold."""
+
+    def __call__(self):
+        return int(self)
+
+
+class ReplayBufferView:
+    """numddpg's ReplayBuffer ``buffer`` under SB3's names as well (the module docstring).  SB3
+    keeps (buffer_size, n_envs, ...) arrays; numddpg one row per transition, shown here as
+    (buffer_size, 1, ...)."""
+
+    def __init__(self, buffer):
+        self.buffer = buffer
+
+    size = property(lambda self: Count(self.buffer.size))
+    pos = property(lambda self: self.buffer.ptr)
+    full = property(lambda self: self.buffer.size == self.buffer.max_size)
+    buffer_size = property(lambda self: self.buffer.max_size)
+    n_envs = 1
+    observations = property(lambda self: self.buffer.obs[:, None])
+    actions = property(lambda self: self.buffer.act[:, None])
+    rewards = property(lambda self: self.buffer.rew[:, None])
+    next_observations = property(lambda self: self.buffer.obs2[:, None])
+    dones = property(lambda self: self.buffer.done[:, None])
+
+    def __getattr__(self, name):
+        if name == "buffer":
+            raise AttributeError(name)
+        return getattr(self.buffer, name)
+
+    def __len__(self):
+        return self.buffer.size
+
+    def __repr__(self):
+        return f"ReplayBufferView({self.buffer!r})"
+
+
+def parameters(agent):
+    """SB3's ``get_parameters()`` of ``agent``: {"policy": copies of its state arrays}."""
+    return {"policy": agent.state_dict()}
+
+
+def set_parameters(agent, params, exact_match=True):
+    """Put ``params`` (``parameters``' dict) into ``agent`` in place; with ``exact_match``
+    every array must be there (ValueError naming the first missing or misshapen one), else
+    those given replace their own."""
+    if not isinstance(params, dict) or not isinstance(params.get("policy"), dict):
+        raise ValueError(f"parameters must be a dict {{'policy': {{name: array}}}} as "
+                         f"get_parameters() returns, got keys {list(params)!r}"
+                         if isinstance(params, dict) else
+                         f"parameters must be a dict, got {type(params).__name__}")
+    state = agent.state_dict()
+    given = params["policy"]
+    unknown = sorted(set(given) - set(state))
+    if unknown:
+        raise ValueError(f"parameters['policy'] has names this model has not: {unknown}; "
+                         f"its are {sorted(state)}")
+    if exact_match and set(given) != set(state):
+        raise ValueError(f"parameters['policy'] lacks {sorted(set(state) - set(given))} "
+                         "(exact_match=True)")
+    state.update({k: np.asarray(v) for k, v in given.items()})
+    agent.load_state_dict(state)

@@ -1,0 +1,155 @@
+"""numddpg.sb3: a model's parts under SB3's names (policy, actor, critic, get/set_parameters,
+replay_buffer) and SB3's arguments that now mean what they mean in SB3 (gradient_steps 0 and
+-1, batch_size > buffer_size, handle_timeout_termination, MultiBinary and MultiDiscrete
+observations, Box actions of any shape)."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from numddpg.sb3 import DDPG, TD3
+
+TINY = dict(net_arch=[8])
+
+
+@pytest.fixture(autouse=True)
+def _one_chunk(monkeypatch):
+    monkeypatch.setenv("NUMDDPG_CHUNKS", "1")
+
+
+def small(Algo=DDPG, env="Pendulum-v1", **kw):
+    args = dict(learning_starts=10, batch_size=8, buffer_size=500, policy_kwargs=TINY, seed=0)
+    args.update(kw)
+    return Algo("MlpPolicy", env, **args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parts
+# ---------------------------------------------------------------------------------------------
+
+def test_policy_holds_the_live_networks():
+    model = small(TD3)
+    policy = model.policy
+    assert policy.device == "cpu" and model.actor is model.native.agent.actor
+    assert policy.critic is model.native.agent.critic and policy.critic2 is not None
+    assert policy.actor_target is model.native.agent.actor_targ
+    obs = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(policy.predict(obs)[0], model.predict(obs)[0])
+    policy.set_training_mode(True)
+    assert policy.training
+    model.actor.params[:] = 0.0                            # the live actor: its output is 0
+    np.testing.assert_array_equal(model.predict(obs)[0], np.zeros((2, 1)))
+
+
+def test_parameters_round_trip_through_set_and_files(tmp_path):
+    model = small(TD3)
+    model.learn(40)
+    params = model.get_parameters()
+    assert set(params) == {"policy"} and {"actor", "critic", "critic2"} <= set(params["policy"])
+    other = small(TD3, seed=1)
+    other.set_parameters(params)
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(other.predict(obs)[0], model.predict(obs)[0])
+    model.save(tmp_path / "m")
+    loaded = TD3.load(tmp_path / "m")
+    for name, value in params["policy"].items():
+        np.testing.assert_array_equal(loaded.get_parameters()["policy"][name], value)
+    fresh = small(TD3, seed=2)
+    fresh.set_parameters(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(fresh.actor.params, model.actor.params)
+    with pytest.raises(ValueError, match="lacks"):
+        fresh.set_parameters({"policy": {"actor": params["policy"]["actor"]}})
+    fresh.set_parameters({"policy": {"actor": np.zeros_like(fresh.actor.params)}},
+                         exact_match=False)
+    assert not fresh.actor.params.any()
+
+
+def test_replay_buffer_under_sb3s_names_and_settable(tmp_path):
+    model = small()
+    model.learn(30)
+    rb = model.replay_buffer
+    assert rb.size() == 30 == rb.size and rb.pos == 30 and not rb.full
+    assert rb.observations.shape == (500, 1, 3) and rb.rewards.shape == (500, 1)
+    np.testing.assert_array_equal(rb.next_observations[:30, 0], rb.obs2[:30])
+    other = small(seed=1)
+    other.replay_buffer = model.replay_buffer
+    assert other.replay_buffer.size() == 30
+    other.replay_buffer = None
+    assert other.replay_buffer is None
+    with pytest.raises(ValueError, match="replay_buffer is None"):
+        other.learn(5)
+    other.save(tmp_path / "nobuf")                         # saved without one
+    with pytest.warns(RuntimeWarning, match="without its replay buffer"):
+        assert DDPG.load(tmp_path / "nobuf").replay_buffer.size() == 0
+    with pytest.raises(ValueError, match="obs_dim"):
+        other.replay_buffer = small(env="MountainCarContinuous-v0").replay_buffer
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------
+
+def test_gradient_steps_zero_never_trains_and_minus_one_as_many_as_steps(tmp_path):
+    model = small(gradient_steps=0)
+    model.learn(60)
+    assert model.n_updates == 0 and model.replay_buffer.size() == 60
+    model.save(tmp_path / "g0")
+    assert DDPG.load(tmp_path / "g0").gradient_steps == 0
+    model = small(gradient_steps=-1, train_freq=4)
+    model.learn(30)                   # rounds after steps 12, 16, ..., 28 of 4 updates each
+    assert model.n_updates == 20
+
+
+def test_batch_size_may_exceed_buffer_size():
+    model = small(buffer_size=20, batch_size=64)
+    model.learn(60)                   # minibatches of 64 rows drawn from 20, with replacement
+    assert model.replay_buffer.size() == 20 and model.n_updates == 50     # steps 11..60
+    assert np.all(np.isfinite(model.actor.params))
+
+
+def test_net_arch_without_hidden_layers_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="linear policy"):
+        small(policy_kwargs=dict(net_arch=[]))
+
+
+class Shaped(gym.Env):
+    """An env with an observation space of any kind and a (2, 2) Box action: the reward is the
+    action's first entry (so the action's shape reaches the env)."""
+
+    def __init__(self, observation_space):
+        self.observation_space = observation_space
+        self.action_space = spaces.Box(-1.0, 1.0, (2, 2), np.float32)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        assert action.shape == (2, 2)
+        self.t += 1
+        return self.observation_space.sample(), float(action[0, 0]), False, self.t >= 10, {}
+
+
+@pytest.mark.parametrize("space, flat", [(spaces.MultiBinary(3), 3),
+                                         (spaces.MultiDiscrete([2, 3]), 5),
+                                         (spaces.Box(-1, 1, (2, 3), np.float32), 6)])
+def test_observations_are_preprocessed_as_sb3_does(space, flat):
+    model = small(env=Shaped(space))
+    model.learn(30)
+    assert model.native.obs_dim == flat and model.native.act_dim == 4
+    assert model.observation_space == space and model.action_space.shape == (2, 2)
+    one = space.sample()
+    action, _ = model.predict(one)
+    assert action.shape == (2, 2)
+    batch, _ = model.predict(np.stack([one, space.sample()]))
+    assert batch.shape == (2, 2, 2)
+    np.testing.assert_array_equal(batch[0], action)
+    if isinstance(space, spaces.MultiDiscrete):        # one-hot per entry, as SB3
+        obs = model.replay_buffer.obs[:30]
+        np.testing.assert_array_equal(obs[:, :2].sum(1), 1)
+        np.testing.assert_array_equal(obs[:, 2:].sum(1), 1)
+    obs = model.get_env().reset()                      # the env's own observations
+    assert obs.shape == (1, *space.shape)
