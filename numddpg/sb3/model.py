@@ -14,7 +14,9 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
     tau                      polyak = 1 - tau
     train_freq n / (n, "step")   update_every = n * n_envs (SB3 counts steps of the vector
                              env, numddpg transitions)
-    gradient_steps           gradient_steps (-1: as many as env steps, numddpg's None)
+    gradient_steps           gradient_steps (-1: as many as env steps, numddpg's None; 0:
+                             never trains, update_after = NEVER)
+    batch_size               batch_size (may exceed buffer_size: sampled with replacement)
     action_noise             noise (None: "none"; NormalActionNoise with mean 0 and one sigma:
                              "gaussian", act_noise = sigma; OrnsteinUhlenbeckActionNoise with
                              mean 0 and one sigma: "ou", ou_sigma, ou_theta, ou_dt)
@@ -25,8 +27,11 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
 What numddpg cannot do raises naming the argument (a learning-rate schedule, a device other than
 the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns, another
 replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are gymnasium
-1.x envs or vector envs (``make_vec_env`` builds the latter).  Files are numddpg's safe format
-(npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
+1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs (numddpg.sb3.envs);
+``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer, parameters) are NumPy
+objects under SB3's names (numddpg.sb3.parts), the logger SB3's (numddpg.sb3.logger), and
+bridge.py makes the loop's calls SB3's.  Files are numddpg's safe format (npz + JSON, never
+pickles): ``save("x")`` writes ``x.npz``.
 """
 import collections
 import os
