@@ -30,7 +30,8 @@ def small(Algo=DDPG, env="Pendulum-v1", **kw):
 def test_policy_holds_the_live_networks():
     model = small(TD3)
     policy = model.policy
-    assert policy.device == "cpu" and model.actor is model.native.agent.actor
+    assert policy.device == "cpu" == policy.device.type == model.device.type
+    assert model.actor is model.native.agent.actor
     assert policy.critic is model.native.agent.critic and policy.critic2 is not None
     assert policy.actor_target is model.native.agent.actor_targ
     obs = np.zeros((2, 3), np.float32)

@@ -58,7 +58,7 @@ from .evaluation import autoreset_mode
 from .logger import Logger, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters)
-from .parts import Policy, ReplayBufferView, parameters, set_parameters
+from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
 from .spaces import Preprocessing
 from .vecenv import is_vec_env, vec_normalize_of
 
@@ -299,7 +299,7 @@ class OffPolicySB3:
         self.tau = tau
         self.policy_kwargs = {} if policy_kwargs is None else dict(policy_kwargs)
         self.seed = seed
-        self.device = "cpu"
+        self.device = CPU
         self.train_freq = train_freq
         self.gradient_steps = gradient_steps
         self.n_envs = native.n_envs or 1

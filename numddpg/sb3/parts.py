@@ -14,11 +14,22 @@
 import numpy as np
 
 
+class Device(str):
+    """The device "cpu" with torch.device's ``type`` (SB3's code reads ``policy.device.type``)."""
+
+    @property
+    def type(self):
+        return str(self)
+
+
+CPU = Device("cpu")
+
+
 class Policy:
     """SB3's ``model.policy`` of ``model`` (an SB3-layer model): its networks are the live
     agent's, so an update changes them and a change of their ``params`` changes the model."""
 
-    device = "cpu"
+    device = CPU
 
     def __init__(self, model):
         self._model = model
