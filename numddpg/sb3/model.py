@@ -335,21 +335,11 @@ class OffPolicySB3:
         """SB3's policy object: the networks as NumPy MLPs (numddpg.sb3.parts.Policy)."""
         return Policy(self)
 
-    @property
-    def actor(self):
-        return self.policy.actor
-
-    @property
-    def critic(self):
-        return self.policy.critic
-
-    @property
-    def actor_target(self):
-        return self.policy.actor_target
-
-    @property
-    def critic_target(self):
-        return self.policy.critic_target
+    # SB3's shortcuts to the policy's networks
+    actor = property(lambda self: self.policy.actor)
+    critic = property(lambda self: self.policy.critic)
+    actor_target = property(lambda self: self.policy.actor_target)
+    critic_target = property(lambda self: self.policy.critic_target)
 
     @property
     def replay_buffer(self):
