@@ -154,3 +154,23 @@ def test_observations_are_preprocessed_as_sb3_does(space, flat):
         np.testing.assert_array_equal(obs[:, 2:].sum(1), 1)
     obs = model.get_env().reset()                      # the env's own observations
     assert obs.shape == (1, *space.shape)
+
+
+class GlobalNoise:
+    """An action noise as SB3's own classes are: drawn from NumPy's global generator."""
+
+    def __call__(self):
+        return np.random.normal(0.0, 0.1, 1)
+
+    def reset(self):
+        pass
+
+
+def test_seed_seeds_the_global_generators_as_sb3_does():
+    params = []
+    for _ in range(2):
+        np.random.seed(None)
+        model = small(TD3, seed=3, action_noise=GlobalNoise())
+        model.learn(60)
+        params.append(model.actor.params.copy())
+    np.testing.assert_array_equal(params[0], params[1])

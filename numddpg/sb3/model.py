@@ -36,6 +36,7 @@ pickles): ``save("x")`` writes ``x.npz``.
 import collections
 import os
 import platform
+import random
 import time
 import warnings
 from pathlib import Path
@@ -254,6 +255,9 @@ class OffPolicySB3:
         n_envs = loop_env.num_envs if isinstance(loop_env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
         hp = _native_hyperparameters(sb3, n_envs)
+        if sb3["seed"] is not None:          # SB3's set_random_seed: Python's and NumPy's global
+            random.seed(sb3["seed"])         # generators too, which SB3's own action noises
+            np.random.seed(sb3["seed"])      # (and other callers' code) draw from
         if sb3["verbose"] >= 1:
             print("Using cpu device")                # (SB3's line: numddpg runs on the CPU)
         # the algorithm's own hyperparameters (TD3's three), each from the SB3 argument of the
