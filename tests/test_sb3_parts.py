@@ -58,6 +58,8 @@ def test_parameters_round_trip_through_set_and_files(tmp_path):
     fresh = small(TD3, seed=2)
     fresh.set_parameters(str(tmp_path / "m.npz"))
     np.testing.assert_array_equal(fresh.actor.params, model.actor.params)
+    with pytest.raises(ValueError, match="one object"):
+        fresh.set_parameters(dict(params, optimizer={}), exact_match=False)
     with pytest.raises(ValueError, match="lacks"):
         fresh.set_parameters({"policy": {"actor": params["policy"]["actor"]}})
     fresh.set_parameters({"policy": {"actor": np.zeros_like(fresh.actor.params)}},

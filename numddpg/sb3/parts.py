@@ -117,11 +117,11 @@ def set_parameters(agent, params, exact_match=True):
     """Put ``params`` (``parameters``' dict) into ``agent`` in place; with ``exact_match``
     every array must be there (ValueError naming the first missing or misshapen one), else
     those given replace their own."""
-    if not isinstance(params, dict) or not isinstance(params.get("policy"), dict):
-        raise ValueError(f"parameters must be a dict {{'policy': {{name: array}}}} as "
-                         f"get_parameters() returns, got keys {list(params)!r}"
-                         if isinstance(params, dict) else
-                         f"parameters must be a dict, got {type(params).__name__}")
+    if not isinstance(params, dict):
+        raise ValueError(f"parameters must be a dict, got {type(params).__name__}")
+    if set(params) != {"policy"} or not isinstance(params["policy"], dict):
+        raise ValueError(f"parameters must be {{'policy': {{name: array}}}} as get_parameters() "
+                         f"returns (its one object), got keys {sorted(map(str, params))!r}")
     state = agent.state_dict()
     given = params["policy"]
     unknown = sorted(set(given) - set(state))
