@@ -173,3 +173,11 @@ def test_loop_vec_env_is_a_same_step_vector_env():
     assert trunc.all() and not term.any() and infos["_final_obs"].all()
     assert np.all(infos["final_obs"][:, 1] == 2) and np.all(obs[:, 1] == 0)
     assert env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+
+
+def test_evaluate_policy_steps_a_vec_env():
+    from numddpg.sb3 import evaluate_policy
+    model = DDPG("MlpPolicy", CountingVecEnv(), buffer_size=100, policy_kwargs=TINY, seed=0)
+    returns, lengths = evaluate_policy(model, CountingVecEnv(n=3, length=4), n_eval_episodes=5,
+                                       return_episode_rewards=True)
+    assert lengths == [4] * 5 and returns == [4.0] * 5

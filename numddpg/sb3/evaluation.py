@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..checks import check_bool, check_int
+from .vecenv import LoopVecEnv, is_vec_env
 
 
 def autoreset_mode(env):
@@ -14,11 +15,12 @@ def autoreset_mode(env):
 
 
 def check_eval_env(name, env):
-    """``env`` if it is a gymnasium Env or vector env (what evaluate_policy steps)."""
-    if isinstance(env, (gym.Env, gym.vector.VectorEnv)):
+    """``env`` if it is a gymnasium Env or vector env or an SB3 VecEnv (what evaluate_policy
+    steps)."""
+    if isinstance(env, (gym.Env, gym.vector.VectorEnv)) or is_vec_env(env):
         return env
-    raise TypeError(f"{name} must be a gymnasium.Env or a gymnasium vector env, got {env!r} "
-                    f"({type(env).__name__})")
+    raise TypeError(f"{name} must be a gymnasium.Env, a gymnasium vector env or an SB3 VecEnv, "
+                    f"got {env!r} ({type(env).__name__})")
 
 
 def make_vec_env(env_id, n_envs=1, seed=None, start_index=0, monitor_dir=None,
@@ -97,8 +99,9 @@ def evaluate_policy(model, env, n_eval_episodes=10, deterministic=True, render=F
                     warn=True):
     """Run ``model.predict`` for ``n_eval_episodes`` episodes on ``env`` (SB3's signature).
 
-    env : a gymnasium Env, or a gymnasium vector env (the episodes are divided among its
-        sub-envs as evenly as possible, as SB3 does, so that short episodes are not favoured).
+    env : a gymnasium Env, a gymnasium vector env or an SB3 VecEnv (the episodes are divided
+        among its sub-envs as evenly as possible, as SB3 does, so that short episodes are not
+        favoured).
     callback : f(locals, globals) after every counted step (locals hold "reward", "done",
         "info", "i", ...).
     reward_threshold : AssertionError if the mean return is not above it.
@@ -119,6 +122,8 @@ def evaluate_policy(model, env, n_eval_episodes=10, deterministic=True, render=F
         raise TypeError(f"model must have a predict(obs, state, episode_start, deterministic) "
                         f"method, got {model!r}")
     env = check_eval_env("env", env)
+    if is_vec_env(env):                    # stepped as a SAME_STEP vector env, as it is
+        env = LoopVecEnv(env, preprocess=False)
     if isinstance(env, gym.vector.VectorEnv):
         returns, lengths = _evaluate_vector(model, env, n_eval_episodes, deterministic, render,
                                             callback)

@@ -69,12 +69,13 @@ class Preprocessing:
     """The maps of the module docstring for one env's ``observation_space`` and
     ``action_space`` (the env's own): ``obs`` turns one observation or a batch into the
     networks' (n, obs_dim) floats, ``actions`` turns the actor's (n, act_dim) back into the
-    env's shape."""
+    env's shape; with ``identity`` both maps keep what they are given."""
 
-    def __init__(self, observation_space, action_space):
+    def __init__(self, observation_space, action_space, identity=False):
         self.observation_space, self.action_space = observation_space, action_space
-        self.flat_observation_space = _flat_obs_space(observation_space)
-        self.flat_action_space = _flat_act_space(action_space)
+        self.flat_observation_space = (observation_space if identity
+                                       else _flat_obs_space(observation_space))
+        self.flat_action_space = action_space if identity else _flat_act_space(action_space)
         self.maps_obs = self.flat_observation_space is not observation_space
         self.maps_actions = self.flat_action_space is not action_space
 

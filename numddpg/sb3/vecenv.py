@@ -62,16 +62,18 @@ class LoopVecEnv(gym.vector.VectorEnv):
     terminated[i] = dones[i] and not infos[i]["TimeLimit.truncated"], so a time limit
     bootstraps from the terminal observation; with ``handle_timeout_termination=False`` (SB3's
     ReplayBuffer argument) every done is a termination.  ``reset(seed=s)`` seeds the VecEnv's
-    next reset (``venv.seed(s)``: env i gets s + i).
+    next reset (``venv.seed(s)``: env i gets s + i).  ``preprocess=False`` keeps the VecEnv's
+    observations and actions as they are (for evaluate_policy, whose model.predict maps them).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, venv, handle_timeout_termination=True):
+    def __init__(self, venv, handle_timeout_termination=True, preprocess=True):
         self.venv = venv
         self.handle_timeout_termination = bool(handle_timeout_termination)
         self.num_envs = int(venv.num_envs)
-        self.preprocessing = Preprocessing(venv.observation_space, venv.action_space)
+        self.preprocessing = Preprocessing(venv.observation_space, venv.action_space,
+                                           identity=not preprocess)
         self.single_observation_space = self.preprocessing.flat_observation_space
         self.single_action_space = self.preprocessing.flat_action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
