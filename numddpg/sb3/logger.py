@@ -14,6 +14,7 @@ tensorboard are installed, by ``torch.utils.tensorboard``'s (the same methods: `
 (``model.set_logger``): the model calls only ``record`` and ``dump``.
 """
 import os
+import time
 
 import numpy as np
 
@@ -152,3 +153,64 @@ def configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps)
             n -= 1
         folder = os.path.join(tensorboard_log, f"{tb_log_name}_{n + 1}")
     return Logger(verbose, folder)
+
+
+class SB3Logging:
+    """The model's side of SB3's logging (a part of numddpg.sb3's model, kept here beside the
+    Logger it records into): ``logger``, ``set_logger``, and SB3's rollout/, time/ and train/
+    keys recorded and dumped as SB3's off-policy algorithms do.  The model provides
+    ``verbose``, ``native``, ``learning_rate``, the episode buffers, the clock and the step
+    counts."""
+
+    @property
+    def logger(self):
+        """The logger the model records SB3's keys into (``record``, ``dump``): the one
+        ``set_logger`` gave, else the one the last learn() configured (numddpg.sb3.logger)."""
+        if self._logger is None:
+            self._logger = Logger(self.verbose)
+        return self._logger
+
+    def set_logger(self, logger):
+        """Log into ``logger`` from now on (any object with SB3's ``record(key, value,
+        exclude=None)`` and ``dump(step)``, e.g. one made by SB3's ``configure``): learn() then
+        configures none of its own."""
+        if not (callable(getattr(logger, "record", None))
+                and callable(getattr(logger, "dump", None))):
+            raise TypeError(f"logger must have record(key, value, exclude) and dump(step) "
+                            f"(SB3's Logger), got {logger!r}")
+        self._logger, self._custom_logger = logger, True
+
+    def dump_logs(self):
+        """Record SB3's rollout/ and time/ keys and dump the logger at ``num_timesteps``
+        (learn() does it every ``log_interval`` episodes)."""
+        elapsed = max(time.perf_counter() - self.start_time, 1e-9)
+        logger = self.logger
+        logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        if self.ep_info_buffer:
+            logger.record("rollout/ep_rew_mean",
+                          float(np.mean([e["r"] for e in self.ep_info_buffer])))
+            logger.record("rollout/ep_len_mean",
+                          float(np.mean([e["l"] for e in self.ep_info_buffer])))
+        logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start)
+                                      / elapsed))
+        logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.ep_success_buffer:
+            logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
+        logger.dump(step=self.num_timesteps)
+
+    def record_training(self, stats):
+        """Record SB3's train/ keys of a training round whose updates gave ``stats`` (K, 4):
+        loss_q, loss_pi (NaN on TD3's critic-only updates), q_mean, q_std per update."""
+        logger = self.logger
+        logger.record("train/learning_rate", self.learning_rate)
+        logger.record("train/n_updates", self.n_updates, exclude="tensorboard")
+        actor = stats[:, 1][~np.isnan(stats[:, 1])]
+        if actor.size:
+            logger.record("train/actor_loss", float(np.mean(actor)))
+        logger.record("train/critic_loss", float(np.mean(stats[:, 0])))
+
+    @property
+    def n_updates(self):
+        """Gradient steps taken by the critic(s) so far (SB3's ``_n_updates``)."""
+        return int(self.native.agent.t_q)

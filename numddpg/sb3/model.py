@@ -56,7 +56,7 @@ from .bridge import Bridge
 from .callbacks import CallbackList, convert_callback
 from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
 from .evaluation import autoreset_mode
-from .logger import Logger, check_tensorboard_log, configure_logger
+from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters)
 from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
@@ -237,7 +237,7 @@ def _native_hyperparameters(sb3, n_envs):
     return hp
 
 
-class OffPolicySB3:
+class OffPolicySB3(SB3Logging):
     """SB3's interface over a native numddpg model (``native``, which does the work)."""
 
     native_class = None          # numddpg.training.algorithms.DDPG / TD3
@@ -446,61 +446,6 @@ class OffPolicySB3:
         """The VecNormalize of the SB3 VecEnv trained on (its statistics are what SB3 users
         save: ``model.get_vec_normalize_env().save(path)``), or None."""
         return vec_normalize_of(self._user_env) if is_vec_env(self._user_env) else None
-
-    # -- training -----------------------------------------------------------------------------
-    # -- logging --------------------------------------------------------------------------------
-    @property
-    def logger(self):
-        """The logger the model records SB3's keys into (``record``, ``dump``): the one
-        ``set_logger`` gave, else the one the last learn() configured (numddpg.sb3.logger)."""
-        if self._logger is None:
-            self._logger = Logger(self.verbose)
-        return self._logger
-
-    def set_logger(self, logger):
-        """Log into ``logger`` from now on (any object with SB3's ``record(key, value,
-        exclude=None)`` and ``dump(step)``, e.g. one made by SB3's ``configure``): learn() then
-        configures none of its own."""
-        if not (callable(getattr(logger, "record", None))
-                and callable(getattr(logger, "dump", None))):
-            raise TypeError(f"logger must have record(key, value, exclude) and dump(step) "
-                            f"(SB3's Logger), got {logger!r}")
-        self._logger, self._custom_logger = logger, True
-
-    def dump_logs(self):
-        """Record SB3's rollout/ and time/ keys and dump the logger at ``num_timesteps``
-        (learn() does it every ``log_interval`` episodes)."""
-        elapsed = max(time.perf_counter() - self.start_time, 1e-9)
-        logger = self.logger
-        logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        if self.ep_info_buffer:
-            logger.record("rollout/ep_rew_mean",
-                          float(np.mean([e["r"] for e in self.ep_info_buffer])))
-            logger.record("rollout/ep_len_mean",
-                          float(np.mean([e["l"] for e in self.ep_info_buffer])))
-        logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start)
-                                      / elapsed))
-        logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        if self.ep_success_buffer:
-            logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
-        logger.dump(step=self.num_timesteps)
-
-    def record_training(self, stats):
-        """Record SB3's train/ keys of a training round whose updates gave ``stats`` (K, 4):
-        loss_q, loss_pi (NaN on TD3's critic-only updates), q_mean, q_std per update."""
-        logger = self.logger
-        logger.record("train/learning_rate", self.learning_rate)
-        logger.record("train/n_updates", self.n_updates, exclude="tensorboard")
-        actor = stats[:, 1][~np.isnan(stats[:, 1])]
-        if actor.size:
-            logger.record("train/actor_loss", float(np.mean(actor)))
-        logger.record("train/critic_loss", float(np.mean(stats[:, 0])))
-
-    @property
-    def n_updates(self):
-        """Gradient steps taken by the critic(s) so far (SB3's ``_n_updates``)."""
-        return int(self.native.agent.t_q)
 
     # -- training -----------------------------------------------------------------------------
     def learn(self, total_timesteps, callback=None, log_interval=4, tb_log_name=None,
