@@ -152,7 +152,7 @@ def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_
         progress = run_dir / _rundir.PROGRESS_FILE
         if rows is not None:
             _rundir.truncate_progress(progress, rows, missing_ok=not rows)
-        model._csv = _rundir.ProgressCSV(progress)
+        model._csv = _rundir.ProgressCSV(progress, model.progress_columns())
         if total is not None and model.t < total:
             model.learn(total - model.t, progress_bar=progress_bar)
     finally:
