@@ -247,3 +247,24 @@ def test_a_damaged_her_record_is_refused_in_one_line(tmp_path):
         with pytest.raises(CheckpointError) as info:
             numddpg.DDPG.load(other)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["policy.npz", "checkpoint.npz"])
+def test_an_exported_policy_keeps_the_dict_layout(tmp_path, source):
+    from numddpg.training.runfile import export_policy
+    model = numddpg.DDPG(ENV, run_dir=tmp_path / "run", **TINY)
+    model.learn(60, progress_bar=False)
+    path, _ = export_policy(model.run_dir / source, tmp_path / "exported.npz")
+    policy = numddpg.load_policy(path)
+    assert policy.layout == model.obs_layout
+    obs, _ = gym.make(ENV).reset(seed=2)
+    np.testing.assert_array_equal(policy(obs), numddpg.load_policy(model.run_dir)(obs))
+
+
+def test_numddpg_eval_prints_the_success_rate(tmp_path, capsys):
+    from numddpg.tools import cli
+    model = numddpg.DDPG(ENV, run_dir=tmp_path / "run", **TINY)
+    model.learn(60, progress_bar=False)
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "over 4 episodes" in out and "success rate" in out and "of 4 episodes" in out

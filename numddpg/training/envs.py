@@ -68,6 +68,9 @@ def _make_by_id(env_id, **kwargs):
                        "is it installed or on PYTHONPATH?") from None
     close = difflib.get_close_matches(env_id, registered_ids(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    if env_id.startswith("Fetch"):             # gymnasium-robotics registers these on import
+        hint += (f" The Fetch tasks are gymnasium-robotics': pip install 'numddpg[robotics]' and "
+                 f"pass gymnasium_robotics:{env_id}.")
     raise EnvError(f"unknown environment id {env_id!r}{why}.{hint} "
                    "(`python -c \"import gymnasium; gymnasium.pprint_registry()\"` lists them all)"
                    ) from None

@@ -236,7 +236,8 @@ class Loop:
         stats = self.buffer.train(self.agent, model.batch_size, n_updates, self.obs_norm)
         self.thread_guard.observe((time.perf_counter() - t_burst) / n_updates)
         self._check_finite(stats)
-        state.update_stats.append(stats)
+        if len(stats):                         # (none: a hindsight buffer with no episode yet)
+            state.update_stats.append(stats)
         if self.runlog is not None:
             self.runlog.on_updates(stats, state.t)
         self.bar.update_to(state.t)

@@ -17,7 +17,7 @@ from ..files import runlog as _runlog
 from ..files.checkpoint import CheckpointError, is_int
 from ..files.policy import POLICY_FILE
 from .envs import EnvError, make_from_record, make_recorded_env, split_module
-from .runstate import read_run_checkpoint, restore_run
+from .runstate import read_run_checkpoint, restore_run, saved_layout
 
 # The checkpoint's names from before they moved to runstate, kept importable from here.
 from ..files.rundir import jsonable as plain  # noqa: F401
@@ -201,9 +201,9 @@ def export_policy(src, dst):
         p = _policy_file.load_policy(src)
         info = {k: v for k, v in p.meta.items() if k in ("algo", "env_id")}
         path = _policy_file.save_policy(dst, p.params, p.layer_sizes, p.mid, p.half, p.low,
-                                        p.high, p.act_dtype, p.obs_norm, **info)
+                                        p.high, p.act_dtype, p.obs_norm, p.layout, **info)
         return path, src
-    obs_norm = None
+    obs_norm, layout = None, None
     if kind == "agent":
         agent, info, act_dtype = load_agent(src), {}, "float32"
     elif kind == "algorithm":
@@ -212,11 +212,12 @@ def export_policy(src, dst):
         info = {"algo": meta["algo"], "env_id": meta["env_id"],
                 "trained_steps": meta["loop"]["t"]}
         act_dtype = meta["spaces"]["act_dtype"]
+        layout = saved_layout(meta["spaces"], where)
         if "norm.mean" in arrays:
             norm = ObsNormalizer(meta["config"]["obs_dim"], meta["hyperparameters"]["obs_clip"])
             norm.restore({k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")})
             obs_norm = (norm.shift, norm.scale, norm.clip[0])
     path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,
                                     agent.half, agent.act_low, agent.act_high, act_dtype,
-                                    obs_norm, **dict(info, algo=agent.algo))
+                                    obs_norm, layout, **dict(info, algo=agent.algo))
     return path, src
