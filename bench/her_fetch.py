@@ -8,6 +8,7 @@ DIR (config.json, progress.csv, policy.npz, checkpoint.npz) with the preset's bu
 its final policy with ``numddpg eval DIR --episodes 100 --env-module gymnasium_robotics``.
 """
 import argparse
+import json
 import sys
 
 import gymnasium as gym
@@ -22,10 +23,14 @@ def main(argv=None):
     ap.add_argument("--algo", choices=("ddpg", "td3"), default="ddpg")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="the run directory to write (must not exist)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
+                    help="hyperparameters over the preset's, e.g. gradient_steps=50")
     args = ap.parse_args(argv)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     gym.register_envs(gymnasium_robotics)
     cls = numddpg.TD3 if args.algo == "td3" else numddpg.DDPG
-    model = cls(args.env, seed=args.seed, chunks=1, blas_threads=1, run_dir=args.out)
+    model = cls(args.env, seed=args.seed, chunks=1, blas_threads=1, run_dir=args.out,
+                **overrides)
     model.learn(progress_bar=False)                  # the preset's total_steps
     row = model.last_row
     print(f"{args.env} {args.algo} seed {args.seed}: {model.t} steps in {row['Time']:.0f} s, "

@@ -268,3 +268,17 @@ def test_numddpg_eval_prints_the_success_rate(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "4"]) == 0
     out = capsys.readouterr().out
     assert "over 4 episodes" in out and "success rate" in out and "of 4 episodes" in out
+
+
+def test_config_jsons_layout_is_checked_when_a_run_resumes(tmp_path):
+    model = numddpg.DDPG(ENV, run_dir=tmp_path / "run", **TINY)
+    model.learn(30, progress_bar=False)
+    path = model.run_dir / "config.json"
+    config = json.loads(path.read_text())
+    for bad, words in (({"keys": ["x"], "shapes": [[-1]]}, "obs_layout"),
+                       ({"keys": ["achieved_goal", "desired_goal", "observation"],
+                         "shapes": [[3], [2], [2]]}, "obs_layout")):
+        path.write_text(json.dumps(dict(config, obs_layout=bad)))
+        with pytest.raises(CheckpointError, match=words) as info:
+            numddpg.DDPG.resume(model.run_dir, total_steps=60, progress_bar=False)
+        assert "\n" not in str(info.value)

@@ -62,6 +62,8 @@ def check_run_config(config, run_dir):
     module = config.get("env_module")
     if not (module is None or isinstance(module, str)):
         raise CheckpointError(f"{where}: env_module {module!r} must be a module name")
+    if "obs_layout" in config:                 # (a run of Dict observations)
+        saved_layout(config, where)
     return config
 
 
@@ -71,10 +73,12 @@ def check_belongs(model, config, path):
     hp = config["hyperparameters"]
     mine = {"algo": model.algo, "env_id": model.env_id, "seed": model.seed,
             "hidden_sizes": list(model.hidden_sizes), "obs_dim": model.obs_dim,
-            "act_dim": model.act_dim}
+            "act_dim": model.act_dim,
+            "obs_layout": None if model.obs_layout is None else model.obs_layout.record()}
     theirs = {"algo": config["algo"], "env_id": split_module(config["env_id"])[1],
               "seed": hp.get("seed"), "hidden_sizes": hp.get("hidden_sizes"),
-              "obs_dim": config.get("obs_dim"), "act_dim": config.get("act_dim")}
+              "obs_dim": config.get("obs_dim"), "act_dim": config.get("act_dim"),
+              "obs_layout": config.get("obs_layout")}
     differ = [f"{k} {mine[k]!r} (checkpoint) vs {theirs[k]!r} (config.json)"
               for k in mine if mine[k] != theirs[k]]
     if differ:
@@ -176,6 +180,10 @@ def restart_run(cls, config, run_dir, env, env_module):
             raise
         raise CheckpointError(f"{run_dir}/config.json: cannot rebuild the run from its "
                               f"hyperparameters: {exc}") from None
+    layout = config.get("obs_layout")
+    if layout != (None if model.obs_layout is None else model.obs_layout.record()):
+        raise CheckpointError(f"{run_dir}/config.json: the run observed {layout or 'a Box'}, "
+                              f"the env {model.env_id} observes {model.obs_layout or 'a Box'}")
     model.env_module = model.env_module or env_module or config.get("env_module")
     model.preset_name = config.get("preset")
     return model
