@@ -1,4 +1,4 @@
-"""numddpg.engine.dictobs: a Dict of Boxes flattened in sorted key order (gymnasium's order), the
+"""numddpg.files.dictobs: a Dict of Boxes flattened in sorted key order (gymnasium's order), the
 record read back as untrusted input, and one-line errors that name the key."""
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from numddpg.engine.dictobs import MAX_FLAT_DIM, MAX_KEYS, DictLayout, DictObsError
+from numddpg.files.dictobs import MAX_FLAT_DIM, MAX_KEYS, DictLayout, DictObsError
 
 BOX = spaces.Box
 

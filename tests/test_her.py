@@ -15,7 +15,7 @@ import pytest
 from gymnasium import spaces
 
 from numddpg.engine.buffer import NonFiniteTransition
-from numddpg.engine.dictobs import DictLayout
+from numddpg.files.dictobs import DictLayout
 from numddpg.engine.her import HerReplayBuffer, check_episodes
 from numddpg.engine.normalizer import ObsNormalizer
 from numddpg.files.checkpoint import CheckpointError

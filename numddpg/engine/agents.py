@@ -9,7 +9,8 @@ owns the arrays and hands them to those kernels as bundles:
     scratch                             update.Work, carved from one allocation per batch size
 
 ``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
-replay buffer and runs K updates in one jitted call; ``update_stepwise`` runs the same update by
+replay buffer and runs K updates in one jitted call, ``update_each`` runs K updates on
+minibatches that a Python function fills (hindsight experience replay's); ``update_stepwise`` runs the same update by
 its plain-NumPy twin, numddpg.kernels.reference, on the agent's own arrays; the tests hold the
 kernels equal to the twin.
 
@@ -346,6 +347,26 @@ class DDPGAgent:
         self._sync_t_in()
         self._run(int(K), True, replay, size, idx, batch, work, stats)
         self._sync_t_out()
+        return stats
+
+    def update_each(self, fill, batch_size, K):
+        """K updates, each on the minibatch that ``fill(batch)`` writes into the agent's
+        minibatch arrays (``batch``: an update Batch of batch_size rows of the agent's dtype,
+        observations as the networks read them, normalized if they are) just before it: for
+        minibatches made in Python, such as hindsight experience replay's, whose rewards the
+        env computes (numddpg.engine.her).  The kernel of ``update_burst``, one update per
+        call, with its sampling left out.  Returns a (K, 4) float64 array of statistics."""
+        B = check_dim("batch_size", batch_size)
+        batch, work, idx = self._buffers(B)
+        stats = np.empty((check_dim("K", K), N_STATS), np.float64)
+        replay = Replay(*batch, *self._norm_arrays(None))      # (not sampled from: a type)
+        self._sync_t_in()
+        try:
+            for k in range(int(K)):
+                fill(batch)
+                self._run(1, False, replay, 0, idx, batch, work, stats[k:k + 1])
+        finally:
+            self._sync_t_out()
         return stats
 
     def _norm_arrays(self, obs_norm):

@@ -130,6 +130,13 @@ class ReplayBuffer:
         return out
 
     # -- state in a checkpoint (numddpg.algorithms saves and restores it) -----------------------
+    def train(self, agent, batch_size, K, obs_norm=None):
+        """K updates of ``agent`` on minibatches sampled from this buffer inside its jitted
+        burst (``DDPGAgent.update_burst``, from the agent's generator), their observations
+        normalized by obs_norm; the (K, 4) statistics.  (The training loop calls this on
+        whichever buffer it has: numddpg.engine.her's gathers its minibatches in Python.)"""
+        return agent.update_burst(self, batch_size, K, obs_norm)
+
     FIELDS = ("obs", "act", "rew", "obs2", "done")
 
     def state(self, include_rows=True):

@@ -3,7 +3,7 @@ n envs in preallocated float32 rings, goals relabelled and rewards recomputed as
 drawn (docs/math.md, section 10).
 
 The observations are flat vectors s (a goal env's Dict flattened by
-numddpg.engine.dictobs.DictLayout) in which the achieved goal and the desired goal are two
+numddpg.files.dictobs.DictLayout) in which the achieved goal and the desired goal are two
 spans of g columns.  A stored step is (s_t, a_t, r_t, s_{t+1}, d_t) with d_t = terminated
 (a truncated episode's last step is bootstrapped, as the plain buffer's).  Sampling draws rows
 of finished episodes uniformly, relabels each with probability k / (k + 1) (k =
@@ -26,10 +26,10 @@ from ..files.checkpoint import CheckpointError
 from ..kernels.her import (STRATEGIES, Episodes, draw_transitions, gather_relabelled,
                            store_step)
 from ..kernels.replay import BAD_WHAT, STORED, Replay
-from ..kernels.update import Batch
+from ..kernels.update import N_STATS, Batch
 from .buffer import NonFiniteTransition, sampler_state, transition_rows
+from .hyperparameters import MAX_SAMPLED_GOALS
 
-MAX_SAMPLED_GOALS = 1000        # k beyond this relabels all but 0.1 % of rows: use "final"-only
 FLOAT_FIELDS = ("obs", "act", "rew", "obs2", "done")
 ROW_FIELDS = FLOAT_FIELDS + ("ep_start", "ep_len")        # one entry per stored row
 RECORD_FIELDS = ("ptr", "size", "n_slots", "n_envs", "obs_dim", "act_dim", "achieved",
@@ -109,21 +109,31 @@ class HerReplayBuffer:
         return int(self.episodes.n_valid[0])
 
     # -- storing ------------------------------------------------------------------------------
-    def store(self, obs, act, rew, obs2, terminated, truncated):
+    def store(self, obs, act, rew, obs2, terminated, truncated, stored=None):
         """Append one step of every env: obs, obs2 (n_envs, obs_dim) flat observations (the
         true next observation, also at an episode's end); act (n_envs, act_dim); rew,
         terminated, truncated (n_envs,).  An env whose episode ends here (terminated or
-        truncated) makes it drawable.  ValueError for other shapes; NonFiniteTransition (and
-        nothing stored) for a NaN or infinite value."""
+        truncated) makes it drawable.  stored : (n_envs,) flags, default all 1; 0 for an env
+        whose step was no transition (a vector env's reset step after its episode ended:
+        gymnasium's NEXT_STEP autoreset), whose row is then left out.  ValueError for other
+        shapes, or a 0 for an env in mid-episode; NonFiniteTransition (and nothing stored)
+        for a NaN or infinite value of a stored row."""
         n = self.n_envs
         obs, obs2 = (_rows(x, (n, self.obs_dim), name) for x, name in ((obs, "obs"),
                                                                        (obs2, "obs2")))
         act = _rows(act, (n, self.act_dim), "act")
         rew = _rows(rew, (n,), "rew")
-        terminated, truncated = (_flags(x, n, name) for x, name in
-                                 ((terminated, "terminated"), (truncated, "truncated")))
+        terminated, truncated, stored = (
+            _flags(x, n, name) for x, name in ((terminated, "terminated"),
+                                               (truncated, "truncated"),
+                                               (np.ones(n) if stored is None else stored,
+                                                "stored")))
+        running = np.flatnonzero((stored == 0) & (self.episodes.cur_len > 0))
+        if running.size:
+            raise ValueError(f"env {running[0]}'s step can be left out (stored 0) only right "
+                             f"after its episode ended, not in mid-episode")
         code, env = store_step(self._replay(None), self.episodes, self.ptr, obs, act, rew, obs2,
-                               terminated, truncated, self.lim)
+                               terminated, truncated, stored, self.lim)
         if code != STORED:
             raise NonFiniteTransition(f"non-finite {BAD_WHAT[code]} in the transition of env "
                                       f"{env}: obs={obs[env]}, act={act[env]}, rew={rew[env]}, "
@@ -149,28 +159,41 @@ class HerReplayBuffer:
                          goal_row)
         return idx, goal_row
 
-    def gather(self, idx, goal_row, obs_norm=None):
+    def gather(self, idx, goal_row, obs_norm=None, out=None):
         """The minibatch of ``draw``'s rows with their new goals and rewards: dict of new
-        arrays obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,).  A relabelled row's
-        reward is compute_reward(achieved goal of s', new goal), from one call for the whole
-        minibatch.  obs_norm : an ObsNormalizer whose map s and s' get (None: raw)."""
+        arrays obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,), or, given ``out`` (a
+        numddpg update Batch of B rows: an agent's minibatch arrays), those filled and ``out``
+        returned.  A relabelled row's reward is compute_reward(achieved goal of s', new goal),
+        from one call for the whole minibatch.  obs_norm : an ObsNormalizer whose map s and s'
+        get (None: raw)."""
         B, g = idx.shape[0], self.achieved[1] - self.achieved[0]
-        out = {"obs": np.empty((B, self.obs_dim), self.dtype),
-               "act": np.empty((B, self.act_dim), self.dtype),
-               "rew": np.empty(B, self.dtype),
-               "obs2": np.empty((B, self.obs_dim), self.dtype),
-               "done": np.empty(B, self.dtype)}
+        batch = out if out is not None else Batch(
+            np.empty((B, self.obs_dim), self.dtype), np.empty((B, self.act_dim), self.dtype),
+            np.empty(B, self.dtype), np.empty((B, self.obs_dim), self.dtype),
+            np.empty(B, self.dtype))
         achieved2, goal = np.empty((B, g), self.dtype), np.empty((B, g), self.dtype)
         gather_relabelled(self._replay(obs_norm), idx, goal_row, self.achieved[0],
-                          self.desired[0], Batch(*out.values()), achieved2, goal)
+                          self.desired[0], batch, achieved2, goal)
         rows = np.flatnonzero(goal_row >= 0)
         if rows.size:
-            out["rew"][rows] = self._rewards(achieved2[rows], goal[rows])
-        return out
+            batch.rew[rows] = self._rewards(achieved2[rows], goal[rows])
+        return out if out is not None else batch._asdict()
 
     def sample(self, batch_size, obs_norm=None):
         """``gather(*draw(batch_size), obs_norm)``: a minibatch from the buffer's generator."""
         return self.gather(*self.draw(batch_size), obs_norm)
+
+    def train(self, agent, batch_size, K, obs_norm=None):
+        """K updates of ``agent`` on minibatches of ``batch_size`` rows drawn, relabelled and
+        normalized by obs_norm here, from the buffer's generator (``draw`` and ``gather``:
+        the env's compute_reward is Python, so each minibatch is gathered outside the jitted
+        update, DDPGAgent.update_each).  Returns the (K, 4) statistics; before any episode has
+        ended there is nothing to draw, and no update is made: (0, 4)."""
+        B = check_dim("batch_size", batch_size)
+        if self.n_sampleable == 0:
+            return np.zeros((0, N_STATS))
+        return agent.update_each(lambda batch: self.gather(*self.draw(B), obs_norm, batch), B,
+                                 K)
 
     def _rewards(self, achieved_goal, desired_goal):
         """The env's rewards for m (achieved, desired) goal pairs, checked: (m,) finite."""
@@ -219,16 +242,9 @@ class HerReplayBuffer:
 
     def expected_arrays(self, record):
         """{name: (dtype, shape)} of the arrays a ``state`` with this record holds, after
-        checking the record (CheckpointError): what a file reader checks before reading."""
+        checking that the record is of this buffer (CheckpointError)."""
         self._check_record(record)
-        rows, n = record["size"] * self.n_envs if record["saved"] else 0, self.n_envs
-        shapes = {"obs": (rows, self.obs_dim), "act": (rows, self.act_dim), "rew": (rows,),
-                  "obs2": (rows, self.obs_dim), "done": (rows,), "ep_start": (rows,),
-                  "ep_len": (rows,), "cur_start": (n,), "cur_len": (n,)}
-        out = {f: (self.dtype.name if f in FLOAT_FIELDS else "int64", shape)
-               for f, shape in shapes.items() if record["saved"]}
-        out["rng_state"] = ("uint64", (1,))
-        return out
+        return record_arrays(record)
 
     def restore(self, arrays, record):
         """Put back a ``state`` exactly, after checking everything it holds (CheckpointError,
@@ -305,6 +321,36 @@ class HerReplayBuffer:
                 f"n_envs={self.n_envs}, slots={self.size}/{self.n_slots}, "
                 f"strategy={self.goal_selection_strategy!r}, k={self.n_sampled_goal}, "
                 f"dtype={self.dtype.name})")
+
+
+def record_arrays(record):
+    """{name: (dtype, shape)} of the arrays a ``state`` with ``record`` holds, after checking
+    the record's fields, types and bounds alone (CheckpointError): what a file reader checks
+    before it reads, with no buffer at hand (``restore`` checks later that the record is its
+    buffer's)."""
+    if not isinstance(record, dict) or set(record) != set(RECORD_FIELDS):
+        raise CheckpointError(f"the hindsight buffer's record must have exactly the fields "
+                              f"{list(RECORD_FIELDS)}, got {record!r:.300}")
+    for f in ("ptr", "size", "n_slots", "n_envs", "obs_dim", "act_dim", "n_sampled_goal"):
+        v = record[f]
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**40):
+            raise CheckpointError(f"the hindsight buffer's record field {f!r} must be an "
+                                  f"integer from 0 to 2**40 - 1, got {v!r:.100}")
+    if (record["dtype"] not in ("float32", "float64") or not isinstance(record["saved"], bool)
+            or record["goal_selection_strategy"] not in STRATEGIES):
+        raise CheckpointError(f"the hindsight buffer's record has dtype {record['dtype']!r:.50}, "
+                              f"saved {record['saved']!r:.50} and strategy "
+                              f"{record['goal_selection_strategy']!r:.50}: expected float32 or "
+                              f"float64, true or false, and one of {list(STRATEGIES)}")
+    rows, n = record["size"] * record["n_envs"] if record["saved"] else 0, record["n_envs"]
+    o, a = record["obs_dim"], record["act_dim"]
+    shapes = {"obs": (rows, o), "act": (rows, a), "rew": (rows,), "obs2": (rows, o),
+              "done": (rows,), "ep_start": (rows,), "ep_len": (rows,), "cur_start": (n,),
+              "cur_len": (n,)}
+    out = {f: (record["dtype"] if f in FLOAT_FIELDS else "int64", shape)
+           for f, shape in shapes.items() if record["saved"]}
+    out["rng_state"] = ("uint64", (1,))
+    return out
 
 
 def check_episodes(arrays, ptr, size, n_slots, n_envs):

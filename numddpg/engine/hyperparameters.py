@@ -24,7 +24,10 @@ import numpy as np
 
 from ..checks import (MAX_CHUNKS, check_bool, check_int, check_positive, check_real,
                       check_unit_interval, check_widths)
+from ..kernels.her import STRATEGIES
 from .noise import NOISE_TYPES
+
+MAX_SAMPLED_GOALS = 1000        # HER's k beyond this relabels all but 0.1 % of rows
 
 
 class Hyperparameter(NamedTuple):
@@ -55,6 +58,12 @@ DDPG_TABLE = {
                                       "(None: hidden_sizes)", optional=True),
     "replay_size": _int(1_000_000, "replay buffer capacity (float32 ring arrays)", 1,
                         sb3="buffer_size"),
+    "her": Hyperparameter("none", "choice", "hindsight experience replay (a goal env's Dict "
+                          "observation; docs/math.md section 10): 'none', or the goals "
+                          "transitions are relabelled with, 'future', 'final' or 'episode'",
+                          choices=("none", *STRATEGIES)),
+    "her_k": _int(4, "HER's n_sampled_goal k: a drawn transition is relabelled with "
+                  "probability k / (k + 1)", 1, MAX_SAMPLED_GOALS),
     "gamma": _real(0.99, "discount factor", 0.0, 1.0, sb3="gamma"),
     "polyak": _real(0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online",
                     0.0, 1.0),

@@ -7,8 +7,8 @@
 For deployment and teaching.  This module imports numpy, json and the standard library only:
 neither numba nor gymnasium (``import numddpg`` loads its submodules lazily, so
 ``numddpg.load_policy`` keeps that promise too).  Without numddpg installed, copy this file
-and checkpoint.py into one folder and import policy.py from there: it finds checkpoint.py
-beside itself.
+and checkpoint.py (and dictobs.py, for a policy of Dict observations) into one folder and
+import policy.py from there: it finds them beside itself.
 
 The file is a numddpg checkpoint (numddpg/checkpoint.py) of kind "policy":
 
@@ -20,6 +20,9 @@ The file is a numddpg checkpoint (numddpg/checkpoint.py) of kind "policy":
           output "tanh", act_dtype (the env's action dtype), algo, env_id, env (its record)
     with observation normalization also obs_shift, obs_scale (n_0,) float64 and meta obs_clip:
           the network reads clip((obs - obs_shift) * obs_scale, -obs_clip, obs_clip)
+    for an env with Dict observations also meta obs_layout {"keys", "shapes"}
+          (numddpg.files.dictobs.DictLayout.record()): the policy takes such a Dict (or a batch
+          of them) and flattens it in that key order into the n_0 numbers the network reads
 
 Layer l computes z_l = h_l @ W_l + b_l from h_0 = obs; hidden layers h_{l+1} = relu(z_l), the
 last u = tanh(z_{L-1}) in [-1, 1]^a, and the action is clip(mid + half * u, low, high) — the
@@ -33,17 +36,27 @@ import numpy as np
 
 try:
     from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-except ImportError:                            # loaded as a lone file: use checkpoint.py beside it
-    _spec = importlib.util.spec_from_file_location(
-        "numddpg_checkpoint_standalone", Path(__file__).with_name("checkpoint.py"))
-    if _spec is None:
+    from .dictobs import DictLayout, DictObsError
+except ImportError:                            # loaded as a lone file: use the modules beside it
+    def _beside(name):
+        """Module ``name``.py from this file's folder, or None if it is not there."""
+        path = Path(__file__).with_name(f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"numddpg_{name}_standalone", path)
+        if spec is None or not path.is_file():
+            return None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    _checkpoint, _dictobs = _beside("checkpoint"), _beside("dictobs")
+    if _checkpoint is None:
         raise ImportError("policy.py needs checkpoint.py in the same folder") from None
-    _checkpoint = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = _checkpoint
-    _spec.loader.exec_module(_checkpoint)
     CheckpointError = _checkpoint.CheckpointError
     read_checkpoint = _checkpoint.read_checkpoint
     write_checkpoint = _checkpoint.write_checkpoint
+    # (dictobs.py is needed only for policies of Dict observations)
+    DictLayout = None if _dictobs is None else _dictobs.DictLayout
+    DictObsError = ValueError if _dictobs is None else _dictobs.DictObsError
 
 POLICY_FILE = "policy.npz"
 ACT_DTYPES = ("float16", "float32", "float64")
@@ -75,12 +88,13 @@ class NumpyPolicy:
 
     Attributes: ``layer_sizes``, ``weights`` and ``biases`` (per-layer views into ``params``),
     ``mid``, ``half``, ``low``, ``high``, ``obs_dim``, ``act_dim``, ``meta`` (the file's record),
-    ``obs_norm`` ((shift, scale, clip) or None).  ``params`` is used by reference, so a policy
-    built on an agent's live actor parameters follows its updates.
+    ``obs_norm`` ((shift, scale, clip) or None), ``layout`` (the DictLayout of an env with
+    Dict observations, or None).  ``params`` is used by reference, so a policy built on an
+    agent's live actor parameters follows its updates.
     """
 
     def __init__(self, params, layer_sizes, mid, half, low, high, act_dtype="float32",
-                 meta=None, obs_norm=None):
+                 meta=None, obs_norm=None, layout=None):
         self.layer_sizes = tuple(int(n) for n in layer_sizes)
         self.params = np.asarray(params)
         self.dtype = self.params.dtype
@@ -96,6 +110,10 @@ class NumpyPolicy:
         self.obs_norm = None if obs_norm is None else (
             np.asarray(obs_norm[0], np.float64), np.asarray(obs_norm[1], np.float64),
             float(obs_norm[2]))
+        if layout is not None and layout.obs_dim != self.obs_dim:
+            raise ValueError(f"the Dict layout {layout} flattens to {layout.obs_dim} numbers, "
+                             f"but the network reads {self.obs_dim}")
+        self.layout = layout
         self.weights, self.biases, p = [], [], 0
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             self.weights.append(self.params[p:p + n_in * n_out].reshape(n_in, n_out))
@@ -104,14 +122,26 @@ class NumpyPolicy:
             p += n_out
 
     def __call__(self, obs):
-        """Deterministic action(s) for obs (obs_dim,) or (B, obs_dim), as a new array."""
-        obs = np.asarray(obs)
+        """Deterministic action(s) for obs (obs_dim,) or (B, obs_dim), as a new array; with a
+        Dict layout also for a Dict observation, or a Dict of B rows per entry."""
+        obs = self.flat(obs)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), "
                              f"got {obs.shape}")
         u = self.forward(self.inputs(obs.reshape(-1, self.obs_dim)))
         a = np.clip(self.mid + self.half * u, self.low, self.high).astype(self.act_dtype)
         return a[0] if obs.ndim == 1 else a
+
+    def flat(self, obs):
+        """``obs`` as the flat observation s (obs_dim,) or (B, obs_dim): a Dict observation
+        flattened by the policy's layout (ValueError naming the key that does not fit), any
+        other as an array."""
+        if not isinstance(obs, dict):
+            return np.asarray(obs)
+        if self.layout is None:
+            raise ValueError(f"this policy reads flat observations of {self.obs_dim} numbers, "
+                             f"not a Dict (keys {sorted(map(str, obs))[:8]})")
+        return self.layout.flatten(obs, self.layout.batch_size(obs))
 
     def inputs(self, obs):
         """h_0, the network's input for observations (B, obs_dim): s_hat = clip((s - shift) *
@@ -161,7 +191,7 @@ class NumpyPolicy:
         norm = ((arr["obs_shift"], arr["obs_scale"], meta["obs_clip"]) if "obs_clip" in meta
                 else None)
         return cls(arr["params"], meta["layer_sizes"], arr["mid"], arr["half"], arr["low"],
-                   arr["high"], meta["act_dtype"], meta, norm)
+                   arr["high"], meta["act_dtype"], meta, norm, read_layout(meta, where))
 
     def __repr__(self):
         return (f"{type(self).__name__}(layer_sizes={list(self.layer_sizes)}, "
@@ -170,15 +200,19 @@ class NumpyPolicy:
 
 
 def save_policy(path, params, layer_sizes, mid, half, low, high, act_dtype="float32",
-                obs_norm=None, **info):
+                obs_norm=None, obs_layout=None, **info):
     """Write a policy file (the format of the module docstring) atomically; ``obs_norm`` is
-    (shift, scale, clip) of an observation normalization or None; ``info`` holds JSON-able
-    extras for the record (algo, env_id, ...).  Returns the path."""
+    (shift, scale, clip) of an observation normalization or None; ``obs_layout`` the
+    DictLayout of Dict observations or None; ``info`` holds JSON-able extras for the record
+    (algo, env_id, ...).  Returns the path."""
     sizes = [int(n) for n in layer_sizes]
     params = np.ascontiguousarray(params)
     meta = dict(info, kind="policy", layer_sizes=sizes, dtype=params.dtype.name,
                 act_dtype=np.dtype(act_dtype).name, hidden_activation="relu",
                 output_activation="tanh")
+    meta.pop("obs_layout", None)
+    if obs_layout is not None:
+        meta["obs_layout"] = obs_layout.record()
     arrays = {"params": params, "mid": np.asarray(mid, params.dtype),
               "half": np.asarray(half, params.dtype), "low": np.asarray(low, np.float64),
               "high": np.asarray(high, np.float64)}
@@ -215,7 +249,22 @@ def policy_array_specs(meta, where="policy"):
                 and clip < float("inf")):
             raise CheckpointError(f"{where}: obs_clip {clip!r} must be a positive number")
         specs.update(obs_shift=("float64", (sizes[0],)), obs_scale=("float64", (sizes[0],)))
+    read_layout(meta, where)
     return specs
+
+
+def read_layout(meta, where):
+    """The DictLayout of a policy record's ``obs_layout`` (checked: typed, bounded, and
+    flattening to the network's n_0 inputs), or None when the record has none."""
+    if "obs_layout" not in meta:
+        return None
+    if DictLayout is None:
+        raise CheckpointError(f"{where}: this policy takes Dict observations; put dictobs.py "
+                              "beside policy.py to read it")
+    try:
+        return DictLayout.from_record(meta["obs_layout"], meta["layer_sizes"][0])
+    except DictObsError as exc:
+        raise CheckpointError(f"{where}: obs_layout: {exc}") from None
 
 
 # The NumpyPolicy in a policy file or run directory (numddpg.load_policy); the training

@@ -29,6 +29,9 @@ PROGRESS_COLUMNS = ("Epoch", "TotalEnvInteracts",
                     "AverageTestEpRet", "StdTestEpRet", "MaxTestEpRet", "MinTestEpRet",
                     "EpLen", "TestEpLen", "AverageQVals", "StdQVals", "LossPi", "LossQ",
                     "SPS", "Time")
+# the test episodes' success rate (their last info["is_success"]): a column of the runs of
+# goal envs (Dict observations), after PROGRESS_COLUMNS
+SUCCESS_COLUMN = "TestSuccessRate"
 
 
 class RunDirExists(FileExistsError):

@@ -29,6 +29,8 @@ TensorBoard scalars, each at the env step ``t`` as its step (SB3's ``num_timeste
 
     rollout/ep_rew_mean   mean return of the last ``ep_info_window`` (100) training episodes
     rollout/ep_len_mean   their mean length
+    rollout/success_rate  the mean info["is_success"] of those of them that report one (goal
+                          envs; SB3's name)
     train/critic_loss     mean loss_q over the updates since the previous dump
     train/actor_loss      mean loss_pi over the actor updates since the previous dump (TD3's
                           critic-only updates have none)
@@ -36,6 +38,7 @@ TensorBoard scalars, each at the env step ``t`` as its step (SB3's ``num_timeste
     time/episodes         training episodes so far (SB3 keeps this one out of TensorBoard)
     eval/mean_reward      the epoch's mean test return (AverageTestEpRet; SB3's EvalCallback name)
     eval/mean_ep_length   the epoch's mean test episode length (TestEpLen)
+    eval/success_rate     the epoch's test success rate (TestSuccessRate, goal envs)
     numddpg/<Column>      every finite column of the epoch's progress.csv row but the step
 
 When: rollout/, train/ and time/ every ``log_interval`` training episodes (4, SB3's off-policy
@@ -61,6 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_int
+from .rundir import SUCCESS_COLUMN
 
 MONITOR_FILE = "monitor.csv"          # SB3's Monitor.EXT
 MONITOR_COLUMNS = "r,l,t"
@@ -186,6 +190,9 @@ class RunLog:
         self._t0 = t
         # the rollout window: (return, length) of the last ep_info_window training episodes
         self._window = deque(maxlen=ep_info_window)
+        # and the successes of the last ep_info_window that reported one (a goal env's; not in
+        # monitor.csv, so a resumed run's window starts empty)
+        self._successes = deque(maxlen=ep_info_window)
         # train/ sums since the last dump (on_updates adds, _dump writes and zeroes)
         self._sum_q, self._n_q, self._sum_pi, self._n_pi = 0.0, 0, 0.0, 0
         self._dumped_t = None
@@ -314,6 +321,8 @@ class RunLog:
             n = len(self._window)
             add("rollout/ep_rew_mean", sum(r for r, _ in self._window) / n, t)
             add("rollout/ep_len_mean", sum(l for _, l in self._window) / n, t)
+        if self._successes:
+            add("rollout/success_rate", sum(self._successes) / len(self._successes), t)
         if self._n_q:
             add("train/critic_loss", self._sum_q / self._n_q, t)
         if self._n_pi:
@@ -336,12 +345,15 @@ class RunLog:
                 self._writer.add_scalar(str(tag), float(value), int(t))
 
     # -- what the loop calls -------------------------------------------------------------------
-    def on_episode(self, ep_return, ep_length, t):
+    def on_episode(self, ep_return, ep_length, t, success=None):
         """A training episode ended at env step t: one monitor.csv row; every log_interval
-        episodes, a dump of rollout/, train/ and time/."""
+        episodes, a dump of rollout/, train/ and time/.  success : its info["is_success"]
+        (0.0/1.0; a goal env's) or None, for rollout/success_rate."""
         ep_return, ep_length = float(ep_return), int(ep_length)
         self.episodes += 1
         self._window.append((ep_return, ep_length))
+        if success is not None:
+            self._successes.append(float(success))
         if self._monitor is not None:
             self._monitor.write(f"{round(ep_return, 6)!r},{ep_length},"
                                 f"{round(self._seconds(), 6)!r}\n")
@@ -380,7 +392,8 @@ class RunLog:
             return
         add = self._writer.add_scalar
         for tag, column in (("eval/mean_reward", "AverageTestEpRet"),
-                            ("eval/mean_ep_length", "TestEpLen")):
+                            ("eval/mean_ep_length", "TestEpLen"),
+                            ("eval/success_rate", SUCCESS_COLUMN)):
             if _finite(row.get(column)):
                 add(tag, float(row[column]), t)
         for column, value in row.items():

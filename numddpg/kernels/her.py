@@ -84,35 +84,42 @@ def close_episode(episodes, env, n_envs, n_slots):
 
 
 @njit(cache=True)
-def store_step(replay, episodes, slot, obs, act, rew, obs2, terminated, truncated, lim):
+def store_step(replay, episodes, slot, obs, act, rew, obs2, terminated, truncated, stored, lim):
     """Write one step of n_envs envs into time slot ``slot`` of the ring.
 
     replay : a numddpg.kernels.replay.Replay (its obs, act, rew, obs2, done arrays, N rows)
     episodes : an Episodes bundle (module docstring); N = n_slots * n_envs
-    obs, obs2 (n_envs, o); act (n_envs, a); rew, terminated, truncated (n_envs,) float64
+    obs, obs2 (n_envs, o); act (n_envs, a); rew, terminated, truncated, stored (n_envs,) float64
     lim : the storage dtype's largest finite value (replay.transition_code)
     The done flag stored is ``terminated`` alone: a truncated episode's last transition is
     bootstrapped, a terminated one's is not.  An env whose episode ends (terminated or
     truncated) closes it.  An episode longer than the ring loses its first step to make room
-    (it then holds its last n_slots steps).
+    (it then holds its last n_slots steps).  An env whose ``stored`` is 0 made no transition
+    this step (a vector env's reset step, right after its episode ended): its row of the slot
+    is left out of every episode and its next episode starts at the next slot.
     Returns (STORED, 0), or (the replay code of the first bad field, its env) and then
     writes nothing: every env's transition is checked before any row is touched.
     """
     n_envs = obs.shape[0]
     n_slots = episodes.ep_len.shape[0] // n_envs
     for e in range(n_envs):
+        if stored[e] == 0.0:
+            continue
         code = transition_code(obs[e], act[e], rew[e], obs2[e], lim)
         if code != STORED:
             return code, e
     for e in range(n_envs):
         row = row_of(slot, e, n_envs)
         forget_episode(episodes, row, n_envs, n_slots)
+        episodes.ep_len[row] = 0                  # running (or left out): not drawn
+        if stored[e] == 0.0:                      # (its running episode is empty)
+            episodes.cur_start[e] = (slot + 1) % n_slots
+            continue
         if episodes.cur_len[e] == n_slots:        # the running episode overwrites its first step
             episodes.cur_start[e] = (episodes.cur_start[e] + 1) % n_slots
             episodes.cur_len[e] -= 1
         write_row(replay.obs, replay.act, replay.rew, replay.obs2, replay.done, row,
                   obs[e], act[e], rew[e], obs2[e], terminated[e])
-        episodes.ep_len[row] = 0                  # running: not drawn until it ends
         episodes.cur_len[e] += 1
         if terminated[e] != 0.0 or truncated[e] != 0.0:
             close_episode(episodes, e, n_envs, n_slots)
@@ -158,7 +165,7 @@ def gather_relabelled(replay, idx, goal_row, achieved, desired, batch, achieved2
 
     replay : a Replay (rows and the observation normalization); batch : a numddpg update Batch
     achieved, desired : the first column of the achieved and desired goal in s (g columns
-        each, g = goal.shape[1]; numddpg.engine.dictobs.DictLayout.goal_spans)
+        each, g = goal.shape[1]; numddpg.files.dictobs.DictLayout.goal_spans)
     achieved2, goal (B, g), out : the raw achieved goal of each row's s' and its (new or kept)
         desired goal, what the env's compute_reward reads
     Rows are copied and normalized by replay.gather_batch; then a relabelled row's desired

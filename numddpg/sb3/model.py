@@ -270,6 +270,10 @@ class OffPolicySB3(SB3Logging):
         tb = check_tensorboard_log(args["tensorboard_log"])     # (the logger writes there)
         native = native_class(loop_env, preset="none", log=False,
                               test_env=native_test_env(loop_env), **hp)
+        if native.obs_layout is not None:      # (SB3 too: MlpPolicy takes a Box)
+            raise EnvError(f"{native.env_id}: MlpPolicy needs a Box observation, got a Dict "
+                           f"({native.obs_layout}); SB3's MultiInputPolicy is not in "
+                           "numddpg.sb3 yet: numddpg.DDPG / TD3 flatten Dict observations")
         noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=sb3["verbose"],
                      tensorboard_log=tb, stats_window_size=stats_window,

@@ -291,7 +291,8 @@ def run_eval(args):
     import numpy as np
 
     from ..training.algorithms import load_policy, run_episodes
-    from ..training.envs import env_id as id_of, make_env, make_from_record, make_recorded_env
+    from ..training.envs import (check_spaces, env_id as id_of, make_env, make_from_record,
+                                 make_recorded_env, obs_layout)
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -326,23 +327,29 @@ def run_eval(args):
             except DependencyNotInstalled as exc:
                 raise UsageError(f"--video needs moviepy ({exc}); pip install moviepy") \
                     from None
-        if (policy.obs_dim, policy.act_dim) != (env.observation_space.shape[0],
-                                                env.action_space.shape[0]):
+        dims, layout = check_spaces(env)[:2], obs_layout(env)
+        if (policy.obs_dim, policy.act_dim) != dims or policy.layout != layout:
             raise UsageError(
-                f"the policy expects obs_dim={policy.obs_dim}, act_dim={policy.act_dim}, but "
-                f"{env_id} has {env.observation_space.shape[0]} and {env.action_space.shape[0]}")
+                f"the policy expects obs_dim={policy.obs_dim}, act_dim={policy.act_dim}"
+                f"{'' if policy.layout is None else f' ({policy.layout})'}, but {env_id} has "
+                f"{dims[0]} and {dims[1]}{'' if layout is None else f' ({layout})'}")
         max_ep_len = policy.meta.get("max_ep_len")
         if max_ep_len is not None and not (type(max_ep_len) is int and max_ep_len > 0):
             raise UsageError(f"{args.run_dir}: the policy's max_ep_len {max_ep_len!r} is not a "
                              "positive integer")
+        successes = []
         returns, lengths = run_episodes(policy, env, args.episodes,
-                                        np.random.default_rng(args.seed), max_ep_len)
+                                        np.random.default_rng(args.seed), max_ep_len,
+                                        successes)
     finally:
         if "env" in locals():
             env.close()
     print(f"{env_id} ({policy.meta.get('algo', '?')} policy from {args.run_dir}): "
           f"return {returns.mean():.1f} +- {returns.std():.1f} over {args.episodes} episodes "
           f"(deterministic, mean length {lengths.mean():.0f}, seed {args.seed})")
+    if successes:                              # a goal env's info["is_success"]
+        print(f"success rate {np.mean(successes):.2f} ({int(np.sum(successes))} of "
+              f"{len(successes)} episodes)")
     if args.video:
         print(f"videos in {args.video}")
     return 0

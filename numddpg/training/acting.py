@@ -23,7 +23,7 @@ from ..engine.normalizer import normalize_into
 from ..files import policy as _policy_file
 from ..files.policy import NumpyPolicy
 from ..kernels.nn import acts_size, mlp_forward
-from .envs import check_obs, check_reward, env_id as _env_id
+from .envs import EnvFailure, check_obs, check_reward, env_id as _env_id
 
 
 class Policy(NumpyPolicy):
@@ -36,8 +36,9 @@ class Policy(NumpyPolicy):
     """
 
     def __init__(self, params, layer_sizes, mid, half, low, high, act_dtype="float32",
-                 meta=None, obs_norm=None):
-        super().__init__(params, layer_sizes, mid, half, low, high, act_dtype, meta, obs_norm)
+                 meta=None, obs_norm=None, layout=None):
+        super().__init__(params, layer_sizes, mid, half, low, high, act_dtype, meta, obs_norm,
+                         layout)
         self.sizes = np.asarray(self.layer_sizes, dtype=np.int64)
         self._clip = None if self.obs_norm is None else np.full(1, self.obs_norm[2])
         self._work = {}                          # n -> the inputs (n, obs_dim) and activations
@@ -46,11 +47,12 @@ class Policy(NumpyPolicy):
         self._a = np.zeros(self.act_dim, kernel_dtype(self.act_dtype))
 
     @classmethod
-    def from_agent(cls, agent, act_dtype=np.float32, meta=None, obs_norm=None):
-        """The policy of ``agent``'s live actor; obs_norm: its ObsNormalizer, or None."""
+    def from_agent(cls, agent, act_dtype=np.float32, meta=None, obs_norm=None, layout=None):
+        """The policy of ``agent``'s live actor; obs_norm: its ObsNormalizer, or None; layout:
+        the DictLayout of Dict observations, or None."""
         norm = None if obs_norm is None else (obs_norm.shift, obs_norm.scale, obs_norm.clip[0])
         return cls(agent.actor.params, agent.actor.sizes, agent.mid, agent.half,
-                   agent.act_low, agent.act_high, act_dtype, meta, norm)
+                   agent.act_low, agent.act_high, act_dtype, meta, norm, layout)
 
     def forward(self, h):
         """u = tanh(MLP_theta(h)) by the jitted kernel (numddpg.kernels.nn.mlp_forward)."""
@@ -118,7 +120,8 @@ def save_policy(path, policy):
     ``numddpg.load_policy`` reads it, and ``Policy.load``."""
     return _policy_file.save_policy(path, policy.params, policy.layer_sizes, policy.mid,
                                     policy.half, policy.low, policy.high, policy.act_dtype,
-                                    obs_norm=policy.obs_norm, **policy.meta)
+                                    obs_norm=policy.obs_norm, obs_layout=policy.layout,
+                                    **policy.meta)
 
 
 def reset_seed(rng):
@@ -127,25 +130,41 @@ def reset_seed(rng):
     return int(rng.integers(2**31))
 
 
-def run_episodes(policy, env, n_episodes, rng, max_ep_len=None):
+def success_flag(value, name):
+    """An info's "is_success" as 1.0 or 0.0 (a bool, 0/1 or a one-element array of them), or
+    EnvFailure naming the env."""
+    real = isinstance(value, (bool, int, float, np.generic, np.ndarray))
+    arr = np.asarray(value) if real else None
+    if (arr is None or arr.size != 1 or arr.dtype.kind not in "biuf"
+            or arr.reshape(()) not in (0, 1)):
+        raise EnvFailure(f"{name}: info['is_success'] is {value!r:.100}; a goal env reports 0/1 "
+                         "or a boolean there")
+    return float(arr.reshape(()))
+
+
+def run_episodes(policy, env, n_episodes, rng, max_ep_len=None, successes=None):
     """Returns and lengths of ``n_episodes`` deterministic episodes of ``policy`` on ``env``.
 
     Every reset is seeded from ``rng`` (a numpy Generator).  Returns two float64 arrays.
+    Dict observations are flattened by ``policy.layout``.  successes : a list, or None; each
+    episode whose last step's info has "is_success" (a goal env's) appends it as 0.0 or 1.0.
     """
     n_episodes = check_int("n_episodes", n_episodes, 0)
     check_memory(16 * n_episodes, f"{n_episodes:,} test episodes' returns and lengths")
     returns = np.zeros(n_episodes)
     lengths = np.zeros(n_episodes)
-    act, name, o = policy.act, _env_id(env), policy.obs_dim
+    act, name, o, layout = policy.act, _env_id(env), policy.obs_dim, policy.layout
     act_dtype = env.action_space.dtype
     for i in range(int(n_episodes)):
-        obs = check_obs(env.reset(seed=reset_seed(rng))[0], o, name, "reset")
+        obs = check_obs(env.reset(seed=reset_seed(rng))[0], o, name, "reset", layout=layout)
         ep_ret, ep_len, over = 0.0, 0, False
         while not over:
-            obs, r, terminated, truncated, _ = env.step(env_action(act(obs), act_dtype))
+            obs, r, terminated, truncated, info = env.step(env_action(act(obs), act_dtype))
             ep_len += 1
-            obs = check_obs(obs, o, name, f"step {ep_len} of a test episode")
+            obs = check_obs(obs, o, name, f"step {ep_len} of a test episode", layout=layout)
             ep_ret += check_reward(r, name, "step of a test episode", ep_len)
             over = terminated or truncated or (max_ep_len is not None and ep_len >= max_ep_len)
         returns[i], lengths[i] = ep_ret, ep_len
+        if successes is not None and isinstance(info, dict) and "is_success" in info:
+            successes.append(success_flag(info["is_success"], name))
     return returns, lengths

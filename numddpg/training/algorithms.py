@@ -26,6 +26,7 @@ import numpy as np
 from ..checks import MAX_CHUNKS, check_int, check_memory
 from ..engine.agents import DDPGAgent, TD3Agent
 from ..engine.buffer import ReplayBuffer
+from ..engine.her import HerReplayBuffer
 from ..engine.hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE
 from ..engine.hyperparameters import check as check_hyperparameter
 from ..engine.noise import make_noise
@@ -37,8 +38,8 @@ from ..files.policy import n_params
 from ..kernels import threads as _threads
 from . import runfile as _runfile
 from .acting import Policy, kernel_dtype, run_episodes, save_policy
-from .envs import (EnvError, check_spaces, env_id as _env_id, env_record, is_vector, make_env,
-                   make_twin, split_module)
+from .envs import (EnvError, check_spaces, env_id as _env_id, env_record, goal_env, is_vector,
+                   make_env, make_twin, obs_layout, split_module)
 from .loop import Loop, PlainEnv, VectorEnvs, autoreset_same_step
 from .runstate import RunState, save_run
 
@@ -137,6 +138,7 @@ class OffPolicyAlgorithm:
         for name, value in self.hyperparameters.items():
             setattr(self, name, value)
         self.obs_dim, self.act_dim, self.act_low, self.act_high = check_spaces(self.env)
+        self.obs_layout = obs_layout(self.env)     # Dict observations' DictLayout, or None
         _check_memory(self)
         self._test_env = None if test_env is None else self._checked_test_env(make_env(test_env))
         self._build(np.random.SeedSequence(self.seed))
@@ -188,13 +190,24 @@ class OffPolicyAlgorithm:
         rng = np.random.default_rng(loop_seq)
         self.chunks_used, self.threads_record = self._resolve_chunks()
         self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
-        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size,
-                                   seed=int(buffer_seq.generate_state(1, np.uint64)[0]))
+        self.buffer = self._make_buffer(int(buffer_seq.generate_state(1, np.uint64)[0]))
         self.obs_norm = (ObsNormalizer(self.obs_dim, self.obs_clip) if self.normalize_obs
                          else None)
         self.state = RunState(rng, functools.partial(make_noise, self.noise, self.act_dim,
                                                      self.act_noise, self.ou_sigma,
                                                      self.ou_theta, self.ou_dt))
+
+    def _make_buffer(self, seed):
+        """The replay buffer; with ``her`` the hindsight buffer, which relabels the goals of a
+        goal env (numddpg.engine.her; a vector env's compute_reward is its test env's)."""
+        if self.her == "none":
+            return ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, seed=seed)
+        achieved, desired, compute_reward = goal_env(self.test_env if self.n_envs else self.env,
+                                                     self.obs_layout)
+        return HerReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, achieved, desired,
+                               compute_reward, n_envs=max(1, self.n_envs),
+                               n_sampled_goal=self.her_k, goal_selection_strategy=self.her,
+                               seed=seed)
 
     @property
     def test_env(self):
@@ -210,11 +223,17 @@ class OffPolicyAlgorithm:
     def test_env(self, env):
         self._test_env = self._checked_test_env(make_env(env))
 
-    def _checked_test_env(self, env):
+    def _checked_test_env(self, env, what="test_env"):
+        """``env`` after checking it has this model's observation and action sizes and the
+        same Dict layout (or none)."""
         dims = check_spaces(env)[:2]
         if dims != (self.obs_dim, self.act_dim):
-            raise EnvError(f"test_env has obs/act dims {dims}, env has "
+            raise EnvError(f"{what} has obs/act dims {dims}, env has "
                            f"{(self.obs_dim, self.act_dim)}")
+        layout = obs_layout(env)
+        if layout != self.obs_layout:
+            raise EnvError(f"{what} observes {layout or 'a Box'}, this model "
+                           f"{self.obs_layout or 'a Box'}")
         return env
 
     def set_env(self, env):
@@ -224,7 +243,8 @@ class OffPolicyAlgorithm:
         spaces = check_spaces(env)
         same_box = (np.array_equal(spaces[2], self.act_low)
                     and np.array_equal(spaces[3], self.act_high))
-        if spaces[:2] != (self.obs_dim, self.act_dim) or not same_box:
+        if (spaces[:2] != (self.obs_dim, self.act_dim) or not same_box
+                or obs_layout(env) != self.obs_layout):
             raise EnvError(f"set_env: {_env_id(env)} has spaces {spaces[:2]} with bounds "
                            f"{spaces[2]}..{spaces[3]}; this model's are "
                            f"{(self.obs_dim, self.act_dim)}, {self.act_low}..{self.act_high}")
@@ -267,14 +287,14 @@ class OffPolicyAlgorithm:
                                               "env": self.env_record,
                                               "max_ep_len": self.max_ep_len,
                                               "seed": self.seed},
-                                        obs_norm=self.obs_norm)
+                                        obs_norm=self.obs_norm, layout=self.obs_layout)
 
     # -- the pieces the loop runs on ----------------------------------------------------------
     def stepper(self):
         """The training env as the loop's n envs (numddpg.training.loop)."""
         if self.n_envs:
-            return VectorEnvs(self.env, self.env_id, self.obs_dim)
-        return PlainEnv(self.env, self.env_id, self.obs_dim, self.max_ep_len)
+            return VectorEnvs(self.env, self.env_id, self.obs_dim, self.obs_layout)
+        return PlainEnv(self.env, self.env_id, self.obs_dim, self.max_ep_len, self.obs_layout)
 
     t = _state_attribute("t", "Env steps (stored transitions) taken by learn() so far.")
     epoch = _state_attribute("epoch", "Epochs completed.")
@@ -301,7 +321,9 @@ class OffPolicyAlgorithm:
 
     # -- acting -------------------------------------------------------------------------------
     def predict(self, obs, deterministic=True):
-        """(action, None) for obs (obs_dim,) or (batch, obs_dim), like Stable-Baselines3.
+        """(action, None) for obs (obs_dim,) or (batch, obs_dim), like Stable-Baselines3; for
+        an env of Dict observations a Dict (of one observation, or of a batch per entry) or
+        the flat vector it makes.
 
         DDPG's policy is deterministic: the action is mu(obs) whatever ``deterministic`` says
         (exploration noise belongs to training, as in SB3).  The second element stands for
@@ -363,10 +385,7 @@ class OffPolicyAlgorithm:
             env = self.test_env
         else:
             env = make_env(env)
-            dims = check_spaces(env)[:2]
-            if dims != (self.obs_dim, self.act_dim):
-                raise EnvError(f"evaluate: env {_env_id(env)} has obs/act dims {dims}, this "
-                               f"model's are {(self.obs_dim, self.act_dim)}")
+            env = self._checked_test_env(env, f"evaluate: env {_env_id(env)}")
         if seed is None:
             self._evaluations = getattr(self, "_evaluations", 0) + 1
             seed = [self.seed, 7, self._evaluations]
@@ -390,14 +409,23 @@ class OffPolicyAlgorithm:
                 "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
-                "threads": {"chunks": self.chunks_used, **self.threads_record}}
+                "threads": {"chunks": self.chunks_used, **self.threads_record},
+                **({} if self.obs_layout is None else
+                   {"obs_layout": self.obs_layout.record()})}
+
+    def progress_columns(self):
+        """progress.csv's columns: Spinning Up's, and for an env of Dict observations (a goal
+        env's) the test episodes' success rate, SUCCESS_COLUMN."""
+        return _rundir.PROGRESS_COLUMNS + (() if self.obs_layout is None
+                                           else (_rundir.SUCCESS_COLUMN,))
 
     def _open_run(self, total_steps):
         self.run_dir = _rundir.create_run_dir(self._run_dir_request, self._runs_root,
                                               self.env_id, self.algo, self.seed)
         self._lock = _rundir.RunLock(self.run_dir).acquire()
         _rundir.write_config(self.run_dir, self.config(total_steps))
-        self._csv = _rundir.ProgressCSV(self.run_dir / _rundir.PROGRESS_FILE)
+        self._csv = _rundir.ProgressCSV(self.run_dir / _rundir.PROGRESS_FILE,
+                                        self.progress_columns())
 
     def save_policy(self, path):
         """Save the current actor to ``path`` (.npz); ``numddpg eval`` and load_policy read it."""

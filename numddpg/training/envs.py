@@ -1,6 +1,7 @@
 """Making and checking gymnasium environments for DDPG.
 
-DDPG needs a flat continuous observation (a 1-D ``Box``) and a flat continuous action (a 1-D
+DDPG needs a flat continuous observation (a 1-D ``Box``, or a ``Dict`` of Boxes, which is
+flattened in sorted key order: numddpg.files.dictobs) and a flat continuous action (a 1-D
 ``Box`` with finite bounds, because the actor squashes with tanh into [low, high]).  Every other
 space is refused here, with the space in the message and what to do instead.
 
@@ -19,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..checks import TooLarge, bounds_problem, check_memory
+from ..files.dictobs import DictLayout, DictObsError
 
 
 class EnvError(ValueError):
@@ -66,6 +68,9 @@ def _make_by_id(env_id, **kwargs):
                        "is it installed or on PYTHONPATH?") from None
     close = difflib.get_close_matches(env_id, registered_ids(), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    if env_id.startswith("Fetch"):             # gymnasium-robotics registers these on import
+        hint += (f" The Fetch tasks are gymnasium-robotics': pip install 'numddpg[robotics]' and "
+                 f"pass gymnasium_robotics:{env_id}.")
     raise EnvError(f"unknown environment id {env_id!r}{why}.{hint} "
                    "(`python -c \"import gymnasium; gymnasium.pprint_registry()\"` lists them all)"
                    ) from None
@@ -401,10 +406,12 @@ def check_spaces(env):
                        "DDPG's actor outputs real numbers, which an integer Box would truncate. "
                        "Give the env a float Box (an ActionWrapper that rounds, if it needs "
                        "integers).")
+    if isinstance(obs_space, spaces.Dict):
+        return obs_layout(env).obs_dim, int(act_space.shape[0]), low, high
     if not isinstance(obs_space, spaces.Box):
         kind = type(obs_space).__name__
         hint = ("wrap it with gymnasium.wrappers.FlattenObservation to get one Box"
-                if kind in ("Dict", "Tuple") else
+                if kind == "Tuple" else
                 "DDPG's networks need a real-valued observation vector")
         raise EnvError(f"{name}: DDPG needs a Box observation space, got {kind} {obs_space}; "
                        f"{hint}.")
@@ -415,7 +422,42 @@ def check_spaces(env):
     return int(obs_space.shape[0]), int(act_space.shape[0]), low, high
 
 
-def check_obs(obs, obs_dim, name, where, n_envs=None):
+def obs_layout(env):
+    """The DictLayout of ``env``'s Dict observation space (a vector env's: of one env), or None
+    for a Box; EnvError naming the entry of a Dict that is not a Box."""
+    space = env.single_observation_space if is_vector(env) else env.observation_space
+    if not isinstance(space, spaces.Dict):
+        return None
+    try:
+        return DictLayout.from_space(space)
+    except DictObsError as exc:
+        raise EnvError(f"{env_id(env)}: {exc}") from None
+
+
+def goal_env(env, layout):
+    """(achieved, desired, compute_reward) of a goal env: the spans of its achieved and
+    desired goal in the flat observation (``layout``, its DictLayout) and its vectorized
+    ``env.unwrapped.compute_reward(achieved_goal, desired_goal, info)``, as
+    gymnasium-robotics' goal envs have; EnvError saying what is missing otherwise."""
+    name = env_id(env)
+    if layout is None:
+        raise EnvError(f"{name}: hindsight experience replay (her) needs a goal env, whose "
+                       "observation is a Dict with 'achieved_goal' and 'desired_goal' entries; "
+                       "this env observes a Box (train it with her='none')")
+    try:
+        achieved, desired = layout.goal_spans()
+    except DictObsError as exc:
+        raise EnvError(f"{name}: {exc}") from None
+    compute_reward = getattr(getattr(env, "unwrapped", None), "compute_reward", None)
+    if not callable(compute_reward):
+        raise EnvError(f"{name}: hindsight experience replay (her) recomputes rewards with the "
+                       "env's compute_reward(achieved_goal, desired_goal, info) "
+                       "(env.unwrapped.compute_reward, as gymnasium-robotics' goal envs have); "
+                       "this env has none")
+    return achieved, desired, compute_reward
+
+
+def check_obs(obs, obs_dim, name, where, n_envs=None, layout=None):
     """``obs`` as a float32/float64 array of shape (obs_dim,) (a vector env's: (n_envs,
     obs_dim)), or EnvError naming the env, the call (``where``, e.g. "step at env step 120")
     and the expected and received shapes.
@@ -423,7 +465,15 @@ def check_obs(obs, obs_dim, name, where, n_envs=None):
     Every observation an env returns passes here before it reaches a kernel: a kernel writes
     obs_dim numbers per row, so a longer vector would spill into the next row and a shorter one
     read past its end.  The common case (a float ndarray of the right shape) is returned as is.
+    layout : the env's DictLayout: a Dict observation is flattened by it (EnvFailure naming a
+    missing, extra or misshapen entry).
     """
+    if layout is not None:
+        try:
+            return layout.flatten(obs, n_envs)
+        except DictObsError as exc:
+            raise EnvFailure(f"{name}: {where} returned an observation that does not fit its "
+                             f"Dict space: {exc}") from None
     shape = (obs_dim,) if n_envs is None else (n_envs, obs_dim)
     if type(obs) is np.ndarray and obs.shape == shape and obs.dtype.kind == "f" \
             and obs.dtype.itemsize >= 4:

@@ -24,13 +24,15 @@ import time
 import numpy as np
 
 from ..engine.agents import N_STATS
-from ..engine.buffer import BAD_WHAT, STORED
+from ..engine.buffer import BAD_WHAT, STORED, NonFiniteTransition
+from ..engine.her import HerReplayBuffer
 from ..files import rundir as _rundir
 from ..files import runlog as _runlog
 from ..files.policy import POLICY_FILE
+from ..files.rundir import SUCCESS_COLUMN
 from ..kernels import jitcache as _jitcache
 from ..kernels import threads as _threads
-from .acting import env_action, kernel_dtype, reset_seed, run_episodes
+from .acting import env_action, kernel_dtype, reset_seed, run_episodes, success_flag
 from .envs import (EnvError, EnvFailure, check_flags, check_obs, check_reward, check_rewards,
                    env_id)
 from .guard import check_finite
@@ -58,6 +60,9 @@ class Loop:
         self.agent, self.buffer, self.policy, self.obs_norm = (model.agent, model.buffer,
                                                                model.policy, model.obs_norm)
         self.envs = model.stepper()
+        # a buffer that stores whole steps of every env (the hindsight buffer keeps episodes
+        # whole) gets them from _store_step; the replay buffer gets each transition
+        self.whole_steps = isinstance(self.buffer, HerReplayBuffer)
         self.progress_bar, self.bar = progress_bar, None
         self.runlog = None                     # numddpg.files.runlog.RunLog, while running
         self.checkpoint_every = 0              # env steps between checkpoints (0: none)
@@ -159,18 +164,40 @@ class Loop:
     def _store(self, obs, acts, obs2, rews, terms, ends, infos, noises):
         """Store every env's transition of this step (d = terminated only) and count it; an
         ended episode goes into the epoch's record."""
-        state, envs, store = self.state, self.envs, self.buffer.store_fast
+        state, envs, whole = self.state, self.envs, self.whole_steps
+        if whole:                              # s' of each env, and which envs made a step
+            rows2, stored = np.array(obs2, np.float64), np.zeros(envs.n)
+        else:
+            store = self.buffer.store_fast
         for i in envs.transitions(state, noises):
             state.t += 1
             state.ep_len[i] += 1
             state.ep_ret[i] += rews[i]
             s2 = envs.final_obs(i, obs2, infos) if ends[i] else obs2[i]
-            code = store(obs[i], acts[i], rews[i], s2, 1.0 if terms[i] else 0.0)
-            if code != STORED:
-                raise self._non_finite(code, s2, rews[i], i)
+            if whole:
+                rows2[i], stored[i] = s2, 1.0
+            else:
+                code = store(obs[i], acts[i], rews[i], s2, 1.0 if terms[i] else 0.0)
+                if code != STORED:
+                    raise self._non_finite(code, s2, rews[i], i)
             if ends[i]:
-                state.end_episode(i, self.runlog)
+                state.end_episode(i, self.runlog, envs.success(i, infos))
                 envs.episode_ended(i, state, noises)
+        if whole:
+            self._store_step(obs, acts, rews, rows2, terms, ends, stored)
+
+    def _store_step(self, obs, acts, rews, obs2, terms, ends, stored):
+        """One step of every env into the hindsight buffer: truncated is an end that is not a
+        termination (a time limit, max_ep_len); an env that made no transition is left out."""
+        terms, ends = np.asarray(terms, bool), np.asarray(ends, bool)
+        try:
+            self.buffer.store(obs, acts, np.asarray(rews, np.float64), obs2, terms,
+                              ends & ~terms, stored)
+        except NonFiniteTransition as exc:
+            raise EnvFailure(f"{self.model.env_id} returned a non-finite value at env step "
+                             f"{self.state.t} ({exc}); training stopped there. Check the env, or "
+                             "wrap it (e.g. gymnasium.wrappers.ClipReward / "
+                             "TransformObservation).") from None
 
     def _non_finite(self, code, obs2, rew, i):
         state = self.state
@@ -207,10 +234,11 @@ class Loop:
         if callback is not None:
             callback.on_rollout_end()
         t_burst = time.perf_counter()
-        stats = self.agent.update_burst(self.buffer, model.batch_size, n_updates, self.obs_norm)
+        stats = self.buffer.train(self.agent, model.batch_size, n_updates, self.obs_norm)
         self.thread_guard.observe((time.perf_counter() - t_burst) / n_updates)
         self._check_finite(stats)
-        state.update_stats.append(stats)
+        if len(stats):                         # (none: a hindsight buffer with no episode yet)
+            state.update_stats.append(stats)
         if self.runlog is not None:
             self.runlog.on_updates(stats, state.t)
         self.bar.update_to(state.t)
@@ -227,9 +255,10 @@ class Loop:
         model, state = self.model, self.state
         steps, seconds = state.epoch_progress()
         n = model.num_test_episodes
-        tests = (run_episodes(self.policy, model.test_env, n, state.rng, model.max_ep_len)
-                 if n else (np.zeros(0), np.zeros(0)))
-        row = model.last_row = state.end_epoch(steps, seconds, *tests)
+        successes = [] if SUCCESS_COLUMN in model.progress_columns() else None
+        tests = (run_episodes(self.policy, model.test_env, n, state.rng, model.max_ep_len,
+                              successes) if n else (np.zeros(0), np.zeros(0)))
+        row = model.last_row = state.end_epoch(steps, seconds, *tests, successes)
         if self.runlog is not None:
             self.runlog.on_epoch(row, state.t)
         if model._csv is not None:
@@ -282,14 +311,16 @@ class PlainEnv:
 
     n = 1
 
-    def __init__(self, env, env_id, obs_dim, max_ep_len):
+    def __init__(self, env, env_id, obs_dim, max_ep_len, layout=None):
         self.env, self.env_id, self.obs_dim, self.max_ep_len = env, env_id, obs_dim, max_ep_len
+        self.layout = layout                   # a Dict observation's DictLayout, or None
         self.act_dtype = env.action_space.dtype
 
     def reset(self, seed, t):
         """The first observation (obs_dim,) of an episode reset with ``seed``, checked."""
         obs, _ = self.env.reset(seed=seed)
-        return check_obs(obs, self.obs_dim, self.env_id, f"reset at env step {t}")
+        return check_obs(obs, self.obs_dim, self.env_id, f"reset at env step {t}",
+                         layout=self.layout)
 
     def start(self, state, obs_norm, noises):
         """A new episode (obs (1, obs_dim)); its first observation joins the statistics."""
@@ -312,7 +343,8 @@ class PlainEnv:
         t = state.t + 1                        # the number of this step's transition
         if not (type(obs2) is np.ndarray and obs2.shape == (self.obs_dim,)
                 and obs2.dtype in OBS_DTYPES):            # (the common case, checked fast)
-            obs2 = check_obs(obs2, self.obs_dim, self.env_id, f"step at env step {t}")
+            obs2 = check_obs(obs2, self.obs_dim, self.env_id, f"step at env step {t}",
+                             layout=self.layout)
         rew = check_reward(rew, self.env_id, "step", t)
         # this step is the episode's (ep_len + 1)-th: at max_ep_len the loop truncates it
         ended = terminated or truncated or state.ep_len[0] + 1 >= self.max_ep_len
@@ -320,6 +352,13 @@ class PlainEnv:
 
     def transitions(self, state, noises):
         return range(1)                        # every step of a plain env is a transition
+
+    def success(self, i, infos):
+        """The ended episode's info["is_success"] (a goal env's) as 0.0/1.0, or None."""
+        info = infos[0]
+        if not isinstance(info, dict) or "is_success" not in info:
+            return None
+        return success_flag(info["is_success"], self.env_id)
 
     def final_obs(self, i, obs2, infos):
         return obs2[i]
@@ -349,8 +388,8 @@ class VectorEnvs:
     episode afresh.
     """
 
-    def __init__(self, env, env_id, obs_dim):
-        self.env, self.env_id, self.obs_dim = env, env_id, obs_dim
+    def __init__(self, env, env_id, obs_dim, layout=None):
+        self.env, self.env_id, self.obs_dim, self.layout = env, env_id, obs_dim, layout
         self.n = env.num_envs
         self.act_dtype = env.single_action_space.dtype
         self.same_step = autoreset_same_step(env)
@@ -358,7 +397,7 @@ class VectorEnvs:
     def start(self, state, obs_norm, noises):
         """New episodes in every env (obs (n, obs_dim)), joining the statistics."""
         obs, _ = self.env.reset(seed=reset_seed(state.rng))
-        obs = check_obs(obs, self.obs_dim, self.env_id, "reset", self.n)
+        obs = check_obs(obs, self.obs_dim, self.env_id, "reset", self.n, self.layout)
         if obs_norm is not None:
             obs_norm.update(obs)
         for p in noises:
@@ -369,7 +408,7 @@ class VectorEnvs:
         """(obs2 (n, obs_dim), rewards, terminated, ended, infos) of one step, checked."""
         obs2, rew, term, trunc, infos = self.env.step(env_action(acts, self.act_dtype))
         obs2 = check_obs(obs2, self.obs_dim, self.env_id, f"step at env step {state.t}",
-                         self.n)
+                         self.n, self.layout)
         rew = check_rewards(rew, self.n, self.env_id, state.t)
         term = check_flags(term, self.n, self.env_id, "terminations", state.t)
         trunc = check_flags(trunc, self.n, self.env_id, "truncations", state.t)
@@ -387,11 +426,22 @@ class VectorEnvs:
             else:
                 yield i
 
+    def success(self, i, infos):
+        """Env i's ended episode's info["is_success"] (a goal env's) as 0.0/1.0, or None: in
+        the step's infos (NEXT_STEP), or in their "final_info" (SAME_STEP)."""
+        if self.same_step:
+            infos = infos.get("final_info", {}) if isinstance(infos, dict) else {}
+        if not isinstance(infos, dict) or "is_success" not in infos:
+            return None
+        if not np.asarray(infos.get("_is_success", np.ones(self.n, bool)))[i]:
+            return None
+        return success_flag(np.asarray(infos["is_success"])[i], self.env_id)
+
     def final_obs(self, i, obs2, infos):
         """s' of env i's ending step: its true final observation."""
         if self.same_step:
             return check_obs(infos["final_obs"][i], self.obs_dim, self.env_id,
-                             f"final_obs of env {i}")
+                             f"final_obs of env {i}", layout=self.layout)
         return obs2[i]
 
     def episode_ended(self, i, state, noises):

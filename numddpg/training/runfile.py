@@ -18,7 +18,7 @@ from ..files import runlog as _runlog
 from ..files.checkpoint import CheckpointError, is_int
 from ..files.policy import POLICY_FILE
 from .envs import EnvError, make_from_record, make_recorded_env, split_module
-from .runstate import check_vector_record, read_run_checkpoint, restore_run
+from .runstate import check_vector_record, read_run_checkpoint, restore_run, saved_layout
 
 # The checkpoint's names from before they moved to runstate, kept importable from here.
 from ..files.rundir import jsonable as plain  # noqa: F401
@@ -99,6 +99,8 @@ def check_run_config(config, run_dir):
     if not (module is None or isinstance(module, str)):
         raise CheckpointError(f"{where}: env_module {module!r} must be a module name")
     check_vector_record(config.get("vector"), where)
+    if "obs_layout" in config:                 # (a run of Dict observations)
+        saved_layout(config, where)
     return config
 
 
@@ -108,10 +110,12 @@ def check_belongs(model, config, path):
     hp = config["hyperparameters"]
     mine = {"algo": model.algo, "env_id": model.env_id, "seed": model.seed,
             "hidden_sizes": list(model.hidden_sizes), "obs_dim": model.obs_dim,
-            "act_dim": model.act_dim}
+            "act_dim": model.act_dim,
+            "obs_layout": None if model.obs_layout is None else model.obs_layout.record()}
     theirs = {"algo": config["algo"], "env_id": split_module(config["env_id"])[1],
               "seed": hp.get("seed"), "hidden_sizes": hp.get("hidden_sizes"),
-              "obs_dim": config.get("obs_dim"), "act_dim": config.get("act_dim")}
+              "obs_dim": config.get("obs_dim"), "act_dim": config.get("act_dim"),
+              "obs_layout": config.get("obs_layout")}
     differ = [f"{k} {mine[k]!r} (checkpoint) vs {theirs[k]!r} (config.json)"
               for k in mine if mine[k] != theirs[k]]
     if differ:
@@ -203,7 +207,7 @@ def resume_run(cls, run_dir, total_steps=None, progress_bar=True, env=None, env_
         progress = run_dir / _rundir.PROGRESS_FILE
         if rows is not None:
             _rundir.truncate_progress(progress, rows, missing_ok=not rows)
-        model._csv = _rundir.ProgressCSV(progress)
+        model._csv = _rundir.ProgressCSV(progress, model.progress_columns())
         if total is not None and model.t < total:
             model.learn(total - model.t, progress_bar=progress_bar)
     finally:
@@ -227,6 +231,10 @@ def restart_run(cls, config, run_dir, env, env_module, vector=None):
             raise
         raise CheckpointError(f"{run_dir}/config.json: cannot rebuild the run from its "
                               f"hyperparameters: {exc}") from None
+    layout = config.get("obs_layout")
+    if layout != (None if model.obs_layout is None else model.obs_layout.record()):
+        raise CheckpointError(f"{run_dir}/config.json: the run observed {layout or 'a Box'}, "
+                              f"the env {model.env_id} observes {model.obs_layout or 'a Box'}")
     model.env_module = model.env_module or env_module or config.get("env_module")
     model.preset_name = config.get("preset")
     return model
@@ -252,9 +260,9 @@ def export_policy(src, dst):
         p = _policy_file.load_policy(src)
         info = {k: v for k, v in p.meta.items() if k in ("algo", "env_id")}
         path = _policy_file.save_policy(dst, p.params, p.layer_sizes, p.mid, p.half, p.low,
-                                        p.high, p.act_dtype, p.obs_norm, **info)
+                                        p.high, p.act_dtype, p.obs_norm, p.layout, **info)
         return path, src
-    obs_norm = None
+    obs_norm, layout = None, None
     if kind == "agent":
         agent, info, act_dtype = load_agent(src), {}, "float32"
     elif kind == "algorithm":
@@ -263,11 +271,12 @@ def export_policy(src, dst):
         info = {"algo": meta["algo"], "env_id": meta["env_id"],
                 "trained_steps": meta["loop"]["t"]}
         act_dtype = meta["spaces"]["act_dtype"]
+        layout = saved_layout(meta["spaces"], where)
         if "norm.mean" in arrays:
             norm = ObsNormalizer(meta["config"]["obs_dim"], meta["hyperparameters"]["obs_clip"])
             norm.restore({k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")})
             obs_norm = (norm.shift, norm.scale, norm.clip[0])
     path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,
                                     agent.half, agent.act_low, agent.act_high, act_dtype,
-                                    obs_norm, **dict(info, algo=agent.algo))
+                                    obs_norm, layout, **dict(info, algo=agent.algo))
     return path, src

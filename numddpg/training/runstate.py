@@ -35,18 +35,20 @@ from ..checks import MAX_COUNT
 from ..engine.agents import (AGENT_OPTIONAL_KEYS, N_STATS, agent_array_specs, agent_arrays,
                              agent_layer_sizes, agent_state, check_agent_meta)
 from ..engine.buffer import ReplayBuffer
+from ..engine.her import RECORD_FIELDS, HerReplayBuffer, record_arrays
 from ..engine.hyperparameters import TABLES, whole_as_json
 from ..files import checkpoint as _checkpoint
 from ..files.checkpoint import CheckpointError, is_int, is_number
+from ..files.dictobs import DictLayout, DictObsError
 from ..files.policy import ACT_DTYPES
-from ..files.rundir import jsonable
+from ..files.rundir import SUCCESS_COLUMN, jsonable
 from .envs import EnvError, check_env_record
 
 STATS_ARRAY = "epoch.update_stats"    # TD3's loss_pi is NaN on updates without an actor step
 MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 # hyperparameters newer than the format: files written before them lack them (the default holds)
-SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes"}
+SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k"}
 
 
 class RunState:
@@ -98,14 +100,15 @@ class RunState:
         """Forget the other envs' noise processes (a new env: they start again)."""
         self._noises = None
 
-    def end_episode(self, i, runlog):
-        """Env i's episode is over: into the epoch's accumulators (and monitor.csv)."""
+    def end_episode(self, i, runlog, success=None):
+        """Env i's episode is over: into the epoch's accumulators (and monitor.csv; its
+        success, 0.0/1.0 or None, into TensorBoard's rollout/success_rate)."""
         ret, length = float(self.ep_ret[i]), int(self.ep_len[i])
         self.ep_rets.append(ret)
         self.ep_lens.append(length)
         self.episodes += 1
         if runlog is not None:
-            runlog.on_episode(ret, length, self.t)
+            runlog.on_episode(ret, length, self.t, success)
         self.ep_ret[i], self.ep_len[i] = 0.0, 0
 
     def elapsed_now(self):
@@ -124,9 +127,11 @@ class RunState:
         """(env steps, seconds) of the epoch so far."""
         return self.t - self.epoch_t0, time.perf_counter() - self.epoch_clock
 
-    def end_epoch(self, steps, seconds, test_rets, test_lens):
+    def end_epoch(self, steps, seconds, test_rets, test_lens, test_successes=None):
         """Count the epoch and return its progress.csv row (numddpg.files.rundir's columns)
-        from its accumulators, its ``steps`` in ``seconds`` and its test episodes."""
+        from its accumulators, its ``steps`` in ``seconds`` and its test episodes
+        (test_successes: their 0/1 successes, for the success column of a goal env's run, or
+        None for a run without that column)."""
         self.epoch += 1
         if len(test_rets):
             self.last_test_return = float(np.mean(test_rets))
@@ -147,6 +152,8 @@ class RunState:
                        LossQ=math.nan)
         row["SPS"] = steps / seconds if seconds > 0 else math.nan
         row["Time"] = self.elapsed + time.perf_counter() - self.learn_started
+        if test_successes is not None:
+            row[SUCCESS_COLUMN] = _mean(test_successes)
         return row
 
     # -- the checkpoint's part ----------------------------------------------------------------
@@ -247,7 +254,9 @@ def save_run(model, path, include_buffer):
         "config": cfg, "layer_sizes": agent_layer_sizes(cfg),
         "spaces": {"obs_dim": model.obs_dim, "act_dim": model.act_dim,
                    "act_low": model.act_low.tolist(), "act_high": model.act_high.tolist(),
-                   "act_dtype": np.dtype(model.env.action_space.dtype).name},
+                   "act_dtype": np.dtype(model.env.action_space.dtype).name,
+                   **({} if model.obs_layout is None else
+                      {"obs_layout": model.obs_layout.record()})},
         "rng": jsonable(state.rng.bit_generator.state),
         "loop": loop,
         "buffer": buf_record,
@@ -306,8 +315,16 @@ def _check_fits(model, meta, noise_x, where):
                               f"{sp['act_dim']}, bounds {sp['act_low']}..{sp['act_high']}; "
                               f"the env {model.env_id} has {model.obs_dim}, {model.act_dim}, "
                               f"{model.act_low.tolist()}..{model.act_high.tolist()}")
+    layout = saved_layout(sp, where)
+    if layout != model.obs_layout:
+        raise CheckpointError(f"{where}: saved for observations {layout or 'of a Box'}; the env "
+                              f"{model.env_id} observes {model.obs_layout or 'a Box'}")
     buffer = model.buffer
-    if (b["max_size"], b["dtype"]) != (buffer.max_size, buffer.dtype.name):
+    if isinstance(buffer, HerReplayBuffer):    # (its restore checks the record against it)
+        if not saved_her(meta):
+            raise CheckpointError(f"{where}: saved without hindsight experience replay; this "
+                                  f"model has her={model.her!r}")
+    elif (b["max_size"], b["dtype"]) != (buffer.max_size, buffer.dtype.name):
         raise CheckpointError(f"{where}: buffer max_size={b['max_size']} dtype={b['dtype']} "
                               f"differs from this model's {buffer.max_size} "
                               f"{buffer.dtype.name}")
@@ -315,6 +332,17 @@ def _check_fits(model, meta, noise_x, where):
     if noise_x.shape != np.shape(getattr(noise, "x", np.zeros(0))):
         raise CheckpointError(f"{where}: noise state has shape {noise_x.shape}, this model's "
                               f"{type(noise).__name__} has none of that shape")
+
+
+def saved_layout(spaces, where):
+    """The DictLayout of a checkpoint's ``spaces.obs_layout`` (checked: typed, bounded, of
+    obs_dim numbers), or None for a Box env's."""
+    if "obs_layout" not in spaces:
+        return None
+    try:
+        return DictLayout.from_record(spaces["obs_layout"], spaces["obs_dim"])
+    except DictObsError as exc:
+        raise CheckpointError(f"{where}: spaces.obs_layout: {exc}") from None
 
 
 def _redo_reset(model, seed, saved_obs):
@@ -357,8 +385,9 @@ def run_checkpoint_specs(meta, where):
                               f"({cfg['obs_dim']}, {cfg['act_dim']})")
     if sp["act_dtype"] not in ACT_DTYPES:
         raise CheckpointError(f"{where}: spaces.act_dtype {sp['act_dtype']!r} is not a float type")
+    saved_layout(sp, where)
     loop = _check_loop(record)
-    b = _check_buffer(record)
+    b = _check_her_buffer(record, cfg) if saved_her(meta) else _check_buffer(record)
     rows = record.count(record.section("logger", ("progress_rows",)), "progress_rows",
                         "logger", allow_none=True)
     if rows is not None and rows != loop["epoch"]:
@@ -428,6 +457,28 @@ def _check_buffer(record):
     return b
 
 
+def saved_her(meta):
+    """Whether a checkpoint's run used hindsight experience replay (its hyperparameter her;
+    files from before it have none).  The value itself is checked by the constructor."""
+    hp = meta.get("hyperparameters")
+    return isinstance(hp, dict) and hp.get("her", "none") != "none"
+
+
+def _check_her_buffer(record, cfg):
+    """The hindsight buffer's record (numddpg.engine.her: typed and bounded here, and of the
+    agent's sizes; ``restore`` checks the rest against the buffer)."""
+    b = record.section("buffer", RECORD_FIELDS)
+    try:
+        record_arrays(b)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{record.where}: {exc}") from None
+    if (b["obs_dim"], b["act_dim"]) != (cfg["obs_dim"], cfg["act_dim"]):
+        raise CheckpointError(f"{record.where}: the hindsight buffer holds obs_dim="
+                              f"{b['obs_dim']}, act_dim={b['act_dim']}; the agent's are "
+                              f"{cfg['obs_dim']}, {cfg['act_dim']}")
+    return b
+
+
 def _check_names(meta, cfg, where):
     """The record's env id, algo, module and preset names, env record and vector record."""
     if not isinstance(meta.get("env_id"), str) or meta.get("algo") != cfg["algo"]:
@@ -464,7 +515,9 @@ def _array_specs(meta, cfg, b, loop):
     """{name: (dtype, shape)} of the arrays of a checked record."""
     specs = agent_array_specs(cfg, "agent.")
     o, a, size = cfg["obs_dim"], cfg["act_dim"], b["size"]
-    if b["saved"]:
+    if saved_her(meta):
+        specs.update({f"buffer.{k}": v for k, v in record_arrays(b).items()})
+    elif b["saved"]:
         shapes = {"obs": (size, o), "act": (size, a), "rew": (size,), "obs2": (size, o),
                   "done": (size,)}
         specs.update({f"buffer.{k}": (b["dtype"], shapes[k]) for k in ReplayBuffer.FIELDS})

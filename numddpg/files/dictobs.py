@@ -20,6 +20,8 @@ spans of the achieved and the desired goal inside s: ``goal_spans``.
 
 This module reads a space by its attributes (``spaces`` of a Dict; ``shape``, ``low``,
 ``high`` of a Box) and so needs no gymnasium import; the training layer hands it the space.
+It lives with the files because the NumPy-only policy file (numddpg.files.policy) records a
+layout and flattens Dict observations with it; it needs nothing but NumPy.
 """
 import math
 
@@ -98,9 +100,10 @@ class DictLayout:
         return {"keys": list(self.keys), "shapes": [list(s) for s in self.shapes]}
 
     @classmethod
-    def from_record(cls, record):
+    def from_record(cls, record, obs_dim=None):
         """The layout a record read from a file describes, after checking its types and
-        bounds (a record is untrusted: it may be hand-edited or damaged); DictObsError."""
+        bounds (a record is untrusted: it may be hand-edited or damaged) and, given
+        ``obs_dim``, that it flattens to that many numbers; DictObsError."""
         if not isinstance(record, dict) or set(record) != {"keys", "shapes"}:
             raise DictObsError(f"a Dict layout record has exactly the fields 'keys' and "
                                f"'shapes', got {record!r:.200}")
@@ -115,7 +118,11 @@ class DictLayout:
         if keys != sorted(keys):
             raise DictObsError(f"a Dict layout record's keys must be in sorted order (the order "
                                f"numddpg flattens in), got {keys!r:.200}")
-        return cls(dict(zip(keys, shapes)))
+        layout = cls(dict(zip(keys, shapes)))
+        if obs_dim is not None and layout.obs_dim != obs_dim:
+            raise DictObsError(f"the Dict layout {layout} flattens to {layout.obs_dim} numbers, "
+                               f"but the file's networks read {obs_dim}")
+        return layout
 
     def check_space(self, space, what="the env's observation space"):
         """DictObsError unless ``space`` has this layout (the first differing entry named)."""
@@ -197,6 +204,20 @@ class DictLayout:
                                    f"({entry[tuple(bad)]} at index {tuple(int(i) for i in bad)})")
             out[..., start:stop] = values
         return out
+
+    def batch_size(self, obs):
+        """None if ``obs`` is one Dict observation, n if it is a batch of n (every entry with a
+        leading axis of n), read from its first entry's dimensions; ``flatten`` then checks
+        every entry against it.  DictObsError for a first entry of neither form."""
+        if not isinstance(obs, dict) or self.keys[0] not in obs:
+            return None                         # (flatten names what is wrong)
+        ndim = np.ndim(obs[self.keys[0]])
+        extra = ndim - len(self.shapes[0])
+        if extra not in (0, 1):
+            raise DictObsError(f"Dict observation entry {self.keys[0]!r} has {ndim} dimensions; "
+                               f"its space's shape is {self.shapes[0]} (one observation), or "
+                               f"a batch of them has one more")
+        return None if extra == 0 else int(np.shape(obs[self.keys[0]])[0])
 
     def unflatten(self, s):
         """{key: array of the entry's shape} from s (obs_dim,) or (n, obs_dim): views into s,
