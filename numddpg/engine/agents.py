@@ -34,7 +34,7 @@ from ..kernels import reference as _reference
 from ..kernels import rng as _rng
 from ..kernels.nn import MLP, check_dtype, check_sizes
 from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
-from ..kernels.sync import helpers
+from ..kernels.sync import run_threads
 from ..kernels.threads import usable_cpus
 from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
                               carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
@@ -280,40 +280,10 @@ class DDPGAgent:
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
     def _run(self, K, sample, replay, size, idx, batch, work, stats):
-        """K updates on threads 0..n-1 (0 is this one; 1.. are numddpg.kernels.sync helpers), each
-        running the same nogil kernel.  This thread returns when its kernel does: its last
-        barrier means every thread's work is done.  A thread that raises sets the abort flag,
-        so that the others stop at their next barrier instead of waiting for it; then all are
-        waited for, the flags zeroed, and the error raised here."""
-        n, flags = self._threads, self._flags
-        args = (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
-                self.half, self._hp, self._t, batch, work, stats, flags)
-
-        def run(me):
-            try:
-                self._kernel(me, n, *args)
-            except BaseException:
-                flags[n, 0] = 1
-                raise
-
-        others = helpers(n - 1)
-        for me, helper in enumerate(others, 1):
-            helper.start(run, me)
-        try:
-            run(0)
-        except BaseException:
-            self._settle(others)
-            raise
-        if flags[n, 0] != 0:
-            errors = [e for e in self._settle(others) if e is not None]
-            raise errors[0]
-
-    def _settle(self, others):
-        """After an abort: wait for every helper's kernel to return, zero the flags (no thread
-        is inside now) and return the helpers' exceptions."""
-        errors = [helper.wait() for helper in others]
-        self._flags[:] = 0
-        return errors
+        """K updates of the agent's kernel on its threads (numddpg.kernels.sync.run_threads)."""
+        run_threads(self._kernel, self._threads, self._flags,
+                    (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
+                     self.half, self._hp, self._t, batch, work, stats, self._flags))
 
     def update(self, obs, act, rew, obs2, done):
         """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""

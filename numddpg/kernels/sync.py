@@ -152,3 +152,37 @@ def helpers(n):
         while len(threads) < n:
             threads.append(Helper())
         return threads[:n]
+
+
+def run_threads(kernel, n, flags, args):
+    """``kernel(me, n, *args)`` on threads 0..n-1: 0 is this one, 1.. are ``helpers``, each
+    running the same nogil kernel.  This thread returns when its kernel does: its last
+    barrier means every thread's work is done.  A thread that raises sets the abort flag
+    (``flags[n]``), so that the others stop at their next barrier instead of waiting for it;
+    then all are waited for, the flags zeroed, and the error raised here."""
+    def run(me):
+        try:
+            kernel(me, n, *args)
+        except BaseException:
+            flags[n, 0] = 1
+            raise
+
+    others = helpers(n - 1)
+    for me, helper in enumerate(others, 1):
+        helper.start(run, me)
+    try:
+        run(0)
+    except BaseException:
+        _settle(others, flags)
+        raise
+    if flags[n, 0] != 0:
+        errors = [e for e in _settle(others, flags) if e is not None]
+        raise errors[0]
+
+
+def _settle(others, flags):
+    """After an abort: wait for every helper's kernel to return, zero the flags (no thread is
+    inside now) and return the helpers' exceptions."""
+    errors = [helper.wait() for helper in others]
+    flags[:] = 0
+    return errors

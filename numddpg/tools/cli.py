@@ -287,12 +287,27 @@ def add_eval_arguments(p):
     p.set_defaults(func=run_eval)
 
 
+def _eval_env(args, policy, env_id, kwargs):
+    """The env `numddpg eval` runs: the user's --env (which may name a module), else the one
+    the policy file records, rebuilt exactly as trained on (a file never imports a module)."""
+    from ..training.envs import make_env, make_from_record, make_recorded_env
+
+    if args.env is not None:
+        return make_env(args.env, args.seed, **kwargs)
+    recorded = policy.meta.get("env_module")
+    recorded = recorded if isinstance(recorded, str) else None
+    if "env" in policy.meta:
+        return make_from_record(policy.meta["env"], args.seed, args.env_module, recorded,
+                                **kwargs)
+    return make_recorded_env(env_id, args.seed, args.env_module, recorded,   # (files from
+                             **kwargs)                                        # before records)
+
+
 def run_eval(args):
     import numpy as np
 
     from ..training.algorithms import load_policy, run_episodes
-    from ..training.envs import (check_spaces, env_id as id_of, make_env, make_from_record,
-                                 make_recorded_env, obs_layout)
+    from ..training.envs import check_spaces, env_id as id_of, obs_layout
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -306,17 +321,7 @@ def run_eval(args):
                       "WAYLAND_DISPLAY are unset); record videos instead with --video DIR")
     kwargs = {"render_mode": render_mode} if render_mode else {}
     try:
-        if args.env is not None:               # the user's own id: it may name a module
-            env = make_env(args.env, args.seed, **kwargs)
-        else:                                  # the file's: it may not import, and is
-            recorded = policy.meta.get("env_module")   # rebuilt exactly as trained on
-            recorded = recorded if isinstance(recorded, str) else None
-            if "env" in policy.meta:
-                env = make_from_record(policy.meta["env"], args.seed, args.env_module,
-                                       recorded, **kwargs)
-            else:                              # (policy files from before env records)
-                env = make_recorded_env(env_id, args.seed, args.env_module, recorded,
-                                        **kwargs)
+        env = _eval_env(args, policy, env_id, kwargs)
         env_id = id_of(env)                    # what is evaluated, whatever the file says
         if args.video:
             from gymnasium.error import DependencyNotInstalled

@@ -396,36 +396,18 @@ class OffPolicyAlgorithm:
     # -- files --------------------------------------------------------------------------------
     def vector_record(self):
         """{"num_envs", "mode"} of a vector env (what make_vec rebuilds it from), else None."""
-        if not self.n_envs:
-            return None
-        mode = "async" if type(self.env).__name__ == "AsyncVectorEnv" else "sync"
-        return {"num_envs": self.n_envs, "mode": mode}
+        return _runfile.vector_record(self)
 
     def config(self, total_steps=None):
         """Everything that defines this run, as written to config.json."""
-        return {"algo": self.algo, "env_id": self.env_id, "env": self.env_record,
-                "env_module": self.env_module,
-                "vector": self.vector_record(), "preset": self.preset_name,
-                "total_steps": total_steps, "hyperparameters": dict(self.hyperparameters),
-                "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                "act_low": self.act_low.tolist(), "act_high": self.act_high.tolist(),
-                "threads": {"chunks": self.chunks_used, **self.threads_record},
-                **({} if self.obs_layout is None else
-                   {"obs_layout": self.obs_layout.record()})}
+        return _runfile.run_config(self, total_steps)
 
     def progress_columns(self):
-        """progress.csv's columns: Spinning Up's, and for an env of Dict observations (a goal
-        env's) the test episodes' success rate, SUCCESS_COLUMN."""
-        return _rundir.PROGRESS_COLUMNS + (() if self.obs_layout is None
-                                           else (_rundir.SUCCESS_COLUMN,))
+        """progress.csv's columns (runfile.progress_columns)."""
+        return _runfile.progress_columns(self)
 
     def _open_run(self, total_steps):
-        self.run_dir = _rundir.create_run_dir(self._run_dir_request, self._runs_root,
-                                              self.env_id, self.algo, self.seed)
-        self._lock = _rundir.RunLock(self.run_dir).acquire()
-        _rundir.write_config(self.run_dir, self.config(total_steps))
-        self._csv = _rundir.ProgressCSV(self.run_dir / _rundir.PROGRESS_FILE,
-                                        self.progress_columns())
+        _runfile.open_run(self, total_steps)
 
     def save_policy(self, path):
         """Save the current actor to ``path`` (.npz); ``numddpg eval`` and load_policy read it."""

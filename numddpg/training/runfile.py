@@ -81,6 +81,46 @@ def _resume_vector(recorded, num_envs, vectorization_mode, run_dir):
     return asked
 
 
+def vector_record(model):
+    """{"num_envs", "mode"} of ``model``'s vector env (what make_vec rebuilds it from), else
+    None: shown in files, never obeyed (vector_for)."""
+    if not model.n_envs:
+        return None
+    mode = "async" if type(model.env).__name__ == "AsyncVectorEnv" else "sync"
+    return {"num_envs": model.n_envs, "mode": mode}
+
+
+def run_config(model, total_steps=None):
+    """Everything that defines ``model``'s run, as written to config.json."""
+    return {"algo": model.algo, "env_id": model.env_id, "env": model.env_record,
+            "env_module": model.env_module,
+            "vector": vector_record(model), "preset": model.preset_name,
+            "total_steps": total_steps, "hyperparameters": dict(model.hyperparameters),
+            "obs_dim": model.obs_dim, "act_dim": model.act_dim,
+            "act_low": model.act_low.tolist(), "act_high": model.act_high.tolist(),
+            "threads": {"chunks": model.chunks_used, **model.threads_record},
+            **({} if model.obs_layout is None else
+               {"obs_layout": model.obs_layout.record()})}
+
+
+def progress_columns(model):
+    """progress.csv's columns: Spinning Up's, and for an env of Dict observations (a goal
+    env's) the test episodes' success rate, SUCCESS_COLUMN."""
+    return _rundir.PROGRESS_COLUMNS + (() if model.obs_layout is None
+                                       else (_rundir.SUCCESS_COLUMN,))
+
+
+def open_run(model, total_steps):
+    """Create ``model``'s run directory, lock it, write its config.json and open its
+    progress.csv (the first learn() of a logging model)."""
+    model.run_dir = _rundir.create_run_dir(model._run_dir_request, model._runs_root,
+                                           model.env_id, model.algo, model.seed)
+    model._lock = _rundir.RunLock(model.run_dir).acquire()
+    _rundir.write_config(model.run_dir, run_config(model, total_steps))
+    model._csv = _rundir.ProgressCSV(model.run_dir / _rundir.PROGRESS_FILE,
+                                     progress_columns(model))
+
+
 def check_run_config(config, run_dir):
     """config.json of a run directory, after checking the fields a resume uses (the file is
     untrusted: its hyperparameters are checked again by the constructor)."""
