@@ -25,7 +25,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from numddpg import checks
@@ -1138,3 +1138,36 @@ def test_a_policy_file_whose_bounds_are_not_its_box_is_refused(saved_files, tmp_
     write_checkpoint(tmp_path / "bad.npz", arrays, meta)
     with pytest.raises(CheckpointError, match="is not the one its mid"):
         load(tmp_path / "bad.npz")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 1024), mode=st.sampled_from(["sync", "async"]))
+def test_any_vector_record_loads_onto_one_env_and_starts_nothing(vector_run, tmp_path_factory,
+                                                                 n, mode):
+    import multiprocessing
+    meta = full_record(vector_run / "checkpoint.npz")
+    meta["vector"] = {"num_envs": n, "mode": mode}
+    bad = doctored(vector_run / "checkpoint.npz", tmp_path_factory.mktemp("v") / "c.npz", meta)
+    before = len(multiprocessing.active_children())
+    assert DDPG.load(bad).n_envs == 0
+    assert len(multiprocessing.active_children()) == before
+
+
+@settings(max_examples=40, deadline=None,    # (capsys: one_line reads and empties it each time)
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag_value=st.one_of(
+    st.tuples(st.just("--total-steps"), st.integers(-10**12, 0).map(str)),
+    st.tuples(st.sampled_from(["--q-lr", "--pi-lr"]),
+              st.floats(-1e30, 0.0).map(lambda v: f"{v:.3e}")),
+    st.tuples(st.sampled_from(["--gamma", "--polyak"]),
+              st.floats(1.0001, 1e6).map(lambda v: f"{v:.6g}")),
+    st.tuples(st.just("--env"), st.text(" \t", max_size=3))))
+def test_a_drawn_value_the_loop_cannot_mean_is_one_line_and_exit_2(flag_value, capsys):
+    flag, value = flag_value
+    try:
+        code = cli.main(["train", flag, value, "--total-steps", "10"] if flag != "--total-steps"
+                        else ["train", flag, value])
+    except SystemExit as exc:                  # argparse's own refusal
+        code = exc.code
+    assert code == 2
+    one_line(capsys)
