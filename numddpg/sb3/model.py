@@ -28,10 +28,10 @@ What numddpg cannot do raises naming the argument (a varying learning-rate sched
 other than the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns,
 another replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are
 gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
-(numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer, parameters) are NumPy
-objects under SB3's names (numddpg.sb3.parts), the logger SB3's (numddpg.sb3.logger), and
-bridge.py makes the loop's calls SB3's.  Files are numddpg's safe format (npz + JSON, never
-pickles): ``save("x")`` writes ``x.npz``.
+(numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
+parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
+(numddpg.sb3.logger), and bridge.py makes the loop's calls SB3's.  Files are numddpg's safe
+format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
 """
 import collections
 import os
