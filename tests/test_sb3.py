@@ -133,7 +133,7 @@ def test_stop_training_on_reward_threshold_stops_at_the_first_evaluation():
 
 
 def test_neither_torch_nor_sb3_is_imported():
-    code = ("import sys, numddpg.sb3, numddpg.sb3.callbacks; "
+    code = ("import sys, numddpg.sb3, numddpg.sb3.callbacks, numddpg.sb3.zoo; "
             "print(sorted(m for m in ('torch', 'stable_baselines3', 'sbx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -6,7 +6,7 @@
 them onto numddpg's hyperparameters (docs/sb3.md has the whole table) and
 build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does the training:
 
-    learning_rate            pi_lr = q_lr = learning_rate
+    learning_rate            pi_lr = q_lr = learning_rate (a schedule: its value, if constant)
     buffer_size              replay_size
     learning_starts          start_steps = learning_starts (random actions before it) and
                              update_after = learning_starts + 1 (SB3 trains once
@@ -24,14 +24,14 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
     policy_delay, target_policy_noise, target_noise_clip (TD3)
                              policy_delay, target_noise, noise_clip
 
-What numddpg cannot do raises naming the argument (a learning-rate schedule, a device other than
-the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns, another
-replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are gymnasium
-1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs (numddpg.sb3.envs);
-``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer, parameters) are NumPy
-objects under SB3's names (numddpg.sb3.parts), the logger SB3's (numddpg.sb3.logger), and
-bridge.py makes the loop's calls SB3's.  Files are numddpg's safe format (npz + JSON, never
-pickles): ``save("x")`` writes ``x.npz``.
+What numddpg cannot do raises naming the argument (a varying learning-rate schedule, a device
+other than the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns,
+another replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are
+gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
+(numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
+parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
+(numddpg.sb3.logger), and bridge.py makes the loop's calls SB3's.  Files are numddpg's safe
+format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
 """
 import collections
 import os
@@ -58,7 +58,7 @@ from .envs import check_env, native_test_env, training_env, user_env, vec_env_vi
 from .evaluation import autoreset_mode
 from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
-                    native_noise, noise_hyperparameters)
+                    native_noise, noise_hyperparameters, own_noise)
 from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
 from .spaces import Preprocessing
 from .vecenv import is_vec_env, vec_normalize_of
@@ -189,9 +189,31 @@ def _refuse_unsupported(args):
     if check_int("n_steps", args["n_steps"], 1) != 1:
         raise ValueError(f"n_steps={args['n_steps']!r}: numddpg computes one-step targets "
                          "only (n_steps=1)")
-    if callable(args["learning_rate"]):
-        raise ValueError(f"learning_rate={args['learning_rate']!r}: learning-rate schedules "
-                         "are not supported; pass a number")
+
+
+# where constant_learning_rate reads a schedule: its ends and three points between
+PROGRESS_POINTS = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+def constant_learning_rate(learning_rate):
+    """The number ``learning_rate`` stands for: itself, or the one value of a schedule (SB3's
+    ConstantSchedule, FloatSchedule of a number, any callable of progress_remaining) that
+    gives the same number at every point of PROGRESS_POINTS.  A varying schedule is a
+    ValueError: the Adam step inside numddpg's jitted update burst takes one learning rate."""
+    if not callable(learning_rate):
+        return learning_rate
+    values = [learning_rate(p) for p in PROGRESS_POINTS]
+    for value in values:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"learning_rate={learning_rate!r}: a schedule must return numbers, "
+                            f"got {value!r}")
+    if any(v != values[0] for v in values):
+        shown = ", ".join(f"{p:g}: {v:g}" for p, v in zip(PROGRESS_POINTS, values))
+        raise ValueError(f"learning_rate={learning_rate!r} varies over training (by "
+                         f"progress_remaining {shown}): varying schedules need per-update "
+                         "learning rates inside numddpg's jitted update burst (not yet); pass a "
+                         "number or a constant schedule")
+    return float(values[0])
 
 
 def _checked_arguments(args, native_class):
@@ -202,6 +224,7 @@ def _checked_arguments(args, native_class):
     def checked(sb3_name, name):
         return check_hyperparameter(sb3_name, args[sb3_name], specs[name])
 
+    args["learning_rate"] = constant_learning_rate(args["learning_rate"])
     sb3 = {"learning_rate": checked("learning_rate", "pi_lr"),
            "tau": checked("tau", "polyak"),                    # both lie in [0, 1]
            "train_freq": _train_freq(args["train_freq"]),
@@ -242,6 +265,7 @@ class OffPolicySB3(SB3Logging):
 
     native_class = None          # numddpg.training.algorithms.DDPG / TD3
     default_tb_log_name = None
+    file_extension = EXTENSION   # what save() adds to a path without a suffix
 
     # -- construction ---------------------------------------------------------------------
     def _setup(self, args):
@@ -265,7 +289,7 @@ class OffPolicySB3(SB3Logging):
         for name in native_class.AGENT_KWARGS:
             spec = native_class.SPECS[name]
             hp[name] = check_hyperparameter(spec.sb3, args[spec.sb3], spec)
-        action_noise = args["action_noise"]
+        action_noise = own_noise(args["action_noise"])
         hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
         tb = check_tensorboard_log(args["tensorboard_log"])     # (the logger writes there)
         native = native_class(loop_env, preset="none", log=False,
@@ -528,7 +552,7 @@ class OffPolicySB3(SB3Logging):
         if exclude is not None or include is not None:
             raise ValueError(f"save(exclude={exclude!r}, include={include!r}): numddpg saves the "
                              "whole model; pass neither")
-        path = _file_path("path", path)
+        path = _file_path("path", path, self.file_extension)
         recorded = {k: self.native.hyperparameters[k] for k in NOISE_HYPERPARAMETERS}
         native = noise_hyperparameters(self.action_noise)
         if native is None or native != {k: recorded[k] for k in native}:
@@ -565,9 +589,7 @@ class OffPolicySB3(SB3Logging):
             raise ValueError(f"load() cannot change {sorted(set(kwargs) - allowed)}: they are "
                              "saved hyperparameters of the model; only "
                              f"{sorted(allowed)} may be given")
-        path = _file_path("path", path)
-        if not os.path.exists(path) and os.path.exists(path + EXTENSION):
-            path += EXTENSION
+        path = _saved_path("path", path, cls.file_extension)
         given = None if env is None else check_env("env", env)
         handle_timeouts = _handle_timeout_termination(kwargs.get("replay_buffer_kwargs"))
         env = None if given is None else training_env(user_env(given, handle_timeouts),
@@ -575,7 +597,7 @@ class OffPolicySB3(SB3Logging):
         native = cls.native_class.load(path, env=env, test_env=native_test_env(env))
         hp = native.hyperparameters
         if "action_noise" in kwargs:
-            action_noise = kwargs["action_noise"]
+            action_noise = own_noise(kwargs["action_noise"])
             noise_process = native_noise(action_noise, native.act_dim, hp)
         else:
             action_noise = _noise_from_hyperparameters(hp, native.act_dim)
@@ -602,7 +624,7 @@ class OffPolicySB3(SB3Logging):
         ``path`` (".npz" added when it has no suffix).  The file is a whole model checkpoint
         (as ``save`` writes, the buffer included): ``load_replay_buffer`` takes the buffer from
         it, ``load`` the model."""
-        self.native.save(_file_path("path", path), include_buffer=True)
+        self.native.save(_file_path("path", path, self.file_extension), include_buffer=True)
 
     def load_replay_buffer(self, path, truncate_last_traj=True):
         """Replace the replay buffer by the one saved at ``path`` (by ``save_replay_buffer``, or
@@ -612,9 +634,7 @@ class OffPolicySB3(SB3Logging):
         SB3's signature: numddpg stores each transition's own s', so no trajectory needs
         truncating."""
         check_bool("truncate_last_traj", truncate_last_traj)
-        path = _file_path("path", path)
-        if not os.path.exists(path) and os.path.exists(path + EXTENSION):
-            path += EXTENSION
+        path = _saved_path("path", path, self.file_extension)
         meta, arrays = read_run_checkpoint(path)
         buffer, record, spaces = self.native.buffer, meta["buffer"], meta["spaces"]
         theirs = (spaces["obs_dim"], spaces["act_dim"], record["max_size"], record["dtype"])
@@ -635,12 +655,22 @@ class OffPolicySB3(SB3Logging):
                 f"num_timesteps={self.num_timesteps}, seed={self.native.seed})")
 
 
-def _file_path(name, path):
+def _file_path(name, path, extension):
+    """``path`` as a str, ``extension`` added when it has no suffix."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a file path (str or os.PathLike), got {path!r} "
                         f"({type(path).__name__}); numddpg writes files atomically by path")
     path = os.fspath(path)
-    return path if Path(path).suffix else path + EXTENSION
+    return path if Path(path).suffix else path + extension
+
+
+def _saved_path(name, path, extension):
+    """The file to read for ``path``: itself, or ``path`` + ``extension`` when only that
+    exists."""
+    path = _file_path(name, path, extension)
+    if not os.path.exists(path) and os.path.exists(path + extension):
+        path += extension
+    return path
 
 
 def _gradient_steps(hp):

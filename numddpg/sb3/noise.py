@@ -193,6 +193,29 @@ class _ForeignNoise:
         self.noise.reset()
 
 
+SB3_NOISE_MODULE = "stable_baselines3.common.noise"
+
+
+def own_noise(action_noise):
+    """``action_noise``, or numddpg.sb3's equal of SB3's own NormalActionNoise /
+    OrnsteinUhlenbeckActionNoise (the RL Zoo makes these): the same mean, sigma (theta, dt,
+    initial_noise and state), drawn from the loop's seeded generator and saved in the model's
+    file.  Subclasses and other objects are returned as they are (they train as given)."""
+    cls = type(action_noise)
+    if cls.__module__ != SB3_NOISE_MODULE:
+        return action_noise
+    if cls.__name__ == "NormalActionNoise":
+        return NormalActionNoise(action_noise._mu, action_noise._sigma, action_noise._dtype)
+    if cls.__name__ == "OrnsteinUhlenbeckActionNoise":
+        noise = OrnsteinUhlenbeckActionNoise(
+            action_noise._mu, action_noise._sigma, theta=action_noise._theta,
+            dt=action_noise._dt, initial_noise=action_noise.initial_noise,
+            dtype=action_noise._dtype)
+        noise.noise_prev = action_noise.noise_prev
+        return noise
+    return action_noise
+
+
 def noise_hyperparameters(action_noise):
     """numddpg's noise hyperparameters equal to ``action_noise`` ({"noise": "none"} for None),
     or None when they cannot express it."""

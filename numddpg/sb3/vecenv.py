@@ -46,6 +46,15 @@ def vec_normalize_of(env):
     return None
 
 
+def shared_spec(venv):
+    """The gymnasium spec all envs of the SB3 VecEnv ``venv`` were made from (its
+    ``get_attr("spec")``), or None: without one, or when they differ."""
+    get_attr = getattr(venv, "get_attr", None)
+    specs = get_attr("spec") if callable(get_attr) else [None]
+    first = specs[0] if len(specs) else None
+    return first if first is not None and all(s == first for s in specs) else None
+
+
 class StepInfos(dict):
     """A step's infos as gymnasium's vector envs give them (``final_obs`` with its
     ``_final_obs`` mask), and as the VecEnv gave them: ``per_env``, one dict per env (what SB3's
@@ -78,6 +87,8 @@ class LoopVecEnv(gym.vector.VectorEnv):
         self.single_action_space = self.preprocessing.flat_action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
+        # a file then records the env's id, from which load() without env makes one
+        self.spec = shared_spec(venv)
 
     def reset(self, *, seed=None, options=None):
         if seed is not None and callable(getattr(self.venv, "seed", None)):

@@ -1,0 +1,190 @@
+"""The RL Zoo (rl_zoo3) on numddpg.sb3: learning-rate schedules (plain callables, no SB3
+needed), SB3's own noise objects and VecEnvs as the Zoo passes them (skipped without SB3), and
+``python -m numddpg.sb3.zoo`` training and evaluating a tiny run (skipped without rl_zoo3).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numddpg.sb3 import DDPG, TD3, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from numddpg.sb3.model import constant_learning_rate
+from numddpg.sb3.noise import own_noise
+from numddpg.sb3.zoo import ZooTD3, main, refusal
+
+TINY = dict(net_arch=[16])
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_chunk(monkeypatch):
+    """One row chunk: no per-shape calibration (numddpg.kernels.threads)."""
+    monkeypatch.setenv("NUMDDPG_CHUNKS", "1")
+
+
+class Constant:
+    """SB3's ConstantSchedule, written out (a callable of progress_remaining)."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def __call__(self, _):
+        return self.val
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", [Constant(3e-4), lambda _: 3e-4, Constant(np.float32(3e-4)),
+                                      Constant(np.float64(3e-4))])
+def test_a_constant_schedule_is_its_number(schedule):
+    value = constant_learning_rate(schedule)
+    assert value == float(schedule(1.0)) and type(value) is float
+
+
+def test_a_number_passes_as_it_is():
+    assert constant_learning_rate(1e-3) == 1e-3
+
+
+@pytest.mark.parametrize("schedule", [lambda p: 1e-3 * p,                      # the Zoo's lin_
+                                      lambda p: 1e-3 if p > 0.0 else 1e-4,     # only the end
+                                      lambda p: 2e-3 if p == 0.5 else 1e-3])   # only between
+def test_a_varying_schedule_is_refused(schedule):
+    with pytest.raises(ValueError, match="varying schedules need per-update learning rates "
+                                         "inside numddpg's jitted update burst"):
+        constant_learning_rate(schedule)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TD3("MlpPolicy", "Pendulum-v1", learning_rate=schedule, policy_kwargs=TINY)
+
+
+@pytest.mark.parametrize("schedule", [lambda _: "1e-3", lambda _: None, lambda _: True])
+def test_a_schedule_must_return_numbers(schedule):
+    with pytest.raises(TypeError, match="numbers"):
+        constant_learning_rate(schedule)
+
+
+def test_a_constant_schedule_trains_and_saves_its_number(tmp_path):
+    model = DDPG("MlpPolicy", "Pendulum-v1", learning_rate=Constant(5e-4), buffer_size=500,
+                 learning_starts=50, batch_size=32, policy_kwargs=TINY, seed=0)
+    assert model.learning_rate == 5e-4
+    assert (model.native.pi_lr, model.native.q_lr) == (5e-4, 5e-4)
+    model.learn(100)
+    model.save(tmp_path / "m")
+    loaded = DDPG.load(tmp_path / "m")
+    assert loaded.learning_rate == 5e-4 and type(loaded.learning_rate) is float
+    ref = DDPG("MlpPolicy", "Pendulum-v1", learning_rate=5e-4, buffer_size=500,
+               learning_starts=50, batch_size=32, policy_kwargs=TINY, seed=0).learn(100)
+    ours, theirs = model.get_parameters()["policy"], ref.get_parameters()["policy"]
+    assert ours.keys() == theirs.keys()
+    for name in ours:                    # the schedule trains as its number, bit for bit
+        np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+# ---------------------------------------------------------------------------------------------
+# The Zoo's files and arguments
+# ---------------------------------------------------------------------------------------------
+
+def test_zoo_models_name_their_files_as_the_zoo(tmp_path):
+    model = ZooTD3("MlpPolicy", "Pendulum-v1", buffer_size=500, policy_kwargs=TINY, seed=0)
+    model.save(tmp_path / "Pendulum-v1")
+    assert (tmp_path / "Pendulum-v1.zip").is_file()
+    assert not (tmp_path / "Pendulum-v1.npz").exists()
+    # the Zoo's enjoy: schedule patches of old pickles, a dummy buffer size: a model to act
+    loaded = ZooTD3.load(tmp_path / "Pendulum-v1.zip", seed=0, buffer_size=1,
+                         custom_objects={"learning_rate": 0.0, "lr_schedule": lambda _: 0.0})
+    obs = np.zeros(3)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
+    assert loaded.replay_buffer is None
+    with pytest.raises(ValueError, match="replay_buffer is None"):
+        loaded.learn(10)
+    with pytest.raises(ValueError, match="custom_objects"):
+        ZooTD3.load(tmp_path / "Pendulum-v1.zip", custom_objects={"policy": None})
+    assert TD3.load(tmp_path / "Pendulum-v1.zip").num_timesteps == 0    # numddpg's own format
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--algo", "td3", "-i", "logs/td3/Pendulum-v1_1/Pendulum-v1.zip"], "trained-agent"),
+    (["--algo", "ddpg", "-optimize"], "-optimize"),
+])
+def test_what_numddpg_cannot_do_is_refused_before_the_zoo_starts(argv, match, capsys):
+    assert match in refusal(argv)
+    with pytest.raises(SystemExit, match=match):
+        main(["train", *argv])
+    assert refusal(["--algo", "ppo", "-optimize"]) is None       # SB3's own algorithms: as is
+
+
+def test_the_entry_point_names_the_zoos_scripts():
+    with pytest.raises(SystemExit, match="train,enjoy"):
+        main(["plot_train"])
+
+
+# ---------------------------------------------------------------------------------------------
+# SB3's own objects, as the Zoo passes them
+# ---------------------------------------------------------------------------------------------
+
+def test_sb3s_noise_objects_become_numddpgs_equal_ones():
+    noise = pytest.importorskip("stable_baselines3.common.noise")
+    normal = own_noise(noise.NormalActionNoise(np.zeros(2), 0.1 * np.ones(2)))
+    assert isinstance(normal, NormalActionNoise)
+    assert normal.native_hyperparameters() == {"noise": "gaussian", "act_noise": 0.1}
+    sb3_ou = noise.OrnsteinUhlenbeckActionNoise(np.zeros(2), 0.3 * np.ones(2), theta=0.2,
+                                                dt=0.05)
+    sb3_ou()
+    ou = own_noise(sb3_ou)
+    assert isinstance(ou, OrnsteinUhlenbeckActionNoise)
+    assert ou.native_hyperparameters() == {"noise": "ou", "ou_sigma": 0.3, "ou_theta": 0.2,
+                                           "ou_dt": 0.05}
+    np.testing.assert_array_equal(ou.noise_prev, sb3_ou.noise_prev)
+
+    class Mine(noise.NormalActionNoise):
+        pass
+
+    mine = Mine(np.zeros(2), np.ones(2))
+    assert own_noise(mine) is mine                       # others train as given
+
+
+def test_a_model_trained_on_sb3s_vecenv_loads_without_an_env(tmp_path):
+    env_util = pytest.importorskip("stable_baselines3.common.env_util")
+    model = TD3("MlpPolicy", env_util.make_vec_env("Pendulum-v1", n_envs=1), buffer_size=500,
+                policy_kwargs=TINY, seed=0)
+    model.save(tmp_path / "m")
+    loaded = TD3.load(tmp_path / "m")                    # made from the envs' shared spec
+    obs = np.ones((1, 3))
+    np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m numddpg.sb3.zoo
+# ---------------------------------------------------------------------------------------------
+
+def zoo(tmp_path, *argv):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", "numddpg.sb3.zoo", *argv], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("algo", ["td3", "ddpg"])
+def test_the_zoo_trains_and_enjoys_numddpgs_models(tmp_path, algo):
+    pytest.importorskip("rl_zoo3")
+    out = zoo(tmp_path, "train", "--algo", algo, "--env", "Pendulum-v1", "-n", "300",
+              "--seed", "0", "-f", "logs", "--eval-freq", "200", "--eval-episodes", "1",
+              "-params", "learning_starts:100", "buffer_size:1000", "batch_size:32",
+              "policy_kwargs:dict(net_arch=[16])")
+    run = tmp_path / "logs" / algo / "Pendulum-v1_1"
+    assert "Log path" in out and (run / "Pendulum-v1.zip").is_file()
+    assert (run / "best_model.zip").is_file()
+    evaluations = np.load(run / "evaluations.npz")
+    assert list(evaluations["timesteps"]) == [200]
+    loaded = (ZooTD3 if algo == "td3" else DDPG).load(run / "Pendulum-v1.zip")
+    assert loaded.num_timesteps == 300 and loaded.learning_rate == 1e-3
+    assert loaded.native.hyperparameters["noise"] == "gaussian"       # the Zoo's normal noise
+    out = zoo(tmp_path, "enjoy", "--algo", algo, "--env", "Pendulum-v1", "-f", "logs",
+              "--no-render", "-n", "200")
+    assert "1 Episodes" in out and "Mean reward" in out
