@@ -112,7 +112,9 @@ class Logger:
         self.name_to_excluded[key] = exclude
 
     def dump(self, step=0):
-        if self.writer is not None:
+        if self.folder is not None:
+            if self.writer is None:            # (closed by sync)
+                self.writer = summary_writer_class()(self.folder)
             self._write_tensorboard(step)
         if self.verbose >= 1:
             text = table(self.name_to_value, self.name_to_excluded)
@@ -133,13 +135,21 @@ class Logger:
                 self.writer.add_scalar(key, float(value), step)
         self.writer.flush()
 
+    def sync(self):
+        """Put every recorded TensorBoard event on disk now (learn() does it as it returns):
+        tensorboardX's ``flush`` leaves the events still queued for its writer thread behind,
+        and only ``close`` waits for them; so the writer is closed, and the next dump opens
+        another file in the same folder."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def get_dir(self):
         return self.folder
 
     def close(self):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self.sync()
+        self.folder = None                     # (no file is opened after close)
 
 
 def configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps):

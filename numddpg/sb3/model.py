@@ -519,7 +519,11 @@ class OffPolicySB3(SB3Logging):
                               log_interval=log_interval, tb_log_name=tb_log_name,
                               reset_num_timesteps=reset_num_timesteps,
                               progress_bar=progress_bar))
-        self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
+        try:
+            self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
+        finally:
+            if not self._custom_logger:
+                self._logger.sync()
         return self
 
     # -- acting -------------------------------------------------------------------------------
