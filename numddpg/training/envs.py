@@ -518,8 +518,8 @@ def check_flags(flags, n, name, what, t):
     each a boolean or 0/1 (0.5 or a (1,) array broadcast to n envs would be read as a
     flag nobody meant)."""
     arr = np.asarray(flags) if isinstance(flags, (np.ndarray, list, tuple)) else None
-    if arr is None or arr.shape != (n,) or arr.dtype.kind not in "biuf" or not np.all(
-            (arr == 0) | (arr == 1)):
+    if arr is None or arr.shape != (n,) or arr.dtype.kind not in "biuf" or (
+            arr.dtype != bool and not np.all((arr == 0) | (arr == 1))):   # (bools: every step)
         raise EnvFailure(f"{name}: step at env step {t} returned {what} {flags!r}; its {n} "
                          f"envs must return a boolean (n,) = ({n},) array")
     return arr.astype(bool)

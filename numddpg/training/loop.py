@@ -49,6 +49,11 @@ def blas_threads(n):
         limiter.restore_original_limits()
 
 
+# what a non-finite transition's message ends with (the replay buffer's or the hindsight one's)
+NON_FINITE_HINT = ("; training stopped there. Check the env, or wrap it (e.g. "
+                   "gymnasium.wrappers.ClipReward / TransformObservation).")
+
+
 class Loop:
     """One learn() call of ``model`` (an OffPolicyAlgorithm): the steps of the module docstring
     up to env step ``end``, with the training rounds, epochs, checkpoints and ``callback``
@@ -195,18 +200,14 @@ class Loop:
                               ends & ~terms, stored)
         except NonFiniteTransition as exc:
             raise EnvFailure(f"{self.model.env_id} returned a non-finite value at env step "
-                             f"{self.state.t} ({exc}); training stopped there. Check the env, or "
-                             "wrap it (e.g. gymnasium.wrappers.ClipReward / "
-                             "TransformObservation).") from None
+                             f"{self.state.t} ({exc}){NON_FINITE_HINT}") from None
 
     def _non_finite(self, code, obs2, rew, i):
         state = self.state
         return EnvFailure(f"{self.model.env_id} returned a non-finite {BAD_WHAT[code]} at env "
                           f"step {state.t} (step {state.ep_len[i]} of episode "
                           f"{state.episodes + 1}; NaN, inf, or beyond float32's range): "
-                          f"obs={obs2}, reward={rew}; training stopped there. Check the env, or "
-                          "wrap it (e.g. gymnasium.wrappers.ClipReward / "
-                          "TransformObservation).")
+                          f"obs={obs2}, reward={rew}{NON_FINITE_HINT}")
 
     def _callback_step(self, obs2, acts, rews, ends, infos):
         """Hand one step to the callback in Stable-Baselines3's locals (arrays with an env
