@@ -5,7 +5,9 @@ off; max_examples is modest so the whole suite runs in well under two minutes on
 the kernels are compiled (``cache=True`` keeps them across runs).  Set HYPOTHESIS_PROFILE=thorough
 for a longer search.
 """
+import atexit
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -19,8 +21,10 @@ settings.register_profile("thorough", deadline=None, max_examples=300,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "numddpg"))
 
 # numddpg.kernels.threads caches its chunk calibrations under XDG_CACHE_HOME: the suite keeps its own,
-# out of the user's home, shared by the whole session (one calibration per shape).
+# out of the user's home, shared by the whole session (one calibration per shape) and removed
+# when the session ends.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="numddpg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 @pytest.fixture
