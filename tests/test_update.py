@@ -186,6 +186,34 @@ def test_calibration_is_measured_once_then_cached(tmp_path, two_cpus):
     assert make.built == 4 and len(json.loads(path.read_text())) == 2
 
 
+def test_a_large_update_takes_every_cpu_untimed(tmp_path, two_cpus):
+    """Wide networks are not calibrated (minutes of updates, every plan's agent alive at once):
+    the largest plan, no agent built, nothing cached; the memory check counts that plan."""
+    path = tmp_path / "plans.json"
+    make = Counting()
+    chunks, record = threads.calibrated_chunks(make, "td3", 3, 1, (8192,) * 3, 256, np.float32,
+                                               path, macs=6e11)
+    assert (chunks, make.built, path.exists()) == (2, 0, False)
+    assert "not timed" in record["source"]
+    assert threads.largest_plan(256) == 2 and threads.largest_plan(16) == 1
+
+
+def test_the_memory_check_counts_the_chunks_the_run_can_use(monkeypatch, two_cpus):
+    """TD3 with three layers of 8192 (SB3's test of a wide net): the networks' arrays for at most
+    2 chunks here (5 + 2 copies of ~403M float32 parameters, ~11 GiB), not for MAX_CHUNKS."""
+    from types import SimpleNamespace
+
+    from numddpg.engine.agents import TD3Agent
+    from numddpg.training import algorithms
+    asked = []
+    monkeypatch.setattr(algorithms, "check_memory", lambda n, what: asked.append(n))
+    model = SimpleNamespace(dtype="float32", obs_dim=3, act_dim=1, replay_size=1000,
+                            hidden_sizes=(8192,) * 3, qf_hidden_sizes=None, chunks=None,
+                            agent_class=TD3Agent, batch_size=256, env_id="Pendulum-v1")
+    algorithms._check_memory(model)
+    assert 10 * 2**30 < asked[0] < 12 * 2**30
+
+
 @pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"x": 1}', "null"])
 def test_a_broken_cache_is_ignored_and_rewritten(tmp_path, two_cpus, content):
     path = tmp_path / "plans.json"

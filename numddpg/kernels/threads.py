@@ -39,6 +39,11 @@ CACHE_VERSION = 1
 # A plan with more chunks must beat the one-chunk update by this much to be picked: within it,
 # the serial update wins (no thread hand-offs, nothing to lose on a machine that gets busy).
 MIN_GAIN = 0.05
+# An update of more multiply-adds than this (about a tenth of a second on one core) is not timed:
+# its matrix products alone keep every chunk's thread busy, so the largest plan is taken, and the
+# calibration's ~20 updates on every plan's agent (all alive at once) would cost minutes and
+# several times the run's memory.
+LARGE_UPDATE = 2e9
 
 Plan = namedtuple("Plan", ["chunks", "threads"])
 
@@ -296,17 +301,28 @@ def _write_cache(path, data):
         pass
 
 
+def largest_plan(batch_size):
+    """The most chunks a run of this batch may use on this process's CPUs (what the memory
+    check counts before the calibration chooses)."""
+    return candidate_plans(usable_cpus(), batch_size)[-1].chunks
+
+
 def calibrated_chunks(make_agent, algo, obs_dim, act_dim, hidden, batch_size, dtype,
-                      path=None):
-    """(chunks, record) for a run: NUMDDPG_CHUNKS if set, else the cached calibration for this
-    CPU and shape, else a fresh one (about 1 s after the kernels are compiled), cached.
-    ``record`` (for config.json) says where the value came from and what was measured."""
+                      path=None, macs=0):
+    """(chunks, record) for a run: NUMDDPG_CHUNKS if set, else the largest plan for an update of
+    more than LARGE_UPDATE multiply-adds (``macs``, the caller's estimate), else the cached
+    calibration for this CPU and shape, else a fresh one (about 1 s after the kernels are
+    compiled), cached.  ``record`` (for config.json) says where the value came from and what
+    was measured."""
     override = os.environ.get(ENV_CHUNKS)
     if override:
         return check_threads(override, ENV_CHUNKS), {"source": ENV_CHUNKS}
     plans = candidate_plans(usable_cpus(), batch_size)
     if len(plans) == 1:
         return 1, {"source": "one usable CPU or a small batch"}
+    if macs > LARGE_UPDATE:
+        return plans[-1].chunks, {"source": f"a large update ({macs:.2g} multiply-adds): "
+                                            "every usable CPU, not timed"}
     path = cache_path() if path is None else Path(path)
     key = _cache_key(algo, obs_dim, act_dim, hidden, batch_size, dtype)
     cached = _read_cache(path).get(key)

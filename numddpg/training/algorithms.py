@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import MAX_CHUNKS, check_int, check_memory
+from ..checks import check_int, check_memory
 from ..engine.agents import DDPGAgent, TD3Agent
 from ..engine.buffer import ReplayBuffer
 from ..engine.her import HerReplayBuffer
@@ -275,7 +275,8 @@ class OffPolicyAlgorithm:
             return self.chunks, {"source": "chunks hyperparameter"}
         return _threads.calibrated_chunks(lambda c: self._make_agent(0, chunks=c), self.algo,
                                           self.obs_dim, self.act_dim, self.hidden_sizes,
-                                          self.batch_size, self.dtype)
+                                          self.batch_size, self.dtype,
+                                          macs=_update_macs(self))
 
     def _bind_policy(self):
         """``policy``: the agent's live actor acting in the env's action dtype, with the
@@ -532,17 +533,33 @@ def _check_hyperparameters(hp, specs, batch_within_buffer=True):
     return hp
 
 
+def _net_sizes(model):
+    """(sizes_pi, sizes_q): the layer widths of the actor and of each critic."""
+    o, a = model.obs_dim, model.act_dim
+    return ([o, *model.hidden_sizes, a],
+            [o + a, *(model.qf_hidden_sizes or model.hidden_sizes), 1])
+
+
+def _update_macs(model):
+    """About how many multiply-adds one update costs: each network's weights meet each of the
+    batch's rows in a forward pass and twice in a backward pass, the actor and every critic
+    about once each in the target, the critic step and the actor step."""
+    sizes_pi, sizes_q = _net_sizes(model)
+    nets = n_params(sizes_pi) + model.agent_class.n_critics * n_params(sizes_q)
+    return float(model.batch_size) * nets * 3 * 2
+
+
 def _check_memory(model):
     """TooLarge, before anything is allocated, if ``model``'s replay buffer, networks and
     update workspace need more memory than is available (the sizes may come from a file or a
-    typo: --replay-size 10000000000)."""
+    typo: --replay-size 10000000000).  Counts the chunks the run will use: the hyperparameter's,
+    else the most the calibration may pick on this process's CPUs."""
     item = np.dtype(model.dtype).itemsize
     o, a, n = model.obs_dim, model.act_dim, model.replay_size
     buffer = n * (2 * o + a + 2) * 4
-    sizes_pi = [o, *model.hidden_sizes, a]
-    sizes_q = [o + a, *(model.qf_hidden_sizes or model.hidden_sizes), 1]
+    sizes_pi, sizes_q = _net_sizes(model)
     critics = model.agent_class.n_critics
-    chunks = model.chunks or MAX_CHUNKS
+    chunks = model.chunks or _threads.largest_plan(model.batch_size)
     nets = (n_params(sizes_pi) + critics * n_params(sizes_q)) \
         * (5 + chunks) * item                      # params, targ, m, v, grad per chunk
     work = model.batch_size * (sum(sizes_pi) + 2 * critics * sum(sizes_q)) * 4 * item
