@@ -94,16 +94,19 @@ def check_int(name, value, minimum, maximum=None):
     return int(value)
 
 
-def check_real(name, value, low=-np.inf, high=np.inf, low_open=False, what=None):
+def check_real(name, value, low=-np.inf, high=np.inf, low_open=False, what=None,
+               high_open=False):
     """float(value) after checking it is a finite real number in [low, high] ((low, high]
-    with low_open); ``what`` words the requirement in the message."""
+    with low_open, [low, high) with high_open); ``what`` words the requirement in the
+    message."""
     ok = (isinstance(value, (int, float, np.integer, np.floating))
           and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
-          and (value > low if low_open else value >= low) and value <= high)
+          and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
     if not ok:
         what = what or "be a finite number " + (
             f"{'>' if low_open else '>='} {low}" if high == np.inf else
-            f"in {'(' if low_open else '['}{low}, {high}]")
+            f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
         raise ValueError(f"{name} must {what}, got {value!r} ({type(value).__name__})")
     return float(value)
 

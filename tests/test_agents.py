@@ -157,6 +157,55 @@ def test_fused_stepwise_and_reference_agree_over_consecutive_updates(rng):
     assert fused.pi_optim.t == fused.q_optim.t == 6
 
 
+ADAM_OPTIONS = [dict(weight_decay=0.3), dict(weight_decay=0.3, decoupled_weight_decay=False),
+                dict(adam_beta1=0.5, adam_beta2=0.99, adam_eps=1e-4)]
+
+
+@pytest.mark.parametrize("cls", [DDPGAgent, TD3Agent])
+@pytest.mark.parametrize("options", ADAM_OPTIONS)
+def test_adam_options_in_the_update_equal_the_twin(cls, options, rng):
+    """Weight decay (AdamW's, Adam's L2) and other betas and eps reach the fused update (chunks
+    split Adam's ranges too) and the twin alike: PATHS over four updates, whose parameters
+    differ from the default options' by far more (the options are not ignored)."""
+    fused = small_agent(cls, seed=3, chunks=2, **options)
+    stepwise, plain = small_agent(cls, seed=3, **options), small_agent(cls, seed=3)
+    for _ in range(4):
+        batch = random_batch(rng, fused, 6)
+        stepwise.rng_state[:] = plain.rng_state[:] = fused.rng_state   # TD3's smoothing draws
+        fused.update(*batch)
+        stepwise.update_stepwise(*batch)
+        plain.update(*batch)
+    for name, ours in fused.state_dict().items():
+        np.testing.assert_allclose(ours, stepwise.state_dict()[name], rtol=0, atol=PATHS,
+                                   err_msg=name)
+    assert np.abs(fused.actor.params - plain.actor.params).max() > 1e-6
+    assert {k: fused.config()[k] for k in options} == options
+
+
+def test_learning_rates_change_between_updates_as_set(rng):
+    """set_learning_rates changes the step size of the next updates (the twin follows), not
+    the config; lr 0 leaves the parameters where they are (the moments still move)."""
+    agent, twin = make_agent(seed=4), make_agent(seed=4)
+    agent.set_learning_rates(3e-4, 2e-3)
+    twin.set_learning_rates(3e-4, 2e-3)
+    batch = random_batch(rng, agent, 6)
+    agent.update(*batch)
+    state = ref_state(twin)
+    state, _ = ref.ddpg_update(state, batch, twin.actor.sizes, twin.critic.sizes, twin.mid,
+                               twin.half, twin.gamma, twin.polyak, 3e-4, 2e-3)
+    assert_state_close(ref_state(agent), state)
+    assert agent.learning_rates == (3e-4, 2e-3) and (agent.pi_lr, agent.q_lr) == (1e-3, 1e-3)
+    agent.set_learning_rates(0.0, 0.0)
+    before = agent.actor.params.copy(), agent.critic.params.copy(), agent.q_optim.m.copy()
+    agent.update(*random_batch(rng, agent, 6))
+    np.testing.assert_array_equal(agent.actor.params, before[0])
+    np.testing.assert_array_equal(agent.critic.params, before[1])
+    assert not np.array_equal(agent.q_optim.m, before[2])
+    for bad in (-1e-3, np.nan, np.inf, True, "1e-3"):
+        with pytest.raises(ValueError, match="pi_lr must be a finite number >= 0"):
+            agent.set_learning_rates(bad, 1e-3)
+
+
 def test_fused_kernel_gradients_are_the_losses_gradients(rng):
     """The gradients the fused kernel leaves in its workspaces are dL_Q/dphi at the critic
     before its step and dJ/dtheta with the critic *after* its step (held constant)."""
@@ -306,6 +355,11 @@ def test_update_burst_rejects_empty_buffer(rng):
     ({"pi_lr": 0.0}, r"pi_lr must be a positive finite number, got 0.0"),
     ({"q_lr": -1e-3}, r"q_lr must be a positive finite number, got -0.001"),
     ({"pi_lr": np.inf}, r"pi_lr must be a positive finite number, got inf"),
+    ({"weight_decay": -0.1}, r"weight_decay must be a finite number >= 0.0, got -0.1"),
+    ({"decoupled_weight_decay": 1}, r"decoupled_weight_decay must be True or False"),
+    ({"adam_beta1": 1.0}, r"adam_beta1 must be a finite number in \[0.0, 1.0\), got 1.0"),
+    ({"adam_beta2": -0.5}, r"adam_beta2 must be a finite number in \[0.0, 1.0\), got -0.5"),
+    ({"adam_eps": 0.0}, r"adam_eps must be a positive finite number, got 0.0"),
     ({"hidden": ()}, r"hidden_sizes must name at least one hidden layer, got \(\)"),
     ({"hidden": (4, 0)}, r"hidden_sizes must all be positive.*\[0\]"),
 ])

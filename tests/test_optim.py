@@ -153,3 +153,86 @@ def test_polyak_property(n, rho, seed, steps):
         assert np.all(targ >= lo - slack) and np.all(targ <= hi + slack)
     # Same formula as the twin: a few ulps per step, steps <= 5.
     np.testing.assert_allclose(targ, expected, rtol=1e-14, atol=1e-15)
+
+
+# --- weight decay -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_adam_weight_decay_matches_reference(decoupled, rng):
+    """Decoupled (torch.optim.AdamW: p <- p - lr lambda p, then the step) and coupled
+    (torch.optim.Adam's weight_decay: g <- g + lambda p) against the twin, in float64."""
+    n, lr, wd, T = 300, 3e-3, 0.5, 12
+    p, m, v = rng.standard_normal(n), np.zeros(n), np.zeros(n)
+    pr, mr, vr = p.copy(), m.copy(), v.copy()
+    plain = p.copy()
+    mp, vp = m.copy(), v.copy()
+    opt, po = Adam(n, lr, np.float64, weight_decay=wd, decoupled=decoupled), p.copy()
+    for t in range(1, T + 1):
+        g = spread_gradient(rng, n)
+        g_copy = g.copy()
+        adam_step(p, g, m, v, t, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, wd, decoupled)
+        np.testing.assert_array_equal(g, g_copy)            # grad is read only
+        pr, mr, vr = ref.adam(pr, g, mr, vr, t, lr, weight_decay=wd, decoupled=decoupled)
+        adam_step(plain, g, mp, vp, t, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS)
+        opt.step(po, g)
+    # As test_several_adam_steps_match_reference: the same formulas up to grouping (the decay
+    # factor 1 - lr lambda is one rounding more), 1e-13 over 12 steps; the coupled term enters
+    # m and v, which then agree to 1e-13 relative.
+    np.testing.assert_allclose(m, mr, rtol=1e-13)
+    np.testing.assert_allclose(v, vr, rtol=1e-13)
+    np.testing.assert_allclose(p, pr, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(po, p)                     # the class runs the same kernel
+    # The decay is not a no-op: with lambda = 0.5, 12 steps move p by ~lr lambda |p| each
+    # (decoupled) or change the moments (coupled), far beyond 1e-13.
+    assert np.abs(p - plain).max() > 1e-4
+
+
+def test_adam_decoupled_decay_closed_form(rng):
+    """A zero gradient leaves m = v = 0, so AdamW's step is the decay alone: p (1 - lr lambda)
+    per step (the Adam term is 0 / (0 + eps) = 0); coupled decay instead steps against p."""
+    n, lr, wd = 50, 1e-2, 0.1
+    p0 = rng.standard_normal(n)
+    p, m, v = p0.copy(), np.zeros(n), np.zeros(n)
+    for t in range(1, 4):
+        adam_step(p, np.zeros(n), m, v, t, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, wd, True)
+    np.testing.assert_allclose(p, p0 * (1 - lr * wd) ** 3, rtol=4 * EPS64)   # 3 roundings
+    assert not m.any() and not v.any()
+    # coupled: the first step is Adam's first step on g = lambda p0, lr g / (|g| + eps), toward
+    # 0 (test_first_adam_step_closed_form's bound: 8 ulps of the largest |p|)
+    p, m, v = p0.copy(), np.zeros(n), np.zeros(n)
+    adam_step(p, np.zeros(n), m, v, 1, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, wd, False)
+    g = wd * p0
+    np.testing.assert_allclose(p, p0 - lr * g / (np.abs(g) + ADAM_EPS), rtol=0,
+                               atol=8 * np.spacing(np.abs(p0).max()))
+
+
+def test_adam_without_weight_decay_keeps_every_bit(rng):
+    """weight_decay = 0 (either kind) is the plain step bit for bit, signed zeros included:
+    the kernel runs the loops without a decay factor or an L2 term (float32, as training).
+    A first moment of -0.0 (a negative m underflowed by beta1 m) and a gradient of -0.0 stay
+    -0.0, where g + 0 p would make the gradient +0.0 and m +0.0."""
+    n = 64
+    p0 = np.abs(rng.standard_normal(n)).astype(np.float32) + 0.5
+    g = rng.standard_normal(n).astype(np.float32)
+    g[:8] = -0.0
+    m0 = np.zeros(n, np.float32)
+    m0[:8] = -0.0
+    b1, c1 = np.float32(ADAM_BETA1), np.float32(1 - ADAM_BETA1)
+    naive = b1 * m0[:8] + c1 * (g[:8] + np.float32(0) * p0[:8])     # what g + 0 p would do
+    assert np.signbit(b1 * m0[:8] + c1 * g[:8]).all() and not np.signbit(naive).any()
+    runs = []
+    for kw in ({}, {"weight_decay": 0.0, "decoupled": True},
+               {"weight_decay": 0.0, "decoupled": False}):
+        p, m, v = p0.copy(), m0.copy(), np.zeros(n, np.float32)
+        adam_step(p, g, m, v, 1, 1e-3, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, *kw.values())
+        runs.append((p, m, v))
+    assert np.signbit(runs[0][1][:8]).all()
+    for p, m, v in runs[1:]:
+        for ours, plain in zip((p, m, v), runs[0]):
+            assert ours.tobytes() == plain.tobytes()
+
+
+@pytest.mark.parametrize("wd", [-0.1, np.nan, np.inf])
+def test_adam_rejects_bad_weight_decay(wd):
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        Adam(10, 1e-3, np.float64, weight_decay=wd)

@@ -432,3 +432,33 @@ def test_a_checkpoint_from_before_chunks_loads_on_one_chunk(tmp_path):
     ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
     with pytest.raises(CheckpointError, match="hyperparameters.chunks 1000000000 differs"):
         DDPG.load(old)
+
+
+def test_adam_options_are_saved_loaded_and_checked(tmp_path):
+    """Weight decay, betas and eps are hyperparameters and agent config: a loaded model
+    continues bit-identically; a file without them (older) has Adam's defaults; a doctored
+    value is refused naming it."""
+    options = dict(weight_decay=0.01, decoupled_weight_decay=False, adam_beta1=0.8,
+                   adam_beta2=0.99, adam_eps=1e-6)
+    a = ALGORITHMS["td3"]("Pendulum-v1", log=False, **dict(HP, **options))
+    a.learn(400, progress_bar=False)
+    path = a.save(tmp_path / "model.npz")
+    b = ALGORITHMS["td3"].load(path)
+    assert {k: b.hyperparameters[k] for k in options} == options
+    assert {k: b.agent.config()[k] for k in options} == options
+    a.learn(500, progress_bar=False)
+    b.learn(500, progress_bar=False)
+    assert same_state(a.agent, b.agent)
+    meta, arrays = read_run_checkpoint(path)
+    old = tmp_path / "old.npz"
+    for key in options:
+        del meta["config"][key]
+        del meta["hyperparameters"][key]
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
+    c = ALGORITHMS["td3"].load(old)
+    assert (c.weight_decay, c.adam_beta1, c.adam_beta2, c.adam_eps) == (0.0, 0.9, 0.999, 1e-8)
+    meta["config"]["adam_beta1"] = meta["hyperparameters"]["adam_beta1"] = 1.0
+    ck.write_checkpoint(old, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
+    with pytest.raises(CheckpointError, match=r"adam_beta1 must be a finite number in "
+                                              r"\[0.0, 1.0\), got 1.0"):
+        ALGORITHMS["td3"].load(old)

@@ -40,7 +40,8 @@ from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_
                               carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
                               work_size, work_slots)
 from .buffer import Replay
-from .hyperparameters import DDPG_TABLE, TD3_EXTRA, TD3_TABLE, describe, whole_as_json
+from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, TD3_EXTRA, TD3_TABLE, describe,
+                              whole_as_json)
 from .hyperparameters import check as check_hyperparameter
 from .normalizer import ObsNormalizer
 
@@ -66,6 +67,9 @@ class DDPGAgent:
     hidden_sizes : sequence of int — hidden widths of both networks.
     gamma : discount in [0, 1].       polyak : target averaging weight rho in [0, 1].
     pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
+    weight_decay, decoupled_weight_decay, adam_beta1, adam_beta2, adam_eps : keyword only,
+        Adam's options (numddpg.engine.hyperparameters; defaults: no weight decay,
+        torch.optim.Adam's betas 0.9, 0.999 and eps 1e-8).
     dtype : np.float32 (training) or np.float64 (gradient checks).
     seed : int or None — initialises the networks and the minibatch sampler.
     chunks : int >= 1 — row chunks per minibatch (numddpg.kernels.update, "Row chunks"): 1 is
@@ -104,7 +108,8 @@ class DDPGAgent:
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
-                 qf_hidden_sizes=None):
+                 qf_hidden_sizes=None, *, weight_decay=0.0, decoupled_weight_decay=True,
+                 adam_beta1=ADAM_BETA1, adam_beta2=ADAM_BETA2, adam_eps=ADAM_EPS):
         self.chunks = check_dim("chunks", chunks)
         if self.chunks > MAX_CHUNKS:
             raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {chunks!r}")
@@ -120,6 +125,9 @@ class DDPGAgent:
         self.polyak = self._checked("polyak", polyak)
         self.pi_lr = self._checked("pi_lr", pi_lr)
         self.q_lr = self._checked("q_lr", q_lr)
+        for name, value in zip(ADAM_KEYS, (weight_decay, decoupled_weight_decay, adam_beta1,
+                                           adam_beta2, adam_eps)):
+            setattr(self, name, self._checked(name, value))
         self.dtype = check_dtype(dtype)
         self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
         o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
@@ -138,10 +146,11 @@ class DDPGAgent:
         self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
         # The kernels' hyperparameters are the config's values of the same names, as floats;
         # those an algorithm does not have keep HP's defaults (TD3's three: no smoothing, no
-        # delay, which DDPG's kernel does not read anyway).
-        self._hp = HP(beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS,
-                      **{name: float(getattr(self, name)) for name in self.config_keys
-                         if name in HP._fields})
+        # delay, which DDPG's kernel does not read anyway).  Adam's betas and eps are beta1,
+        # beta2, eps inside the kernels (the symbols of its formula, docs/math.md).
+        self._hp = HP(beta1=self.adam_beta1, beta2=self.adam_beta2, eps=self.adam_eps,
+                      **{name: float(getattr(self, name))
+                         for name in (*self.config_keys, *ADAM_KEYS) if name in HP._fields})
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
@@ -163,11 +172,32 @@ class DDPGAgent:
         self.critic = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
         self.actor_targ = self.actor.copy()
         self.critic_targ = self.critic.copy()
-        self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype)
-        self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype)
+        self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype, **self._adam_options())
+        self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype, **self._adam_options())
         self.q_optims = (self.q_optim,)      # every critic's Adam state (they step together)
         self._actor_net = self._bundle(self.actor, self.actor_targ, self.pi_optim)
         self._critic_net = self._bundle(self.critic, self.critic_targ, self.q_optim)
+
+    def _adam_options(self):
+        """numddpg.kernels.optim.Adam's (and reference.adam's) keywords from the agent's."""
+        return {"beta1": self.adam_beta1, "beta2": self.adam_beta2, "eps": self.adam_eps,
+                "weight_decay": self.weight_decay, "decoupled": self.decoupled_weight_decay}
+
+    def set_learning_rates(self, pi_lr, q_lr):
+        """The Adam learning rates of the updates from now on (each finite and >= 0): a
+        schedule's value for the coming burst (numddpg.sb3 evaluates SB3's learning-rate
+        schedules so).  The kernels read them from the agent's HP; the config keeps the
+        constructor's ``pi_lr`` and ``q_lr``, which a file records."""
+        for name, lr in (("pi_lr", pi_lr), ("q_lr", q_lr)):
+            if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.number)) \
+                    or not (np.isfinite(lr) and lr >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {lr!r}")
+        self._hp = self._hp._replace(pi_lr=float(pi_lr), q_lr=float(q_lr))
+
+    @property
+    def learning_rates(self):
+        """(pi_lr, q_lr) of the next updates (``set_learning_rates``; else the config's)."""
+        return self._hp.pi_lr, self._hp.q_lr
 
     def _bundle(self, net, targ, optim):
         """The update.Net of one network: its arrays, by reference, and a (chunks, P) gradient."""
@@ -412,8 +442,8 @@ class DDPGAgent:
     def _reference_update(self, state, batch):
         """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
         return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
-                                      self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
-                                      self.q_lr)
+                                      self.mid, self.half, self.gamma, self.polyak,
+                                      *self.learning_rates, self._adam_options())
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
@@ -428,7 +458,8 @@ class DDPGAgent:
                "polyak": self.polyak, "pi_lr": self.pi_lr, "q_lr": self.q_lr,
                "dtype": self.dtype.name, "chunks": self.chunks,
                "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
-                                   else list(self.qf_hidden_sizes))}
+                                   else list(self.qf_hidden_sizes)),
+               **{key: getattr(self, key) for key in ADAM_KEYS}}
         cfg.update((key, getattr(self, key)) for key in self.config_keys if key not in cfg)
         return cfg
 
@@ -498,7 +529,8 @@ class TD3Agent(DDPGAgent):
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
-                 chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None):
+                 chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None,
+                 **adam_options):
         # (checked here rather than by the table: their messages name the unit, half-ranges)
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
@@ -509,7 +541,7 @@ class TD3Agent(DDPGAgent):
         self.policy_delay = self._checked("policy_delay", policy_delay)
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
-                         pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes)
+                         pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes, **adam_options)
 
     def _build_networks(self, rng):
         super()._build_networks(rng)
@@ -517,7 +549,7 @@ class TD3Agent(DDPGAgent):
         o, a, hq = self.obs_dim, self.act_dim, self.critic_widths
         self.critic2 = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
         self.critic2_targ = self.critic2.copy()
-        self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype)
+        self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype, **self._adam_options())
         self._critic2_net = self._bundle(self.critic2, self.critic2_targ, self.q2_optim)
         self.q_optims = (self.q1_optim, self.q2_optim)
         self.n_updates = 0
@@ -531,9 +563,9 @@ class TD3Agent(DDPGAgent):
         eps = np.empty((batch[0].shape[0], self.act_dim))
         draw_smoothing_noise(self.rng_state, eps)
         return _reference.td3_update(state, batch, eps, self.actor.sizes, self.critic.sizes,
-                                     self.mid, self.half, self.gamma, self.polyak, self.pi_lr,
-                                     self.q_lr, self.target_noise, self.noise_clip,
-                                     self.policy_delay)
+                                     self.mid, self.half, self.gamma, self.polyak,
+                                     *self.learning_rates, self.target_noise, self.noise_clip,
+                                     self.policy_delay, self._adam_options())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,8 +580,10 @@ ADAM_SECOND_MOMENTS = tuple(dict.fromkeys(
     name for cls in AGENT_CLASSES.values() for name, held in cls.state_layout.items()
     if held.attr.endswith("_optim.v")))
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
-# update, which they ran).  MAX_CHUNKS bounds what a file may ask to allocate per network.
-AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None}
+# update, which they ran; Adam without weight decay, with PyTorch's betas and eps).  MAX_CHUNKS
+# bounds what a file may ask to allocate per network.
+AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None,
+                       **{key: DDPG_TABLE[key].default for key in ADAM_KEYS}}
 
 
 def check_agent_config(cfg, where):

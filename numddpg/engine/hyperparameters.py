@@ -40,6 +40,7 @@ class Hyperparameter(NamedTuple):
     optional: bool = False
     choices: tuple = ()
     sb3: str = None
+    high_open: bool = False
 
 
 def _int(default, meaning, low, high=None, optional=False, sb3=None):
@@ -47,8 +48,9 @@ def _int(default, meaning, low, high=None, optional=False, sb3=None):
                           optional=optional, sb3=sb3)
 
 
-def _real(default, meaning, low=0.0, high=math.inf, low_open=False, sb3=None):
-    return Hyperparameter(default, "real", meaning, low, high, low_open, sb3=sb3)
+def _real(default, meaning, low=0.0, high=math.inf, low_open=False, sb3=None, high_open=False):
+    return Hyperparameter(default, "real", meaning, low, high, low_open, sb3=sb3,
+                          high_open=high_open)
 
 
 DDPG_TABLE = {
@@ -69,6 +71,18 @@ DDPG_TABLE = {
                     0.0, 1.0),
     "pi_lr": _real(1e-3, "actor Adam learning rate", low_open=True),
     "q_lr": _real(1e-3, "critic Adam learning rate", low_open=True),
+    "weight_decay": _real(0.0, "Adam's weight decay lambda of actor and critics (0: none; "
+                          "decoupled_weight_decay says which kind)"),
+    "decoupled_weight_decay": Hyperparameter(True, "bool", "True: AdamW's decay p <- p - lr "
+                                             "lambda p before each step (torch.optim.AdamW); "
+                                             "False: the L2 term g <- g + lambda p "
+                                             "(torch.optim.Adam's weight_decay)"),
+    "adam_beta1": _real(0.9, "Adam's first-moment decay beta1 (torch.optim.Adam's betas[0])",
+                        0.0, 1.0, high_open=True),
+    "adam_beta2": _real(0.999, "Adam's second-moment decay beta2 (torch.optim.Adam's betas[1])",
+                        0.0, 1.0, high_open=True),
+    "adam_eps": _real(1e-8, "Adam's epsilon, added to sqrt(v_hat) (torch.optim.Adam's eps)",
+                      low_open=True),
     "batch_size": _int(100, "minibatch rows, sampled uniformly with replacement", 1,
                        sb3="batch_size"),
     "start_steps": _int(10_000, "env steps of uniform random actions before using the actor",
@@ -110,6 +124,9 @@ DDPG_TABLE = {
                                         "uninterrupted one)"),
 }
 
+# Adam's options: every agent takes them (keywords of its constructor, keys of its config)
+ADAM_KEYS = ("weight_decay", "decoupled_weight_decay", "adam_beta1", "adam_beta2", "adam_eps")
+
 TD3_EXTRA = {
     "target_noise": _real(0.2, "target policy smoothing noise std, in action half-ranges",
                           sb3="target_policy_noise"),
@@ -144,11 +161,12 @@ def check(name, value, spec):
         return check_int(name, value, int(spec.low),
                          None if spec.high == math.inf else int(spec.high))
     if spec.kind == "real":
-        if (spec.low, spec.high, spec.low_open) == (*_UNIT, False):
+        if (spec.low, spec.high, spec.low_open, spec.high_open) == (*_UNIT, False, False):
             return check_unit_interval(name, value)
         if (spec.low, spec.high, spec.low_open) == (0.0, math.inf, True):
             return check_positive(name, value)
-        return check_real(name, value, spec.low, spec.high, spec.low_open)
+        return check_real(name, value, spec.low, spec.high, spec.low_open,
+                          high_open=spec.high_open)
     if spec.kind == "widths":
         return check_widths(name, value)
     if spec.kind == "bool":
@@ -170,7 +188,8 @@ def check(name, value, spec):
 def describe(spec):
     """What a value must be, in words (for messages about files and flags)."""
     words = {"int": "an integer" + (f" >= {int(spec.low)}" if spec.low > -math.inf else ""),
-             "real": f"a number in {'(' if spec.low_open else '['}{spec.low}, {spec.high}]",
+             "real": f"a number in {'(' if spec.low_open else '['}{spec.low}, {spec.high}"
+                     f"{')' if spec.high_open else ']'}",
              "widths": "a list of positive integer widths, e.g. [64, 64]",
              "bool": "true or false", "choice": f"one of {list(spec.choices)}",
              "dtype": "'float32' or 'float64'"}[spec.kind]

@@ -159,18 +159,23 @@ def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs, forward=m
 
 # --- optimiser and target networks -------------------------------------------------------------
 
-def adam(params, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam(params, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+         decoupled=True):
     """One Adam step (t >= 1); returns new (params, m, v) and leaves the inputs alone.
 
+    g = grad + lambda params    (weight decay lambda, coupled: torch.optim.Adam's L2)
     m_t = beta1 m + (1 - beta1) g ; v_t = beta2 v + (1 - beta2) g^2
     m_hat = m_t / (1 - beta1^t) ; v_hat = v_t / (1 - beta2^t)
-    params_t = params - lr * m_hat / (sqrt(v_hat) + eps)
+    params_t = params - lr lambda params - lr * m_hat / (sqrt(v_hat) + eps)
+                                (the middle term only decoupled: torch.optim.AdamW)
     """
-    m = beta1 * m + (1 - beta1) * grad
-    v = beta2 * v + (1 - beta2) * grad * grad
+    g = grad if decoupled else grad + weight_decay * params
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
     m_hat = m / (1 - beta1 ** t)
     v_hat = v / (1 - beta2 ** t)
-    return params - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+    decayed = params - lr * weight_decay * params if decoupled else params
+    return decayed - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
 def polyak(targ, src, rho):
@@ -180,12 +185,15 @@ def polyak(targ, src, rho):
 
 # --- the whole update -------------------------------------------------------------------------
 
-def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr):
+def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
+                adam_options=None):
     """One DDPG update on plain arrays; returns (new state dict, info dict).
 
     state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q (ints)
     batch: obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)
+    adam_options: ``adam``'s beta1, beta2, eps, weight_decay, decoupled (None: its defaults)
     """
+    adam_options = adam_options or {}
     s = dict(state)
     obs, act, rew, obs2, done = batch
     # 1. target
@@ -194,12 +202,13 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
     # 2. critic step
     loss_q, dphi, q = critic_loss_and_grad(s["phi"], sizes_q, obs, act, y)
     s["t_q"] += 1
-    s["phi"], s["m_q"], s["v_q"] = adam(s["phi"], dphi, s["m_q"], s["v_q"], s["t_q"], q_lr)
+    s["phi"], s["m_q"], s["v_q"] = adam(s["phi"], dphi, s["m_q"], s["v_q"], s["t_q"], q_lr,
+                                        **adam_options)
     # 3. actor step through the updated critic
     loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi"], sizes_pi, sizes_q, mid, half, obs)
     s["t_pi"] += 1
     s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"], s["t_pi"],
-                                            pi_lr)
+                                            pi_lr, **adam_options)
     # 4. polyak
     s["theta_targ"] = polyak(s["theta_targ"], s["theta"], rho)
     s["phi_targ"] = polyak(s["phi_targ"], s["phi"], rho)
@@ -225,13 +234,15 @@ def td3_target(theta_targ, phi1_targ, phi2_targ, sizes_pi, sizes_q, mid, half, g
 
 
 def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-               target_noise=0.2, noise_clip=0.5, policy_delay=2):
+               target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None):
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
     state: as ddpg_update's with phi1, phi2, phi1_targ, phi2_targ, m_q1, v_q1, m_q2, v_q2 in
     place of phi, phi_targ, m_q, v_q, plus n_updates (int).  eps (B, k): the smoothing draws.
     The critic loss is the sum of both critics' MSEs, so each critic's gradient is its own MSE's.
+    adam_options: as ddpg_update's.
     """
+    adam_options = adam_options or {}
     s = dict(state)
     obs, act, rew, obs2, done = batch
     y = td3_target(s["theta_targ"], s["phi1_targ"], s["phi2_targ"], sizes_pi, sizes_q, mid, half,
@@ -244,7 +255,8 @@ def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_l
         if c == "1":
             q1 = q
         s["phi" + c], s["m_q" + c], s["v_q" + c] = adam(s["phi" + c], dphi, s["m_q" + c],
-                                                        s["v_q" + c], s["t_q"], q_lr)
+                                                        s["v_q" + c], s["t_q"], q_lr,
+                                                        **adam_options)
     s["n_updates"] += 1
     loss_pi = np.nan
     if s["n_updates"] % policy_delay == 0:
@@ -252,7 +264,7 @@ def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_l
                                               obs)
         s["t_pi"] += 1
         s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"],
-                                                s["t_pi"], pi_lr)
+                                                s["t_pi"], pi_lr, **adam_options)
         for k in ("theta", "phi1", "phi2"):
             s[k + "_targ"] = polyak(s[k + "_targ"], s[k], rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q1), "q_std": np.std(q1)}

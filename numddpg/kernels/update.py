@@ -23,7 +23,7 @@ thirty positional arrays):
     Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)   (also the replay arrays)
     Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
            elements, from the slot list ``work_slots`` (one list: names, shapes, size)
-    HP     the hyperparameters as floats
+    HP     the hyperparameters as floats (Adam's betas, eps and weight decay among them)
 
 Compilation.  The named steps are inlined into the two update kernels (``inline="always"``):
 Numba re-optimises every callee's code inside each caller it is linked into, so the steps
@@ -53,9 +53,11 @@ from .sync import barrier
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
 Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
-# is TD3 with one critic and these (ddpg_updates does not read them).
+# is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
+# defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
-                       "target_noise", "noise_clip", "policy_delay"], defaults=(0.0, 0.0, 1.0))
+                       "target_noise", "noise_clip", "policy_delay", "weight_decay",
+                       "decoupled_weight_decay"], defaults=(0.0, 0.0, 1.0, 0.0, 1.0))
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
                "delta_buf", "dh_buf", "xq", "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
@@ -286,7 +288,8 @@ def adam(net, t, lr, hp, average, c):
     (optim.adam_polyak_span).  After all C ranges, net.grad[0] holds the whole gradient."""
     C = net.grad.shape[0]
     lo, hi = chunk_rows(net.params.shape[0], C, c)
-    coef = adam_coefficients(net.params, t, lr, hp.beta1, hp.beta2, hp.eps, hp.polyak)
+    coef = adam_coefficients(net.params, t, lr, hp.beta1, hp.beta2, hp.eps, hp.polyak,
+                             hp.weight_decay, hp.decoupled_weight_decay)
     reduce_chunks(net.grad, lo, hi)
     adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
 
