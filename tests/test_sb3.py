@@ -33,6 +33,19 @@ from numddpg.sb3 import (DDPG, TD3, BaseCallback, CallbackList, CheckpointCallba
 TINY = dict(net_arch=[16, 16])
 
 
+# torch's optimizers, matched by name (numddpg never imports torch)
+class RMSprop:
+    """Stands for torch.optim.RMSprop."""
+
+
+class AdamW:
+    """Stands for torch.optim.AdamW."""
+
+
+class Adam:
+    """Stands for torch.optim.Adam."""
+
+
 @pytest.fixture(autouse=True)
 def _one_chunk(monkeypatch):
     """One row chunk: no per-shape calibration (numddpg.kernels.threads), the same result anyway."""
@@ -350,6 +363,37 @@ def test_docs_table_matches_the_code():
             assert (spec.sb3, name) in named, (spec.sb3, name)
 
 
+@pytest.mark.parametrize("policy_kwargs, hp", [
+    (dict(optimizer_class=AdamW), dict(weight_decay=1e-2, decoupled_weight_decay=True)),
+    (dict(optimizer_class=AdamW, optimizer_kwargs=None),
+     dict(weight_decay=1e-2, decoupled_weight_decay=True)),
+    (dict(optimizer_class=AdamW, optimizer_kwargs=dict(weight_decay=0.0)),
+     dict(weight_decay=0.0, decoupled_weight_decay=True)),
+    (dict(optimizer_class=Adam, optimizer_kwargs=dict(weight_decay=1e-4, eps=1e-5)),
+     dict(weight_decay=1e-4, decoupled_weight_decay=False, adam_eps=1e-5)),
+    (dict(optimizer_kwargs=dict(weight_decay=1e-4, decoupled_weight_decay=True,
+                                betas=(0.5, 0.99), amsgrad=False, maximize=False)),
+     dict(weight_decay=1e-4, decoupled_weight_decay=True, adam_beta1=0.5, adam_beta2=0.99)),
+    (dict(), dict(weight_decay=0.0, decoupled_weight_decay=False, adam_beta1=0.9,
+                  adam_beta2=0.999, adam_eps=1e-8)),          # SB3's Adam
+])
+def test_sb3s_optimizers_map_onto_adams_hyperparameters(policy_kwargs, hp, tmp_path):
+    """torch.optim.AdamW / Adam (matched by name) and their optimizer_kwargs become weight
+    decay, betas and eps; a loaded model's policy_kwargs give the same ones back."""
+    model = TD3("MlpPolicy", "Pendulum-v1", buffer_size=500, seed=0,
+                policy_kwargs=dict(TINY, **policy_kwargs))
+    assert {k: model.native.hyperparameters[k] for k in hp} == hp
+    model.save(tmp_path / "m")
+    loaded = TD3.load(tmp_path / "m")
+    again = TD3("MlpPolicy", "Pendulum-v1", buffer_size=500, seed=0,
+                policy_kwargs=loaded.policy_kwargs)
+    mine = ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps")
+    assert {k: again.native.hyperparameters[k] for k in mine} == {
+        k: model.native.hyperparameters[k] for k in mine}
+    if model.native.hyperparameters["weight_decay"]:
+        assert again.native.decoupled_weight_decay == model.native.decoupled_weight_decay
+
+
 def test_learning_starts_as_in_sb3():
     """SB3 acts at random while num_timesteps < learning_starts and trains once
     num_timesteps > learning_starts."""
@@ -530,7 +574,6 @@ class Tanh:
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(policy="CnnPolicy"), "policy"),
-    (dict(learning_rate=lambda progress: 1e-3 * progress), "learning_rate"),
     (dict(learning_rate=-1.0), "learning_rate"),
     (dict(device="cuda"), "device"),
     (dict(train_freq=(1, "episode")), "train_freq"),
@@ -545,7 +588,17 @@ class Tanh:
     (dict(policy_kwargs=dict(net_arch=[])), "net_arch"),
     (dict(policy_kwargs=dict(net_arch=dict(pi=[8]))), "net_arch"),
     (dict(policy_kwargs=dict(use_sde=True)), "use_sde"),
-    (dict(policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5))), "optimizer_kwargs"),
+    (dict(policy_kwargs=dict(optimizer_class=RMSprop)), "optimizer_class"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(amsgrad=True))), "amsgrad"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(lr=1e-3))), r"\['lr'\]"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(betas=(0.9,)))), "betas"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(betas=(0.9, 1.0)))), r"\['betas'\]\[1\]"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(eps=0.0))), r"\['eps'\]"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=dict(weight_decay=-1.0))), "weight_decay"),
+    (dict(policy_kwargs=dict(optimizer_class=AdamW,
+                             optimizer_kwargs=dict(decoupled_weight_decay=False))),
+     "decoupled_weight_decay"),
+    (dict(policy_kwargs=dict(optimizer_kwargs=[("eps", 1e-5)])), "optimizer_kwargs"),
     (dict(tau=1.5), "tau"),
     (dict(buffer_size=0), "buffer_size"),
     (dict(gamma=True), "gamma"),
@@ -603,7 +656,8 @@ def test_dict_observations_are_refused():
 def test_load_and_save_arguments_are_checked(tmp_path):
     model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000, seed=0)
     model.save(tmp_path / "m.npz")
-    for kwargs, match in [(dict(custom_objects={"learning_rate": 0.0}), "custom_objects"),
+    for kwargs, match in [(dict(custom_objects={"learning_rate": -1.0}), "custom_objects"),
+                          (dict(custom_objects={"policy": None}), "custom_objects"),
                           (dict(device="cuda"), "device"), (dict(gamma=0.5), "gamma")]:
         with pytest.raises(ValueError, match=match):
             DDPG.load(tmp_path / "m.npz", **kwargs)

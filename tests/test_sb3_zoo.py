@@ -1,6 +1,7 @@
-"""The RL Zoo (rl_zoo3) on numddpg.sb3: learning-rate schedules (plain callables, no SB3
-needed), SB3's own noise objects and VecEnvs as the Zoo passes them (skipped without SB3), and
-``python -m numddpg.sb3.zoo`` training and evaluating a tiny run (skipped without rl_zoo3).
+"""The RL Zoo (rl_zoo3) on numddpg.sb3: SB3's own noise objects and VecEnvs as the Zoo passes
+them (skipped without SB3), and ``python -m numddpg.sb3.zoo`` training (with a constant and a
+``lin_`` learning rate) and evaluating a tiny run (skipped without rl_zoo3).  Learning-rate
+schedules themselves: tests/test_sb3_schedules.py.
 """
 import os
 import subprocess
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 
 from numddpg.sb3 import DDPG, TD3, NormalActionNoise, OrnsteinUhlenbeckActionNoise
-from numddpg.sb3.model import constant_learning_rate
 from numddpg.sb3.noise import own_noise
 from numddpg.sb3.zoo import ZooTD3, main, refusal
 
@@ -23,65 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def _one_chunk(monkeypatch):
     """One row chunk: no per-shape calibration (numddpg.kernels.threads)."""
     monkeypatch.setenv("NUMDDPG_CHUNKS", "1")
-
-
-class Constant:
-    """SB3's ConstantSchedule, written out (a callable of progress_remaining)."""
-
-    def __init__(self, val):
-        self.val = val
-
-    def __call__(self, _):
-        return self.val
-
-
-# ---------------------------------------------------------------------------------------------
-# Learning-rate schedules
-# ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("schedule", [Constant(3e-4), lambda _: 3e-4, Constant(np.float32(3e-4)),
-                                      Constant(np.float64(3e-4))])
-def test_a_constant_schedule_is_its_number(schedule):
-    value = constant_learning_rate(schedule)
-    assert value == float(schedule(1.0)) and type(value) is float
-
-
-def test_a_number_passes_as_it_is():
-    assert constant_learning_rate(1e-3) == 1e-3
-
-
-@pytest.mark.parametrize("schedule", [lambda p: 1e-3 * p,                      # the Zoo's lin_
-                                      lambda p: 1e-3 if p > 0.0 else 1e-4,     # only the end
-                                      lambda p: 2e-3 if p == 0.5 else 1e-3])   # only between
-def test_a_varying_schedule_is_refused(schedule):
-    with pytest.raises(ValueError, match="varying schedules need per-update learning rates "
-                                         "inside numddpg's jitted update burst"):
-        constant_learning_rate(schedule)
-    with pytest.raises(ValueError, match="learning_rate"):
-        TD3("MlpPolicy", "Pendulum-v1", learning_rate=schedule, policy_kwargs=TINY)
-
-
-@pytest.mark.parametrize("schedule", [lambda _: "1e-3", lambda _: None, lambda _: True])
-def test_a_schedule_must_return_numbers(schedule):
-    with pytest.raises(TypeError, match="numbers"):
-        constant_learning_rate(schedule)
-
-
-def test_a_constant_schedule_trains_and_saves_its_number(tmp_path):
-    model = DDPG("MlpPolicy", "Pendulum-v1", learning_rate=Constant(5e-4), buffer_size=500,
-                 learning_starts=50, batch_size=32, policy_kwargs=TINY, seed=0)
-    assert model.learning_rate == 5e-4
-    assert (model.native.pi_lr, model.native.q_lr) == (5e-4, 5e-4)
-    model.learn(100)
-    model.save(tmp_path / "m")
-    loaded = DDPG.load(tmp_path / "m")
-    assert loaded.learning_rate == 5e-4 and type(loaded.learning_rate) is float
-    ref = DDPG("MlpPolicy", "Pendulum-v1", learning_rate=5e-4, buffer_size=500,
-               learning_starts=50, batch_size=32, policy_kwargs=TINY, seed=0).learn(100)
-    ours, theirs = model.get_parameters()["policy"], ref.get_parameters()["policy"]
-    assert ours.keys() == theirs.keys()
-    for name in ours:                    # the schedule trains as its number, bit for bit
-        np.testing.assert_array_equal(ours[name], theirs[name])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,17 +114,23 @@ def zoo(tmp_path, *argv):
 @pytest.mark.parametrize("algo", ["td3", "ddpg"])
 def test_the_zoo_trains_and_enjoys_numddpgs_models(tmp_path, algo):
     pytest.importorskip("rl_zoo3")
+    lin = ["learning_rate:'lin_1e-3'"] if algo == "ddpg" else []     # the Zoo's linear schedule
     out = zoo(tmp_path, "train", "--algo", algo, "--env", "Pendulum-v1", "-n", "300",
               "--seed", "0", "-f", "logs", "--eval-freq", "200", "--eval-episodes", "1",
               "-params", "learning_starts:100", "buffer_size:1000", "batch_size:32",
-              "policy_kwargs:dict(net_arch=[16])")
+              "policy_kwargs:dict(net_arch=[16])", *lin)
     run = tmp_path / "logs" / algo / "Pendulum-v1_1"
     assert "Log path" in out and (run / "Pendulum-v1.zip").is_file()
     assert (run / "best_model.zip").is_file()
     evaluations = np.load(run / "evaluations.npz")
     assert list(evaluations["timesteps"]) == [200]
     loaded = (ZooTD3 if algo == "td3" else DDPG).load(run / "Pendulum-v1.zip")
-    assert loaded.num_timesteps == 300 and loaded.learning_rate == 1e-3
+    assert loaded.num_timesteps == 300
+    if lin:                    # rebuilt from the file's record: progress_remaining * 1e-3
+        assert repr(loaded.learning_rate) == "SimpleLinearSchedule(initial_value=0.001)"
+        assert loaded.current_learning_rate == loaded.learning_rate(1.0) == 1e-3
+    else:                      # the Zoo's ConstantSchedule(1e-3), rebuilt
+        assert repr(loaded.learning_rate) == "ConstantSchedule(val=0.001)"
     assert loaded.native.hyperparameters["noise"] == "gaussian"       # the Zoo's normal noise
     out = zoo(tmp_path, "enjoy", "--algo", algo, "--env", "Pendulum-v1", "-f", "logs",
               "--no-render", "-n", "200")

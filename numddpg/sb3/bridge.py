@@ -6,6 +6,8 @@ moments:
                             model, ``infos`` a list of dicts); an ended episode goes into
                             ``ep_info_buffer`` and every ``log_interval`` episodes the model
                             dumps its logs (``dump_logs``)
+    on_rollout_end()        before a training round: the learning rate of its updates
+                            (SB3's schedule at the current progress_remaining)
     on_rollout_start()      after a training round: its train/ keys into the logger
     the rest                handed on to the user's callback, if any
 """
@@ -95,8 +97,12 @@ class Bridge:
             self.callback.on_rollout_start()
 
     def on_rollout_end(self):
+        """Just before a training round (the loop's only call of it): the user's callback's
+        on_rollout_end, then the round's learning rate from the schedule, as SB3's train()
+        sets it at the current progress_remaining."""
         if self.callback is not None:
             self.callback.on_rollout_end()
+        self.model._update_learning_rate()
 
     def on_training_end(self):
         if self.callback is not None:

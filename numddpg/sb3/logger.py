@@ -169,8 +169,8 @@ class SB3Logging:
     """The model's side of SB3's logging (a part of numddpg.sb3's model, kept here beside the
     Logger it records into): ``logger``, ``set_logger``, and SB3's rollout/, time/ and train/
     keys recorded and dumped as SB3's off-policy algorithms do.  The model provides
-    ``verbose``, ``native``, ``learning_rate``, the episode buffers, the clock and the step
-    counts."""
+    ``verbose``, ``native``, ``current_learning_rate``, the episode buffers, the clock and the
+    step counts."""
 
     @property
     def logger(self):
@@ -213,7 +213,7 @@ class SB3Logging:
         """Record SB3's train/ keys of a training round whose updates gave ``stats`` (K, 4):
         loss_q, loss_pi (NaN on TD3's critic-only updates), q_mean, q_std per update."""
         logger = self.logger
-        logger.record("train/learning_rate", self.learning_rate)
+        logger.record("train/learning_rate", self.current_learning_rate)
         logger.record("train/n_updates", self.n_updates, exclude="tensorboard")
         actor = stats[:, 1][~np.isnan(stats[:, 1])]
         if actor.size:

@@ -6,7 +6,9 @@
 them onto numddpg's hyperparameters (docs/sb3.md has the whole table) and
 build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does the training:
 
-    learning_rate            pi_lr = q_lr = learning_rate (a schedule: its value, if constant)
+    learning_rate            pi_lr = q_lr = learning_rate (a schedule: its value at
+                             progress_remaining 1); a schedule sets both anew before each
+                             training round, as SB3's train() (numddpg.sb3.schedules)
     buffer_size              replay_size
     learning_starts          start_steps = learning_starts (random actions before it) and
                              update_after = learning_starts + 1 (SB3 trains once
@@ -21,11 +23,13 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
                              "gaussian", act_noise = sigma; OrnsteinUhlenbeckActionNoise with
                              mean 0 and one sigma: "ou", ou_sigma, ou_theta, ou_dt)
     policy_kwargs net_arch   hidden_sizes (and qf_hidden_sizes for dict(pi=..., qf=...))
+    policy_kwargs optimizer_class (Adam, AdamW), optimizer_kwargs
+                             weight_decay, decoupled_weight_decay, adam_beta1, adam_beta2,
+                             adam_eps (numddpg.sb3.optimizers)
     policy_delay, target_policy_noise, target_noise_clip (TD3)
                              policy_delay, target_noise, noise_clip
 
-What numddpg cannot do raises naming the argument (a varying learning-rate schedule, a device
-other than the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns,
+What numddpg cannot do raises naming the argument (a device other than the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns,
 another replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are
 gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
@@ -59,7 +63,10 @@ from .evaluation import autoreset_mode
 from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters, own_noise)
+from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
 from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
+from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
+                        value_at)
 from .spaces import Preprocessing
 from .vecenv import is_vec_env, vec_normalize_of
 
@@ -118,13 +125,11 @@ def _policy_sizes(policy_kwargs, n_critics):
     if kw.get("n_critics", n_critics) != n_critics:
         raise ValueError(f"policy_kwargs['n_critics']={kw['n_critics']!r}: this algorithm has "
                          f"{n_critics} critic(s) (DDPG 1, TD3 2)")
-    if "optimizer_class" in kw and not _is_named(kw["optimizer_class"], "Adam"):
-        raise ValueError(f"policy_kwargs['optimizer_class']={kw['optimizer_class']!r}: numddpg "
-                         "uses Adam (torch.optim.Adam's formula) only")
-    for key in ("optimizer_kwargs", "features_extractor_kwargs"):
-        if kw.get(key):
-            raise ValueError(f"policy_kwargs[{key!r}]={kw[key]!r} is not supported (Adam's betas "
-                             "0.9, 0.999 and eps 1e-8 are fixed; there is no feature extractor)")
+    # (optimizer_class and optimizer_kwargs: numddpg.sb3.optimizers)
+    if kw.get("features_extractor_kwargs"):
+        raise ValueError(f"policy_kwargs['features_extractor_kwargs']="
+                         f"{kw['features_extractor_kwargs']!r} is not supported (there is no "
+                         "feature extractor)")
     if "features_extractor_class" in kw and not _is_named(kw["features_extractor_class"],
                                                           "FlattenExtractor"):
         raise ValueError(f"policy_kwargs['features_extractor_class']="
@@ -191,31 +196,6 @@ def _refuse_unsupported(args):
                          "only (n_steps=1)")
 
 
-# where constant_learning_rate reads a schedule: its ends and three points between
-PROGRESS_POINTS = (1.0, 0.75, 0.5, 0.25, 0.0)
-
-
-def constant_learning_rate(learning_rate):
-    """The number ``learning_rate`` stands for: itself, or the one value of a schedule (SB3's
-    ConstantSchedule, FloatSchedule of a number, any callable of progress_remaining) that
-    gives the same number at every point of PROGRESS_POINTS.  A varying schedule is a
-    ValueError: the Adam step inside numddpg's jitted update burst takes one learning rate."""
-    if not callable(learning_rate):
-        return learning_rate
-    values = [learning_rate(p) for p in PROGRESS_POINTS]
-    for value in values:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise TypeError(f"learning_rate={learning_rate!r}: a schedule must return numbers, "
-                            f"got {value!r}")
-    if any(v != values[0] for v in values):
-        shown = ", ".join(f"{p:g}: {v:g}" for p, v in zip(PROGRESS_POINTS, values))
-        raise ValueError(f"learning_rate={learning_rate!r} varies over training (by "
-                         f"progress_remaining {shown}): varying schedules need per-update "
-                         "learning rates inside numddpg's jitted update burst (not yet); pass a "
-                         "number or a constant schedule")
-    return float(values[0])
-
-
 def _checked_arguments(args, native_class):
     """SB3's arguments that become numddpg hyperparameters, each checked under its own name by
     the spec of the hyperparameter it becomes (numddpg.hyperparameters, the one table)."""
@@ -224,8 +204,9 @@ def _checked_arguments(args, native_class):
     def checked(sb3_name, name):
         return check_hyperparameter(sb3_name, args[sb3_name], specs[name])
 
-    args["learning_rate"] = constant_learning_rate(args["learning_rate"])
-    sb3 = {"learning_rate": checked("learning_rate", "pi_lr"),
+    lr_schedule = FloatSchedule(args["learning_rate"])         # SB3's model.lr_schedule
+    sb3 = {"learning_rate": args["learning_rate"],
+           "initial_lr": _initial_learning_rate(args["learning_rate"], lr_schedule, specs),
            "tau": checked("tau", "polyak"),                    # both lie in [0, 1]
            "train_freq": _train_freq(args["train_freq"]),
            "gradient_steps": check_int("gradient_steps", args["gradient_steps"], -1)}
@@ -236,13 +217,24 @@ def _checked_arguments(args, native_class):
                verbose=check_int("verbose", args["verbose"], 0, 2),
                seed=checked("seed", "seed"))
     sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics)
+    sb3["optimizer"] = optimizer_hyperparameters(args["policy_kwargs"], specs)
     return sb3
+
+
+def _initial_learning_rate(learning_rate, lr_schedule, specs):
+    """The learning rate at progress_remaining 1 (SB3 makes its optimizers with it), checked
+    as pi_lr: the native model's pi_lr and q_lr, which its file records."""
+    if not callable(learning_rate):
+        return check_hyperparameter("learning_rate", learning_rate, specs["pi_lr"])
+    return check_hyperparameter(f"learning_rate (the schedule {learning_rate!r} at "
+                                "progress_remaining=1)", value_at(lr_schedule, 1.0),
+                                specs["pi_lr"])
 
 
 def _native_hyperparameters(sb3, n_envs):
     """numddpg's hyperparameters from SB3's checked arguments ``sb3`` (the module docstring's
     table), for an env of ``n_envs`` envs."""
-    lr, learning_starts, gradient_steps = (sb3["learning_rate"], sb3["learning_starts"],
+    lr, learning_starts, gradient_steps = (sb3["initial_lr"], sb3["learning_starts"],
                                            sb3["gradient_steps"])
     hidden, qf_hidden = sb3["net_arch"]
     hp = {"pi_lr": lr, "q_lr": lr, "replay_size": sb3["buffer_size"],
@@ -254,7 +246,7 @@ def _native_hyperparameters(sb3, n_envs):
           "update_every": sb3["train_freq"].frequency * n_envs,
           "gradient_steps": None if gradient_steps in (-1, 0) else gradient_steps,
           "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
-          "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP}
+          "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP, **sb3["optimizer"]}
     if sb3["seed"] is not None:
         hp["seed"] = sb3["seed"]
     return hp
@@ -327,7 +319,9 @@ class OffPolicySB3(SB3Logging):
         self._total_timesteps = 0
         self._logger, self._custom_logger = None, False
         self.start_time, self._num_timesteps_at_start = time.perf_counter(), 0
-        self.learning_rate = learning_rate
+        self.learning_rate = learning_rate        # as given: a number or a schedule
+        self.lr_schedule = FloatSchedule(learning_rate)
+        self._current_learning_rate = value_at(self.lr_schedule, self._current_progress_remaining)
         self.tau = tau
         self.policy_kwargs = {} if policy_kwargs is None else dict(policy_kwargs)
         self.seed = seed
@@ -361,6 +355,27 @@ class OffPolicySB3(SB3Logging):
     def num_timesteps(self):
         """Env steps taken (since the last learn(reset_num_timesteps=True))."""
         return self.native.t - self._timesteps_offset
+
+    @property
+    def _current_progress_remaining(self):
+        """SB3's progress_remaining: 1 - num_timesteps / total_timesteps of the learn() in
+        progress or last run (1 before any learn())."""
+        total = self._total_timesteps
+        return 1.0 if total <= 0 else 1.0 - float(self.num_timesteps) / float(total)
+
+    @property
+    def current_learning_rate(self):
+        """The learning rate of the last training round (before any: the schedule's value at
+        the current progress_remaining), which train/learning_rate records."""
+        return self._current_learning_rate
+
+    def _update_learning_rate(self):
+        """What SB3's train() does first: the schedule's value at progress_remaining now
+        becomes the learning rate of both networks' Adam (SB3 sets both optimizers) for every
+        update of the coming training round (the bridge calls this before each round)."""
+        lr = value_at(self.lr_schedule, self._current_progress_remaining)
+        self._current_learning_rate = lr
+        self.native.agent.set_learning_rates(lr, lr)
 
     @property
     def policy(self):
@@ -564,7 +579,14 @@ class OffPolicySB3(SB3Logging):
                           f"(numddpg's noise hyperparameters {recorded}, which hold mean 0 and "
                           "one sigma for all dimensions): pass it again to "
                           "load(path, action_noise=...)", UserWarning, stacklevel=2)
-        self.native.save(path, include_buffer=None if not self._buffer_removed else False)
+        self._save_native(path, None if not self._buffer_removed else False)
+
+    def _save_native(self, path, include_buffer):
+        """The native model's save, with SB3's learning_rate as data (numddpg.sb3.schedules)
+        in its file's "sb3" section."""
+        rec = learning_rate_record(self.learning_rate, self._current_learning_rate)
+        self.native.sb3_record = None if rec is None else {"learning_rate": rec}
+        self.native.save(path, include_buffer=include_buffer)
 
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False,
@@ -574,13 +596,23 @@ class OffPolicySB3(SB3Logging):
         env : the env to continue on (default: the saved env, rebuilt from its record); its
             spaces must be the saved ones.  kwargs: ``verbose``, ``tensorboard_log``,
             ``replay_buffer_kwargs`` (handle_timeout_termination: not in the file),
-            ``action_noise`` replace the saved ones; others raise (numddpg's files hold
-            hyperparameters, not Python objects to patch).
+            ``action_noise``, ``learning_rate`` replace the saved ones; others raise
+            (numddpg's files hold hyperparameters, not Python objects to patch).
+        custom_objects : {"learning_rate": a number or a schedule} only, as ``learning_rate``:
+            the schedule to train on with.  Without it, a schedule SB3 or the Zoo made is
+            rebuilt from the file, and an other callable is replaced by the learning rate it
+            last gave, with a warning that says so (numddpg.sb3.schedules).
         """
         _check_device(device)
-        if custom_objects:
+        custom = {} if custom_objects is None else dict(custom_objects)
+        if set(custom) - {"learning_rate"}:
             raise ValueError(f"custom_objects={custom_objects!r}: numddpg's files hold no Python "
-                             "objects (never pickles), so there is nothing to replace")
+                             "objects (never pickles), so there is nothing to replace but "
+                             "'learning_rate' (a number or a schedule to train on with)")
+        if "learning_rate" in kwargs:          # (SB3: load's keywords set attributes too)
+            custom["learning_rate"] = kwargs.pop("learning_rate")
+        if "learning_rate" in custom:
+            _check_learning_rate("custom_objects['learning_rate']", custom["learning_rate"])
         if check_bool("print_system_info", print_system_info):
             import numba
             from .. import __version__
@@ -610,13 +642,23 @@ class OffPolicySB3(SB3Logging):
                 action_noise.x[...] = native.noise_process.x     # the saved OU state
         arch = (list(hp["hidden_sizes"]) if hp["qf_hidden_sizes"] is None else
                 {"pi": list(hp["hidden_sizes"]), "qf": list(hp["qf_hidden_sizes"])})
+        if "learning_rate" in custom:
+            learning_rate = custom["learning_rate"]
+        elif native.sb3_record is None:        # a number (or a file from before schedules)
+            learning_rate = hp["pi_lr"]
+        else:
+            learning_rate, warning = learning_rate_from_record(
+                native.sb3_record["learning_rate"], str(path))
+            if warning is not None:
+                warnings.warn(warning, UserWarning, stacklevel=2)
         model = cls.__new__(cls)
         model._attach(native, noise_process, action_noise,
                       verbose=check_int("verbose", kwargs.get("verbose", 0), 0, 2),
                       tensorboard_log=check_tensorboard_log(kwargs.get("tensorboard_log")),
                       stats_window_size=100,
-                      learning_rate=hp["pi_lr"], tau=float(f"{1.0 - hp['polyak']:.15g}"),
-                      policy_kwargs={"net_arch": arch}, seed=hp["seed"],
+                      learning_rate=learning_rate, tau=float(f"{1.0 - hp['polyak']:.15g}"),
+                      policy_kwargs={"net_arch": arch, **optimizer_policy_kwargs(hp)},
+                      seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
                       gradient_steps=_gradient_steps(hp),
                       env=given, handle_timeouts=handle_timeouts)
@@ -628,7 +670,7 @@ class OffPolicySB3(SB3Logging):
         ``path`` (".npz" added when it has no suffix).  The file is a whole model checkpoint
         (as ``save`` writes, the buffer included): ``load_replay_buffer`` takes the buffer from
         it, ``load`` the model."""
-        self.native.save(_file_path("path", path, self.file_extension), include_buffer=True)
+        self._save_native(_file_path("path", path, self.file_extension), True)
 
     def load_replay_buffer(self, path, truncate_last_traj=True):
         """Replace the replay buffer by the one saved at ``path`` (by ``save_replay_buffer``, or
@@ -677,6 +719,15 @@ def _saved_path(name, path, extension):
     return path
 
 
+def _check_learning_rate(name, learning_rate):
+    """TypeError / ValueError naming ``name`` unless ``learning_rate`` is a number or a
+    schedule whose value at progress_remaining 1 is a finite number >= 0."""
+    try:
+        value_at(FloatSchedule(learning_rate), 1.0)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}={learning_rate!r}: {exc}") from None
+
+
 def _gradient_steps(hp):
     """SB3's gradient_steps from numddpg's hyperparameters ``hp`` (0: never trains)."""
     if hp["update_after"] >= NEVER:
@@ -695,14 +746,34 @@ def _noise_from_hyperparameters(hp, act_dim):
     return None
 
 
-class NativeDDPG(_algorithms.DDPG):
+class SB3Records:
+    """What numddpg.sb3 keeps in a native model's checkpoint besides numddpg's own record: the
+    section "sb3", {"learning_rate": numddpg.sb3.schedules' record of a schedule}, written
+    only for a schedule (a number is the saved pi_lr)."""
+
+    sb3_record = None          # set by the SB3 model before it saves; read back by load
+
+    def extra_records(self):
+        return {} if self.sb3_record is None else {"sb3": self.sb3_record}
+
+    def restore_extra_records(self, meta, where):
+        """The "sb3" section of a loaded file (its schedule record is checked when the SB3
+        model rebuilds it)."""
+        rec = meta.get("sb3")
+        if rec is not None and not (isinstance(rec, dict) and set(rec) == {"learning_rate"}):
+            raise _checkpoint.CheckpointError(f"{where}: section sb3 {rec!r} must be a dict "
+                                              "holding learning_rate")
+        self.sb3_record = rec
+
+
+class NativeDDPG(SB3Records, _algorithms.DDPG):
     """numddpg's DDPG as numddpg.sb3 builds it: batch_size may exceed buffer_size (SB3 then
     samples with replacement from the rows there are, as numddpg's buffer always samples)."""
 
     batch_within_buffer = False
 
 
-class NativeTD3(_algorithms.TD3):
+class NativeTD3(SB3Records, _algorithms.TD3):
     """numddpg's TD3 as numddpg.sb3 builds it (batch_size may exceed buffer_size)."""
 
     batch_within_buffer = False

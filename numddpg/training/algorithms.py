@@ -399,6 +399,17 @@ class OffPolicyAlgorithm:
         """{"num_envs", "mode"} of a vector env (what make_vec rebuilds it from), else None."""
         return _runfile.vector_record(self)
 
+    def extra_records(self):
+        """{section: JSON-able value}: records of its own that a subclass adds to its
+        checkpoints beside numddpg's sections (none here; numddpg.sb3 keeps SB3's learning-rate
+        schedule so); ``restore_extra_records`` gets them back when one is loaded."""
+        return {}
+
+    def restore_extra_records(self, meta, where):
+        """Take back what ``extra_records`` wrote, from the record ``meta`` of the checkpoint
+        ``where`` that was loaded into this model (numddpg checked its own sections; a
+        subclass checks its own).  Nothing here."""
+
     def config(self, total_steps=None):
         """Everything that defines this run, as written to config.json."""
         return _runfile.run_config(self, total_steps)

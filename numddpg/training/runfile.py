@@ -203,6 +203,7 @@ def load_model(cls, path, env=None, test_env=None, log=False, run_dir=None, runs
         model.chunks = model.hyperparameters["chunks"] = None
     model.threads_record = {"source": f"the saved agent ({path})"}
     restore_run(model, meta, arrays, str(path))
+    model.restore_extra_records(meta, str(path))
     model.state.checkpoint_t = model.t
     model._progress_rows = meta["logger"]["progress_rows"]
     return model

@@ -18,7 +18,8 @@ put back by ``restore_run``:
             the checkpoint is at the start of)
     record  algo, env_id, env (its record), hyperparameters, the agent config, the spaces, the
             loop generator's ``bit_generator.state``, the loop counters, the buffer's ptr/size
-            and the number of progress.csv rows written
+            and the number of progress.csv rows written; and the sections a subclass adds
+            (``extra_records``: numddpg.sb3's "sb3", its learning-rate schedule)
 
 A checkpoint taken at a plain env's episode boundary holds that episode's reset seed, so that a
 resume redoes the reset exactly; elsewhere (mid-episode, or a vector env's, whose episodes end
@@ -262,6 +263,11 @@ def save_run(model, path, include_buffer):
         "buffer": buf_record,
         "logger": {"progress_rows": state.epoch if model._csv is not None else None},
     }
+    extra = model.extra_records()                  # a subclass's own sections (numddpg.sb3's)
+    if set(extra) & set(meta):
+        raise ValueError(f"extra_records() names {sorted(set(extra) & set(meta))}, which are "
+                         "numddpg's own sections of a checkpoint")
+    meta.update(extra)
     return _checkpoint.write_checkpoint(path, arrays, meta, allow_nonfinite=(STATS_ARRAY,))
 
 
