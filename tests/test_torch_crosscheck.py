@@ -1,4 +1,5 @@
-"""numddpg's DDPG and TD3 updates against PyTorch autograd and torch.optim.Adam, in float64.
+"""numddpg's DDPG and TD3 updates against PyTorch autograd and torch.optim.Adam (and AdamW, and
+Adam's weight_decay, with other betas and eps and changing learning rates), in float64.
 
 llm.c's test compares every gradient tensor and several optimizer steps of its hand-written C
 training loop with PyTorch on the same weights and batches.  This is the same test for numddpg:

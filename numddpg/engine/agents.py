@@ -10,9 +10,10 @@ owns the arrays and hands them to those kernels as bundles:
 
 ``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
 replay buffer and runs K updates in one jitted call, ``update_each`` runs K updates on
-minibatches that a Python function fills (hindsight experience replay's); ``update_stepwise`` runs the same update by
-its plain-NumPy twin, numddpg.kernels.reference, on the agent's own arrays; the tests hold the
-kernels equal to the twin.
+minibatches that a Python function fills (hindsight experience replay's);
+``set_learning_rates`` changes Adam's learning rates between calls (a schedule's);
+``update_stepwise`` runs the same update by its plain-NumPy twin, numddpg.kernels.reference,
+on the agent's own arrays; the tests hold the kernels equal to the twin.
 
 What differs between algorithms is data on the class (algo, n_critics, hyperparameter_table,
 config_keys, state_layout, counter_names, the kernel) that files and the update read.

@@ -87,7 +87,7 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
     p, g, m, v, pt = params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], targ[lo:hi]
     if decay == 1.0 and l2 == 0.0:
         # Plain Adam: loops of its own, which neither multiply by 1 nor add 0 p (g + 0 p would
-        # turn a gradient of -0.0 into +0.0) and so keep every bit and every nanosecond.
+        # turn a gradient of -0.0 into +0.0): the update without weight decay keeps every bit.
         if average:
             for i in range(p.shape[0]):
                 p_new = p[i] - _adam_delta(m, v, i, g[i], k)
