@@ -29,8 +29,9 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
     policy_delay, target_policy_noise, target_noise_clip (TD3)
                              policy_delay, target_noise, noise_clip
 
-What numddpg cannot do raises naming the argument (a device other than the CPU, a policy other than "MlpPolicy", train_freq in episodes, n-step returns,
-another replay buffer class, Dict observations, ...); nothing is silently ignored.  Envs are
+What numddpg cannot do raises naming the argument (a device other than the CPU, a policy other
+than "MlpPolicy", train_freq in episodes, n-step returns, another replay buffer class, an
+optimizer other than Adam or AdamW, Dict observations, ...); nothing is silently ignored.  Envs are
 gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
 parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
