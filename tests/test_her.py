@@ -595,3 +595,56 @@ def test_the_constructor_names_a_bad_argument(kwargs, words):
                 compute_reward=PointGoalEnv(0).compute_reward)
     with pytest.raises(ValueError, match=words):
         HerReplayBuffer(**{**args, **kwargs})
+
+
+# ---------------------------------------------------------------------------------------------
+# SB3's options: truncating the last trajectory, keeping info dicts
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_truncating_the_last_trajectory_makes_the_running_episodes_drawable(terminal):
+    buf, _, _ = point_buffer(max_size=46, steps=7, env=dict(horizon=5))   # 2 steps running
+    running, valid = buf.episodes.cur_len.copy(), buf.n_sampleable
+    done = buf.done.copy()
+    assert list(running) == [2, 2]
+    assert buf.truncate_last_trajectory(terminal) == [0, 1]
+    assert not buf.episodes.cur_len.any() and buf.n_sampleable == valid + 4
+    last = (buf.ptr - 1) * 2 + np.arange(2)
+    assert np.all(buf.done[last] == float(terminal))
+    done[last] = buf.done[last]
+    np.testing.assert_array_equal(buf.done, done)          # nothing else changed
+    arrays, record = buf.state()
+    assert check_episodes(arrays, record["ptr"], record["size"], buf.n_slots, 2) == valid + 4
+    idx, _ = buf.draw(2000)
+    assert set(last) <= set(idx)                           # their rows are drawn now
+    assert buf.truncate_last_trajectory() == []
+
+
+def test_kept_infos_reach_compute_reward_as_copies_and_files_hold_none():
+    buf, env, layout = point_buffer(steps=0)
+    buf.keep_infos()
+    seen = []
+
+    def spy(achieved_goal, desired_goal, infos):
+        seen.extend(infos)
+        for info in infos:
+            info["touched"] = True                        # a copy: the stored dict stays
+        return env.compute_reward(achieved_goal, desired_goal, infos)
+
+    buf.compute_reward = spy
+    envs = [PointGoalEnv(i) for i in range(2)]
+    obs = [e.reset() for e in envs]
+    for t in range(10):
+        res = [e.step(np.zeros(2)) for e in envs]
+        buf.store(np.stack([layout.flatten(o) for o in obs]), np.zeros((2, 2)),
+                  [r[1] for r in res], np.stack([layout.flatten(r[0]) for r in res]),
+                  [r[2] for r in res], [r[3] for r in res], infos=[{"t": t, "env": e}
+                                                                   for e in range(2)])
+        obs = [e.reset() if r[3] else r[0] for e, r in zip(envs, res)]
+    buf.sample(64)
+    assert seen and all(set(i) == {"t", "env", "touched"} for i in seen)
+    assert all("touched" not in i for i in buf.infos[:20])
+    other = twin_buffer(buf)
+    other.keep_infos()
+    other.restore(*saved(buf))
+    assert all(i is None for i in other.infos)             # ({} for compute_reward)

@@ -18,13 +18,21 @@ kernels store, draw and gather, from the buffer's own SplitMix64 state or the ca
 ``state``/``restore`` save and put back everything as plain arrays and a small JSON record;
 ``restore`` checks the record, every array and the episode bookkeeping before it changes
 anything.
+
+Two options serve Stable-Baselines3's HerReplayBuffer (numddpg.sb3.her), and cost nothing
+unless used: ``keep_infos`` keeps each stored step's info dict in memory and hands the drawn
+rows' copies to compute_reward (SB3's copy_info_dict; files never hold them), and
+``truncate_last_trajectory`` ends every env's running episode where the ring stops, so that
+its rows may be drawn (SB3's load_replay_buffer(truncate_last_traj=True)).
 """
+import copy
+
 import numpy as np
 
 from ..checks import check_dim, check_int
 from ..files.checkpoint import CheckpointError
-from ..kernels.her import (STRATEGIES, Episodes, draw_transitions, gather_relabelled,
-                           store_step)
+from ..kernels.her import (STRATEGIES, Episodes, close_episode, draw_transitions,
+                           gather_relabelled, store_step)
 from ..kernels.replay import BAD_WHAT, STORED, Replay
 from ..kernels.update import N_STATS, Batch
 from .buffer import NonFiniteTransition, sampler_state, transition_rows
@@ -62,6 +70,7 @@ class HerReplayBuffer:
         (n_envs,); n_valid (1,))
     ptr : the next slot to write.  size : slots written (up to n_slots).
     rng_state : (1,) uint64, what ``draw`` uses unless given another state.
+    infos : None, or after ``keep_infos()`` (N,) objects: each row's info dict (None: {}).
     """
 
     def __init__(self, obs_dim, act_dim, max_size, achieved, desired, compute_reward,
@@ -98,6 +107,15 @@ class HerReplayBuffer:
         self.ptr = 0
         self.size = 0
         self.rng_state = sampler_state(seed)
+        self.infos = None
+
+    def keep_infos(self):
+        """From now on keep each stored row's info dict (``store``'s infos) in memory and pass
+        copies of the drawn rows' to compute_reward instead of empty dicts (SB3's
+        copy_info_dict).  Rows stored before, or put back by ``restore``, have {}: files hold
+        arrays and JSON, never Python objects."""
+        if self.infos is None:
+            self.infos = np.full(self.n_slots * self.n_envs, None, object)
 
     def __len__(self):
         """Transitions stored (rows written), finished episodes or not."""
@@ -109,13 +127,14 @@ class HerReplayBuffer:
         return int(self.episodes.n_valid[0])
 
     # -- storing ------------------------------------------------------------------------------
-    def store(self, obs, act, rew, obs2, terminated, truncated, stored=None):
+    def store(self, obs, act, rew, obs2, terminated, truncated, stored=None, infos=None):
         """Append one step of every env: obs, obs2 (n_envs, obs_dim) flat observations (the
         true next observation, also at an episode's end); act (n_envs, act_dim); rew,
         terminated, truncated (n_envs,).  An env whose episode ends here (terminated or
         truncated) makes it drawable.  stored : (n_envs,) flags, default all 1; 0 for an env
         whose step was no transition (a vector env's reset step after its episode ended:
-        gymnasium's NEXT_STEP autoreset), whose row is then left out.  ValueError for other
+        gymnasium's NEXT_STEP autoreset), whose row is then left out.  infos : n_envs info
+        dicts, kept after ``keep_infos()`` (ignored before).  ValueError for other
         shapes, or a 0 for an env in mid-episode; NonFiniteTransition (and nothing stored)
         for a NaN or infinite value of a stored row."""
         n = self.n_envs
@@ -138,6 +157,10 @@ class HerReplayBuffer:
             raise NonFiniteTransition(f"non-finite {BAD_WHAT[code]} in the transition of env "
                                       f"{env}: obs={obs[env]}, act={act[env]}, rew={rew[env]}, "
                                       f"obs2={obs2[env]}")
+        if self.infos is not None:
+            for e in range(n):
+                info = infos[e] if infos is not None and stored[e] else None
+                self.infos[self.ptr * n + e] = info if isinstance(info, dict) else None
         self.ptr = self.ptr + 1 if self.ptr + 1 < self.n_slots else 0
         self.size = min(self.size + 1, self.n_slots)
 
@@ -176,7 +199,7 @@ class HerReplayBuffer:
                           self.desired[0], batch, achieved2, goal)
         rows = np.flatnonzero(goal_row >= 0)
         if rows.size:
-            batch.rew[rows] = self._rewards(achieved2[rows], goal[rows])
+            batch.rew[rows] = self._rewards(achieved2[rows], goal[rows], idx[rows])
         return out if out is not None else batch._asdict()
 
     def sample(self, batch_size, obs_norm=None):
@@ -195,10 +218,15 @@ class HerReplayBuffer:
         return agent.update_each(lambda batch: self.gather(*self.draw(B), obs_norm, batch), B,
                                  K)
 
-    def _rewards(self, achieved_goal, desired_goal):
-        """The env's rewards for m (achieved, desired) goal pairs, checked: (m,) finite."""
+    def _rewards(self, achieved_goal, desired_goal, rows):
+        """The env's rewards for m (achieved, desired) goal pairs, checked: (m,) finite; each
+        with its row's info dict (``keep_infos``: a copy, as SB3 copies it) or {}."""
         m = achieved_goal.shape[0]
-        rew = self.compute_reward(achieved_goal, desired_goal, [{} for _ in range(m)])
+        if self.infos is None:
+            infos = [{} for _ in range(m)]
+        else:
+            infos = [{} if self.infos[r] is None else copy.deepcopy(self.infos[r]) for r in rows]
+        rew = self.compute_reward(achieved_goal, desired_goal, infos)
         arr = np.asarray(rew)
         if arr.shape != (m,) or arr.dtype.kind not in "fiub":
             raise ValueError(f"compute_reward returned {type(rew).__name__} of shape "
@@ -216,6 +244,20 @@ class HerReplayBuffer:
         norm = ((np.zeros(o), np.ones(o), np.full(1, np.inf)) if obs_norm is None else
                 (obs_norm.shift, obs_norm.scale, obs_norm.clip))
         return Replay(self.obs, self.act, self.rew, self.obs2, self.done, *norm)
+
+    def truncate_last_trajectory(self, terminal=False):
+        """End every env's running episode at the last slot written, so that its rows may be
+        drawn (SB3's truncate_last_trajectory, for a buffer whose run will not continue those
+        episodes); ``terminal``: its last row becomes a termination (d = 1; SB3 without
+        handle_timeout_termination), else it bootstraps as a time limit's end would.  Returns
+        the envs whose episode was ended."""
+        ended = [e for e in range(self.n_envs) if self.episodes.cur_len[e] > 0]
+        last = (self.ptr - 1) % self.n_slots
+        for e in ended:
+            if terminal:
+                self.done[last * self.n_envs + e] = 1.0
+            close_episode(self.episodes, e, self.n_envs, self.n_slots)
+        return ended
 
     # -- state in a file ----------------------------------------------------------------------
     def record(self, saved=True):
@@ -278,6 +320,8 @@ class HerReplayBuffer:
         for a in (self.episodes.cur_start, self.episodes.cur_len, self.episodes.n_valid):
             a[:] = 0
         self.ptr, self.size = 0, 0
+        if self.infos is not None:
+            self.infos[:] = None
         if record["saved"]:
             rows = record["size"] * self.n_envs
             for f in FLOAT_FIELDS:

@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..checks import check_bool, check_int
+from ..training.envs import env_info as sub_info
 from .vecenv import LoopVecEnv, is_vec_env
 
 
@@ -207,16 +208,3 @@ def _evaluate_vector(model, env, n_eval_episodes, deterministic, render, callbac
         if render:
             env.render()
     return episode_rewards, episode_lengths
-
-
-def sub_info(infos, i):
-    """Sub-env i's info dict from a gymnasium vector env's infos (arrays with "_key" masks)."""
-    out = {}
-    for k, v in infos.items():
-        mask = infos.get("_" + k)
-        if k.startswith("_") or (mask is not None and not mask[i]):
-            continue
-        out[k] = sub_info(v, i) if isinstance(v, dict) else v[i]
-    return out
-
-

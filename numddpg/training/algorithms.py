@@ -39,9 +39,9 @@ from ..kernels import threads as _threads
 from . import runfile as _runfile
 from .acting import Policy, kernel_dtype, run_episodes, save_policy
 from .envs import (EnvError, check_spaces, env_id as _env_id, env_record, goal_env, is_vector,
-                   make_env, make_twin, obs_layout, split_module)
+                   make_env, make_twin, obs_layout, own_compute_reward, split_module)
 from .loop import Loop, PlainEnv, VectorEnvs, autoreset_same_step
-from .runstate import RunState, save_run
+from .runstate import RunState, restore_buffer, save_run
 
 # The module's names from before the loop, the run state and acting had modules of their own,
 # kept importable from here (tests, the command line, users' scripts).
@@ -199,15 +199,21 @@ class OffPolicyAlgorithm:
 
     def _make_buffer(self, seed):
         """The replay buffer; with ``her`` the hindsight buffer, which relabels the goals of a
-        goal env (numddpg.engine.her; a vector env's compute_reward is its test env's)."""
+        goal env (numddpg.engine.her; a vector env's compute_reward is its test env's, unless
+        the vector env has its own: numddpg.sb3's VecEnv adapter)."""
         if self.her == "none":
             return ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, seed=seed)
-        achieved, desired, compute_reward = goal_env(self.test_env if self.n_envs else self.env,
-                                                     self.obs_layout)
+        achieved, desired, compute_reward = self._goal_env()
         return HerReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, achieved, desired,
                                compute_reward, n_envs=max(1, self.n_envs),
                                n_sampled_goal=self.her_k, goal_selection_strategy=self.her,
                                seed=seed)
+
+    def _goal_env(self):
+        """goal_env of the training env (of a vector env: of its test env, unless the vector
+        env has its own compute_reward: numddpg.sb3's VecEnv adapter)."""
+        source = self.test_env if self.n_envs and not own_compute_reward(self.env) else self.env
+        return goal_env(source, self.obs_layout)
 
     @property
     def test_env(self):
@@ -254,6 +260,8 @@ class OffPolicyAlgorithm:
             raise EnvError(f"set_env: {_env_id(env)}'s actions are {act_space.dtype}, this "
                            f"model's {mine}")
         self._use_env(env)
+        if isinstance(self.buffer, HerReplayBuffer):       # the new env's rewards from now on
+            self.buffer.compute_reward = self._goal_env()[2]
         self.state.new_episodes(1)
         self.state.drop_noises()
         self._bind_policy()
@@ -438,6 +446,20 @@ class OffPolicyAlgorithm:
         """
         include = self.checkpoint_buffer if include_buffer is None else bool(include_buffer)
         return save_run(self, path, include)
+
+    def save_replay_buffer(self, path):
+        """``save(path, include_buffer=True)``: the file is a whole checkpoint, from which
+        ``load_replay_buffer`` takes the buffer (and ``load`` the model)."""
+        return self.save(path, include_buffer=True)
+
+    def load_replay_buffer(self, path):
+        """Replace the replay buffer's contents by those saved at ``path`` (by
+        ``save_replay_buffer`` or any checkpoint saved with its buffer), the rest of the model
+        untouched.  The file is checked whole, and its buffer must be of this model's kind
+        (uniform or hindsight, with the same settings) and sizes: else CheckpointError, and
+        nothing changed."""
+        meta, arrays = read_run_checkpoint(path)
+        restore_buffer(self, meta, arrays, str(path))
 
     @classmethod
     def load(cls, path, env=None, test_env=None, log=False, run_dir=None, runs_root="runs",

@@ -438,7 +438,9 @@ def goal_env(env, layout):
     """(achieved, desired, compute_reward) of a goal env: the spans of its achieved and
     desired goal in the flat observation (``layout``, its DictLayout) and its vectorized
     ``env.unwrapped.compute_reward(achieved_goal, desired_goal, info)``, as
-    gymnasium-robotics' goal envs have; EnvError saying what is missing otherwise."""
+    gymnasium-robotics' goal envs have (or ``env.compute_reward`` when the outermost wrapper or
+    vector env defines its own: numddpg.sb3's, which hands the env its goals in the env's own
+    form); EnvError saying what is missing otherwise."""
     name = env_id(env)
     if layout is None:
         raise EnvError(f"{name}: hindsight experience replay (her) needs a goal env, whose "
@@ -448,13 +450,33 @@ def goal_env(env, layout):
         achieved, desired = layout.goal_spans()
     except DictObsError as exc:
         raise EnvError(f"{name}: {exc}") from None
-    compute_reward = getattr(getattr(env, "unwrapped", None), "compute_reward", None)
+    compute_reward = own_compute_reward(env) or getattr(getattr(env, "unwrapped", None),
+                                                        "compute_reward", None)
     if not callable(compute_reward):
         raise EnvError(f"{name}: hindsight experience replay (her) recomputes rewards with the "
                        "env's compute_reward(achieved_goal, desired_goal, info) "
                        "(env.unwrapped.compute_reward, as gymnasium-robotics' goal envs have); "
                        "this env has none")
     return achieved, desired, compute_reward
+
+
+def env_info(infos, i):
+    """Env i's info dict from a gymnasium vector env's ``infos`` (arrays over the envs, each
+    with its "_key" mask of the envs that set it; nested dicts alike)."""
+    out = {}
+    for k, v in infos.items():
+        mask = infos.get("_" + k)
+        if k.startswith("_") or (mask is not None and not mask[i]):
+            continue
+        out[k] = env_info(v, i) if isinstance(v, dict) else v[i]
+    return out
+
+
+def own_compute_reward(env):
+    """``env.compute_reward`` if ``env`` itself (not the env it wraps: gymnasium's wrappers
+    do not pass attributes on) defines one, else None."""
+    compute_reward = getattr(env, "compute_reward", None)
+    return compute_reward if callable(compute_reward) else None
 
 
 def check_obs(obs, obs_dim, name, where, n_envs=None, layout=None):

@@ -34,7 +34,7 @@ from ..kernels import jitcache as _jitcache
 from ..kernels import threads as _threads
 from .acting import env_action, kernel_dtype, reset_seed, run_episodes, success_flag
 from .envs import (EnvError, EnvFailure, check_flags, check_obs, check_reward, check_rewards,
-                   env_id)
+                   env_id, env_info)
 from .guard import check_finite
 from .runfile import CHECKPOINT_FILE, RunWriteError
 
@@ -189,15 +189,17 @@ class Loop:
                 state.end_episode(i, self.runlog, envs.success(i, infos))
                 envs.episode_ended(i, state, noises)
         if whole:
-            self._store_step(obs, acts, rews, rows2, terms, ends, stored)
+            self._store_step(obs, acts, rews, rows2, terms, ends, stored, infos)
 
-    def _store_step(self, obs, acts, rews, obs2, terms, ends, stored):
+    def _store_step(self, obs, acts, rews, obs2, terms, ends, stored, infos):
         """One step of every env into the hindsight buffer: truncated is an end that is not a
-        termination (a time limit, max_ep_len); an env that made no transition is left out."""
+        termination (a time limit, max_ep_len); an env that made no transition is left out.
+        A buffer that keeps info dicts (SB3's copy_info_dict) gets each env's."""
         terms, ends = np.asarray(terms, bool), np.asarray(ends, bool)
+        env_infos = None if self.buffer.infos is None else self.envs.env_infos(infos)
         try:
             self.buffer.store(obs, acts, np.asarray(rews, np.float64), obs2, terms,
-                              ends & ~terms, stored)
+                              ends & ~terms, stored, env_infos)
         except NonFiniteTransition as exc:
             raise EnvFailure(f"{self.model.env_id} returned a non-finite value at env step "
                              f"{self.state.t} ({exc}){NON_FINITE_HINT}") from None
@@ -364,6 +366,10 @@ class PlainEnv:
     def final_obs(self, i, obs2, infos):
         return obs2[i]
 
+    def env_infos(self, infos):
+        """The step's info dict of each env: [info]."""
+        return infos
+
     def episode_ended(self, i, state, noises):
         """(The next episode starts in ``next_obs``, once the step is stored and merged.)"""
 
@@ -444,6 +450,12 @@ class VectorEnvs:
             return check_obs(infos["final_obs"][i], self.obs_dim, self.env_id,
                              f"final_obs of env {i}", layout=self.layout)
         return obs2[i]
+
+    def env_infos(self, infos):
+        """The step's info dict of each env: the vector env's own list (numddpg.sb3's VecEnv
+        adapter keeps it as ``per_env``), or each env's part of gymnasium's infos."""
+        per_env = getattr(infos, "per_env", None)
+        return per_env if per_env is not None else [env_info(infos, i) for i in range(self.n)]
 
     def episode_ended(self, i, state, noises):
         if self.same_step:

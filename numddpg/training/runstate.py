@@ -340,6 +340,34 @@ def _check_fits(model, meta, noise_x, where):
                               f"{type(noise).__name__} has none of that shape")
 
 
+def restore_buffer(model, meta, arrays, where):
+    """Put the replay buffer of a checkpoint read by ``read_run_checkpoint`` into ``model``
+    (nothing else), after checking that it was saved and is of the model's kind, sizes and
+    observation layout (CheckpointError, and nothing changed)."""
+    b, sp, buffer = meta["buffer"], meta["spaces"], model.buffer
+    if not b["saved"]:
+        raise CheckpointError(f"{where} was saved without its replay buffer "
+                              "(include_buffer=False): there is none to load")
+    her = isinstance(buffer, HerReplayBuffer)
+    if her != saved_her(meta):
+        kinds = ("a uniform", "a hindsight (her)")
+        raise CheckpointError(f"{where} holds {kinds[saved_her(meta)]} replay buffer; this "
+                              f"model's is {kinds[her]} one")
+    if saved_layout(sp, where) != model.obs_layout:
+        raise CheckpointError(f"{where}: its buffer holds observations "
+                              f"{saved_layout(sp, where) or 'of a Box'}, this model's "
+                              f"{model.obs_layout or 'of a Box'}")
+    if not her:            # (a hindsight buffer's restore checks its whole record against it)
+        theirs = (sp["obs_dim"], sp["act_dim"], b["max_size"], b["dtype"])
+        ours = (buffer.obs_dim, buffer.act_dim, buffer.max_size, buffer.dtype.name)
+        if theirs != ours:
+            raise CheckpointError(f"{where}: its replay buffer has (obs_dim, act_dim, "
+                                  f"replay_size (SB3's buffer_size), dtype) = {theirs}, this "
+                                  f"model's {ours}")
+    buffer.restore({k[len("buffer."):]: v for k, v in arrays.items()
+                    if k.startswith("buffer.")}, b)
+
+
 def saved_layout(spaces, where):
     """The DictLayout of a checkpoint's ``spaces.obs_layout`` (checked: typed, bounded, of
     obs_dim numbers), or None for a Box env's."""
