@@ -28,10 +28,15 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
                              adam_eps (numddpg.sb3.optimizers)
     policy_delay, target_policy_noise, target_noise_clip (TD3)
                              policy_delay, target_noise, noise_clip
+    replay_buffer_class=HerReplayBuffer, replay_buffer_kwargs
+                             her = goal_selection_strategy, her_k = n_sampled_goal
+                             (numddpg.sb3.her)
 
-What numddpg cannot do raises naming the argument (a device other than the CPU, a policy other
-than "MlpPolicy", train_freq in episodes, n-step returns, another replay buffer class, an
-optimizer other than Adam or AdamW, Dict observations, ...); nothing is silently ignored.  Envs are
+"MultiInputPolicy" reads a Dict observation (numddpg.sb3.spaces: its entries laid end to end;
+images flattened, with a warning, where SB3 has a CNN).  What numddpg cannot do raises naming
+the argument (a device other than the CPU, a CnnPolicy, train_freq in episodes, n-step
+returns, another replay buffer class, an optimizer other than Adam or AdamW, nested Dict
+observations, ...); nothing else is silently changed.  Envs are
 gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
 parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
@@ -50,17 +55,17 @@ import gymnasium as gym
 import numpy as np
 
 from ..checks import check_bool, check_int, check_widths
+from ..engine.her import HerReplayBuffer as NativeHer
 from ..engine.hyperparameters import check as check_hyperparameter
-from ..files import checkpoint as _checkpoint
 from ..files import runlog as _runlog
 from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
 from ..training.envs import EnvError, check_spaces, env_id as _env_id
-from ..training.runstate import read_run_checkpoint
 from .bridge import Bridge
 from .callbacks import CallbackList, convert_callback
 from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
 from .evaluation import autoreset_mode
+from .her import HerReplayBuffer, buffer_options, check_her_env, saved_buffer_options
 from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters, own_noise)
@@ -68,7 +73,7 @@ from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
 from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
-from .spaces import Preprocessing
+from .spaces import Preprocessing, check_policy, observation_space_of
 from .vecenv import is_vec_env, vec_normalize_of
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
@@ -105,9 +110,10 @@ def _is_named(obj, name):
     return getattr(cls, "__name__", None) == name
 
 
-def _policy_sizes(policy_kwargs, n_critics):
+def _policy_sizes(policy_kwargs, n_critics, multi_input=False):
     """(hidden_sizes, qf_hidden_sizes) from SB3's policy_kwargs, refusing what numddpg's MLPs
-    cannot be."""
+    cannot be; ``multi_input``: for MultiInputPolicy (SB3's CombinedExtractor, whose
+    ``cnn_output_dim`` sizes the CNN of image entries, which numddpg flattens instead)."""
     if policy_kwargs is None:
         policy_kwargs = {}
     if not isinstance(policy_kwargs, dict):
@@ -127,15 +133,21 @@ def _policy_sizes(policy_kwargs, n_critics):
         raise ValueError(f"policy_kwargs['n_critics']={kw['n_critics']!r}: this algorithm has "
                          f"{n_critics} critic(s) (DDPG 1, TD3 2)")
     # (optimizer_class and optimizer_kwargs: numddpg.sb3.optimizers)
-    if kw.get("features_extractor_kwargs"):
+    extractor_kwargs = dict(kw.get("features_extractor_kwargs") or {})
+    if multi_input and "cnn_output_dim" in extractor_kwargs:
+        check_int("policy_kwargs['features_extractor_kwargs']['cnn_output_dim']",
+                  extractor_kwargs.pop("cnn_output_dim"), 1)
+    if extractor_kwargs:
         raise ValueError(f"policy_kwargs['features_extractor_kwargs']="
                          f"{kw['features_extractor_kwargs']!r} is not supported (there is no "
-                         "feature extractor)")
+                         "feature extractor to configure but MultiInputPolicy's cnn_output_dim, "
+                         "unused)")
+    extractor = "CombinedExtractor" if multi_input else "FlattenExtractor"
     if "features_extractor_class" in kw and not _is_named(kw["features_extractor_class"],
-                                                          "FlattenExtractor"):
+                                                          extractor):
         raise ValueError(f"policy_kwargs['features_extractor_class']="
                          f"{kw['features_extractor_class']!r}: numddpg's MLPs read the flat "
-                         "observation (SB3's FlattenExtractor) only")
+                         f"observation (SB3's {extractor}) only")
     for key in ("normalize_images", "share_features_extractor"):
         if key in kw:        # no images, no extractor parameters: either value is the same
             check_bool(f"policy_kwargs[{key!r}]", kw[key])
@@ -166,14 +178,26 @@ def _check_device(device):
 
 
 def _handle_timeout_termination(replay_buffer_kwargs):
-    """SB3's replay_buffer_kwargs: only ``handle_timeout_termination`` (default True: a time
-    limit's end bootstraps; False: every episode end is terminal) means something here."""
-    kwargs = {} if replay_buffer_kwargs is None else replay_buffer_kwargs
-    if not isinstance(kwargs, dict) or set(kwargs) - {"handle_timeout_termination"}:
-        raise ValueError(f"replay_buffer_kwargs={replay_buffer_kwargs!r}: numddpg's replay "
-                         "buffer takes only handle_timeout_termination (a bool)")
+    """SB3's replay_buffer_kwargs' ``handle_timeout_termination`` (default True: a time
+    limit's end bootstraps; False: every episode end is terminal), read before the model and
+    its buffer exist (``buffer_options`` checks the rest)."""
+    kwargs = replay_buffer_kwargs if isinstance(replay_buffer_kwargs, dict) else {}
     return check_bool("replay_buffer_kwargs['handle_timeout_termination']",
                       kwargs.get("handle_timeout_termination", True))
+
+
+POLICIES = ("MlpPolicy", "MultiInputPolicy")
+
+
+def _policy_name(policy):
+    """"MlpPolicy" or "MultiInputPolicy" from SB3's ``policy`` (a name or a class of that
+    name); ValueError for others."""
+    for name in POLICIES:
+        if policy == name or _is_named(policy, name):
+            return name
+    raise ValueError(f"policy={policy!r}: numddpg has 'MlpPolicy' (MLP actor and critics on a "
+                     "flat observation) and 'MultiInputPolicy' (on a Dict observation); no "
+                     "CnnPolicy or custom policy classes")
 
 
 def _refuse_unsupported(args):
@@ -181,14 +205,8 @@ def _refuse_unsupported(args):
     if args.pop("_init_setup_model") is not True:
         raise ValueError("_init_setup_model=False is not supported: numddpg builds its "
                          "networks when the model is made")
-    policy = args["policy"]
-    if not (policy == "MlpPolicy" or _is_named(policy, "MlpPolicy")):
-        raise ValueError(f"policy={policy!r}: numddpg has only 'MlpPolicy' (MLP actor and "
-                         "critics on a flat Box observation)")
+    _policy_name(args["policy"])
     _check_device(args["device"])
-    if args["replay_buffer_class"] is not None:
-        raise ValueError(f"replay_buffer_class={args['replay_buffer_class']!r}: numddpg has "
-                         "its own uniform replay buffer only; pass None")
     if check_bool("optimize_memory_usage", args["optimize_memory_usage"]):
         raise ValueError("optimize_memory_usage=True is not supported: numddpg's buffer "
                          "stores s' beside s")
@@ -217,8 +235,11 @@ def _checked_arguments(args, native_class):
                gamma=checked("gamma", "gamma"),
                verbose=check_int("verbose", args["verbose"], 0, 2),
                seed=checked("seed", "seed"))
-    sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics)
+    sb3["policy"] = _policy_name(args["policy"])
+    sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics,
+                                    sb3["policy"] == "MultiInputPolicy")
     sb3["optimizer"] = optimizer_hyperparameters(args["policy_kwargs"], specs)
+    sb3["buffer"] = buffer_options(args["replay_buffer_class"], args["replay_buffer_kwargs"])
     return sb3
 
 
@@ -248,6 +269,8 @@ def _native_hyperparameters(sb3, n_envs):
           "gradient_steps": None if gradient_steps in (-1, 0) else gradient_steps,
           "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
           "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP, **sb3["optimizer"]}
+    if sb3["buffer"].her is not None:
+        hp.update(her=sb3["buffer"].her, her_k=sb3["buffer"].n_sampled_goal)
     if sb3["seed"] is not None:
         hp["seed"] = sb3["seed"]
     return hp
@@ -266,8 +289,12 @@ class OffPolicySB3(SB3Logging):
         _refuse_unsupported(args)
         native_class = self.native_class
         sb3 = _checked_arguments(args, native_class)
-        handle_timeouts = _handle_timeout_termination(args["replay_buffer_kwargs"])
+        handle_timeouts = sb3["buffer"].handle_timeout_termination
         env = user_env(check_env("env", args["env"]), handle_timeouts)
+        if not isinstance(env, str):
+            check_policy(sb3["policy"], observation_space_of(env), args["policy_kwargs"])
+        if sb3["buffer"].her is not None:
+            check_her_env(env)
         loop_env = training_env(env, handle_timeouts)
         n_envs = loop_env.num_envs if isinstance(loop_env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
@@ -287,10 +314,10 @@ class OffPolicySB3(SB3Logging):
         tb = check_tensorboard_log(args["tensorboard_log"])     # (the logger writes there)
         native = native_class(loop_env, preset="none", log=False,
                               test_env=native_test_env(loop_env), **hp)
-        if native.obs_layout is not None:      # (SB3 too: MlpPolicy takes a Box)
-            raise EnvError(f"{native.env_id}: MlpPolicy needs a Box observation, got a Dict "
-                           f"({native.obs_layout}); SB3's MultiInputPolicy is not in "
-                           "numddpg.sb3 yet: numddpg.DDPG / TD3 flatten Dict observations")
+        if isinstance(env, str):
+            check_policy(sb3["policy"], observation_space_of(native.env), args["policy_kwargs"])
+        if sb3["buffer"].copy_info_dict:
+            native.buffer.keep_infos()
         noise_process = native_noise(action_noise, native.act_dim, native.hyperparameters)
         self._attach(native, noise_process, action_noise, verbose=sb3["verbose"],
                      tensorboard_log=tb, stats_window_size=stats_window,
@@ -393,7 +420,12 @@ class OffPolicySB3(SB3Logging):
     def replay_buffer(self):
         """numddpg's replay buffer under SB3's names too (numddpg.sb3.parts.ReplayBufferView),
         or None after ``model.replay_buffer = None``."""
-        return None if self._buffer_removed else ReplayBufferView(self.native.buffer)
+        if self._buffer_removed:
+            return None
+        buffer = self.native.buffer
+        if isinstance(buffer, NativeHer):
+            return HerReplayBuffer(buffer, self.native.obs_layout, self._handle_timeouts)
+        return ReplayBufferView(buffer)
 
     @replay_buffer.setter
     def replay_buffer(self, buffer):
@@ -405,11 +437,9 @@ class OffPolicySB3(SB3Logging):
             return
         buffer = buffer.buffer if isinstance(buffer, ReplayBufferView) else buffer
         mine = self.native.buffer
-        if not isinstance(buffer, type(mine)) or (buffer.obs_dim, buffer.act_dim, buffer.dtype) \
-                != (mine.obs_dim, mine.act_dim, mine.dtype):
-            raise ValueError(f"replay_buffer must be None or a replay buffer of obs_dim "
-                             f"{mine.obs_dim}, act_dim {mine.act_dim} and dtype {mine.dtype}, "
-                             f"got {buffer!r}")
+        if not isinstance(buffer, type(mine)) or _buffer_shape(buffer) != _buffer_shape(mine):
+            raise ValueError(f"replay_buffer must be None or a replay buffer like this model's "
+                             f"{mine!r}, got {buffer!r}")
         self.native.buffer, self._buffer_removed = buffer, False
 
     def get_parameters(self):
@@ -460,6 +490,8 @@ class OffPolicySB3(SB3Logging):
         episodes (``force_reset`` is accepted: a new env always starts afresh)."""
         check_bool("force_reset", force_reset)
         env = check_env("env", env)
+        if self.native.her != "none":
+            check_her_env(env)
         if isinstance(env, str):
             env = gym.make(env, disable_env_checker=True)
         given, env = env, training_env(env, self._handle_timeouts)
@@ -544,12 +576,15 @@ class OffPolicySB3(SB3Logging):
 
     # -- acting -------------------------------------------------------------------------------
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        """(action, None) for one observation (obs_dim,) or a batch (n, obs_dim).  The policy
-        is deterministic whatever ``deterministic`` says (as SB3's DDPG/TD3: exploration noise
-        belongs to training); None stands for SB3's recurrent state."""
-        if isinstance(observation, dict):
-            raise ValueError("Dict observations are not supported: numddpg's MLPs take one flat "
-                             "Box (wrap the env with gymnasium.wrappers.FlattenObservation)")
+        """(action, None) for one observation (obs_dim,) or a batch (n, obs_dim); of a Dict
+        observation space, a Dict of one observation's entries or of batches of them.  The
+        policy is deterministic whatever ``deterministic`` says (as SB3's DDPG/TD3:
+        exploration noise belongs to training); None stands for SB3's recurrent state."""
+        is_dict = isinstance(self.observation_space, gym.spaces.Dict)
+        if isinstance(observation, dict) != is_dict:
+            raise ValueError(f"predict got {type(observation).__name__}, but this model observes "
+                             f"{self.observation_space}: pass "
+                             f"{'a Dict of its entries' if is_dict else 'an array, not a Dict'}")
         if (isinstance(observation, tuple) and len(observation) == 2
                 and isinstance(observation[1], dict)):
             raise ValueError("predict got an (obs, info) pair: gymnasium's reset() returns two "
@@ -560,8 +595,12 @@ class OffPolicySB3(SB3Logging):
         if not pre.maps_obs and not pre.maps_actions:
             return self.native.predict(observation)[0], None
         batch = pre.is_batch(observation)
-        obs = pre.obs(np.asarray(observation) if batch else np.asarray(observation)[None])
-        actions = pre.actions(self.native.predict(obs)[0])
+        if batch:
+            obs = observation if is_dict else np.asarray(observation)
+        else:
+            obs = ({k: np.asarray(v)[None] for k, v in observation.items()} if is_dict
+                   else np.asarray(observation)[None])
+        actions = pre.actions(self.native.predict(pre.obs(obs))[0])
         return (actions if batch else actions[0]), None
 
     # -- files --------------------------------------------------------------------------------
@@ -633,6 +672,9 @@ class OffPolicySB3(SB3Logging):
                                                        handle_timeouts)
         native = cls.native_class.load(path, env=env, test_env=native_test_env(env))
         hp = native.hyperparameters
+        saved_buffer_options(kwargs.get("replay_buffer_kwargs"), hp, native.buffer)
+        if hp["her"] != "none" and given is not None:
+            check_her_env(given)
         if "action_noise" in kwargs:
             action_noise = own_noise(kwargs["action_noise"])
             noise_process = native_noise(action_noise, native.act_dim, hp)
@@ -667,39 +709,42 @@ class OffPolicySB3(SB3Logging):
         return model
 
     def save_replay_buffer(self, path):
-        """Save the replay buffer (filled rows and sampler state) in numddpg's safe format at
-        ``path`` (".npz" added when it has no suffix).  The file is a whole model checkpoint
-        (as ``save`` writes, the buffer included): ``load_replay_buffer`` takes the buffer from
-        it, ``load`` the model."""
+        """Save the replay buffer (filled rows, episode bookkeeping of a HerReplayBuffer, and
+        sampler state) in numddpg's safe format at ``path`` (".npz" added when it has no
+        suffix): a whole model checkpoint with its buffer, as numddpg's
+        ``save_replay_buffer`` writes (``load_replay_buffer`` takes the buffer from it,
+        ``load`` the model).  A HerReplayBuffer's info dicts (copy_info_dict) stay out: files
+        hold no Python objects."""
         self._save_native(_file_path("path", path, self.file_extension), True)
 
     def load_replay_buffer(self, path, truncate_last_traj=True):
-        """Replace the replay buffer by the one saved at ``path`` (by ``save_replay_buffer``, or
-        any numddpg model file saved with its buffer).  Its observation and action dims, its
-        capacity (buffer_size) and dtype must be this model's, else CheckpointError; the file
-        is fully checked before anything is replaced.  ``truncate_last_traj`` is accepted for
-        SB3's signature: numddpg stores each transition's own s', so no trajectory needs
-        truncating."""
+        """Replace the replay buffer's contents by the one saved at ``path`` (by
+        ``save_replay_buffer``, or any numddpg model file saved with its buffer): numddpg's
+        ``load_replay_buffer``, which checks the whole file, and that its buffer is of this
+        model's kind and sizes, before anything is replaced (CheckpointError).
+        truncate_last_traj : of a HerReplayBuffer, end each env's episode that was running
+            when the buffer was saved, so that its steps may be drawn (SB3's
+            ``truncate_last_trajectory``, with a warning); False when training goes on with
+            that same episode.  A uniform buffer stores each transition's own s': nothing to
+            truncate."""
         check_bool("truncate_last_traj", truncate_last_traj)
-        path = _saved_path("path", path, self.file_extension)
-        meta, arrays = read_run_checkpoint(path)
-        buffer, record, spaces = self.native.buffer, meta["buffer"], meta["spaces"]
-        theirs = (spaces["obs_dim"], spaces["act_dim"], record["max_size"], record["dtype"])
-        ours = (buffer.obs_dim, buffer.act_dim, buffer.max_size, buffer.dtype.name)
-        if theirs != ours:
-            raise _checkpoint.CheckpointError(
-                f"{path}: its replay buffer has (obs_dim, act_dim, buffer_size, dtype) = "
-                f"{theirs}, this model's {ours}")
-        if not record["saved"]:
-            raise _checkpoint.CheckpointError(f"{path} was saved without its replay buffer "
-                                              "(include_buffer=False): there is none to load")
-        buffer.restore({k[len("buffer."):]: v for k, v in arrays.items()
-                        if k.startswith("buffer.")}, record)
+        self.native.load_replay_buffer(_saved_path("path", path, self.file_extension))
         self._buffer_removed = False
+        if truncate_last_traj and isinstance(self.native.buffer, NativeHer):
+            self.replay_buffer.truncate_last_trajectory()
 
     def __repr__(self):
         return (f"{type(self).__name__}(env={self.native.env_id!r}, "
                 f"num_timesteps={self.num_timesteps}, seed={self.native.seed})")
+
+
+def _buffer_shape(buffer):
+    """What a buffer that replaces another must share with it: dims and dtype, and of a
+    hindsight buffer the envs and the goals' places."""
+    shape = (buffer.obs_dim, buffer.act_dim, buffer.dtype)
+    if isinstance(buffer, NativeHer):
+        shape += (buffer.n_envs, buffer.achieved, buffer.desired)
+    return shape
 
 
 def _file_path(name, path, extension):

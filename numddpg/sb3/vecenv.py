@@ -10,7 +10,8 @@ infos[i]["TimeLimit.truncated"] says a time limit cut it.
     LoopVecEnv      an SB3 VecEnv as the gymnasium vector env numddpg's loop steps, in
                     gymnasium's SAME_STEP autoreset mode (the same semantics: the final
                     observation in info["final_obs"]), its observations and actions flat
-                    (numddpg.sb3.spaces)
+                    (numddpg.sb3.spaces; Dicts of flat entries), and its goal envs'
+                    compute_reward through ``env_method`` (for HerReplayBuffer)
     OneEnvVecEnv    a gymnasium Env behind SB3's VecEnv API (a DummyVecEnv of one), for
                     ``model.get_env()``
 
@@ -105,12 +106,35 @@ class LoopVecEnv(gym.vector.VectorEnv):
             truncated[:] = False
         out = StepInfos(list(infos))
         if dones.any():
-            final = np.array(obs, copy=True)
-            ended = np.flatnonzero(dones)
-            final[ended] = [infos[i]["terminal_observation"] for i in ended]
-            out["final_obs"], out["_final_obs"] = self.preprocessing.obs(final), dones
+            out["final_obs"], out["_final_obs"] = self._final_obs(obs, infos, dones), dones
         return (self.preprocessing.obs(obs), np.asarray(rewards), dones & ~truncated,
                 truncated, out)
+
+    def _final_obs(self, obs, infos, dones):
+        """The step's observations with each ended env's replaced by its terminal one, mapped
+        (of Dict observations: an object array of one Dict per env, as gymnasium's vector envs
+        give them)."""
+        ended = np.flatnonzero(dones)
+        if isinstance(obs, dict):
+            final = np.empty(self.num_envs, object)
+            for i in ended:
+                one = {k: np.asarray(v)[None] for k, v in infos[i]["terminal_observation"].items()}
+                final[i] = {k: v[0] for k, v in self.preprocessing.obs(one).items()}
+            return final
+        final = np.array(obs, copy=True)
+        final[ended] = [infos[i]["terminal_observation"] for i in ended]
+        return self.preprocessing.obs(final)
+
+    def compute_reward(self, achieved_goal, desired_goal, infos):
+        """The first env's ``compute_reward`` (as SB3's HerReplayBuffer calls it: env_method,
+        indices=[0]) for m goal pairs given as the networks read them ((m, g) each), handed
+        to it in the env's own form (numddpg.sb3.spaces.DictEntry.values)."""
+        pre = self.preprocessing
+        if pre.entries is not None:
+            achieved_goal = pre.goal_values("achieved_goal", achieved_goal)
+            desired_goal = pre.goal_values("desired_goal", desired_goal)
+        return self.venv.env_method("compute_reward", achieved_goal, desired_goal, infos,
+                                    indices=[0])[0]
 
     def close_extras(self, **kwargs):
         self.venv.close()
