@@ -112,14 +112,13 @@ def check_real(name, value, low=-np.inf, high=np.inf, low_open=False, what=None,
 
 
 def check_widths(name, value):
-    """A tuple of positive whole numbers (hidden layer widths); one int means one layer."""
+    """A tuple of positive whole numbers (hidden layer widths); one int means one layer, an
+    empty sequence none (a linear network)."""
     items = (value,) if is_integral(value) else value
     if isinstance(items, (str, bytes, dict)) or not hasattr(items, "__iter__"):
         raise ValueError(f"{name} must be a sequence of positive integers like (256, 256), got "
                          f"{value!r} ({type(value).__name__})")
     items = tuple(items)
-    if not items:
-        raise ValueError(f"{name} must name at least one hidden layer, got {value!r}")
     if not all(is_integral(h) for h in items):
         raise ValueError(f"{name} must be whole numbers like (256, 256), got {value!r}")
     if not all(h > 0 for h in items):

@@ -360,7 +360,10 @@ def test_update_burst_rejects_empty_buffer(rng):
     ({"adam_beta1": 1.0}, r"adam_beta1 must be a finite number in \[0.0, 1.0\), got 1.0"),
     ({"adam_beta2": -0.5}, r"adam_beta2 must be a finite number in \[0.0, 1.0\), got -0.5"),
     ({"adam_eps": 0.0}, r"adam_eps must be a positive finite number, got 0.0"),
-    ({"hidden": ()}, r"hidden_sizes must name at least one hidden layer, got \(\)"),
+    ({"hidden": "64"}, r"hidden_sizes must be a sequence of positive integers"),
+    ({"n_critics": 0}, r"n_critics must be an integer from 1 to 10, got 0"),
+    ({"n_critics": 11}, r"n_critics must be an integer from 1 to 10, got 11"),
+    ({"n_critics": 1.5}, r"n_critics must be an integer from 1 to 10, got 1.5"),
     ({"hidden": (4, 0)}, r"hidden_sizes must all be positive.*\[0\]"),
 ])
 def test_constructor_rejects_bad_arguments(kwargs, match):

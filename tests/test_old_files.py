@@ -56,6 +56,8 @@ def test_an_old_interrupted_run_resumes_as_an_uninterrupted_run_today(tmp_path, 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_an_old_model_file_loads_acts_and_trains_on_identically(algo):
     old = ALGOS[algo].load(OLD / f"model_{algo}.npz")
+    # written before n_critics existed: the algorithm's own number, the only one there was
+    assert old.n_critics == old.agent.n_critics == {"ddpg": 1, "td3": 2}[algo]
     close(np.stack([old.predict(o)[0] for o in EXPECTED["obs"]]), EXPECTED[f"predict_{algo}"])
     ref = ALGOS[algo]("Pendulum-v1", log=False, **HP)
     ref.learn(600, progress_bar=False)
@@ -76,9 +78,11 @@ def test_old_policy_and_agent_files_act_as_they_did(algo):
     close(np.stack([numddpg.load_policy(OLD / f"policy_{algo}.npz")(o) for o in obs]),
           EXPECTED[f"predict_{algo}"])
     agent = load_agent(OLD / f"agent_{algo}.npz")
+    assert agent.n_critics == {"ddpg": 1, "td3": 2}[algo]
     close(np.stack([agent.act(o) for o in obs]), EXPECTED[f"agent_act_{algo}"])
 
 
 def test_an_old_sb3_model_file_loads_and_predicts_as_it_did():
     model = sb3.DDPG.load(OLD / "sb3_ddpg.npz")
+    assert model.policy_kwargs["n_critics"] == 1 == model.critic.n_critics
     close(model.predict(EXPECTED["obs"], deterministic=True)[0], EXPECTED["sb3_predict"])

@@ -252,7 +252,7 @@ def smoothed_actions(agent, obs2, eps):
     cols = []
     for j in range(agent.act_dim):
         phi = probe_critic(agent.obs_dim, agent.act_dim, j, 4, agent.act_low)
-        cols.append(ref.td3_target(agent.actor_targ.params, phi, phi, agent.actor.sizes,
+        cols.append(ref.td3_target(agent.actor_targ.params, [phi, phi], agent.actor.sizes,
                                    (agent.obs_dim + agent.act_dim, 4, 1), agent.mid, agent.half,
                                    1.0, np.zeros(B), obs2, np.zeros(B), eps, agent.target_noise,
                                    agent.noise_clip))
@@ -287,8 +287,9 @@ def test_smoothed_target_actions_stay_in_bounds_and_within_the_clip(rng):
     # and the critics see it: y from two ordinary target critics is r + gamma (1 - d) min(.)
     # of those actions
     rew, done = rng.standard_normal(B), (rng.uniform(size=B) < 0.3).astype(np.float64)
-    y = ref.td3_target(agent.actor_targ.params, agent.critic1_targ.params,
-                       agent.critic2_targ.params, agent.actor.sizes, agent.critic.sizes,
+    y = ref.td3_target(agent.actor_targ.params,
+                       [agent.critic1_targ.params, agent.critic2_targ.params],
+                       agent.actor.sizes, agent.critic.sizes,
                        agent.mid, agent.half, agent.gamma, rew, obs2, done, eps,
                        agent.target_noise, agent.noise_clip)
     q1, _ = ref.critic_value(agent.critic1_targ.params, agent.critic.sizes, obs2, manual)
@@ -339,15 +340,17 @@ def test_without_noise_the_target_is_the_clipped_double_q(rng):
     assert np.any(q1 < q2) and np.any(q2 < q1)
     expected = rew + agent.gamma * (1 - done) * np.minimum(q1, q2)
     eps = rng.standard_normal((B, agent.act_dim)) * 5         # any draws: 0 x eps = 0
-    y = ref.td3_target(agent.actor_targ.params, agent.critic1_targ.params,
-                       agent.critic2_targ.params, agent.actor.sizes, agent.critic.sizes,
+    y = ref.td3_target(agent.actor_targ.params,
+                       [agent.critic1_targ.params, agent.critic2_targ.params],
+                       agent.actor.sizes, agent.critic.sizes,
                        agent.mid, agent.half, agent.gamma, rew, obs2, done, eps, 0.0,
                        agent.noise_clip)
     # zero noise leaves mu_targ in bounds untouched: the same operations, bit for bit
     np.testing.assert_array_equal(y, expected)
     # with both target critics equal, it is DDPG's target
-    y_same = ref.td3_target(agent.actor_targ.params, agent.critic1_targ.params,
-                            agent.critic1_targ.params, agent.actor.sizes, agent.critic.sizes,
+    y_same = ref.td3_target(agent.actor_targ.params,
+                            [agent.critic1_targ.params, agent.critic1_targ.params],
+                            agent.actor.sizes, agent.critic.sizes,
                             agent.mid, agent.half, agent.gamma, rew, obs2, done, eps, 0.0, 0.5)
     np.testing.assert_array_equal(
         y_same, ref.td_target(agent.actor_targ.params, agent.critic1_targ.params,
@@ -376,7 +379,7 @@ def test_each_critic_gradient_is_its_own_mse_gradient(case):
     obs, act, rew, obs2, done = batch
     pre = ref_state(agent)
     eps = next_eps(agent, B)
-    y = ref.td3_target(pre["theta_targ"], pre["phi1_targ"], pre["phi2_targ"], agent.actor.sizes,
+    y = ref.td3_target(pre["theta_targ"], [pre["phi1_targ"], pre["phi2_targ"]], agent.actor.sizes,
                        agent.critic.sizes, agent.mid, agent.half, agent.gamma, rew, obs2, done,
                        eps, agent.target_noise, agent.noise_clip)
     xq = np.concatenate([obs, act], axis=1)

@@ -4,7 +4,8 @@ The update itself is numddpg.kernels.update: named jitted steps (td_target, crit
 actor_loss_and_grad, adam) on bundles of arrays (docs/math.md, "The DDPG update").  An agent
 owns the arrays and hands them to those kernels as bundles:
 
-    actor, critic (and TD3's critic2)   update.Net(params, targ, grad (C, P), m, v, sizes)
+    actor, the n critics                update.Net(params, targ, grad (C, P), m, v, sizes); the
+                                        critics as one tuple (n = n_critics: DDPG's 1, TD3's 2)
     minibatch / replay arrays           update.Batch(obs, act, rew, obs2, done)
     scratch                             update.Work, carved from one allocation per batch size
 
@@ -15,8 +16,9 @@ minibatches that a Python function fills (hindsight experience replay's);
 ``update_stepwise`` runs the same update by its plain-NumPy twin, numddpg.kernels.reference,
 on the agent's own arrays; the tests hold the kernels equal to the twin.
 
-What differs between algorithms is data on the class (algo, n_critics, hyperparameter_table,
-config_keys, state_layout, counter_names, the kernel) that files and the update read.
+What differs between algorithms is data on the class (algo, the default n_critics, smoothing,
+hyperparameter_table, config_keys, counter_names, the kernel) that files and the update read;
+the arrays an agent holds (``state_layout``) follow from its number of critics.
 
 ``chunks`` (C) cuts each minibatch into C row chunks that ``threads`` Python threads run side by
 side, each in the same nogil kernel (numddpg.kernels.update, "Row chunks"); the numbers depend on C
@@ -41,7 +43,7 @@ from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_
                               carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
                               work_size, work_slots)
 from .buffer import Replay
-from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, TD3_EXTRA, TD3_TABLE, describe,
+from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, MAX_CRITICS, TD3_EXTRA, TD3_TABLE, describe,
                               whole_as_json)
 from .hyperparameters import check as check_hyperparameter
 from .normalizer import ObsNormalizer
@@ -58,6 +60,33 @@ class StateArray(NamedTuple):
     symbol: Optional[str]       # its name in numddpg.kernels.reference and docs/math.md
 
 
+def state_layout_for(n_critics):
+    """The arrays of an agent with ``n_critics`` critics, by their names in files, in the order
+    files hold them: critic 1's under the names of DDPG's one critic ("critic", "q_m", ...),
+    then critic k's for k = 2..n ("critic2", "critic2_targ", "q2_m", "q2_v", as TD3's second).
+    Their symbols are numddpg.kernels.reference's (phi, m_q for one critic, else phi1, m_q1,
+    phi2, ...: reference.critic_suffixes)."""
+    first, *others = _reference.critic_suffixes(n_critics)
+    layout = {
+        "actor": StateArray("actor.params", "actor", "theta"),
+        "critic": StateArray("critic.params", "critic", f"phi{first}"),
+        "actor_targ": StateArray("actor_targ.params", "actor", "theta_targ"),
+        "critic_targ": StateArray("critic_targ.params", "critic", f"phi{first}_targ"),
+        "pi_m": StateArray("pi_optim.m", "actor", "m_pi"),
+        "pi_v": StateArray("pi_optim.v", "actor", "v_pi"),
+        "q_m": StateArray("q_optim.m", "critic", f"m_q{first}"),
+        "q_v": StateArray("q_optim.v", "critic", f"v_q{first}"),
+        "rng_state": StateArray("rng_state", None, None),
+    }
+    for k in others:
+        layout.update({f"critic{k}": StateArray(f"critic{k}.params", "critic", f"phi{k}"),
+                       f"critic{k}_targ": StateArray(f"critic{k}_targ.params", "critic",
+                                                     f"phi{k}_targ"),
+                       f"q{k}_m": StateArray(f"q{k}_optim.m", "critic", f"m_q{k}"),
+                       f"q{k}_v": StateArray(f"q{k}_optim.v", "critic", f"v_q{k}")})
+    return layout
+
+
 class DDPGAgent:
     """Actor, critic, their targets, two Adam states and the workspaces of the fused update.
 
@@ -65,7 +94,8 @@ class DDPGAgent:
     ----------
     obs_dim, act_dim : int
     act_low, act_high : float or (act_dim,) array — finite, low < high (may be asymmetric).
-    hidden_sizes : sequence of int — hidden widths of both networks.
+    hidden_sizes : sequence of int — hidden widths of both networks; () for none (a linear
+        actor tanh(W s + b) and linear critics W [s, a] + b).
     gamma : discount in [0, 1].       polyak : target averaging weight rho in [0, 1].
     pi_lr, q_lr : Adam learning rates of actor and critic (> 0).
     weight_decay, decoupled_weight_decay, adam_beta1, adam_beta2, adam_eps : keyword only,
@@ -76,41 +106,41 @@ class DDPGAgent:
     chunks : int >= 1 — row chunks per minibatch (numddpg.kernels.update, "Row chunks"): 1 is
         the serial update; 2 lets two threads share each update.  Results depend on it
         (summation order).
+    n_critics : int >= 1 — critics, each regressed to y = r + gamma (1 - d) min_k
+        Q_k_targ(s', a'); the actor follows critic 1 (None: the class's n_critics).
 
-    Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP),
-    ``pi_optim``, ``q_optim`` (numddpg.kernels.optim.Adam), ``mid``, ``half`` (act_dim,).
+    Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP: critic 1
+    and its target), ``critics``, ``critics_targ`` (all n), ``critic1`` .. ``critic<n>`` and
+    ``critic<k>_targ`` by number, ``pi_optim``, ``q_optim`` (numddpg.kernels.optim.Adam: critic
+    1's), ``q_optims`` (all n; ``q<k>_optim`` by number), ``mid``, ``half`` (act_dim,).
 
     The class attributes below are the algorithm as data: files, the update kernel and the
     plain-NumPy twin read them, so an algorithm is a subclass that sets its own (TD3Agent).
     """
 
     algo = "ddpg"                        # its name in files, flags and run directories
-    n_critics = 1                        # critics, each with a target and an Adam state
+    n_critics = 1                        # critics by default, each with a target and an Adam state
+    smoothing = False                    # target policy smoothing (its draws: Work's eps)
     hyperparameter_table = DDPG_TABLE    # the kinds and ranges its values are checked against
     # config()'s keys (besides AGENT_OPTIONAL_KEYS), in the order files hold them; a key that
     # DDPG's config() does not write is the attribute of the same name
     config_keys = ("algo", "obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes", "gamma",
                    "polyak", "pi_lr", "q_lr", "dtype")
-    # state_dict()'s arrays, in the order files hold them (its "counters" follow them)
-    state_layout = {
-        "actor": StateArray("actor.params", "actor", "theta"),
-        "critic": StateArray("critic.params", "critic", "phi"),
-        "actor_targ": StateArray("actor_targ.params", "actor", "theta_targ"),
-        "critic_targ": StateArray("critic_targ.params", "critic", "phi_targ"),
-        "pi_m": StateArray("pi_optim.m", "actor", "m_pi"),
-        "pi_v": StateArray("pi_optim.v", "actor", "v_pi"),
-        "q_m": StateArray("q_optim.m", "critic", "m_q"),
-        "q_v": StateArray("q_optim.v", "critic", "v_q"),
-        "rng_state": StateArray("rng_state", None, None),
-    }
+    # state_dict()'s arrays, in the order files hold them (its "counters" follow them), with
+    # the default number of critics (an agent's own: its state_layout attribute)
+    state_layout = state_layout_for(n_critics)
     # the step counts: state_dict()["counters"] and the update kernel's t, in this order
     counter_names = ("t_pi", "t_q")
     _kernel = staticmethod(ddpg_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
-                 qf_hidden_sizes=None, *, weight_decay=0.0, decoupled_weight_decay=True,
-                 adam_beta1=ADAM_BETA1, adam_beta2=ADAM_BETA2, adam_eps=ADAM_EPS):
+                 qf_hidden_sizes=None, n_critics=None, *, weight_decay=0.0,
+                 decoupled_weight_decay=True, adam_beta1=ADAM_BETA1, adam_beta2=ADAM_BETA2,
+                 adam_eps=ADAM_EPS):
+        self.n_critics = self._checked("n_critics",
+                                       type(self).n_critics if n_critics is None else n_critics)
+        self.state_layout = state_layout_for(self.n_critics)
         self.chunks = check_dim("chunks", chunks)
         if self.chunks > MAX_CHUNKS:
             raise ValueError(f"chunks must be at most {MAX_CHUNKS}, got {chunks!r}")
@@ -168,16 +198,25 @@ class DDPGAgent:
 
     # -- construction -------------------------------------------------------------------------
     def _build_networks(self, rng):
+        """The actor, then the critics one by one, initialised from ``rng`` in that order."""
         o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
         self.actor = MLP([o, *h, a], output="tanh", dtype=self.dtype, rng=rng)
-        self.critic = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
+        self.critics = tuple(MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
+                             for _ in range(self.n_critics))
         self.actor_targ = self.actor.copy()
-        self.critic_targ = self.critic.copy()
+        self.critics_targ = tuple(critic.copy() for critic in self.critics)
         self.pi_optim = Adam(self.actor.n_params, self.pi_lr, self.dtype, **self._adam_options())
-        self.q_optim = Adam(self.critic.n_params, self.q_lr, self.dtype, **self._adam_options())
-        self.q_optims = (self.q_optim,)      # every critic's Adam state (they step together)
+        # every critic's Adam state (they step together)
+        self.q_optims = tuple(Adam(critic.n_params, self.q_lr, self.dtype, **self._adam_options())
+                              for critic in self.critics)
+        self.critic, self.critic_targ, self.q_optim = (self.critics[0], self.critics_targ[0],
+                                                       self.q_optims[0])
+        for k, nets in enumerate(zip(self.critics, self.critics_targ, self.q_optims), 1):
+            for name, net in zip((f"critic{k}", f"critic{k}_targ", f"q{k}_optim"), nets):
+                setattr(self, name, net)
         self._actor_net = self._bundle(self.actor, self.actor_targ, self.pi_optim)
-        self._critic_net = self._bundle(self.critic, self.critic_targ, self.q_optim)
+        self._critic_nets = tuple(self._bundle(*nets) for nets in
+                                  zip(self.critics, self.critics_targ, self.q_optims))
 
     def _adam_options(self):
         """numddpg.kernels.optim.Adam's (and reference.adam's) keywords from the agent's."""
@@ -214,7 +253,7 @@ class DDPGAgent:
                           np.empty(B, self.dtype), np.empty((B, o), self.dtype),
                           np.empty(B, self.dtype))
             slots = work_slots(B, self.chunks, o, a, self.actor.sizes, self.critic.sizes,
-                               self.n_critics)
+                               self.smoothing)
             work = carve_work(np.empty(work_size(slots), self.dtype), slots)
             self._by_batch[B] = (batch, work, np.empty(B, np.int64))
         return self._by_batch[B]
@@ -293,8 +332,9 @@ class DDPGAgent:
         return out
 
     def _nets(self):
-        """The Net bundles, in the update kernels' argument order."""
-        return (self._actor_net, self._critic_net)
+        """The Net bundles, in the update kernels' argument order: the actor's, the tuple of
+        the critics'."""
+        return (self._actor_net, self._critic_nets)
 
     @property
     def threads(self):
@@ -328,10 +368,13 @@ class DDPGAgent:
         return self._stats_dict(self._stats)
 
     def gradients(self):
-        """{network name: a copy of the gradient the last update applied to it} (a TD3 call
-        without an actor step leaves the actor's from the last one that had it)."""
-        names = ("actor", "critic", "critic2")
-        return {name: net.grad[0].copy() for name, net in zip(names, self._nets())}
+        """{network name ("actor", "critic", "critic2", ...): a copy of the gradient the last
+        update applied to it} (a TD3 call without an actor step leaves the actor's from the last
+        one that had it)."""
+        names = [name for name, held in self.state_layout.items()
+                 if held.attr.endswith(".params") and not name.endswith("_targ")]
+        nets = (self._actor_net, *self._critic_nets)
+        return {name: net.grad[0].copy() for name, net in zip(names, nets)}
 
     def update_burst(self, buffer, batch_size, K, obs_norm=None):
         """K updates on minibatches sampled from ``buffer`` (a numddpg ReplayBuffer-like object
@@ -444,7 +487,7 @@ class DDPGAgent:
         """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
         return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
                                       self.mid, self.half, self.gamma, self.polyak,
-                                      *self.learning_rates, self._adam_options())
+                                      *self.learning_rates, self._adam_options(), self.n_critics)
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
@@ -460,6 +503,7 @@ class DDPGAgent:
                "dtype": self.dtype.name, "chunks": self.chunks,
                "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
                                    else list(self.qf_hidden_sizes)),
+               "n_critics": self.n_critics,
                **{key: getattr(self, key) for key in ADAM_KEYS}}
         cfg.update((key, getattr(self, key)) for key in self.config_keys if key not in cfg)
         return cfg
@@ -500,38 +544,29 @@ class DDPGAgent:
 
 
 class TD3Agent(DDPGAgent):
-    """TD3 (Fujimoto et al. 2018): DDPGAgent's networks plus a second critic and its target.
+    """TD3 (Fujimoto et al. 2018): DDPGAgent with two critics by default, the target's minimum
+    over them, target policy smoothing and a delayed actor.
 
     Extra parameters: target_noise and noise_clip (target policy smoothing, in units of the
     action half-range; 0.2 and 0.5), policy_delay (actor and polyak every policy_delay-th
-    update; 2).  Attributes ``critic1``, ``critic2``, ``critic1_targ``, ``critic2_targ``
-    (``critic``/``critic_targ`` name critic1 and its target).  The smoothing noise comes from the
-    agent's own generator state ``rng_state``, as the minibatch indices do.
+    update; 2), n_critics (2).  Attributes ``critic1``, ``critic2``, ``critic1_targ``,
+    ``critic2_targ`` (``critic``/``critic_targ`` name critic1 and its target).  The smoothing
+    noise comes from the agent's own generator state ``rng_state``, as the minibatch indices do.
     """
 
     algo = "td3"
     n_critics = 2
+    smoothing = True
     hyperparameter_table = TD3_TABLE
     config_keys = DDPGAgent.config_keys + tuple(TD3_EXTRA)   # its three hyperparameters
-    # DDPG's arrays (its critic is critic1), then the second critic's
-    state_layout = {
-        **DDPGAgent.state_layout,
-        "critic": StateArray("critic1.params", "critic", "phi1"),
-        "critic_targ": StateArray("critic1_targ.params", "critic", "phi1_targ"),
-        "q_m": StateArray("q1_optim.m", "critic", "m_q1"),
-        "q_v": StateArray("q1_optim.v", "critic", "v_q1"),
-        "critic2": StateArray("critic2.params", "critic", "phi2"),
-        "critic2_targ": StateArray("critic2_targ.params", "critic", "phi2_targ"),
-        "q2_m": StateArray("q2_optim.m", "critic", "m_q2"),
-        "q2_v": StateArray("q2_optim.v", "critic", "v_q2"),
-    }
+    state_layout = state_layout_for(n_critics)     # DDPG's arrays, then the second critic's
     counter_names = ("t_pi", "t_q", "n_updates")     # n_updates: the policy delay's clock
     _kernel = staticmethod(td3_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
                  chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None,
-                 **adam_options):
+                 n_critics=None, **adam_options):
         # (checked here rather than by the table: their messages name the unit, half-ranges)
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
@@ -542,21 +577,12 @@ class TD3Agent(DDPGAgent):
         self.policy_delay = self._checked("policy_delay", policy_delay)
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
-                         pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes, **adam_options)
+                         pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes, n_critics,
+                         **adam_options)
 
     def _build_networks(self, rng):
         super()._build_networks(rng)
-        self.critic1, self.critic1_targ, self.q1_optim = self.critic, self.critic_targ, self.q_optim
-        o, a, hq = self.obs_dim, self.act_dim, self.critic_widths
-        self.critic2 = MLP([o + a, *hq, 1], output="identity", dtype=self.dtype, rng=rng)
-        self.critic2_targ = self.critic2.copy()
-        self.q2_optim = Adam(self.critic2.n_params, self.q_lr, self.dtype, **self._adam_options())
-        self._critic2_net = self._bundle(self.critic2, self.critic2_targ, self.q2_optim)
-        self.q_optims = (self.q1_optim, self.q2_optim)
         self.n_updates = 0
-
-    def _nets(self):
-        return (self._actor_net, self._critic_net, self._critic2_net)
 
     def _reference_update(self, state, batch):
         """reference.td3_update, with the smoothing draws ``update`` would make: B x act_dim
@@ -566,7 +592,7 @@ class TD3Agent(DDPGAgent):
         return _reference.td3_update(state, batch, eps, self.actor.sizes, self.critic.sizes,
                                      self.mid, self.half, self.gamma, self.polyak,
                                      *self.learning_rates, self.target_noise, self.noise_clip,
-                                     self.policy_delay, self._adam_options())
+                                     self.policy_delay, self._adam_options(), self.n_critics)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,15 +602,24 @@ class TD3Agent(DDPGAgent):
 # The algorithms, by the name files give them: everything below reads the class's data.
 AGENT_CLASSES = {cls.algo: cls for cls in (DDPGAgent, TD3Agent)}
 AGENT_CONFIG_KEYS = {algo: cls.config_keys for algo, cls in AGENT_CLASSES.items()}
-# Adam's second moments (held in an optimizer's v), by their names in any algorithm's state
-ADAM_SECOND_MOMENTS = tuple(dict.fromkeys(
-    name for cls in AGENT_CLASSES.values() for name, held in cls.state_layout.items()
-    if held.attr.endswith("_optim.v")))
+# Adam's second moments (held in an optimizer's v), by their names in any agent's state
+ADAM_SECOND_MOMENTS = tuple(name for name, held in state_layout_for(MAX_CRITICS).items()
+                            if held.attr.endswith("_optim.v"))
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
-# update, which they ran; Adam without weight decay, with PyTorch's betas and eps).  MAX_CHUNKS
+# update, which they ran; Adam without weight decay, with PyTorch's betas and eps; None critics:
+# the algorithm's n_critics, the only number there was, filled in by full_config).  MAX_CHUNKS
 # bounds what a file may ask to allocate per network.
-AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None,
+AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None, "n_critics": None,
                        **{key: DDPG_TABLE[key].default for key in ADAM_KEYS}}
+
+
+def full_config(cfg):
+    """The agent config ``cfg`` (checked) with the optional keys it lacks as the agent that
+    wrote it had them: what ``config()`` returns for the agent it builds."""
+    full = {**AGENT_OPTIONAL_KEYS, **cfg}
+    if full["n_critics"] is None:
+        full["n_critics"] = AGENT_CLASSES[cfg["algo"]].n_critics
+    return full
 
 
 def check_agent_config(cfg, where):
@@ -633,7 +668,7 @@ def agent_layer_sizes(cfg):
     """{"actor": [o, *h, a], "critic": [o + a, *hq, 1]} of an agent config (hq: the critics'
     qf_hidden_sizes, or h)."""
     o, a, h = cfg["obs_dim"], cfg["act_dim"], list(cfg["hidden_sizes"])
-    hq = list(cfg.get("qf_hidden_sizes") or h)
+    hq = h if cfg.get("qf_hidden_sizes") is None else list(cfg["qf_hidden_sizes"])
     return {"actor": [o, *h, a], "critic": [o + a, *hq, 1]}
 
 
@@ -643,7 +678,7 @@ def agent_array_specs(cfg, prefix=""):
     n = {net: n_params(sizes) for net, sizes in agent_layer_sizes(cfg).items()}
     specs = {prefix + name: (cfg["dtype"], (n[held.net],)) if held.net is not None
              else ("uint64", (1,))                       # the generator's state
-             for name, held in cls.state_layout.items()}
+             for name, held in state_layout_for(full_config(cfg)["n_critics"]).items()}
     specs[prefix + "counters"] = ("int64", (len(cls.counter_names),))
     return specs
 

@@ -9,7 +9,8 @@ preset (numddpg.presets) replaces some of them per environment.
     kind     a value is                                   normalised to
     int      a whole number (1e6 too; not a bool or str)  int
     real     a finite real number (not a bool or str)     float
-    widths   a non-empty sequence of positive integers    tuple of int
+    widths   a sequence of positive integers (empty: no   tuple of int
+             hidden layer, a linear network)
     choice   one of ``choices``                           str
     bool     True or False                                bool
     dtype    "float32"/"float64" (or np.float32/float64)  its name
@@ -28,6 +29,7 @@ from ..kernels.her import STRATEGIES
 from .noise import NOISE_TYPES
 
 MAX_SAMPLED_GOALS = 1000        # HER's k beyond this relabels all but 0.1 % of rows
+MAX_CRITICS = 10                # (REDQ's ensemble; each number of critics compiles its kernel)
 
 
 class Hyperparameter(NamedTuple):
@@ -53,11 +55,18 @@ def _real(default, meaning, low=0.0, high=math.inf, low_open=False, sb3=None, hi
                           high_open=high_open)
 
 
+def _n_critics(default):
+    return _int(default, "critics, each regressed to y = r + gamma (1 - d) min_k Q_k_targ(s', "
+                "a') (SB3's policy_kwargs n_critics); the actor follows critic 1", 1, MAX_CRITICS)
+
+
 DDPG_TABLE = {
     "hidden_sizes": Hyperparameter((256, 256), "widths", "hidden layer widths of the actor, and "
-                                   "of the critics unless qf_hidden_sizes is given (ReLU)"),
+                                   "of the critics unless qf_hidden_sizes is given (ReLU; none: "
+                                   "linear networks)"),
     "qf_hidden_sizes": Hyperparameter(None, "widths", "hidden layer widths of the critics "
                                       "(None: hidden_sizes)", optional=True),
+    "n_critics": _n_critics(1),
     "replay_size": _int(1_000_000, "replay buffer capacity (float32 ring arrays)", 1,
                         sb3="buffer_size"),
     "her": Hyperparameter("none", "choice", "hindsight experience replay (a goal env's Dict "
@@ -135,7 +144,7 @@ TD3_EXTRA = {
     "policy_delay": _int(2, "critic updates per actor (and target) update", 1,
                          sb3="policy_delay"),
 }
-TD3_TABLE = {**DDPG_TABLE, **TD3_EXTRA}
+TD3_TABLE = {**DDPG_TABLE, **TD3_EXTRA, "n_critics": _n_critics(2)}   # (in DDPG's place)
 TABLES = {"ddpg": DDPG_TABLE, "td3": TD3_TABLE}      # by the algorithm's name in files
 
 _UNIT = (0.0, 1.0)
@@ -190,7 +199,7 @@ def describe(spec):
     words = {"int": "an integer" + (f" >= {int(spec.low)}" if spec.low > -math.inf else ""),
              "real": f"a number in {'(' if spec.low_open else '['}{spec.low}, {spec.high}"
                      f"{')' if spec.high_open else ']'}",
-             "widths": "a list of positive integer widths, e.g. [64, 64]",
+             "widths": "a list of positive integer widths, e.g. [64, 64] ([] for none)",
              "bool": "true or false", "choice": f"one of {list(spec.choices)}",
              "dtype": "'float32' or 'float64'"}[spec.kind]
     return words + (" or null" if spec.optional else "")

@@ -11,8 +11,10 @@ gradients equal to these.
 Two scalar losses of one DDPG update on a minibatch (s, a, r, s', d) of B rows:
 
     critic   L_Q(phi)   = mean_B (Q_phi(s, a) - y)^2,
-             y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))
-             y is computed once from the target networks and then held constant.
+             y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))
+             y is computed once from the target networks and then held constant.  With n
+             critics the loss is the sum of n such terms, one per critic, so each critic's
+             gradient is its own term's: one objective per critic.
     actor    J(theta)   = -mean_B Q_phi(s, mu_theta(s)),  phi held constant.
 
 Checks (CS231n's gradient_check.py, JAX's check_grads):
@@ -166,17 +168,18 @@ def kink_margin(params, sizes, output, x):
     return float(min(zs)) if zs else float("inf")
 
 
-def critic_objective(agent, batch):
-    """L_Q(phi) = mean_B (Q_phi(s, a) - y)^2 with y held constant, and dL_Q/dphi.
+def critic_objective(agent, batch, k=0):
+    """Critic k's term of L_Q, mean_B (Q_phi_k(s, a) - y)^2 with y held constant, and its
+    gradient dL_Q/dphi_k (k = 0: critic 1, the only one of a DDPG agent by default).
 
     batch = (obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)).  y is computed first
-    from the agent's target networks (reference.td_target); neither the agent nor the batch is
-    modified by the returned functions.
+    from the agent's target networks (reference.td_target: the minimum over every critic's
+    target); neither the agent nor the batch is modified by the returned functions.
     """
     obs, act, rew, obs2, done = _as_batch(agent, batch)
     sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
-    y = ref.td_target(agent.actor_targ.params, agent.critic_targ.params, sizes_pi, sizes_q,
-                      agent.mid, agent.half, agent.gamma, rew, obs2, done)      # (B,) constant
+    y = ref.td_target(agent.actor_targ.params, [c.params for c in agent.critics_targ], sizes_pi,
+                      sizes_q, agent.mid, agent.half, agent.gamma, rew, obs2, done)  # (B,)
     xq = np.concatenate([obs, act], axis=1)                                     # (B, o + a)
 
     def f(phi):
@@ -191,7 +194,8 @@ def critic_objective(agent, batch):
     def margin(phi):
         return kink_margin(phi, sizes_q, "identity", xq)
 
-    return Objective("L_Q", "critic", f, grad, agent.critic.params.copy(), sizes_q, margin)
+    return Objective("L_Q", "critic" if k == 0 else f"critic{k + 1}", f, grad,
+                     agent.critics[k].params.copy(), sizes_q, margin)
 
 
 def actor_objective(agent, batch):

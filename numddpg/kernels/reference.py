@@ -6,10 +6,11 @@ takes (dout, cache) and returns the gradients.  The tests hold the Numba kernels
 functions in float64.
 
 Shapes: B batch rows, n_in/n_out layer widths, o = obs_dim, k = act_dim, P parameters.
-Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2) the
-flat parameters of actor and critic(s), dtheta, dphi their gradients, the suffixes pi and q
-(q1, q2) for what belongs to the actor or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD
-target, q the critic's values, dq = dLoss/dq, da = dJ/da, du = dJ/du.  Scalars keep the
+Names are docs/math.md's notation table, shared with the kernels: theta, phi (phi1, phi2, ...
+when there are several critics: critic_suffixes) the flat parameters of actor and critic(s),
+dtheta, dphi their gradients, the suffixes pi and q (q1, q2, ...) for what belongs to the actor
+or a critic (sizes_pi, m_pi, t_pi, pi_lr), y the TD target, q the critic's values,
+dq = dLoss/dq, da = dJ/da, du = dJ/du.  Scalars keep the
 math's symbols too: rho is the hyperparameter polyak (a parameter called polyak would also hide
 the function of that name), gamma, pi_lr and q_lr are themselves.
 """
@@ -121,11 +122,18 @@ def critic_value(phi, sizes_q, obs, act, forward=mlp_forward):
     return q[:, 0], cache
 
 
+def min_q_target(phi_targ, sizes_q, obs2, a2):
+    """min_k Q_k_targ(s', a2) (B,) over the critics' target parameters phi_targ: (P,) for one
+    critic (its Q_targ itself), (n, P) or a list of n arrays for n critics."""
+    return np.min([critic_value(phi, sizes_q, obs2, a2)[0] for phi in np.atleast_2d(phi_targ)],
+                  axis=0)
+
+
 def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done):
-    """y = r + gamma (1 - d) Q_targ(s', mu_targ(s')) — a constant for the critic step."""
+    """y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) — a constant for the critic step;
+    phi_targ as min_q_target takes it (one critic: y = r + gamma (1 - d) Q_targ(s', .))."""
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
-    q_targ, _ = critic_value(phi_targ, sizes_q, obs2, a2)
-    return rew + gamma * (1 - done) * q_targ
+    return rew + gamma * (1 - done) * min_q_target(phi_targ, sizes_q, obs2, a2)
 
 
 def critic_loss_and_grad(phi, sizes_q, obs, act, y, forward=mlp_forward,
@@ -185,87 +193,101 @@ def polyak(targ, src, rho):
 
 # --- the whole update -------------------------------------------------------------------------
 
+def critic_suffixes(n_critics):
+    """How the state dicts name n critics' arrays: [""] for one (phi, phi_targ, m_q, v_q), else
+    ["1", ..., "n"] (phi1, phi1_targ, m_q1, v_q1, phi2, ...)."""
+    return [""] if n_critics == 1 else [str(k) for k in range(1, n_critics + 1)]
+
+
+def critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options):
+    """Step 2 on every critic of the state dict s, in place: L_Q = sum_k mean (Q_k(s, a) - y)^2,
+    so each critic's gradient is its own MSE's, and an Adam step on each (one step count t_q;
+    ``adam``'s keywords adam_options).  Returns (L_Q, critic 1's q (B,))."""
+    s["t_q"] += 1
+    loss_q, q1 = 0.0, None
+    for c in critic_suffixes(n_critics):
+        loss, dphi, q = critic_loss_and_grad(s["phi" + c], sizes_q, obs, act, y)
+        loss_q += loss
+        q1 = q if q1 is None else q1
+        s["phi" + c], s["m_q" + c], s["v_q" + c] = adam(s["phi" + c], dphi, s["m_q" + c],
+                                                        s["v_q" + c], s["t_q"], q_lr,
+                                                        **adam_options)
+    return loss_q, q1
+
+
 def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-                adam_options=None):
+                adam_options=None, n_critics=1):
     """One DDPG update on plain arrays; returns (new state dict, info dict).
 
-    state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q (ints)
+    state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q
+    (ints); with n_critics > 1, phi1, phi1_targ, m_q1, v_q1, phi2, ... in place of phi,
+    phi_targ, m_q, v_q (critic_suffixes).
     batch: obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)
     adam_options: ``adam``'s beta1, beta2, eps, weight_decay, decoupled (None: its defaults)
     """
     adam_options = adam_options or {}
     s = dict(state)
     obs, act, rew, obs2, done = batch
+    names = critic_suffixes(n_critics)
     # 1. target
-    y = td_target(s["theta_targ"], s["phi_targ"], sizes_pi, sizes_q, mid, half, gamma,
-                  rew, obs2, done)
-    # 2. critic step
-    loss_q, dphi, q = critic_loss_and_grad(s["phi"], sizes_q, obs, act, y)
-    s["t_q"] += 1
-    s["phi"], s["m_q"], s["v_q"] = adam(s["phi"], dphi, s["m_q"], s["v_q"], s["t_q"], q_lr,
-                                        **adam_options)
-    # 3. actor step through the updated critic
-    loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi"], sizes_pi, sizes_q, mid, half, obs)
+    y = td_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
+                  half, gamma, rew, obs2, done)
+    # 2. critic step (each critic)
+    loss_q, q = critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options)
+    # 3. actor step through the updated critic 1
+    loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi" + names[0]], sizes_pi, sizes_q,
+                                          mid, half, obs)
     s["t_pi"] += 1
     s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"], s["t_pi"],
                                             pi_lr, **adam_options)
     # 4. polyak
-    s["theta_targ"] = polyak(s["theta_targ"], s["theta"], rho)
-    s["phi_targ"] = polyak(s["phi_targ"], s["phi"], rho)
+    for k in ["theta", *("phi" + c for c in names)]:
+        s[k + "_targ"] = polyak(s[k + "_targ"], s[k], rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q), "q_std": np.std(q)}
     return s, info
 
 
-def td3_target(theta_targ, phi1_targ, phi2_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2,
-               done, eps, target_noise, noise_clip):
-    """TD3's target with policy smoothing and the clipped double-Q minimum.
+def td3_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done, eps,
+               target_noise, noise_clip):
+    """TD3's target with policy smoothing and the clipped minimum over the critics.
 
     eps (B, k) are standard normal draws; the smoothing noise is
     clip(target_noise * half * eps, -noise_clip * half, +noise_clip * half) and the noisy action is
     clipped to [low, high] = [mid - half, mid + half].  Then
-    y = r + gamma (1 - d) min(Q1_targ(s', a2), Q2_targ(s', a2)).
+    y = r + gamma (1 - d) min_k Q_k_targ(s', a2), phi_targ as min_q_target takes it ([phi1_targ,
+    phi2_targ]: TD3's double-Q minimum).
     """
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
     noise = np.clip(target_noise * half * eps, -noise_clip * half, noise_clip * half)
     a2 = np.clip(a2 + noise, mid - half, mid + half)
-    q1_targ, _ = critic_value(phi1_targ, sizes_q, obs2, a2)
-    q2_targ, _ = critic_value(phi2_targ, sizes_q, obs2, a2)
-    return rew + gamma * (1 - done) * np.minimum(q1_targ, q2_targ)
+    return rew + gamma * (1 - done) * min_q_target(phi_targ, sizes_q, obs2, a2)
 
 
 def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-               target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None):
+               target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None, n_critics=2):
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
-    state: as ddpg_update's with phi1, phi2, phi1_targ, phi2_targ, m_q1, v_q1, m_q2, v_q2 in
-    place of phi, phi_targ, m_q, v_q, plus n_updates (int).  eps (B, k): the smoothing draws.
-    The critic loss is the sum of both critics' MSEs, so each critic's gradient is its own MSE's.
+    state: as ddpg_update's for n_critics critics (two: phi1, phi2, phi1_targ, phi2_targ, m_q1,
+    v_q1, m_q2, v_q2), plus n_updates (int).  eps (B, k): the smoothing draws.  The critic loss
+    is the sum of the critics' MSEs, so each critic's gradient is its own MSE's.
     adam_options: as ddpg_update's.
     """
     adam_options = adam_options or {}
     s = dict(state)
     obs, act, rew, obs2, done = batch
-    y = td3_target(s["theta_targ"], s["phi1_targ"], s["phi2_targ"], sizes_pi, sizes_q, mid, half,
-                   gamma, rew, obs2, done, eps, target_noise, noise_clip)
-    s["t_q"] += 1
-    loss_q = 0.0
-    for c in ("1", "2"):
-        loss, dphi, q = critic_loss_and_grad(s["phi" + c], sizes_q, obs, act, y)
-        loss_q += loss
-        if c == "1":
-            q1 = q
-        s["phi" + c], s["m_q" + c], s["v_q" + c] = adam(s["phi" + c], dphi, s["m_q" + c],
-                                                        s["v_q" + c], s["t_q"], q_lr,
-                                                        **adam_options)
+    names = critic_suffixes(n_critics)
+    y = td3_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
+                   half, gamma, rew, obs2, done, eps, target_noise, noise_clip)
+    loss_q, q1 = critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options)
     s["n_updates"] += 1
     loss_pi = np.nan
     if s["n_updates"] % policy_delay == 0:
-        loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi1"], sizes_pi, sizes_q, mid, half,
-                                              obs)
+        loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi" + names[0]], sizes_pi, sizes_q,
+                                              mid, half, obs)
         s["t_pi"] += 1
         s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"],
                                                 s["t_pi"], pi_lr, **adam_options)
-        for k in ("theta", "phi1", "phi2"):
+        for k in ["theta", *("phi" + c for c in names)]:
             s[k + "_targ"] = polyak(s[k + "_targ"], s[k], rho)
     info = {"loss_q": loss_q, "loss_pi": loss_pi, "q_mean": np.mean(q1), "q_std": np.std(q1)}
     return s, info

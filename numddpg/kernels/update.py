@@ -3,15 +3,16 @@
 One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors, in the
 words of numddpg.kernels.reference:
 
-    1. td_target               y = r + gamma (1 - d) Q_targ(s', mu_targ(s'))         (a constant)
-    2. critic_loss_and_grad    L_Q = mean (Q(s, a) - y)^2 ; dL_Q/dQ_i = 2 (Q_i - y_i) / B
-       adam (+ polyak)         on phi (and phi_targ <- rho phi_targ + (1 - rho) phi)
-    3. actor_loss_and_grad     J = -mean Q(s, mu(s)) with the *updated* critic held constant
+    1. td_target               y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))  (a constant)
+    2. critic_loss_and_grad    L_Q = sum_k mean (Q_k(s, a) - y)^2 ; dL_Q/dQ_ki = 2 (Q_ki - y_i) / B
+       adam (+ polyak)         on each phi_k (and phi_k_targ <- rho phi_k_targ + (1 - rho) phi_k)
+    3. actor_loss_and_grad     J = -mean Q_1(s, mu(s)) with the *updated* critic 1 held constant
        adam (+ polyak)         on theta (and theta_targ)
 
-with mu(s) = mid + half * tanh(MLP_theta(s)) and Q(s, a) = MLP_phi(concat(s, a)).  TD3 swaps in
-td3_target (smoothing and the double-Q minimum), steps both critics, and runs step 3 and the
-polyak updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
+with mu(s) = mid + half * tanh(MLP_theta(s)) and Q_k(s, a) = MLP_phi_k(concat(s, a)), for the
+N >= 1 critics k = 1..N (DDPG's default N = 1, where the minimum is Q_targ itself; TD3's 2).  TD3
+swaps in td3_target (target policy smoothing before the minimum) and runs step 3 and the polyak
+updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
 compositions, K updates per call, each on the given minibatch or on one they sample
 (numddpg.kernels.replay.sample_batch).
 
@@ -20,6 +21,8 @@ thirty positional arrays):
 
     Net    params, targ (P,)   the network and its target       m, v (P,)   Adam moments
            grad (C, P)         chunk c's part of dL/dparams     sizes (L+1,) int64 layer widths
+    critics                    a tuple of N Nets of one shape (Numba's homogeneous tuple: the
+                               kernels loop over it; each N compiles once)
     Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)   (also the replay arrays)
     Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
            elements, from the slot list ``work_slots`` (one list: names, shapes, size)
@@ -58,8 +61,8 @@ Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
                        "target_noise", "noise_clip", "policy_delay", "weight_decay",
                        "decoupled_weight_decay"], defaults=(0.0, 0.0, 1.0, 0.0, 1.0))
-WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q1", "acts_q1_targ", "acts_q2", "acts_q2_targ",
-               "delta_buf", "dh_buf", "xq", "y", "dq", "da", "eps", "part"]
+WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q", "acts_q_targ", "delta_buf", "dh_buf", "xq",
+               "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
 
 # Columns of the per-update statistics (stats) and of the per-chunk partial sums (work.part).
@@ -71,24 +74,24 @@ N_STATS = 4
 # The workspace: one slot list gives the names, the shapes and the allocation's size
 # ---------------------------------------------------------------------------------------------
 
-def work_slots(B, C, obs_dim, act_dim, sizes_pi, sizes_q, n_critics):
+def work_slots(B, C, obs_dim, act_dim, sizes_pi, sizes_q, smoothing):
     """[(name, shape)] of the update's scratch for B rows in C chunks of Bc = ceil(B / C) rows,
     in Work's field order.  Per chunk (leading axis C): the activations h_1..h_L of each network
-    pass (nn.acts_size) and mlp_backward's scratch for delta and dh.  Per row (chunk c uses rows
-    chunk_rows(B, C, c)): the critic input xq = concat(s, a); the targets y; dq = dLoss/dQ;
-    da = dJ/da, then (scaled in place) dJ/du; TD3's smoothing draws eps.  part (C, 4): each
-    chunk's partial sums of the statistics."""
+    pass (nn.acts_size; the critics take turns in acts_q and acts_q_targ: each critic's forward
+    pass is spent, by its backward pass or by the minimum, before the next one's) and
+    mlp_backward's scratch for delta and dh.  Per row (chunk c uses rows chunk_rows(B, C, c)):
+    the critic input xq = concat(s, a); the targets y; dq = dLoss/dQ; da = dJ/da, then (scaled
+    in place) dJ/du; with ``smoothing`` (TD3) the target smoothing's draws eps.  part (C, 4):
+    each chunk's partial sums of the statistics."""
     Bc = -(-B // C)
     n_pi = Bc * sum(sizes_pi[1:])
     n_q = Bc * sum(sizes_q[1:])
-    n_q2 = n_q if n_critics == 2 else 0
     width = max(max(sizes_pi), max(sizes_q))
     shapes = {"acts_pi": (C, n_pi), "acts_pi_targ": (C, n_pi),
-              "acts_q1": (C, n_q), "acts_q1_targ": (C, n_q),
-              "acts_q2": (C, n_q2), "acts_q2_targ": (C, n_q2),
+              "acts_q": (C, n_q), "acts_q_targ": (C, n_q),
               "delta_buf": (C, Bc * width), "dh_buf": (C, Bc * width),
               "xq": (B, obs_dim + act_dim), "y": (B,), "dq": (B, 1), "da": (B, act_dim),
-              "eps": (B if n_critics == 2 else 0, act_dim), "part": (C, N_STATS)}
+              "eps": (B if smoothing else 0, act_dim), "part": (C, N_STATS)}
     return [(name, shapes[name]) for name in WORK_FIELDS]
 
 
@@ -178,24 +181,45 @@ def target_actor(actor, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def td_target(actor, critic, mid, half, gamma, batch, work, c, r0, r1):
-    """work.y[r0:r1] = r + gamma (1 - d) Q_targ(s', mu_targ(s'))."""
-    _, identity_out = _runtime_flags(actor.sizes)
+def min_q_target(critics, batch, work, c, r0, r1):
+    """work.y[r0:r1] = min_k Q_k_targ(xq) over the N critics' targets, for the rows' critic
+    input xq = work.xq[r0:r1] = concat(s', a2) (the caller's); each critic's pass in turn in
+    work.acts_q_targ[c], folded into the running minimum as it comes."""
+    _, identity_out = _runtime_flags(critics[0].sizes)
+    xq = work.xq[r0:r1]
+    y = work.y[r0:r1]
+    for k in range(len(critics)):
+        q_targ = mlp_forward(critics[k].targ, critics[k].sizes, identity_out, xq,
+                             work.acts_q_targ[c])
+        for i in range(r1 - r0):
+            y[i] = q_targ[i, 0] if k == 0 else min(y[i], q_targ[i, 0])
+
+
+@njit(cache=True, inline="always")
+def bootstrap(gamma, batch, work, r0, r1):
+    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's)."""
+    for i in range(r1 - r0):
+        q_min = work.y[r0 + i]
+        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q_min
+
+
+@njit(cache=True, inline="always")
+def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1):
+    """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) (one critic: its own
+    Q_targ)."""
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
-    q_targ = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q1_targ[c])
-    for i in range(r1 - r0):
-        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q_targ[i, 0]
+    min_q_target(critics, batch, work, c, r0, r1)
+    bootstrap(gamma, batch, work, r0, r1)
 
 
 @njit(cache=True, inline="always")
-def td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1):
-    """work.y[r0:r1] = r + gamma (1 - d) min(Q1_targ, Q2_targ)(s', a2) with the smoothed target
+def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1):
+    """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', a2) with the smoothed target
     action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
     +noise_clip half), low, high), eps = work.eps (standard normal draws)."""
-    _, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
@@ -205,11 +229,8 @@ def td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1):
             noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
             a2 = mid[j] + half[j] * u2[i, j] + noise
             xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
-    q1_targ = mlp_forward(critic1.targ, critic1.sizes, identity_out, xq, work.acts_q1_targ[c])
-    q2_targ = mlp_forward(critic2.targ, critic2.sizes, identity_out, xq, work.acts_q2_targ[c])
-    for i in range(r1 - r0):
-        q_min = min(q1_targ[i, 0], q2_targ[i, 0])
-        work.y[r0 + i] = batch.rew[r0 + i] + hp.gamma * (1.0 - batch.done[r0 + i]) * q_min
+    min_q_target(critics, batch, work, c, r0, r1)
+    bootstrap(hp.gamma, batch, work, r0, r1)
 
 
 @njit(cache=True, inline="always")
@@ -299,28 +320,38 @@ def adam(net, t, lr, hp, average, c):
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def critic_step(actor, critic, mid, half, hp, batch, work, c):
-    """DDPG's steps 1-2 on chunk c: y, then L_Q's part and its gradient in critic.grad[c]."""
-    B = batch.obs.shape[0]
-    r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td_target(actor, critic, mid, half, hp.gamma, batch, work, c, r0, r1)
-    sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q1[c], batch, work, c, r0, r1, B)
+def critics_loss_and_grads(critics, batch, work, c, r0, r1, B):
+    """Step 2's passes on chunk c, given y: every critic's part of its MSE and gradient (into
+    critics[k].grad[c]), one after the other in work.acts_q[c]; work.part[c] gets the sum of
+    the critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2."""
+    sq_err = 0.0
+    for k in range(len(critics)):
+        sq, q_sum, q_sq = critic_loss_and_grad(critics[k], work.acts_q[c], batch, work, c,
+                                               r0, r1, B)
+        sq_err += sq
+        if k == 0:
+            work.part[c, ST_Q_MEAN] = q_sum
+            work.part[c, ST_Q_STD] = q_sq
     work.part[c, ST_LOSS_Q] = sq_err
-    work.part[c, ST_Q_MEAN] = q_sum
-    work.part[c, ST_Q_STD] = q_sq
 
 
 @njit(cache=True, inline="always")
-def td3_critic_step(actor, critic1, critic2, mid, half, hp, batch, work, c):
-    """TD3's steps 1-2 on chunk c: the smoothed double-Q y, then both critics' gradients."""
+def critic_step(actor, critics, mid, half, hp, batch, work, c):
+    """DDPG's steps 1-2 on chunk c: y, then each critic's L_Q part and gradient."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td3_target(actor, critic1, critic2, mid, half, hp, batch, work, c, r0, r1)
-    sq1, q_sum, q_sq = critic_loss_and_grad(critic1, work.acts_q1[c], batch, work, c, r0, r1, B)
-    sq2, _, _ = critic_loss_and_grad(critic2, work.acts_q2[c], batch, work, c, r0, r1, B)
-    work.part[c, ST_LOSS_Q] = sq1 + sq2
-    work.part[c, ST_Q_MEAN] = q_sum
-    work.part[c, ST_Q_STD] = q_sq
+    td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1)
+    critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
+
+
+@njit(cache=True, inline="always")
+def td3_critic_step(actor, critics, mid, half, hp, batch, work, c):
+    """TD3's steps 1-2 on chunk c: the smoothed clipped-minimum y, then each critic's L_Q part
+    and gradient."""
+    B = batch.obs.shape[0]
+    r0, r1 = chunk_rows(B, work.part.shape[0], c)
+    td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1)
+    critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
 
 
 @njit(cache=True, inline="always")
@@ -328,7 +359,7 @@ def actor_step(actor, critic, mid, half, batch, work, c):
     """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q1[c], mid, half,
+    work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q[c], mid, half,
                                                    batch, work, c, r0, r1, B)
 
 
@@ -368,12 +399,13 @@ def draw_smoothing_noise(rng_state, eps):
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp,
+def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half, hp,
                  t, batch, work, stats, flags):
-    """K DDPG updates (module docstring), in place.  With ``sample``, each on a minibatch of
-    B = idx.shape[0] rows drawn uniformly with replacement from the first ``size`` rows of
-    ``replay`` into ``batch``; without, all K on ``batch`` as given.  t (2,) int64 = [t_pi, t_q],
-    incremented; stats (K, 4): loss_q, loss_pi, mean and std of Q(s, a) of each update."""
+    """K DDPG updates (module docstring), in place, on the tuple of N >= 1 ``critics``.  With
+    ``sample``, each on a minibatch of B = idx.shape[0] rows drawn uniformly with replacement
+    from the first ``size`` rows of ``replay`` into ``batch``; without, all K on ``batch`` as
+    given.  t (2,) int64 = [t_pi, t_q], incremented; stats (K, 4): loss_q (the sum of the
+    critics' MSEs), loss_pi, mean and std of Q_1(s, a) of each update."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
     gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
@@ -383,18 +415,19 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
-        for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi
-            critic_step(actor, critic, mid, half, hp, batch, work, c)
+        for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi_k
+            critic_step(actor, critics, mid, half, hp, batch, work, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
-        for c in range(me, C, n):                      # Adam on phi, polyak on phi_targ (fused:
-            adam(critic, t[1] + 1, hp.q_lr, hp, True, c)   # phi_targ is not read again)
+        for c in range(me, C, n):                      # Adam on phi_k, polyak on phi_k_targ
+            for j in range(len(critics)):              # (fused: phi_k_targ is not read again)
+                adam(critics[j], t[1] + 1, hp.q_lr, hp, True, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
-        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic
-            actor_step(actor, critic, mid, half, batch, work, c)
+        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic 1
+            actor_step(actor, critics[0], mid, half, batch, work, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
@@ -410,12 +443,12 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
 
 
 @njit(cache=True, nogil=True)
-def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, critic2, mid,
-                half, hp, t, batch, work, stats, flags):
-    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on both critics; the
-    actor step (on Q1) and polyak on all three targets on every policy_delay-th update.  t (3,)
+def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half, hp,
+                t, batch, work, stats, flags):
+    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic; the
+    actor step (on Q_1) and polyak on all targets on every policy_delay-th update.  t (3,)
     int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after each
-    minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the sum of both
+    minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the sum of the
     critics' MSEs."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
@@ -429,7 +462,7 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, 
         if gen < 0:
             return
         for c in range(me, C, n):
-            td3_critic_step(actor, critic1, critic2, mid, half, hp, batch, work, c)
+            td3_critic_step(actor, critics, mid, half, hp, batch, work, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
@@ -437,14 +470,14 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic1, 
         # the critics' targets in between, so each critic's polyak rides in its Adam pass.
         delayed = (t[2] + 1) % int(hp.policy_delay) == 0
         for c in range(me, C, n):
-            adam(critic1, t[1] + 1, hp.q_lr, hp, delayed, c)
-            adam(critic2, t[1] + 1, hp.q_lr, hp, delayed, c)
+            for j in range(len(critics)):
+                adam(critics[j], t[1] + 1, hp.q_lr, hp, delayed, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
         if delayed:
             for c in range(me, C, n):
-                actor_step(actor, critic1, mid, half, batch, work, c)
+                actor_step(actor, critics[0], mid, half, batch, work, c)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return

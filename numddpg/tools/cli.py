@@ -36,7 +36,7 @@ def flag_kwargs(spec):
     """argparse's type/choices/nargs of a hyperparameter's flag, from its kind in the table of
     numddpg.hyperparameters (the constructor then checks the range)."""
     return {"int": {"type": whole_number}, "real": {"type": float},
-            "widths": {"type": whole_number, "nargs": "+", "metavar": "N"},
+            "widths": {"type": whole_number, "nargs": "*", "metavar": "N"},   # none: linear
             "bool": {"type": strict_bool}, "choice": {"choices": spec.choices},
             "dtype": {"choices": ("float32", "float64")}}[spec.kind]
 
@@ -152,8 +152,9 @@ def _add_hyperparameter_arguments(p, preview):
     hp = p.add_argument_group("hyperparameters (default: preset, else docs/reference.md §2)",
                               description=applies.replace("%", "%%"))
     hp.add_argument("--hidden", "--hidden-sizes", dest="hidden_sizes", type=whole_number,
-                    nargs="+", default=None, metavar="N",
-                    help="hidden layer widths, e.g. --hidden 256 256 (default 256 256"
+                    nargs="*", default=None, metavar="N",
+                    help="hidden layer widths, e.g. --hidden 256 256; --hidden alone for none, "
+                         "linear networks (default 256 256"
                          f"{_preset_note('hidden_sizes', preview)})")
     hp.add_argument("--seed", type=whole_number, default=0,
                     help="one seed for everything (default 0)")

@@ -8,15 +8,19 @@ import numpy as np
 from ..engine.agents import DDPGAgent
 from ..kernels.gradcheck import KINK_MARGIN, actor_objective, check_objective, critic_objective
 
-HELP = ("Check the hand-written gradients of the DDPG critic loss and actor objective against "
-        "centred finite differences in float64, one row per weight and bias tensor.")
+HELP = ("Check the hand-written gradients of the DDPG critic loss (each critic's term) and actor "
+        "objective against centred finite differences in float64, one row per weight and bias "
+        "tensor.")
 
 
 def add_arguments(parser):
     parser.add_argument("--obs-dim", type=int, default=3, help="observation size (default 3)")
     parser.add_argument("--act-dim", type=int, default=2, help="action size (default 2)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16],
-                        help="hidden widths of both networks (default 16 16)")
+    parser.add_argument("--hidden", type=int, nargs="*", default=[16, 16],
+                        help="hidden widths of both networks (default 16 16; none: --hidden "
+                             "alone, linear networks)")
+    parser.add_argument("--critics", type=int, default=1,
+                        help="critics, each checked (default 1)")
     parser.add_argument("--batch", type=int, default=8, help="minibatch rows (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of agent and batch (default 0)")
     parser.add_argument("--tol", type=float, default=1e-6,
@@ -24,9 +28,10 @@ def add_arguments(parser):
     parser.set_defaults(func=run)
 
 
-def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20):
-    """A float64 DDPGAgent with asymmetric bounds, 3 warm-up updates (so the targets differ
-    from the online networks and Adam has moved) and a random minibatch.
+def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20, n_critics=1):
+    """A float64 DDPGAgent of ``n_critics`` critics with asymmetric bounds, 3 warm-up updates
+    (so the targets differ from the online networks and Adam has moved) and a random
+    minibatch.
 
     The minibatch is redrawn (at most ``tries`` times) until no hidden pre-activation of either
     loss lies within KINK_MARGIN of the ReLU kink.  Returns (agent, batch, redraws).
@@ -35,7 +40,7 @@ def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20):
     low = -1.0 - rng.uniform(0.0, 1.0, act_dim)           # in [-2, -1]
     high = 0.5 + rng.uniform(0.0, 2.0, act_dim)           # in [0.5, 2.5]
     agent = DDPGAgent(obs_dim, act_dim, low, high, hidden_sizes=hidden, polyak=0.9,
-                      dtype=np.float64, seed=seed)
+                      dtype=np.float64, seed=seed, n_critics=n_critics)
 
     def draw():
         return (rng.standard_normal((batch, obs_dim)),
@@ -48,10 +53,15 @@ def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20):
         agent.update(*draw())
     for redraws in range(tries):
         mb = draw()
-        if min(obj.margin(obj.x0) for obj in (critic_objective(agent, mb),
-                                              actor_objective(agent, mb))) > KINK_MARGIN:
+        if min(obj.margin(obj.x0) for obj in objectives(agent, mb)) > KINK_MARGIN:
             break
     return agent, mb, redraws
+
+
+def objectives(agent, batch):
+    """Every critic's objective, then the actor's."""
+    return [*(critic_objective(agent, batch, k) for k in range(agent.n_critics)),
+            actor_objective(agent, batch)]
 
 
 def run(args):
@@ -60,18 +70,17 @@ def run(args):
     h = 1e-6
     try:
         agent, batch, redraws = random_setup(args.obs_dim, args.act_dim, args.hidden, args.batch,
-                                             args.seed)
+                                             args.seed, n_critics=args.critics)
     except ValueError as err:                 # bad sizes: say which, no traceback
         print(f"numddpg gradcheck: {err}", file=sys.stderr)
         return 2
-    objectives = [critic_objective(agent, batch), actor_objective(agent, batch)]
     print(f"numddpg gradcheck: obs_dim={args.obs_dim} act_dim={args.act_dim} "
-          f"hidden={list(args.hidden)} batch={args.batch} seed={args.seed} float64, "
-          f"centred differences h={h:g} (directional: eps=1e-5)")
+          f"hidden={list(args.hidden)} critics={args.critics} batch={args.batch} "
+          f"seed={args.seed} float64, centred differences h={h:g} (directional: eps=1e-5)")
     print(f"  act_low={np.round(agent.act_low, 3)} act_high={np.round(agent.act_high, 3)}; "
           f"minibatch redrawn {redraws} time(s) to keep ReLU inputs >= {KINK_MARGIN:g} from 0")
     rows = []
-    for obj in objectives:
+    for obj in objectives(agent, batch):
         m = obj.margin(obj.x0)
         note = "" if m > KINK_MARGIN else "  (closer than 1e-4: a FAIL may be a kink, not a bug)"
         print(f"  {obj.loss:<3} = {obj.f(obj.x0):<10.6g} ({obj.net}); nearest ReLU input to 0: "

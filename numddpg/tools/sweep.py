@@ -595,8 +595,10 @@ def _axis_kwargs(spec):
 
 
 def _hidden(text):
-    """'64 64', '64,64' or '64x64' -> [64, 64]."""
+    """'64 64', '64,64' or '64x64' -> [64, 64]; '' -> [] (no hidden layer: linear networks)."""
     parts = [p for p in re.split(r"[\s,x]+", text.strip()) if p]
+    if not parts:
+        return []
     try:
         sizes = [int(p) for p in parts]
     except ValueError:
@@ -605,7 +607,7 @@ def _hidden(text):
         import argparse
         raise argparse.ArgumentTypeError(
             f"--hidden takes one quoted list of widths per value, e.g. --hidden \"64 64\" "
-            f"\"256 256\"; got {text!r}")
+            f"\"256 256\" (\"\" for none); got {text!r}")
     return sizes
 
 

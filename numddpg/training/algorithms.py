@@ -269,7 +269,8 @@ class OffPolicyAlgorithm:
     def _make_agent(self, seed, chunks=None):
         return self.agent_class(self.obs_dim, self.act_dim, self.act_low, self.act_high,
                                 hidden_sizes=self.hidden_sizes,
-                                qf_hidden_sizes=self.qf_hidden_sizes, gamma=self.gamma,
+                                qf_hidden_sizes=self.qf_hidden_sizes,
+                                n_critics=self.n_critics, gamma=self.gamma,
                                 polyak=self.polyak, pi_lr=self.pi_lr, q_lr=self.q_lr,
                                 dtype=np.dtype(self.dtype), seed=seed,
                                 chunks=self.chunks_used if chunks is None else chunks,
@@ -570,7 +571,8 @@ def _net_sizes(model):
     """(sizes_pi, sizes_q): the layer widths of the actor and of each critic."""
     o, a = model.obs_dim, model.act_dim
     return ([o, *model.hidden_sizes, a],
-            [o + a, *(model.qf_hidden_sizes or model.hidden_sizes), 1])
+            [o + a, *(model.hidden_sizes if model.qf_hidden_sizes is None
+                      else model.qf_hidden_sizes), 1])
 
 
 def _update_macs(model):
@@ -578,7 +580,7 @@ def _update_macs(model):
     batch's rows in a forward pass and twice in a backward pass, the actor and every critic
     about once each in the target, the critic step and the actor step."""
     sizes_pi, sizes_q = _net_sizes(model)
-    nets = n_params(sizes_pi) + model.agent_class.n_critics * n_params(sizes_q)
+    nets = n_params(sizes_pi) + model.n_critics * n_params(sizes_q)
     return float(model.batch_size) * nets * 3 * 2
 
 
@@ -591,11 +593,11 @@ def _check_memory(model):
     o, a, n = model.obs_dim, model.act_dim, model.replay_size
     buffer = n * (2 * o + a + 2) * 4
     sizes_pi, sizes_q = _net_sizes(model)
-    critics = model.agent_class.n_critics
+    critics = model.n_critics
     chunks = model.chunks or _threads.largest_plan(model.batch_size)
     nets = (n_params(sizes_pi) + critics * n_params(sizes_q)) \
         * (5 + chunks) * item                      # params, targ, m, v, grad per chunk
-    work = model.batch_size * (sum(sizes_pi) + 2 * critics * sum(sizes_q)) * 4 * item
+    work = model.batch_size * (sum(sizes_pi) + sum(sizes_q)) * 4 * item
     check_memory(buffer + nets + work,
                  f"replay_size={n:,} (buffer {buffer / 2**30:,.2f} GiB), "
                  f"hidden_sizes={model.hidden_sizes} and batch_size={model.batch_size} "

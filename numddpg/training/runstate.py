@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from ..checks import MAX_COUNT
-from ..engine.agents import (AGENT_OPTIONAL_KEYS, N_STATS, agent_array_specs, agent_arrays,
+from ..engine.agents import (N_STATS, agent_array_specs, agent_arrays, full_config,
                              agent_layer_sizes, agent_state, check_agent_meta)
 from ..engine.buffer import ReplayBuffer
 from ..engine.her import RECORD_FIELDS, HerReplayBuffer, record_arrays
@@ -49,7 +49,8 @@ STATS_ARRAY = "epoch.update_stats"    # TD3's loss_pi is NaN on updates without 
 MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 # hyperparameters newer than the format: files written before them lack them (the default holds)
-SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", *ADAM_KEYS}
+SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", "n_critics",
+               *ADAM_KEYS}
 
 
 class RunState:
@@ -311,7 +312,7 @@ def _check_fits(model, meta, noise_x, where):
     if model.algo != meta["algo"]:
         raise CheckpointError(f"{where}: a {meta['algo']} checkpoint cannot be loaded into "
                               f"{type(model).__name__} ({model.algo})")
-    if model.agent.config() != {**AGENT_OPTIONAL_KEYS, **cfg}:
+    if model.agent.config() != full_config(cfg):
         raise CheckpointError(f"{where}: the saved agent config {cfg} differs from the one "
                               f"the saved hyperparameters build here: {model.agent.config()}")
     if ((model.obs_dim, model.act_dim) != (sp["obs_dim"], sp["act_dim"])
