@@ -32,8 +32,21 @@ def test_policy_holds_the_live_networks():
     policy = model.policy
     assert policy.device == "cpu" == policy.device.type == model.device.type
     assert model.actor is model.native.agent.actor
-    assert policy.critic is model.native.agent.critic and policy.critic2 is not None
-    assert policy.actor_target is model.native.agent.actor_targ
+    agent = model.native.agent
+    # SB3's ContinuousCritic names over the live MLPs: qf0, qf1, q_networks; critic 1's arrays
+    # are model.critic's own, as when it was one MLP
+    assert policy.critic.n_critics == 2 and policy.critic.q_networks == list(agent.critics)
+    assert policy.critic.qf0 is agent.critic and policy.critic.qf1 is agent.critic2
+    assert policy.critic_target.qf1 is agent.critic2_targ and policy.critic2 is agent.critic2
+    assert model.critic.params is agent.critic.params and model.critic.sizes == (4, 8, 1)
+    with pytest.raises(AttributeError):
+        policy.critic.qf2
+    assert policy.actor_target is agent.actor_targ
+    obs, act = np.ones((2, 3)), np.full((2, 1), 0.5)
+    q = model.critic(obs, act)                 # (Q_1, Q_2), each (B, 1), in the env's units
+    assert len(q) == 2 and q[0].shape == (2, 1)
+    np.testing.assert_array_equal(q[1], agent.critic2.forward(np.concatenate([obs, act], 1)))
+    np.testing.assert_array_equal(model.critic.q1_forward(obs, act), q[0])
     obs = np.zeros((2, 3), np.float32)
     np.testing.assert_array_equal(policy.predict(obs)[0], model.predict(obs)[0])
     policy.set_training_mode(True)
@@ -110,9 +123,40 @@ def test_batch_size_may_exceed_buffer_size():
     assert np.all(np.isfinite(model.actor.params))
 
 
-def test_net_arch_without_hidden_layers_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="linear policy"):
-        small(policy_kwargs=dict(net_arch=[]))
+@pytest.mark.parametrize("Algo, n", [(DDPG, 2), (TD3, 1), (TD3, 3)])
+def test_n_critics_of_policy_kwargs(Algo, n, tmp_path):
+    """policy_kwargs n_critics sizes the critics (SB3's qf0, qf1, ...), their parameters and
+    files; the target is the minimum over them (numddpg.kernels.update)."""
+    model = small(Algo, policy_kwargs=dict(net_arch=[8], n_critics=n))
+    model.learn(20)
+    assert model.native.agent.n_critics == n == model.critic.n_critics
+    names = {"critic", *(f"critic{k}" for k in range(2, n + 1))}
+    params = model.get_parameters()["policy"]
+    assert names <= set(params) and f"critic{n + 1}" not in params
+    model.save(tmp_path / "m")
+    loaded = Algo.load(tmp_path / "m")
+    assert loaded.policy_kwargs["n_critics"] == n and loaded.critic_target.n_critics == n
+    for name, value in params.items():
+        np.testing.assert_array_equal(loaded.get_parameters()["policy"][name], value)
+    with pytest.raises(ValueError, match="lacks"):     # another number of critics: refused
+        small(Algo, policy_kwargs=dict(net_arch=[8], n_critics=n + 1)).set_parameters(
+            {"policy": params})
+
+
+@pytest.mark.parametrize("n_critics", [0, 11, 1.5, "2"])
+def test_bad_n_critics_is_refused(n_critics):
+    with pytest.raises(ValueError, match=r"policy_kwargs\['n_critics'\] must be an integer"):
+        small(TD3, policy_kwargs=dict(n_critics=n_critics))
+
+
+@pytest.mark.parametrize("net_arch", [[], dict(pi=[], qf=[8]), dict(pi=[8], qf=[])])
+def test_net_arch_without_hidden_layers_makes_linear_networks(net_arch):
+    model = small(TD3, policy_kwargs=dict(net_arch=net_arch))
+    pi = net_arch if isinstance(net_arch, list) else net_arch["pi"]
+    qf = net_arch if isinstance(net_arch, list) else net_arch["qf"]
+    assert model.actor.sizes == (3, *pi, 1) and model.critic.qf1.sizes == (4, *qf, 1)
+    model.learn(30)
+    assert model.n_updates == 20 and np.all(np.isfinite(model.actor.params))
 
 
 class Shaped(gym.Env):

@@ -22,7 +22,9 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
     action_noise             noise (None: "none"; NormalActionNoise with mean 0 and one sigma:
                              "gaussian", act_noise = sigma; OrnsteinUhlenbeckActionNoise with
                              mean 0 and one sigma: "ou", ou_sigma, ou_theta, ou_dt)
-    policy_kwargs net_arch   hidden_sizes (and qf_hidden_sizes for dict(pi=..., qf=...))
+    policy_kwargs net_arch   hidden_sizes (and qf_hidden_sizes for dict(pi=..., qf=...)); []
+                             for none: linear networks
+    policy_kwargs n_critics  n_critics (DDPG 1, TD3 2 by default)
     policy_kwargs optimizer_class (Adam, AdamW), optimizer_kwargs
                              weight_decay, decoupled_weight_decay, adam_beta1, adam_beta2,
                              adam_eps (numddpg.sb3.optimizers)
@@ -110,9 +112,10 @@ def _is_named(obj, name):
     return getattr(cls, "__name__", None) == name
 
 
-def _policy_sizes(policy_kwargs, n_critics, multi_input=False):
-    """(hidden_sizes, qf_hidden_sizes) from SB3's policy_kwargs, refusing what numddpg's MLPs
-    cannot be; ``multi_input``: for MultiInputPolicy (SB3's CombinedExtractor, whose
+def _policy_sizes(policy_kwargs, n_critics_spec, multi_input=False):
+    """(hidden_sizes, qf_hidden_sizes, n_critics) from SB3's policy_kwargs, refusing what
+    numddpg's MLPs cannot be; n_critics checked by ``n_critics_spec`` (its default: the
+    algorithm's); ``multi_input``: for MultiInputPolicy (SB3's CombinedExtractor, whose
     ``cnn_output_dim`` sizes the CNN of image entries, which numddpg flattens instead)."""
     if policy_kwargs is None:
         policy_kwargs = {}
@@ -129,9 +132,8 @@ def _policy_sizes(policy_kwargs, n_critics, multi_input=False):
     if "activation_fn" in kw and not _is_named(kw["activation_fn"], "ReLU"):
         raise ValueError(f"policy_kwargs['activation_fn']={kw['activation_fn']!r}: numddpg's "
                          "hidden layers are ReLU (torch.nn.ReLU); others are not supported")
-    if kw.get("n_critics", n_critics) != n_critics:
-        raise ValueError(f"policy_kwargs['n_critics']={kw['n_critics']!r}: this algorithm has "
-                         f"{n_critics} critic(s) (DDPG 1, TD3 2)")
+    n_critics = check_hyperparameter("policy_kwargs['n_critics']",
+                                     kw.get("n_critics", n_critics_spec.default), n_critics_spec)
     # (optimizer_class and optimizer_kwargs: numddpg.sb3.optimizers)
     extractor_kwargs = dict(kw.get("features_extractor_kwargs") or {})
     if multi_input and "cnn_output_dim" in extractor_kwargs:
@@ -152,23 +154,17 @@ def _policy_sizes(policy_kwargs, n_critics, multi_input=False):
         if key in kw:        # no images, no extractor parameters: either value is the same
             check_bool(f"policy_kwargs[{key!r}]", kw[key])
     arch = kw.get("net_arch", [400, 300])            # SB3's TD3Policy default for MLPs
-    if any(len(a) == 0 for a in (arch.values() if isinstance(arch, dict) else [arch])
-           if isinstance(a, (list, tuple))):
-        raise ValueError(f"policy_kwargs['net_arch']={arch!r}: a linear policy (no hidden "
-                         "layer) is not supported yet: numddpg's agents and hyperparameter table "
-                         "take at least one hidden layer, and the fused update kernels are "
-                         "gradient-checked with hidden layers only; give one, e.g. [64]")
     if isinstance(arch, dict):
         if set(arch) != {"pi", "qf"}:
             raise ValueError(f"policy_kwargs['net_arch'] as a dict must have exactly the keys "
                              f"'pi' and 'qf', got {arch!r}")
         pi = check_widths("policy_kwargs['net_arch']['pi']", arch["pi"])
         qf = check_widths("policy_kwargs['net_arch']['qf']", arch["qf"])
-        return pi, (None if qf == pi else qf)
+        return pi, (None if qf == pi else qf), n_critics
     if not isinstance(arch, (list, tuple)):
         raise TypeError(f"policy_kwargs['net_arch'] must be a list of widths or dict(pi=[...], "
                         f"qf=[...]), got {arch!r}")
-    return check_widths("policy_kwargs['net_arch']", arch), None
+    return check_widths("policy_kwargs['net_arch']", arch), None, n_critics
 
 
 def _check_device(device):
@@ -236,7 +232,7 @@ def _checked_arguments(args, native_class):
                verbose=check_int("verbose", args["verbose"], 0, 2),
                seed=checked("seed", "seed"))
     sb3["policy"] = _policy_name(args["policy"])
-    sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], native_class.agent_class.n_critics,
+    sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], specs["n_critics"],
                                     sb3["policy"] == "MultiInputPolicy")
     sb3["optimizer"] = optimizer_hyperparameters(args["policy_kwargs"], specs)
     sb3["buffer"] = buffer_options(args["replay_buffer_class"], args["replay_buffer_kwargs"])
@@ -258,7 +254,7 @@ def _native_hyperparameters(sb3, n_envs):
     table), for an env of ``n_envs`` envs."""
     lr, learning_starts, gradient_steps = (sb3["initial_lr"], sb3["learning_starts"],
                                            sb3["gradient_steps"])
-    hidden, qf_hidden = sb3["net_arch"]
+    hidden, qf_hidden, n_critics = sb3["net_arch"]
     hp = {"pi_lr": lr, "q_lr": lr, "replay_size": sb3["buffer_size"],
           "start_steps": learning_starts,
           # SB3 trains once num_timesteps > learning_starts, never with gradient_steps=0
@@ -267,7 +263,7 @@ def _native_hyperparameters(sb3, n_envs):
           # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
           "update_every": sb3["train_freq"].frequency * n_envs,
           "gradient_steps": None if gradient_steps in (-1, 0) else gradient_steps,
-          "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden,
+          "hidden_sizes": hidden, "qf_hidden_sizes": qf_hidden, "n_critics": n_critics,
           "num_test_episodes": 0, "max_ep_len": NO_EPISODE_CAP, **sb3["optimizer"]}
     if sb3["buffer"].her is not None:
         hp.update(her=sb3["buffer"].her, her_k=sb3["buffer"].n_sampled_goal)
@@ -700,7 +696,8 @@ class OffPolicySB3(SB3Logging):
                       tensorboard_log=check_tensorboard_log(kwargs.get("tensorboard_log")),
                       stats_window_size=100,
                       learning_rate=learning_rate, tau=float(f"{1.0 - hp['polyak']:.15g}"),
-                      policy_kwargs={"net_arch": arch, **optimizer_policy_kwargs(hp)},
+                      policy_kwargs={"net_arch": arch, "n_critics": hp["n_critics"],
+                                     **optimizer_policy_kwargs(hp)},
                       seed=hp["seed"],
                       train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
                       gradient_steps=_gradient_steps(hp),

@@ -1,9 +1,10 @@
 """A model's parts under SB3's names, as NumPy objects (numddpg has no torch modules):
 
-    model.policy          Policy: ``actor``, ``critic`` (TD3: also ``critic2``), ``actor_target``,
-                          ``critic_target`` (numddpg.kernels.nn.MLP: flat ``params``, per-layer
-                          ``weights`` and ``biases`` views), ``device`` "cpu", ``predict``,
-                          ``set_training_mode``
+    model.policy          Policy: ``actor``, ``actor_target`` (numddpg.kernels.nn.MLP: flat
+                          ``params``, per-layer ``weights`` and ``biases`` views), ``critic``,
+                          ``critic_target`` (Critics: SB3's ContinuousCritic names, ``qf0``,
+                          ``qf1``, ... ``q_networks``, over the n critics' MLPs), ``device``
+                          "cpu", ``predict``, ``set_training_mode``
     model.replay_buffer   ReplayBufferView: SB3's ``size()``, ``pos``, ``full``,
                           ``buffer_size``, ``observations``, ``actions``, ``rewards``,
                           ``next_observations``, ``dones`` (views of numddpg's rows, one env
@@ -25,6 +26,41 @@ class Device(str):
 CPU = Device("cpu")
 
 
+class Critics:
+    """SB3's ContinuousCritic over the agent's n critics (or their targets), the live MLPs:
+    ``q_networks`` (a list), ``qf0`` .. ``qf<n-1>``, ``n_critics``; ``forward(obs, actions)``
+    (also the call) the tuple of their Q(s, a) (B, 1) and ``q1_forward`` critic 1's, for
+    observations as the networks read them and actions in the env's units (numddpg's critics
+    read a, not SB3's rescaled [-1, 1]).  Any other attribute is critic 1's (``params``,
+    ``weights``, ``sizes``...: ``model.critic`` was critic 1's MLP before there were n)."""
+
+    def __init__(self, nets):
+        self.q_networks = list(nets)
+        self.n_critics = len(self.q_networks)
+
+    def __getattr__(self, name):
+        if name.startswith("qf") and name[2:].isdigit() and int(name[2:]) < len(
+                self.__dict__.get("q_networks", ())):
+            return self.q_networks[int(name[2:])]
+        if name in ("q_networks", "n_critics"):
+            raise AttributeError(name)
+        return getattr(self.q_networks[0], name)
+
+    def forward(self, obs, actions):
+        """(Q_1(s, a), ..., Q_n(s, a)), each (B, 1), for obs (B, o) and actions (B, a)."""
+        x = np.concatenate([np.atleast_2d(obs), np.atleast_2d(actions)], axis=1)
+        return tuple(net.forward(x) for net in self.q_networks)
+
+    __call__ = forward
+
+    def q1_forward(self, obs, actions):
+        """Q_1(s, a) (B, 1): the critic the actor follows."""
+        return self.forward(obs, actions)[0]
+
+    def __repr__(self):
+        return f"Critics(n_critics={self.n_critics}, qf0={self.q_networks[0]!r})"
+
+
 class Policy:
     """SB3's ``model.policy`` of ``model`` (an SB3-layer model): its networks are the live
     agent's, so an update changes them and a change of their ``params`` changes the model."""
@@ -40,16 +76,20 @@ class Policy:
         return self._model.native.agent
 
     actor = property(lambda self: self._agent.actor)
-    critic = property(lambda self: self._agent.critic)
+    critic = property(lambda self: Critics(self._agent.critics))
     actor_target = property(lambda self: self._agent.actor_targ)
-    critic_target = property(lambda self: self._agent.critic_targ)
+    critic_target = property(lambda self: Critics(self._agent.critics_targ))
     observation_space = property(lambda self: self._model.observation_space)
     action_space = property(lambda self: self._model.action_space)
 
     def __getattr__(self, name):
-        if name in ("critic2", "critic2_target"):          # TD3's second critic
-            agent = self._agent
-            return getattr(agent, "critic2" if name == "critic2" else "critic2_targ")
+        """critic<k> and critic<k>_target (k >= 2): critic k's MLP and its target's (as TD3's
+        critic2 was before ``critic`` held them all)."""
+        k = name[len("critic"):].removesuffix("_target")
+        if name.startswith("critic") and k.isdigit() and 2 <= int(k) <= getattr(
+                self._agent, "n_critics", 0):
+            return getattr(self._agent, f"critic{k}" + ("_targ" if name.endswith("_target")
+                                                          else ""))
         raise AttributeError(name)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
