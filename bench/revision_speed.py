@@ -1,6 +1,6 @@
 """Speed of this checkout against another revision: cold start, the update, whole training.
 
-    python bench/revision_speed.py --against REV [--rounds 5] [--steps 2000]
+    python bench/revision_speed.py --against REV [--rounds 5] [--steps 2000] [--no-train]
 
 For a change that promises "no speed changes" (a move of code, a rename): the two trees
 (this checkout, and REV checked out in a temporary git worktree) are measured alternately, one
@@ -9,13 +9,14 @@ fresh interpreter per tree and round, so that the host's drift hits both alike:
   cold start      import numddpg and the first learn() of 1,500 Pendulum-v1 steps (the Numba
                   kernels compiled into an empty cache: NUMBA_CACHE_DIR is a new folder), in
                   the first round only (compiling is slow and hardly noisy)
-  update          microseconds per update of DDPGAgent.update_burst (K = 20 updates a call,
-                  one chunk, one BLAS thread) at (64, 64) batch 64 and (256, 256) batch 256,
-                  minibatches from a 10,000-row buffer; the median of 15 calls a round
+  update          microseconds per update of DDPGAgent.update_burst and TD3Agent's (K = 20
+                  updates a call, one chunk, one BLAS thread) at (64, 64) batch 64 and (256, 256)
+                  batch 256, minibatches from a 10,000-row buffer; the median of 15 calls a
+                  round
   train           env steps per second of numddpg.DDPG.learn, after a 1,500-step warm-up:
                   Pendulum-v1 with its preset (hidden (64, 64), 50 updates every 50 steps) and
                   HalfCheetah-v5 with hidden (256, 256), batch 256, 1 update per step
-                  (--steps env steps each, 1/4 of them on HalfCheetah)
+                  (--steps env steps each, 1/4 of them on HalfCheetah; --no-train: none)
 
 Then medians over rounds and the ratio this / REV (above 1: this checkout faster; for cold
 start and the update, REV's time over this one's).  The CPU heads the output.  Pause anything
@@ -32,8 +33,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UPDATE_CONFIGS = {"update (64, 64) b64, us": (3, 1, (64, 64), 64),
-                  "update (256, 256) b256, us": (17, 6, (256, 256), 256)}
+UPDATE_CONFIGS = {"update (64, 64) b64, us": ("DDPGAgent", 3, 1, (64, 64), 64),
+                  "update (256, 256) b256, us": ("DDPGAgent", 17, 6, (256, 256), 256),
+                  "td3 update (64, 64) b64, us": ("TD3Agent", 3, 1, (64, 64), 64),
+                  "td3 update (256, 256) b256, us": ("TD3Agent", 17, 6, (256, 256), 256)}
 
 
 def measure(steps, cold):
@@ -47,8 +50,9 @@ def measure(steps, cold):
         numddpg.DDPG("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
             1500, progress_bar=False)
         out["cold start, s"] = time.perf_counter() - t0
-    for name, (o, a, hidden, batch) in UPDATE_CONFIGS.items():
-        agent = numddpg.DDPGAgent(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0, chunks=1)
+    for name, (agent_class, o, a, hidden, batch) in UPDATE_CONFIGS.items():
+        agent = getattr(numddpg, agent_class)(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0,
+                                              chunks=1)
         buf = numddpg.ReplayBuffer(o, a, 10_000, seed=0)
         rng = np.random.default_rng(0)
         for _ in range(10_000):
@@ -64,7 +68,8 @@ def measure(steps, cold):
     for env, kw, n in (("Pendulum-v1", {}, steps),
                        ("HalfCheetah-v5", dict(hidden_sizes=(256, 256), batch_size=256,
                                                update_every=1, start_steps=1000,
-                                               update_after=1000), max(steps // 4, 100))):
+                                               update_after=1000), max(steps // 4, 100))
+                       ) if steps else ():
         model = numddpg.DDPG(env, seed=0, chunks=1, blas_threads=1, log=False,
                              num_test_episodes=0, **kw)
         model.learn(1500, progress_bar=False)
@@ -96,7 +101,9 @@ def main(argv=None):
     ap.add_argument("--against", metavar="REV", required=True)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--no-train", action="store_true", help="the update alone (and cold start)")
     args = ap.parse_args(argv)
+    steps = 0 if args.no_train else args.steps
     sys.path.insert(0, str(ROOT))
     from numddpg.files.rundir import cpu_model
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -112,7 +119,7 @@ def main(argv=None):
             for r in range(args.rounds):
                 order = [("this", ROOT), ("rev", tree)][::1 if r % 2 == 0 else -1]
                 for name, where in order:
-                    results[name].append(measure_in(where, args.steps, cold=(r == 0)))
+                    results[name].append(measure_in(where, steps, cold=(r == 0)))
                     print(f"round {r + 1}, {name}: " + ", ".join(
                         f"{k} {v:,.1f}" for k, v in results[name][-1].items()), flush=True)
         finally:
