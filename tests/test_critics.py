@@ -1,10 +1,9 @@
 """Any number of critics (n_critics, DDPG and TD3) and networks without a hidden layer (linear):
-the fused kernels against the plain-NumPy twin, each critic's gradient against finite
-differences, the target's minimum, the files, and the native and command-line interfaces.
+the fused kernels against the plain-NumPy twin, the target's minimum, the files, and the native
+and command-line interfaces (each critic's gradient check: tests/test_gradcheck.py).
 
-Tolerances (float64), as in test_agents.py: PATHS 1e-12 absolute between the kernels and the
-twin (the same sums in other orders); FD 1e-6 relative per tensor against centred differences
-(a linear network has no ReLU kink; the hidden ones are kept 1e-4 from theirs).
+Tolerance (float64), as in test_agents.py: PATHS 1e-12 absolute between the kernels and the
+twin (the same sums in other orders).
 """
 import json
 
@@ -16,15 +15,12 @@ from numddpg.engine.agents import (DDPGAgent, TD3Agent, agent_array_specs, check
                                    load_agent, save_agent, state_layout_for)
 from numddpg.files.checkpoint import CheckpointError
 from numddpg.files.policy import NumpyPolicy, save_policy
-from numddpg.kernels import gradcheck as gc
 from numddpg.kernels import reference as ref
 from numddpg.tools import cli
-from numddpg.tools import gradcheck as gradcheck_command
 
 from helpers import random_batch, small_agent
 
 PATHS = 1e-12
-FD = 1e-6
 AGENTS = {"ddpg": DDPGAgent, "td3": TD3Agent}
 
 
@@ -86,51 +82,6 @@ def test_gradients_names_every_critic(rng):
     grads = agent.gradients()
     assert list(grads) == ["actor", "critic", "critic2", "critic3"]
     assert grads["critic3"].shape == agent.critic3.params.shape and np.any(grads["critic3"])
-
-
-# --- gradient checks ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("n, hidden", [(1, ()), (2, (7,)), (3, (6, 5)), (3, ())])
-def test_each_critics_gradient_and_the_actors_pass_the_check(n, hidden):
-    """numddpg gradcheck's objectives (critic k's term of L_Q with y the frozen minimum over
-    every target, then J through critic 1) on warmed-up agents of n critics: every tensor and
-    the directional row within FD.  A linear network (hidden ()) has one W and one b."""
-    agent, batch, _ = gradcheck_command.random_setup(3, 2, hidden, 6, seed=n)
-    assert agent.n_critics == 1
-    agent, batch, _ = gradcheck_command.random_setup(3, 2, hidden, 6, seed=n, n_critics=n)
-    objectives = gradcheck_command.objectives(agent, batch)
-    assert [o.net for o in objectives] == ["critic", "critic2", "critic3"][:n] + ["actor"]
-    for obj in objectives:
-        assert obj.margin(obj.x0) > gc.KINK_MARGIN
-        rows = gc.check_objective(obj, tol=FD)
-        assert len(rows) == 2 * (len(hidden) + 1) + 1
-        assert all(r["ok"] for r in rows), rows
-
-
-def test_the_check_of_a_critic_other_than_the_first_can_fail(monkeypatch):
-    """Scale the backward kernel's parameter gradient of critic 2 alone: its rows fail, critic
-    1's and the actor's pass (the objective of critic k really differentiates critic k)."""
-    agent, batch, _ = gradcheck_command.random_setup(3, 2, (6,), 6, seed=0, n_critics=2)
-    real = gc.mlp_backward
-    target = agent.critic2.params.copy()
-
-    def scaled(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
-        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
-        if grad.size and np.array_equal(params, target):
-            grad *= 1.01
-
-    monkeypatch.setattr(gc, "mlp_backward", scaled)
-    for obj in gradcheck_command.objectives(agent, batch):
-        ok = [r["ok"] for r in gc.check_objective(obj, tol=FD)]
-        assert (not any(ok)) if obj.net == "critic2" else all(ok), obj.net
-
-
-def test_the_command_checks_every_critic_of_a_linear_agent(capsys):
-    assert cli.main(["gradcheck", "--critics", "3", "--hidden", "--batch", "4"]) == 0
-    out = capsys.readouterr().out
-    assert "critics=3" in out and "hidden=[]" in out
-    assert "12/12 rows within bound" in out        # (W_0, b_0, directional) x 3 critics + actor
-    assert "critic3 W_0" in out and "actor b_0" in out and "actor W_1" not in out
 
 
 # --- files -------------------------------------------------------------------------------------

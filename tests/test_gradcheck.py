@@ -176,6 +176,52 @@ def test_a_tiny_error_in_one_tensor_is_caught(monkeypatch, capsys):
     assert not any("actor" in r for r in failed)
 
 
+# --- several critics, linear networks ---------------------------------------------------------
+
+@pytest.mark.parametrize("n, hidden", [(1, ()), (2, (7,)), (3, (6, 5)), (3, ())])
+def test_each_critics_gradient_and_the_actors_pass_the_check(n, hidden):
+    """numddpg gradcheck's objectives (critic k's term of L_Q with y the frozen minimum over
+    every target, then J through critic 1) on warmed-up agents of n critics: every tensor and
+    the directional row within 1e-6 (the command's bound; a linear network, hidden (), has one
+    W and one b and no ReLU kink)."""
+    agent, batch, _ = gradcheck_command.random_setup(3, 2, hidden, 6, seed=n)
+    assert agent.n_critics == 1
+    agent, batch, _ = gradcheck_command.random_setup(3, 2, hidden, 6, seed=n, n_critics=n)
+    objectives = gradcheck_command.objectives(agent, batch)
+    assert [o.net for o in objectives] == ["critic", "critic2", "critic3"][:n] + ["actor"]
+    for obj in objectives:
+        assert obj.margin(obj.x0) > gc.KINK_MARGIN
+        rows = gc.check_objective(obj, tol=1e-6)
+        assert len(rows) == 2 * (len(hidden) + 1) + 1
+        assert all(r["ok"] for r in rows), rows
+
+
+def test_the_check_of_a_critic_other_than_the_first_can_fail(monkeypatch):
+    """Scale the backward kernel's parameter gradient of critic 2 alone: its rows fail, critic
+    1's and the actor's pass (the objective of critic k really differentiates critic k)."""
+    agent, batch, _ = gradcheck_command.random_setup(3, 2, (6,), 6, seed=0, n_critics=2)
+    real = gc.mlp_backward
+    target = agent.critic2.params.copy()
+
+    def scaled(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf):
+        real(params, sizes, tanh_out, x, acts, dout, grad, dx, dx_col0, delta_buf, dh_buf)
+        if grad.size and np.array_equal(params, target):
+            grad *= 1.01
+
+    monkeypatch.setattr(gc, "mlp_backward", scaled)
+    for obj in gradcheck_command.objectives(agent, batch):
+        ok = [r["ok"] for r in gc.check_objective(obj, tol=1e-6)]
+        assert (not any(ok)) if obj.net == "critic2" else all(ok), obj.net
+
+
+def test_the_command_checks_every_critic_of_a_linear_agent(capsys):
+    assert main(["gradcheck", "--critics", "3", "--hidden", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "critics=3" in out and "hidden=[]" in out
+    assert "12/12 rows within bound" in out        # (W_0, b_0, directional) x 3 critics + actor
+    assert "critic3 W_0" in out and "actor b_0" in out and "actor W_1" not in out
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--obs-dim", "0"], "obs_dim must be a positive integer, got 0"),
     (["--hidden", "4", "0"], "hidden_sizes must all be positive"),
