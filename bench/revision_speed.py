@@ -1,6 +1,7 @@
 """Speed of this checkout against another revision: cold start, the update, whole training.
 
     python bench/revision_speed.py --against REV [--rounds 5] [--steps 2000] [--no-train]
+                                   [--no-cold]
 
 For a change that promises "no speed changes" (a move of code, a rename): the two trees
 (this checkout, and REV checked out in a temporary git worktree) are measured alternately, one
@@ -8,11 +9,12 @@ fresh interpreter per tree and round, so that the host's drift hits both alike:
 
   cold start      import numddpg and the first learn() of 1,500 Pendulum-v1 steps (the Numba
                   kernels compiled into an empty cache: NUMBA_CACHE_DIR is a new folder), in
-                  the first round only (compiling is slow and hardly noisy)
+                  the first round only (compiling is slow and hardly noisy; --no-cold: never)
   update          microseconds per update of DDPGAgent.update_burst and TD3Agent's (K = 20
                   updates a call, one chunk, one BLAS thread) at (64, 64) batch 64 and (256, 256)
                   batch 256, minibatches from a 10,000-row buffer; the median of 15 calls a
-                  round
+                  round, and their minimum ("min us": the least disturbed call, the steadier
+                  number on a machine that other processes load)
   train           env steps per second of numddpg.DDPG.learn, after a 1,500-step warm-up:
                   Pendulum-v1 with its preset (hidden (64, 64), 50 updates every 50 steps) and
                   HalfCheetah-v5 with hidden (256, 256), batch 256, 1 update per step
@@ -65,6 +67,7 @@ def measure(steps, cold):
             agent.update_burst(buf, batch, 20)
             times.append((time.perf_counter() - t) / 20 * 1e6)
         out[name] = statistics.median(times)
+        out[name.replace(", us", ", min us")] = min(times)
     for env, kw, n in (("Pendulum-v1", {}, steps),
                        ("HalfCheetah-v5", dict(hidden_sizes=(256, 256), batch_size=256,
                                                update_every=1, start_steps=1000,
@@ -102,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--no-train", action="store_true", help="the update alone (and cold start)")
+    ap.add_argument("--no-cold", action="store_true", help="no cold start (no compile round)")
     args = ap.parse_args(argv)
     steps = 0 if args.no_train else args.steps
     sys.path.insert(0, str(ROOT))
@@ -119,7 +123,8 @@ def main(argv=None):
             for r in range(args.rounds):
                 order = [("this", ROOT), ("rev", tree)][::1 if r % 2 == 0 else -1]
                 for name, where in order:
-                    results[name].append(measure_in(where, steps, cold=(r == 0)))
+                    results[name].append(measure_in(where, steps,
+                                                    cold=(r == 0 and not args.no_cold)))
                     print(f"round {r + 1}, {name}: " + ", ".join(
                         f"{k} {v:,.1f}" for k, v in results[name][-1].items()), flush=True)
         finally:
