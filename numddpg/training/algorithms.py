@@ -282,7 +282,10 @@ class OffPolicyAlgorithm:
         shape; ``threads_record`` says which (config.json's "threads")."""
         if self.chunks is not None:
             return self.chunks, {"source": "chunks hyperparameter"}
-        return _threads.calibrated_chunks(lambda c: self._make_agent(0, chunks=c), self.algo,
+        # (a number of critics other than the algorithm's own is another shape to calibrate)
+        shape = (self.algo if self.n_critics == self.agent_class.n_critics
+                 else f"{self.algo} with {self.n_critics} critics")
+        return _threads.calibrated_chunks(lambda c: self._make_agent(0, chunks=c), shape,
                                           self.obs_dim, self.act_dim, self.hidden_sizes,
                                           self.batch_size, self.dtype,
                                           macs=_update_macs(self))
