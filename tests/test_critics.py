@@ -55,6 +55,19 @@ def test_fused_update_equals_the_twin_for_n_critics(algo, n, hidden, chunks, rng
         assert not np.array_equal(fused.critics[0].params, fused.critics[-1].params)
 
 
+@pytest.mark.parametrize("algo", AGENTS)
+def test_every_critics_adam_takes_the_agents_adam_options(algo, rng):
+    """Weight decay (Adam's L2 here) and other betas reach each of three critics' Adam steps
+    alike: the kernel and the twin agree within PATHS."""
+    kw = dict(n_critics=3, weight_decay=0.05, decoupled_weight_decay=False, adam_beta1=0.8)
+    fused, twin = (small_agent(AGENTS[algo], seed=6, **kw) for _ in range(2))
+    for _ in range(3):
+        batch = random_batch(rng, fused, 6)
+        fused.update(*batch)
+        twin.update_stepwise(*batch)
+    assert state_error(fused, twin) <= PATHS
+
+
 def test_the_target_is_the_minimum_over_the_target_critics(rng):
     """reference.min_q_target is the per-row minimum of every target critic's value (one
     critic: its value itself); the kernel's y (work.y after an update) is r + gamma (1 - d)
