@@ -8,6 +8,7 @@ import pytest
 from gymnasium import spaces
 
 from numddpg.sb3 import DDPG, TD3
+from numddpg.sb3.parameters import ParameterError
 
 TINY = dict(net_arch=[8])
 
@@ -59,11 +60,22 @@ def test_parameters_round_trip_through_set_and_files(tmp_path):
     model = small(TD3)
     model.learn(40)
     params = model.get_parameters()
-    assert set(params) == {"policy"} and {"actor", "critic", "critic2"} <= set(params["policy"])
+    assert list(params) == ["policy", "actor.optimizer", "critic.optimizer"]     # SB3's
+    assert list(params["policy"])[:2] == ["actor.mu.0.weight", "actor.mu.0.bias"]
+    assert params["policy"]["critic.qf1.0.weight"].shape == (8, 4)      # torch's (out, in)
+    np.testing.assert_array_equal(params["policy"]["actor.mu.0.weight"],
+                                  model.actor.weights[0].T)
+    assert params["actor.optimizer"]["state"][0]["step"] == model.native.agent.t_pi == 15
+    assert params["critic.optimizer"]["param_groups"][0]["params"] == list(range(8))
     other = small(TD3, seed=1)
     other.set_parameters(params)
     obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     np.testing.assert_array_equal(other.predict(obs)[0], model.predict(obs)[0])
+    ours, theirs = model.native.agent.state_dict(), other.native.agent.state_dict()
+    for name in ours:                    # all but the sampler and TD3's delay clock
+        if name not in ("rng_state", "counters"):
+            np.testing.assert_array_equal(ours[name], theirs[name])
+    np.testing.assert_array_equal(ours["counters"][:2], theirs["counters"][:2])   # Adam steps
     model.save(tmp_path / "m")
     loaded = TD3.load(tmp_path / "m")
     for name, value in params["policy"].items():
@@ -71,13 +83,54 @@ def test_parameters_round_trip_through_set_and_files(tmp_path):
     fresh = small(TD3, seed=2)
     fresh.set_parameters(str(tmp_path / "m.npz"))
     np.testing.assert_array_equal(fresh.actor.params, model.actor.params)
-    with pytest.raises(ValueError, match="one object"):
-        fresh.set_parameters(dict(params, optimizer={}), exact_match=False)
+
+
+def test_set_parameters_refuses_what_does_not_fit_and_changes_nothing():
+    model = small(TD3)
+    model.learn(20)
+    params = model.get_parameters()
+    before = model.native.agent.state_dict()
+    with pytest.raises(ValueError, match="objects this model has not"):
+        model.set_parameters(dict(params, optimizer={}), exact_match=False)
     with pytest.raises(ValueError, match="lacks"):
-        fresh.set_parameters({"policy": {"actor": params["policy"]["actor"]}})
-    fresh.set_parameters({"policy": {"actor": np.zeros_like(fresh.actor.params)}},
-                         exact_match=False)
-    assert not fresh.actor.params.any()
+        model.set_parameters({"policy": params["policy"]})
+    missing = dict(params, policy=dict(list(params["policy"].items())[:-1]))
+    with pytest.raises(RuntimeError, match="lacks"):             # as torch's strict load
+        model.set_parameters(missing)
+    bad = dict(params, policy=dict(params["policy"], **{"actor.mu.0.bias": np.zeros(3)}))
+    with pytest.raises(ParameterError, match="shape"):
+        model.set_parameters(bad)
+    adam = {"state": {}, "param_groups": [dict(params["actor.optimizer"]["param_groups"][0],
+                                               betas=(0.5, 0.999))]}
+    with pytest.raises(ValueError, match="betas"):
+        model.set_parameters(dict(params, **{"actor.optimizer": adam}))
+    after = model.native.agent.state_dict()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    zeros = {"actor.mu.0.weight": np.zeros((8, 3))}
+    model.set_parameters({"policy": zeros}, exact_match=False)   # a part replaces its own
+    assert not model.actor.weights[0].any() and model.actor.biases[0].any()
+    model.policy.load_state_dict({k: v + 1 for k, v in params["policy"].items()})
+    np.testing.assert_allclose(model.policy.state_dict()["critic.qf0.2.bias"],
+                               params["policy"]["critic.qf0.2.bias"] + 1)
+    fresh = small(TD3, seed=3)                          # a fresh model: Adam has no state yet
+    assert fresh.get_parameters()["critic.optimizer"]["state"] == {}
+    fresh.set_parameters(params)
+    assert fresh.native.agent.t_q == model.native.agent.t_q
+
+
+def test_policy_file_through_sb3s_policy_save_and_load(tmp_path):
+    model = small(TD3)
+    model.learn(20)
+    model.policy.save(tmp_path / "policy.pkl")         # SB3's name; numddpg's policy file
+    saved = type(model.policy).load(tmp_path / "policy.pkl")
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(saved.predict(obs, deterministic=True)[0],
+                                  model.predict(obs)[0])
+    actor = {k: v for k, v in model.policy.state_dict().items() if k.startswith("actor.")}
+    assert saved.state_dict().keys() == actor.keys()
+    for name in actor:
+        np.testing.assert_array_equal(saved.state_dict()[name], actor[name])
 
 
 def test_replay_buffer_under_sb3s_names_and_settable(tmp_path):

@@ -72,7 +72,8 @@ from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters, own_noise)
 from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
-from .parts import CPU, Policy, ReplayBufferView, parameters, set_parameters
+from .parameters import parameters, set_parameters
+from .parts import CPU, Policy, ReplayBufferView
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
 from .spaces import Preprocessing, check_policy, observation_space_of
@@ -439,13 +440,15 @@ class OffPolicySB3(SB3Logging):
         self.native.buffer, self._buffer_removed = buffer, False
 
     def get_parameters(self):
-        """{"policy": {name: array}}: copies of every network, target and Adam array and the
-        step counts (numddpg.sb3.parts); ``set_parameters`` takes it back."""
+        """SB3's {"policy": state dict, "actor.optimizer": ..., "critic.optimizer": ...}:
+        copies of the networks, their targets and their Adam states under SB3's names and
+        shapes (numddpg.sb3.parameters); ``set_parameters`` takes it back."""
         return parameters(self.native.agent)
 
     def set_parameters(self, load_path_or_dict, exact_match=True, device="auto"):
-        """Put parameters in place: a dict as ``get_parameters`` returns, or the path of a
-        saved model (its parameters)."""
+        """Put parameters in place: a dict as ``get_parameters`` returns (with exact_match
+        False, any part of one), or the path of a saved model (its parameters).  Everything is
+        checked before anything changes (numddpg.sb3.parameters.set_parameters)."""
         _check_device(device)
         params = load_path_or_dict
         if isinstance(params, (str, os.PathLike)):

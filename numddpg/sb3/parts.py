@@ -9,10 +9,13 @@
                           ``buffer_size``, ``observations``, ``actions``, ``rewards``,
                           ``next_observations``, ``dones`` (views of numddpg's rows, one env
                           axis of 1), and numddpg's own ReplayBuffer attributes
-    get_parameters()      {"policy": the agent's state_dict()}: every network, target and Adam
-                          array and the step counts, copies that ``set_parameters`` takes back
+    get_parameters()      SB3's dicts (numddpg.sb3.parameters): the policy's state dict and the
+                          two Adam states, under SB3's names and torch's shapes
 """
 import numpy as np
+
+from ..training.acting import Policy as ActingPolicy
+from . import parameters as _parameters
 
 
 class Device(str):
@@ -100,6 +103,31 @@ class Policy:
         """The deterministic action for one observation or a batch (numddpg's Policy call)."""
         return self._model.native.policy(observation)
 
+    def state_dict(self):
+        """SB3's state dict of the policy (actor, actor_target, critic, critic_target), copies
+        under SB3's names and torch's shapes (numddpg.sb3.parameters)."""
+        return _parameters.policy_state_dict(self._agent)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Put ``state_dict`` (as ``state_dict`` returns; without ``strict``, any part of it)
+        into the live networks, checked first (ParameterError: a ValueError, and a
+        RuntimeError as torch's)."""
+        _parameters.load_policy_state_dict(self._agent, state_dict, strict)
+
+    def save(self, path):
+        """SB3's ``policy.save``: the actor, as numddpg's policy file at ``path`` (exactly that
+        path): what acting needs, readable with NumPy alone (``numddpg.load_policy``) and by
+        ``Policy.load``.  The critics are not in it: ``model.save`` keeps the whole model."""
+        self._model.native.save_policy(path)
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """The policy ``save`` wrote at ``path``, as a SavedPolicy (``predict``, the actor's
+        ``state_dict``)."""
+        if str(device) not in ("auto", "cpu"):
+            raise ValueError(f"device={device!r}: numddpg runs on the CPU only")
+        return SavedPolicy.load(path)
+
     def set_training_mode(self, mode):
         """SB3 switches torch's train/eval mode (batch norm, dropout); numddpg's MLPs have no
         such layers, so only ``training`` records it."""
@@ -148,28 +176,17 @@ class ReplayBufferView:
         return f"ReplayBufferView({self.buffer!r})"
 
 
-def parameters(agent):
-    """SB3's ``get_parameters()`` of ``agent``: {"policy": copies of its state arrays}."""
-    return {"policy": agent.state_dict()}
 
+class SavedPolicy(ActingPolicy):
+    """A policy file read back (``Policy.load``): numddpg's acting policy (the model's, so its
+    actions are the model's to the bit) with SB3's ``predict`` and the actor's part of the
+    policy's state dict."""
 
-def set_parameters(agent, params, exact_match=True):
-    """Put ``params`` (``parameters``' dict) into ``agent`` in place; with ``exact_match``
-    every array must be there (ValueError naming the first missing or misshapen one), else
-    those given replace their own."""
-    if not isinstance(params, dict):
-        raise ValueError(f"parameters must be a dict, got {type(params).__name__}")
-    if set(params) != {"policy"} or not isinstance(params["policy"], dict):
-        raise ValueError(f"parameters must be {{'policy': {{name: array}}}} as get_parameters() "
-                         f"returns (its one object), got keys {sorted(map(str, params))!r}")
-    state = agent.state_dict()
-    given = params["policy"]
-    unknown = sorted(set(given) - set(state))
-    if unknown:
-        raise ValueError(f"parameters['policy'] has names this model has not: {unknown}; "
-                         f"its are {sorted(state)}")
-    if exact_match and set(given) != set(state):
-        raise ValueError(f"parameters['policy'] lacks {sorted(set(state) - set(given))} "
-                         "(exact_match=True)")
-    state.update({k: np.asarray(v) for k, v in given.items()})
-    agent.load_state_dict(state)
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        """(action(s), None) for one flat observation (obs_dim,) or a batch (n, obs_dim);
+        deterministic whatever ``deterministic`` says, as the model's."""
+        return self(observation), None
+
+    def state_dict(self):
+        """{"actor.mu.<2l>.weight", ...: the actor's tensors} (the file holds no critic)."""
+        return dict(_parameters.network_tensors("actor.mu", self.params, self.layer_sizes))
