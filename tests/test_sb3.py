@@ -618,6 +618,13 @@ def test_unsupported_arguments_raise_naming_them(kwargs, match):
         DDPG(**args)
 
 
+def test_an_action_space_sb3_refuses_raises_its_assertion_error_with_numddpgs_reason():
+    for Algo in (DDPG, TD3):                       # SB3 asserts its supported action spaces
+        with pytest.raises(AssertionError, match="continuous Box action space") as info:
+            Algo("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, buffer_size=1000)
+        assert isinstance(info.value, EnvError)        # numddpg's own kind too
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(policy_delay=0), "policy_delay"),
     (dict(target_policy_noise=-0.1), "target_policy_noise"),

@@ -62,7 +62,7 @@ from ..engine.hyperparameters import check as check_hyperparameter
 from ..files import runlog as _runlog
 from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
-from ..training.envs import EnvError, check_spaces, env_id as _env_id
+from ..training.envs import ActionSpaceError, EnvError, check_spaces, env_id as _env_id
 from .bridge import Bridge
 from .callbacks import CallbackList, convert_callback
 from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
@@ -76,7 +76,7 @@ from .parameters import parameters, set_parameters
 from .parts import CPU, Policy, ReplayBufferView
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
-from .spaces import Preprocessing, check_policy, observation_space_of
+from .spaces import Preprocessing, UnsupportedActionSpace, check_policy, observation_space_of
 from .vecenv import is_vec_env, vec_normalize_of
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
@@ -309,8 +309,11 @@ class OffPolicySB3(SB3Logging):
         action_noise = own_noise(args["action_noise"])
         hp.update(noise_hyperparameters(action_noise) or {"noise": "none"})
         tb = check_tensorboard_log(args["tensorboard_log"])     # (the logger writes there)
-        native = native_class(loop_env, preset="none", log=False,
-                              test_env=native_test_env(loop_env), **hp)
+        try:
+            native = native_class(loop_env, preset="none", log=False,
+                                  test_env=native_test_env(loop_env), **hp)
+        except ActionSpaceError as exc:
+            raise UnsupportedActionSpace(str(exc)) from None
         if isinstance(env, str):
             check_policy(sb3["policy"], observation_space_of(native.env), args["policy_kwargs"])
         if sb3["buffer"].copy_info_dict:

@@ -37,7 +37,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..training.envs import EnvError
+from ..training.envs import ActionSpaceError, EnvError
+
+
+class UnsupportedActionSpace(ActionSpaceError, AssertionError):
+    """numddpg's ActionSpaceError (an EnvError: a ValueError), also an AssertionError: what
+    SB3's DDPG and TD3 raise for an action space they do not support (their assertion of
+    ``supported_action_spaces``), so that code written for SB3 catches it."""
+
 
 OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 

@@ -27,6 +27,11 @@ class EnvError(ValueError):
     """An environment DDPG cannot train on (unknown id, unsupported spaces, bad values)."""
 
 
+class ActionSpaceError(EnvError):
+    """An env whose action space is not a Box (Discrete, MultiDiscrete, ...): DDPG's actor
+    cannot output its actions."""
+
+
 class EnvFailure(EnvError):
     """An env that misbehaved while running: a step or reset returned what its spaces do not
     allow (a wrong shape, a non-finite number)."""
@@ -374,7 +379,7 @@ def check_spaces(env):
         act_space, obs_space = env.action_space, env.observation_space
     if not isinstance(act_space, spaces.Box):
         kind = type(act_space).__name__
-        raise EnvError(
+        raise ActionSpaceError(
             f"{name}: DDPG needs a continuous Box action space, got {kind} {act_space}. "
             + {"Discrete": "DDPG's actor outputs real-valued actions; use a discrete-action "
                            "method (DQN) or the env's continuous variant if it has one "
