@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from numddpg.sb3 import DDPG, TD3
+from numddpg.sb3 import DDPG, TD3, make_vec_env
 from numddpg.sb3.callbacks import is_callback
 from numddpg.sb3.logger import configure_logger, table
 
@@ -91,6 +91,15 @@ def test_train_and_rollout_keys_at_sb3s_moments():
     assert first["train/n_updates"] == 57 and first["train/learning_rate"] == 1e-3
     assert np.isfinite(first["train/critic_loss"]) and np.isfinite(first["train/actor_loss"])
     assert logger.dumps[1][1]["train/n_updates"] == 177 and model.n_updates == 180
+
+
+def test_learn_ends_after_a_whole_rollout_and_its_recorded_round():
+    env = make_vec_env("Pendulum-v1", n_envs=2)
+    model = DDPG("MlpPolicy", env, learning_starts=0, batch_size=8, buffer_size=100,
+                 train_freq=3, gradient_steps=-1, policy_kwargs=TINY, seed=0)
+    model.learn(3)          # SB3: one rollout of 3 steps of 2 envs, then 6 gradient steps
+    assert model.num_timesteps == 6
+    assert model.logger.name_to_value["train/n_updates"] == 6 == model.n_updates
 
 
 def test_the_stdout_table_is_sb3s(capsys):

@@ -570,11 +570,20 @@ class OffPolicySB3(SB3Logging):
                               reset_num_timesteps=reset_num_timesteps,
                               progress_bar=progress_bar))
         try:
-            self.native.learn(total_timesteps, progress_bar=progress_bar, callback=bridge)
+            self.native.learn(self._rollout_end(total_timesteps) - self.native.t,
+                              progress_bar=progress_bar, callback=bridge)
         finally:
             if not self._custom_logger:
                 self._logger.sync()
         return self
+
+    def _rollout_end(self, total_timesteps):
+        """The env step a learn() of ``total_timesteps`` ends at: SB3 collects whole rollouts
+        of train_freq steps of the (vector) env, each followed by its training round, so it
+        ends at the first rollout end (numddpg's: a multiple of update_every transitions) at
+        or past num_timesteps + total_timesteps."""
+        every = self.native.update_every
+        return -(-(self.native.t + total_timesteps) // every) * every
 
     # -- acting -------------------------------------------------------------------------------
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
