@@ -84,3 +84,13 @@ def test_doctored_statistics_are_refused(tmp_path):
     write_checkpoint(tmp_path / "p.npz", parr, pmeta)
     with pytest.raises(CheckpointError, match="obs_scale must be positive"):
         load_policy(tmp_path / "p.npz")
+
+
+def test_scaled_rewards_equal_their_numpy_twin_and_leave_the_rest(rng):
+    from numddpg.kernels.normalize import scaled_rewards_into
+    rew = rng.normal(0, 10, 50).astype(np.float32)
+    out = np.full(50, 7.0, np.float32)
+    scaled_rewards_into(rew, 40, 3.0, 2.5, out)
+    want = np.clip(rew[:40].astype(np.float64) / 3.0, -2.5, 2.5).astype(np.float32)
+    np.testing.assert_array_equal(out[:40], want)              # the same float64 ops: exact
+    assert np.all(out[40:] == 7.0) and np.abs(want).max() == np.float32(2.5)

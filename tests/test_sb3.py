@@ -663,15 +663,23 @@ def test_dict_observations_are_refused():
 def test_load_and_save_arguments_are_checked(tmp_path):
     model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000, seed=0)
     model.save(tmp_path / "m.npz")
-    for kwargs, match in [(dict(custom_objects={"learning_rate": -1.0}), "custom_objects"),
-                          (dict(custom_objects={"policy": None}), "custom_objects"),
-                          (dict(device="cuda"), "device"), (dict(gamma=0.5), "gamma")]:
+    for kwargs, match in [(dict(custom_objects={"learning_rate": -1.0}), "learning_rate"),
+                          (dict(device="cuda"), "device"), (dict(gamma=1.5), "gamma"),
+                          (dict(policy_kwargs=dict(net_arch=[4])), "policy_kwargs"),
+                          (dict(frobnicate=1), "frobnicate"), (dict(n_steps=3), "n_steps")]:
         with pytest.raises(ValueError, match=match):
             DDPG.load(tmp_path / "m.npz", **kwargs)
     with pytest.raises(CheckpointError, match="'ddpg' checkpoint"):
         TD3.load(tmp_path / "m.npz")
-    with pytest.raises(ValueError, match="exclude"):
-        model.save(tmp_path / "n", exclude=["replay_buffer"])
+    with pytest.raises(ValueError, match="hyperparameter"):
+        model.save(tmp_path / "n", exclude=["learning_rate"])
+    with pytest.raises(ValueError, match="not an attribute"):
+        model.save(tmp_path / "n", exclude=["verbosity"])
+    model.my_env = gym.make("Pendulum-v1")
+    with pytest.raises(ValueError, match="plain data"):
+        model.save(tmp_path / "n", include=["my_env"])
+    with pytest.raises(ValueError, match="you set"):
+        model.save(tmp_path / "n", include=["native"])
     with pytest.raises(TypeError, match="path"):
         model.save(open(tmp_path / "f", "wb"))
     with pytest.raises(ValueError, match="total_timesteps"):

@@ -156,12 +156,122 @@ def test_vec_normalize_statistics_are_the_ones_trained_on(tmp_path):
                  policy_kwargs=TINY, seed=0)
     model.learn(250)
     assert model.get_vec_normalize_env() is venv and venv.obs_rms.count > 250
-    obs, _, _ = stored(model)
-    assert np.all(np.abs(obs) <= venv.clip_obs)           # normalized, as the policy sees them
+    obs, obs2, _ = stored(model)                          # the originals, as SB3 stores them
+    np.testing.assert_allclose(obs2[249], venv.get_original_obs()[0], rtol=1e-6)
+    np.testing.assert_allclose(model._last_original_obs, venv.get_original_obs(), rtol=1e-6)
+    np.testing.assert_allclose(model._last_obs, venv.normalize_obs(venv.get_original_obs()),
+                               rtol=1e-5, atol=1e-6)
     assert model.ep_info_buffer[0]["r"] < -50             # the Monitor's unnormalized return
     venv.save(tmp_path / "vecnormalize.pkl")               # as SB3 users save the statistics
     loaded = vec_env_mod.VecNormalize.load(tmp_path / "vecnormalize.pkl", venv.venv)
     np.testing.assert_array_equal(loaded.obs_rms.mean, venv.obs_rms.mean)
+
+
+class RunningMeanStd:
+    def __init__(self, shape=()):
+        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), 1e-4
+
+    def update(self, x):
+        m, v, n = x.mean(0), x.var(0), x.shape[0]
+        delta, total = m - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + v * n + delta ** 2 * self.count * n / total) / total
+        self.count = total
+
+
+class HandNormalize:
+    """SB3's VecNormalize by hand (its attributes and methods that numddpg.sb3 reads): running
+    statistics of observations and of the discounted return, normalized observations and
+    rewards returned, the originals kept."""
+
+    def __init__(self, venv, clip_obs=2.0, clip_reward=1.5, gamma=0.9):
+        self.venv, self.num_envs = venv, venv.num_envs
+        self.observation_space, self.action_space = venv.observation_space, venv.action_space
+        self.obs_rms, self.ret_rms = RunningMeanStd((3,)), RunningMeanStd()
+        self.clip_obs, self.clip_reward, self.gamma, self.epsilon = clip_obs, clip_reward, \
+            gamma, 1e-8
+        self.norm_obs = self.norm_reward = self.training = True
+        self.returns = np.zeros(self.num_envs)
+
+    def normalize_obs(self, obs):
+        return np.clip((obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon),
+                       -self.clip_obs, self.clip_obs)
+
+    def unnormalize_obs(self, obs):
+        return obs * np.sqrt(self.obs_rms.var + self.epsilon) + self.obs_rms.mean
+
+    def reset(self):
+        self.old_obs = self.venv.reset()
+        self.obs_rms.update(self.old_obs)
+        self.returns[:] = 0
+        return self.normalize_obs(self.old_obs)
+
+    def step_async(self, actions):
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.old_obs, self.old_reward = obs, rewards
+        self.obs_rms.update(obs)
+        self.returns = self.returns * self.gamma + rewards
+        self.ret_rms.update(self.returns)
+        for i in np.flatnonzero(dones):
+            infos[i]["terminal_observation"] = self.normalize_obs(infos[i]["terminal_observation"])
+        self.returns[dones] = 0
+        return (self.normalize_obs(obs), np.clip(rewards / np.sqrt(self.ret_rms.var + 1e-8),
+                                                 -self.clip_reward, self.clip_reward),
+                dones, infos)
+
+    def get_original_obs(self):
+        return self.old_obs.copy()
+
+    def get_original_reward(self):
+        return self.old_reward.copy()
+
+    def close(self):
+        pass
+
+
+class Rewarding(CountingVecEnv):
+    """CountingVecEnv whose reward grows with the step, so that the return's statistics move."""
+
+    def step_wait(self):
+        obs, rewards, dones, infos = super().step_wait()
+        return obs, rewards * (1 + obs[:, 1] + obs[:, 2]), dones, infos
+
+
+def test_vec_normalize_trains_as_sb3_originals_stored_normalized_as_sampled():
+    venv = HandNormalize(Rewarding(n=2, length=5, truncate=False), clip_obs=10.0)
+    model = DDPG("MlpPolicy", venv, learning_starts=6, batch_size=8, buffer_size=100,
+                 train_freq=2, policy_kwargs=TINY, seed=0)
+    model.learn(40)
+    obs, obs2, done = stored(model)
+    assert set(np.unique(obs[:, 0])) == {0.0, 1.0}        # env indexes, unnormalized
+    assert set(np.unique(obs[:, 1])) == {0.0, 1.0, 2.0, 3.0, 4.0}     # step counts
+    np.testing.assert_allclose(obs2[done == 1, 1], 5.0, rtol=1e-5)    # terminal, unnormalized
+    rewards = model.replay_buffer.rew[:40]               # the env's: whole numbers from 2 on
+    assert np.all(rewards == np.round(rewards)) and rewards.min() == 2 > venv.clip_reward
+    np.testing.assert_allclose(model._last_obs, venv.normalize_obs(venv.get_original_obs()),
+                               rtol=1e-5)
+    # a round on the VecNormalize equals a round on rows normalized beforehand, bit for bit
+    native = model.native
+    agent, buffer, _, statistics = native.loop_parts()
+    twin = native.agent.state_dict()
+    rows = native.buffer
+    normalized = type(rows)(rows.obs_dim, rows.act_dim, rows.max_size)
+    for name in ("obs", "obs2"):
+        getattr(normalized, name)[:] = np.clip((getattr(rows, name).astype(np.float64)
+                                                - statistics.shift) * statistics.scale,
+                                               -venv.clip_obs, venv.clip_obs)
+    normalized.rew[:] = np.clip(rows.rew.astype(np.float64) / np.sqrt(venv.ret_rms.var + 1e-8),
+                                -venv.clip_reward, venv.clip_reward)
+    normalized.act[:], normalized.done[:], normalized.size = rows.act, rows.done, rows.size
+    buffer.train(agent, 8, 3, statistics)
+    ours = agent.state_dict()
+    agent.load_state_dict(twin)
+    normalized.train(agent, 8, 3)
+    for name, value in agent.state_dict().items():
+        np.testing.assert_array_equal(ours[name], value, err_msg=name)
 
 
 def test_loop_vec_env_is_a_same_step_vector_env():

@@ -4,6 +4,7 @@ them (skipped without SB3), and ``python -m numddpg.sb3.zoo`` training (with a c
 schedules themselves: tests/test_sb3_schedules.py.
 """
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from numddpg.sb3 import DDPG, TD3, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from numddpg.sb3.noise import own_noise
-from numddpg.sb3.zoo import ZooTD3, main, refusal
+from numddpg.sb3.zoo import ZooTD3, main
 
 TINY = dict(net_arch=[16])
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,17 +46,6 @@ def test_zoo_models_name_their_files_as_the_zoo(tmp_path):
     with pytest.raises(ValueError, match="custom_objects"):
         ZooTD3.load(tmp_path / "Pendulum-v1.zip", custom_objects={"policy": None})
     assert TD3.load(tmp_path / "Pendulum-v1.zip").num_timesteps == 0    # numddpg's own format
-
-
-@pytest.mark.parametrize("argv, match", [
-    (["--algo", "td3", "-i", "logs/td3/Pendulum-v1_1/Pendulum-v1.zip"], "trained-agent"),
-    (["--algo", "ddpg", "-optimize"], "-optimize"),
-])
-def test_what_numddpg_cannot_do_is_refused_before_the_zoo_starts(argv, match, capsys):
-    assert match in refusal(argv)
-    with pytest.raises(SystemExit, match=match):
-        main(["train", *argv])
-    assert refusal(["--algo", "ppo", "-optimize"]) is None       # SB3's own algorithms: as is
 
 
 def test_the_entry_point_names_the_zoos_scripts():
@@ -135,3 +125,32 @@ def test_the_zoo_trains_and_enjoys_numddpgs_models(tmp_path, algo):
     out = zoo(tmp_path, "enjoy", "--algo", algo, "--env", "Pendulum-v1", "-f", "logs",
               "--no-render", "-n", "200")
     assert "1 Episodes" in out and "Mean reward" in out
+
+
+def test_the_zoo_continues_a_trained_agent(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    trained = ZooTD3("MlpPolicy", "Pendulum-v1", learning_starts=100, buffer_size=1000,
+                     batch_size=32, policy_kwargs=dict(net_arch=[16]), seed=0).learn(300)
+    first = tmp_path / "Pendulum-v1.zip"
+    trained.save(first)
+    out = zoo(tmp_path, "train", "--algo", "td3", "--env", "Pendulum-v1", "-n", "100",
+              "--seed", "1", "-f", "logs", "--eval-freq", "-1", "-i", str(first), "-params",
+              "learning_starts:100", "buffer_size:1000", "batch_size:64")   # one changed
+    assert "Loading pretrained agent" in out
+    continued = ZooTD3.load(tmp_path / "logs" / "td3" / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    assert continued.batch_size == 64 and continued.native.t == 400
+    assert continued.num_timesteps == 100                  # learn() counts from 0 again
+    assert continued.n_updates == trained.n_updates + 100  # the saved counts carried on
+
+
+def test_the_zoo_optimizes_hyperparameters_with_optuna(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    pytest.importorskip("optuna")
+    out = zoo(tmp_path, "train", "--algo", "ddpg", "--env", "Pendulum-v1", "-n", "110",
+              "--seed", "0", "-f", "logs", "-optimize", "--n-trials", "2", "--n-jobs", "1",
+              "--sampler", "random", "--pruner", "none", "--n-evaluations", "1",
+              "--eval-episodes", "1", "-params", "learning_starts:100", "buffer_size:1000")
+    assert re.search(r"Number of finished trials: +2", out) and "Best trial" in out
+    report, = (tmp_path / "logs" / "ddpg").glob("report_Pendulum-v1_2-trials-*.csv")
+    rows = report.read_text().splitlines()[1:]             # the Zoo's table of the trials
+    assert len(rows) == 2 and all(",COMPLETE" in row for row in rows)

@@ -1,6 +1,8 @@
 """The observation normalization's kernels: merging a batch into the running mean and variance
 (Chan et al.'s parallel update) and the map clip((s - shift) * scale).  The running state that
-owns the arrays is numddpg.engine.normalizer; the math is in its docstring.
+owns the arrays is numddpg.engine.normalizer; the math is in its docstring.  Also the reward
+map clip(r / sqrt(var + eps)) of SB3's VecNormalize, applied to the stored rewards before a
+training round (numddpg.sb3.vecnormalize).
 """
 import numpy as np
 from numba import njit
@@ -45,3 +47,12 @@ def normalize_into(x, shift, scale, clip, out):
     """out = clip((x - shift) * scale, -clip[0], clip[0]); x, shift, scale, out (o,)."""
     for c in range(out.shape[0]):
         out[c] = normalized(x[c], shift[c], scale[c], clip[0])
+
+
+@njit(cache=True)
+def scaled_rewards_into(rew, size, denominator, clip, out):
+    """out[i] = clip(rew[i] / denominator, -clip, clip) for i < size: rewards normalized by
+    the running return's standard deviation (SB3's VecNormalize: denominator = sqrt(var +
+    eps)), in float64, stored in out's dtype.  rew, out (N,); rows from size on untouched."""
+    for i in range(size):
+        out[i] = min(max(rew[i] / denominator, -clip), clip)

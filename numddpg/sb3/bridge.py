@@ -3,9 +3,10 @@ protocol, numddpg.training.loop), turned into what SB3's OffPolicyAlgorithm does
 moments:
 
     update_locals(locals)   the step's locals as SB3's callbacks read them (``self`` the SB3
-                            model, ``infos`` a list of dicts); an ended episode goes into
-                            ``ep_info_buffer`` and every ``log_interval`` episodes the model
-                            dumps its logs (``dump_logs``)
+                            model, ``infos`` a list of dicts, with VecNormalize ``new_obs``
+                            and ``rewards`` as it returned them, normalized); an ended
+                            episode goes into ``ep_info_buffer`` and every ``log_interval``
+                            episodes the model dumps its logs (``dump_logs``)
     on_rollout_end()        before a training round: the learning rate of its updates
                             (SB3's schedule at the current progress_remaining)
     on_rollout_start()      after a training round: its train/ keys into the logger
@@ -35,8 +36,10 @@ class Bridge:
         model = self.model
         locals_["self"] = model
         infos = locals_["infos"]
+        returned = None
         if isinstance(infos, StepInfos):       # an SB3 VecEnv's own list
-            infos = locals_["infos"] = infos.per_env
+            infos, returned = infos.per_env, infos.returned
+            locals_["infos"] = infos
         elif isinstance(infos, dict):          # a gymnasium vector env's: SB3 hands a list
             infos = locals_["infos"] = [sub_info(infos, i) for i in range(model.n_envs)]
         if model.native.n_envs:
@@ -47,6 +50,8 @@ class Bridge:
             length[0] += 1
             if locals_["dones"][0]:
                 self._episode_end(0, infos[0])
+        if returned is not None:               # the loop stepped a VecNormalize's originals
+            locals_["new_obs"], locals_["rewards"] = returned
         if self.callback is not None:
             self.callback.update_locals(locals_)
 

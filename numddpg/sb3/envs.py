@@ -7,10 +7,38 @@
     SubprocVecEnv, VecNormalize, ...)
 """
 import gymnasium as gym
+import numpy as np
 
 from ..training.envs import make_env, make_twin
 from .spaces import flat_env
 from .vecenv import LoopVecEnv, OneEnvVecEnv, is_vec_env
+
+
+class NoEnv(gym.Env):
+    """The env of a model loaded without one when the saved env cannot be made (SB3's load then
+    leaves ``model.env`` None): the saved spaces (a flat float observation, the action box),
+    so that ``predict`` works; reset and step raise, naming ``set_env``."""
+
+    def __init__(self, obs_dim, act_low, act_high, act_dtype):
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(np.asarray(act_low, act_dtype),
+                                           np.asarray(act_high, act_dtype), dtype=act_dtype)
+
+    def reset(self, *, seed=None, options=None):
+        raise RuntimeError("this model was loaded without an env (the saved one cannot be "
+                           "made from its record): call model.set_env(env) before learn()")
+
+    step = reset
+
+
+def no_env(meta):
+    """A NoEnv for a checked model file's ``meta`` if its env cannot be made from its record
+    (else None: load makes it)."""
+    record = meta.get("env")
+    if record is None or record["why"] is None or "obs_layout" in meta["spaces"]:
+        return None                    # (a Dict env's: load names what cannot be made)
+    sp = meta["spaces"]
+    return NoEnv(sp["obs_dim"], sp["act_low"], sp["act_high"], np.dtype(sp["act_dtype"]))
 
 
 def check_env(name, env):
@@ -33,7 +61,7 @@ def training_env(env, handle_timeout_termination=True):
     if isinstance(env, str):
         return env
     if is_vec_env(env):
-        return LoopVecEnv(env, handle_timeout_termination)
+        return LoopVecEnv(env, handle_timeout_termination, originals=True)
     if isinstance(env, gym.vector.VectorEnv):
         if not handle_timeout_termination:
             raise ValueError("replay_buffer_kwargs={'handle_timeout_termination': False} needs "

@@ -43,7 +43,10 @@ gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 Ve
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
 parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
 (numddpg.sb3.logger), and bridge.py makes the loop's calls SB3's.  Files are numddpg's safe
-format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``.
+format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``, the native model's
+checkpoint with SB3's attributes of plain data (numddpg.sb3.attributes); ``load`` takes SB3's
+keyword arguments and custom_objects.  On SB3's VecNormalize the loop trains as SB3's
+off-policy algorithms do (numddpg.sb3.vecnormalize).
 """
 import collections
 import os
@@ -57,17 +60,23 @@ import gymnasium as gym
 import numpy as np
 
 from ..checks import check_bool, check_int, check_widths
+from ..engine.agents import agent_state
 from ..engine.her import HerReplayBuffer as NativeHer
 from ..engine.hyperparameters import check as check_hyperparameter
 from ..files import runlog as _runlog
 from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
 from ..training.envs import ActionSpaceError, EnvError, check_spaces, env_id as _env_id
+from ..training.runfile import make_saved_env
+from ..training.runstate import read_run_checkpoint, run_checkpoint_specs, saved_her
+from . import attributes as _attributes
 from .bridge import Bridge
 from .callbacks import CallbackList, convert_callback
-from .envs import check_env, native_test_env, training_env, user_env, vec_env_view
+from .envs import (NoEnv, check_env, native_test_env, no_env, training_env, user_env,
+                   vec_env_view)
 from .evaluation import autoreset_mode
-from .her import HerReplayBuffer, buffer_options, check_her_env, saved_buffer_options
+from .her import (HerReplayBuffer, buffer_options, check_her_env, is_her_class,
+                  saved_buffer_options)
 from .logger import Logger, SB3Logging, check_tensorboard_log, configure_logger
 from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckActionNoise,
                     native_noise, noise_hyperparameters, own_noise)
@@ -78,12 +87,14 @@ from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_
                         value_at)
 from .spaces import Preprocessing, UnsupportedActionSpace, check_policy, observation_space_of
 from .vecenv import is_vec_env, vec_normalize_of
+from .vecnormalize import Normalization
 
 # numddpg's loop caps episodes at max_ep_len; SB3 has no cap of its own (the env's TimeLimit
 # ends episodes), so the models of this module set one no episode reaches.
 NO_EPISODE_CAP = 2**62
 NEVER = 2**62                  # update_after of gradient_steps=0: no env step reaches it
 EXTENSION = ".npz"
+SB3_EXTENSION = ".zip"          # what SB3's save() adds
 
 
 TrainFreq = collections.namedtuple("TrainFreq", "frequency unit")
@@ -183,6 +194,28 @@ def _handle_timeout_termination(replay_buffer_kwargs):
                       kwargs.get("handle_timeout_termination", True))
 
 
+def _optimize_memory_usage(optimize_memory_usage, handle_timeouts, buffer_size):
+    """SB3's optimize_memory_usage, checked as SB3's ReplayBuffer checks it.  SB3 then keeps
+    s' of row i in row i + 1 (next_observations are not stored), so that a full buffer of
+    buffer_size rows holds buffer_size - 1 whole transitions; numddpg stores s' beside s in a
+    buffer of buffer_size - 1 rows, which holds the same transitions and gives the same
+    minibatches (it saves no memory)."""
+    memory = check_bool("optimize_memory_usage", optimize_memory_usage)
+    if memory and handle_timeouts:
+        raise ValueError("optimize_memory_usage=True and handle_timeout_termination=True "
+                         "cannot go together (as in SB3: s' of a time limit's last step is "
+                         "not kept); pass replay_buffer_kwargs=dict("
+                         "handle_timeout_termination=False)")
+    if memory and buffer_size < 2:
+        raise ValueError(f"optimize_memory_usage=True needs buffer_size >= 2, got {buffer_size}")
+    return memory
+
+
+class EnvCountMismatch(ValueError, AssertionError):
+    """set_env with another number of envs than the model's: a ValueError, and the
+    AssertionError SB3 raises for it."""
+
+
 POLICIES = ("MlpPolicy", "MultiInputPolicy")
 
 
@@ -204,9 +237,6 @@ def _refuse_unsupported(args):
                          "networks when the model is made")
     _policy_name(args["policy"])
     _check_device(args["device"])
-    if check_bool("optimize_memory_usage", args["optimize_memory_usage"]):
-        raise ValueError("optimize_memory_usage=True is not supported: numddpg's buffer "
-                         "stores s' beside s")
     if check_int("n_steps", args["n_steps"], 1) != 1:
         raise ValueError(f"n_steps={args['n_steps']!r}: numddpg computes one-step targets "
                          "only (n_steps=1)")
@@ -250,13 +280,15 @@ def _initial_learning_rate(learning_rate, lr_schedule, specs):
                                 specs["pi_lr"])
 
 
-def _native_hyperparameters(sb3, n_envs):
+def _native_hyperparameters(sb3, n_envs, optimize_memory_usage=False):
     """numddpg's hyperparameters from SB3's checked arguments ``sb3`` (the module docstring's
-    table), for an env of ``n_envs`` envs."""
+    table), for an env of ``n_envs`` envs (with ``optimize_memory_usage``: buffer_size - 1
+    rows, _optimize_memory_usage says why)."""
     lr, learning_starts, gradient_steps = (sb3["initial_lr"], sb3["learning_starts"],
                                            sb3["gradient_steps"])
     hidden, qf_hidden, n_critics = sb3["net_arch"]
-    hp = {"pi_lr": lr, "q_lr": lr, "replay_size": sb3["buffer_size"],
+    hp = {"pi_lr": lr, "q_lr": lr,
+          "replay_size": sb3["buffer_size"] - bool(optimize_memory_usage),
           "start_steps": learning_starts,
           # SB3 trains once num_timesteps > learning_starts, never with gradient_steps=0
           "update_after": NEVER if gradient_steps == 0 else learning_starts + 1,
@@ -287,6 +319,8 @@ class OffPolicySB3(SB3Logging):
         native_class = self.native_class
         sb3 = _checked_arguments(args, native_class)
         handle_timeouts = sb3["buffer"].handle_timeout_termination
+        memory = _optimize_memory_usage(args["optimize_memory_usage"], handle_timeouts,
+                                        sb3["buffer_size"])
         env = user_env(check_env("env", args["env"]), handle_timeouts)
         if not isinstance(env, str):
             check_policy(sb3["policy"], observation_space_of(env), args["policy_kwargs"])
@@ -295,7 +329,7 @@ class OffPolicySB3(SB3Logging):
         loop_env = training_env(env, handle_timeouts)
         n_envs = loop_env.num_envs if isinstance(loop_env, gym.vector.VectorEnv) else 1
         stats_window = check_int("stats_window_size", args.get("stats_window_size", 100), 1)
-        hp = _native_hyperparameters(sb3, n_envs)
+        hp = _native_hyperparameters(sb3, n_envs, memory)
         if sb3["seed"] is not None:          # SB3's set_random_seed: Python's and NumPy's global
             random.seed(sb3["seed"])         # generators too, which SB3's own action noises
             np.random.seed(sb3["seed"])      # (and other callers' code) draw from
@@ -324,13 +358,14 @@ class OffPolicySB3(SB3Logging):
                      learning_rate=sb3["learning_rate"], tau=sb3["tau"],
                      policy_kwargs=args["policy_kwargs"], seed=sb3["seed"],
                      train_freq=sb3["train_freq"], gradient_steps=sb3["gradient_steps"],
-                     env=env, handle_timeouts=handle_timeouts)
+                     env=env, handle_timeouts=handle_timeouts, optimize_memory_usage=memory)
 
     def _attach(self, native, noise_process, action_noise, verbose, tensorboard_log,
                 stats_window_size, learning_rate, tau, policy_kwargs, seed, train_freq,
-                gradient_steps, env, handle_timeouts):
+                gradient_steps, env, handle_timeouts, optimize_memory_usage):
         self.native = native
         self._handle_timeouts = handle_timeouts
+        self.optimize_memory_usage = optimize_memory_usage
         self._buffer_removed = False
         self._use_user_env(env)
         if noise_process is not None:
@@ -353,16 +388,34 @@ class OffPolicySB3(SB3Logging):
         self.tau = tau
         self.policy_kwargs = {} if policy_kwargs is None else dict(policy_kwargs)
         self.seed = seed
-        self.device = CPU
         self.train_freq = train_freq
         self.gradient_steps = gradient_steps
-        self.n_envs = native.n_envs or 1
+        self._own_attributes = frozenset(vars(self)) | {"_own_attributes"}
+
+    def user_attributes(self):
+        """The attributes set on the model by its user (not numddpg's own): what
+        ``save(include=[...])`` may name."""
+        return {name for name in vars(self) if name not in self._own_attributes}
+
+    n_envs = property(lambda self: self.native.n_envs or 1,
+                      doc="The number of envs trained on (a gymnasium Env counts as one).")
+
+    @property
+    def device(self):
+        """The device, "cpu" (numddpg's kernels run on the CPU)."""
+        return CPU
+
+    @device.setter
+    def device(self, device):
+        """Accepts the CPU ("cpu", or torch.device("cpu")); anything else is refused."""
+        _check_device(getattr(device, "type", device))
+
 
     def _use_user_env(self, env):
         """``env`` (the user's, or None for the native model's own) is the one get_env()
         returns and whose spaces predict() reads."""
         env = self.native.env if env is None or isinstance(env, str) else env
-        self._user_env, self._vec_env = env, None
+        self._user_env, self._vec_env, self._env_released = env, None, False
         if isinstance(env, gym.vector.VectorEnv):
             spaces = env.single_observation_space, env.single_action_space
         else:
@@ -425,7 +478,7 @@ class OffPolicySB3(SB3Logging):
         buffer = self.native.buffer
         if isinstance(buffer, NativeHer):
             return HerReplayBuffer(buffer, self.native.obs_layout, self._handle_timeouts)
-        return ReplayBufferView(buffer)
+        return ReplayBufferView(buffer, self._handle_timeouts)
 
     @replay_buffer.setter
     def replay_buffer(self, buffer):
@@ -473,7 +526,16 @@ class OffPolicySB3(SB3Logging):
     def env(self):
         return self.get_env()
 
-    buffer_size = property(lambda self: self.native.replay_size)
+    @env.deleter
+    def env(self):
+        """SB3's ``del model.env``: the model lets go of its env; get_env() returns None and
+        learn() asks for set_env() (the RL Zoo's hyperparameter search does this)."""
+        self._env_released = True
+
+    buffer_size = property(lambda self: self.native.replay_size + self.optimize_memory_usage,
+                           doc="SB3's buffer_size (optimize_memory_usage: one row more than "
+                               "the transitions it holds, as SB3's layout)")
+
     learning_starts = property(lambda self: self.native.start_steps)
     batch_size = property(lambda self: self.native.batch_size)
     gamma = property(lambda self: self.native.gamma)
@@ -481,16 +543,21 @@ class OffPolicySB3(SB3Logging):
     def get_env(self):
         """The training env behind SB3's VecEnv API: the SB3 VecEnv (or gymnasium vector env)
         given, or a numddpg.sb3.vecenv.OneEnvVecEnv around the gymnasium Env that training
-        steps."""
+        steps; None for a model loaded without an env it could make (as SB3's)."""
+        if self._env_released or isinstance(self._user_env, NoEnv):
+            return None
         if self._vec_env is None:
             self._vec_env = vec_env_view(self._user_env)
         return self._vec_env
 
     def set_env(self, env, force_reset=True):
-        """Train on ``env`` from now on: the same spaces, and a vector env of as many envs if
-        the model was made on a vector env (else a plain env).  The next learn() starts new
-        episodes (``force_reset`` is accepted: a new env always starts afresh)."""
-        check_bool("force_reset", force_reset)
+        """Train on ``env`` from now on: the same spaces and as many envs (a gymnasium Env
+        counts as one, as SB3's DummyVecEnv of it; else EnvCountMismatch, an AssertionError as
+        SB3's: ``load(path, env=env)`` takes another number of envs).  ``force_reset`` (SB3's
+        default True) starts new episodes at the next learn(); False continues the episodes
+        in progress (``_last_obs``) on ``env``, which must then be where they are (SB3: "the
+        env kept its state")."""
+        force_reset = check_bool("force_reset", force_reset)
         env = check_env("env", env)
         if self.native.her != "none":
             check_her_env(env)
@@ -499,16 +566,18 @@ class OffPolicySB3(SB3Logging):
         given, env = env, training_env(env, self._handle_timeouts)
         native = self.native
         n = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 0
-        if n != native.n_envs:
-            raise ValueError(f"set_env: the model was made on {native.n_envs or 'a plain'} "
-                             f"{'envs' if native.n_envs else 'env'}, env is "
-                             f"{n or 'a plain'} {'envs' if n else 'env'}; they must agree")
-        if n and autoreset_mode(env) != autoreset_mode(native.env):
+        if max(n, 1) != (native.n_envs or 1):
+            raise EnvCountMismatch(
+                f"set_env: env has {n or 1} env(s), the model {native.n_envs or 1}: set_env "
+                f"keeps the number of envs; {type(self).__name__}.load(path, env=env) takes "
+                "another")
+        if n and native.n_envs and autoreset_mode(env) != autoreset_mode(native.env):
             raise ValueError(f"set_env: env's autoreset mode {autoreset_mode(env)} differs from "
                              f"the model's env's {autoreset_mode(native.env)}")
         dims = check_spaces(env)
         dtype = (env.single_action_space if n else env.action_space).dtype
-        old = (native.env.single_action_space if n else native.env.action_space).dtype
+        old = (native.env.single_action_space if native.n_envs
+               else native.env.action_space).dtype
         if (dims[:2] != (native.obs_dim, native.act_dim)
                 or not np.array_equal(dims[2], native.act_low)
                 or not np.array_equal(dims[3], native.act_high) or dtype != old):
@@ -516,9 +585,77 @@ class OffPolicySB3(SB3Logging):
                            f"{dims[2]}..{dims[3]}, action dtype {dtype}; the model's are "
                            f"{(native.obs_dim, native.act_dim)}, {native.act_low}.."
                            f"{native.act_high}, {old}")
+        episodes = None if force_reset else self._episodes()
         native.set_env(env)        # the next learn() starts new episodes on it
         self._use_user_env(given)
         self._new_episode_stats()
+        if episodes is not None:
+            self._continue_episodes(*episodes)
+
+    # -- the episodes in progress: SB3's _last_obs ---------------------------------------------
+    def _episodes(self):
+        """(obs (n, obs_dim), ep_len (n,), ep_ret (n,)) of the loop's episodes in progress, or
+        None before the first step (or after a reset was asked for)."""
+        state = self.native.state
+        if state.obs is None:
+            return None
+        return np.array(state.obs), state.ep_len.copy(), state.ep_ret.copy()
+
+    def _continue_episodes(self, obs, ep_len, ep_ret):
+        """Continue from episodes in progress (``_episodes``' arrays), if there are as many as
+        the model has envs (else the next learn() starts new ones)."""
+        state, n = self.native.state, self.native.n_envs or 1
+        if obs.shape != (n, self.native.obs_dim):
+            return
+        native = self.native
+        space = (native.env.single_observation_space if native.n_envs
+                 else native.env.observation_space)
+        dtype = getattr(space, "dtype", None)          # the env's own float type, as it steps
+        state.new_episodes(n)
+        state.obs = np.asarray(obs, dtype if dtype is not None and dtype.kind == "f"
+                               else np.float64)
+        state.ep_len[:], state.ep_ret[:] = ep_len, ep_ret
+        self._episode_len[:], self._episode_ret[:] = ep_len, ep_ret
+
+    def _normalization(self):
+        """The VecNormalize statistics the loop trains with (numddpg.sb3.vecnormalize), or
+        None."""
+        return Normalization.of(self.native.env)
+
+    @property
+    def _last_obs(self):
+        """SB3's ``_last_obs``: the observations (n_envs, ...) the next step acts on, as the
+        policy reads them (with VecNormalize: normalized), or None when the next learn()
+        starts new episodes."""
+        obs = self.native.state.obs
+        if obs is None:
+            return None
+        normalization = self._normalization()
+        return obs.copy() if normalization is None else normalization.policy_obs(obs)
+
+    @_last_obs.setter
+    def _last_obs(self, value):
+        """None: the next learn() starts new episodes (SB3's way to force a reset)."""
+        if value is not None:
+            raise ValueError("_last_obs can only be set to None (the next learn() then resets "
+                             "the env); numddpg's loop keeps the observations it steps from")
+        self.native.state.obs = None
+
+    @property
+    def _last_original_obs(self):
+        """SB3's ``_last_original_obs``: with VecNormalize, the unnormalized observations the
+        next step acts on (what the buffer stores); None otherwise, as SB3's."""
+        obs = self.native.state.obs
+        return None if obs is None or self._normalization() is None else obs.copy()
+
+    @property
+    def _last_episode_starts(self):
+        """SB3's ``_last_episode_starts``: (n_envs,) bools, whether each env's next step is
+        the first of an episode."""
+        state = self.native.state
+        if state.obs is None:
+            return np.ones(self.native.n_envs or 1, bool)
+        return state.ep_len == 0
 
     def get_vec_normalize_env(self):
         """The VecNormalize of the SB3 VecEnv trained on (its statistics are what SB3 users
@@ -534,11 +671,18 @@ class OffPolicySB3(SB3Logging):
             bool, or None.
         log_interval : with verbose >= 1, print the rollout statistics every this many
             episodes.
-        reset_num_timesteps : True: ``num_timesteps`` counts from 0 again (the buffer, the
-            networks and the episode in progress carry on).
+        reset_num_timesteps : True (SB3's default): ``num_timesteps`` counts from 0 again and
+            the env is reset (new episodes; the buffer and the networks carry on); False: the
+            count and the episodes in progress continue.
+        As SB3's, learn() collects whole rollouts of train_freq steps, each followed by its
+        training round: it ends at the first rollout end at or past ``total_timesteps``
+        more steps (num_timesteps may pass it by up to train_freq * n_envs - 1).
         Returns self.
         """
         total_timesteps = check_int("total_timesteps", total_timesteps, 1)
+        if self.get_env() is None:
+            raise ValueError("this model has no env (loaded without one that could be made, "
+                             "or after del model.env): call model.set_env(env) before learn()")
         if self._buffer_removed:
             raise ValueError("replay_buffer is None: set model.replay_buffer (or load one with "
                              "load_replay_buffer) before learn()")
@@ -554,10 +698,13 @@ class OffPolicySB3(SB3Logging):
             self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
                                             reset_num_timesteps)
         if reset_num_timesteps:
+            self._truncate_last_trajectory()
             self._timesteps_offset = self.native.t
             self._episode_num = 0
             self.ep_info_buffer.clear()
             self.ep_success_buffer.clear()
+            self.native.state.obs = None           # SB3 resets the env: new episodes
+            self._new_episode_stats()
         self._total_timesteps = self.num_timesteps + total_timesteps
         if callback is not None:
             callback.init_callback(self)
@@ -576,6 +723,22 @@ class OffPolicySB3(SB3Logging):
             if not self._custom_logger:
                 self._logger.sync()
         return self
+
+    def _truncate_last_trajectory(self):
+        """With optimize_memory_usage, before a learn() that resets the env: SB3's layout
+        would overwrite s' of the last stored step with the reset observation, so SB3 marks
+        that step's transitions done (d = 1) and warns; numddpg does the same to its rows, so
+        that its minibatches stay SB3's."""
+        buffer = self.native.buffer
+        if not self.optimize_memory_usage or self._buffer_removed or buffer.size == 0:
+            return
+        warnings.warn("The last trajectory in the replay buffer will be truncated: with "
+                      "optimize_memory_usage=True a learn() that resets the env ends the "
+                      "episodes stored last (their last transitions become terminal, as in "
+                      "SB3); pass reset_num_timesteps=False to continue them instead",
+                      UserWarning, stacklevel=3)
+        for k in range(1, min(self.native.n_envs or 1, buffer.size) + 1):
+            buffer.done[(buffer.ptr - k) % buffer.max_size] = 1.0
 
     def _rollout_end(self, total_timesteps):
         """The env step a learn() of ``total_timesteps`` ends at: SB3 collects whole rollouts
@@ -617,11 +780,16 @@ class OffPolicySB3(SB3Logging):
     # -- files --------------------------------------------------------------------------------
     def save(self, path, exclude=None, include=None):
         """The whole model (networks, optimizers, generators, counters and the replay buffer,
-        as numddpg's ``save``) in numddpg's safe format at ``path`` (".npz" added when it has
-        no suffix).  ``exclude``/``include`` are not supported (everything is saved)."""
-        if exclude is not None or include is not None:
-            raise ValueError(f"save(exclude={exclude!r}, include={include!r}): numddpg saves the "
-                             "whole model; pass neither")
+        as numddpg's ``save``) and SB3's attributes of plain data (numddpg.sb3.attributes) in
+        numddpg's safe format at ``path`` (".npz" added when it has no suffix).
+
+        exclude : names left out: SB3's saved attributes (``verbose``, ``ep_info_buffer``, ...;
+            a loaded model has their defaults), ``_last_obs`` (the episodes in progress),
+            ``replay_buffer`` (the buffer).  The hyperparameters cannot be left out.
+        include : names saved although excluded, or attributes of plain data you set on the
+            model (``load`` sets them back).
+        """
+        saved, loop, include_buffer, user = _attributes.chosen(self, exclude, include)
         path = _file_path("path", path, self.file_extension)
         recorded = {k: self.native.hyperparameters[k] for k in NOISE_HYPERPARAMETERS}
         native = noise_hyperparameters(self.action_noise)
@@ -630,95 +798,182 @@ class OffPolicySB3(SB3Logging):
                           f"(numddpg's noise hyperparameters {recorded}, which hold mean 0 and "
                           "one sigma for all dimensions): pass it again to "
                           "load(path, action_noise=...)", UserWarning, stacklevel=2)
-        self._save_native(path, None if not self._buffer_removed else False)
+        if self._buffer_removed:
+            include_buffer = False
+        self._save_native(path, include_buffer, saved, loop, user)
 
-    def _save_native(self, path, include_buffer):
-        """The native model's save, with SB3's learning_rate as data (numddpg.sb3.schedules)
-        in its file's "sb3" section."""
-        rec = learning_rate_record(self.learning_rate, self._current_learning_rate)
-        self.native.sb3_record = None if rec is None else {"learning_rate": rec}
+    def _save_native(self, path, include_buffer, saved=_attributes.SAVED, loop=True,
+                     user=None):
+        """The native model's save, with its "sb3" section: SB3's learning_rate as data
+        (numddpg.sb3.schedules) and SB3's attributes (numddpg.sb3.attributes)."""
+        self.native.sb3_record = self._sb3_record(saved, loop, {} if user is None else user)
         self.native.save(path, include_buffer=include_buffer)
+
+    def _sb3_record(self, saved, loop, user):
+        """The file's "sb3" section (numddpg.sb3.attributes): the attributes ``saved``, the
+        episodes in progress if ``loop``, the ``user``'s attributes."""
+        values = {"verbose": self.verbose, "stats_window_size": self.stats_window_size,
+                  "num_timesteps": self.num_timesteps, "_episode_num": self._episode_num,
+                  "ep_info_buffer": list(self.ep_info_buffer),
+                  "ep_success_buffer": [float(np.mean(s)) for s in self.ep_success_buffer]}
+        record = {"config": {"handle_timeout_termination": self._handle_timeouts,
+                             "optimize_memory_usage": self.optimize_memory_usage},
+                  "attributes": {name: _attributes.plain(name, values[name]) for name in saved},
+                  "user": user}
+        rate = learning_rate_record(self.learning_rate, self._current_learning_rate)
+        if rate is not None:                    # (a number is the saved pi_lr)
+            record["learning_rate"] = rate
+        episodes = self._episodes() if loop else None
+        if episodes is not None:
+            record["loop"] = dict(zip(("obs", "ep_len", "ep_ret"),
+                                      (a.tolist() for a in episodes)))
+        return record
 
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False,
              force_reset=True, **kwargs):
-        """The model ``save`` wrote at ``path`` (or ``path`` + ".npz").
+        """The model ``save`` wrote at ``path`` (or ``path`` + ".npz"; an SB3 name
+        ``x.zip`` reads ``x.npz`` when only that exists).
 
         env : the env to continue on (default: the saved env, rebuilt from its record); its
-            spaces must be the saved ones.  kwargs: ``verbose``, ``tensorboard_log``,
-            ``replay_buffer_kwargs`` (handle_timeout_termination: not in the file),
-            ``action_noise``, ``learning_rate`` replace the saved ones; others raise
-            (numddpg's files hold hyperparameters, not Python objects to patch).
-        custom_objects : {"learning_rate": a number or a schedule} only, as ``learning_rate``:
-            the schedule to train on with.  Without it, a schedule SB3 or the Zoo made is
-            rebuilt from the file, and an other callable is replaced by the learning rate it
-            last gave, with a warning that says so (numddpg.sb3.schedules).
+            spaces must be the saved ones, its number of envs may differ (train_freq counts
+            steps of the env given).
+        force_reset : False, with ``env``: continue the episodes in progress saved in the
+            file (SB3's ``_last_obs``: the env must be where they are).
+        kwargs, custom_objects : SB3's arguments and saved attributes to replace (kwargs
+            always; custom_objects only those the file holds, others ignored, as SB3).
+            ``verbose``, ``stats_window_size``, ``tensorboard_log``, ``seed`` (the attribute,
+            as SB3's load sets it), ``action_noise``, ``replay_buffer_kwargs`` and
+            ``learning_rate`` (a number or a schedule to train on with) replace what the model
+            has; a hyperparameter that differs from the saved one (``buffer_size``,
+            ``batch_size``, ``train_freq``, ...: SB3's continued training with new
+            hyperparameters) gives a model made with the new values that takes the file's
+            networks, Adam states, counters and generators, and its replay buffer when the
+            capacity is unchanged.  ``policy_kwargs`` must be the saved ones.  Without a
+            learning_rate, a schedule SB3 or the Zoo made is rebuilt from the file, and an other
+            callable is replaced by the learning rate it last gave, with a warning that says so
+            (numddpg.sb3.schedules).
         """
         _check_device(device)
-        custom = {} if custom_objects is None else dict(custom_objects)
-        if set(custom) - {"learning_rate"}:
-            raise ValueError(f"custom_objects={custom_objects!r}: numddpg's files hold no Python "
-                             "objects (never pickles), so there is nothing to replace but "
-                             "'learning_rate' (a number or a schedule to train on with)")
-        if "learning_rate" in kwargs:          # (SB3: load's keywords set attributes too)
-            custom["learning_rate"] = kwargs.pop("learning_rate")
-        if "learning_rate" in custom:
-            _check_learning_rate("custom_objects['learning_rate']", custom["learning_rate"])
         if check_bool("print_system_info", print_system_info):
             import numba
             from .. import __version__
             print(f"numddpg {__version__}, Python {platform.python_version()}, numpy "
                   f"{np.__version__}, numba {numba.__version__}, gymnasium {gym.__version__}, "
                   f"{platform.platform()}")
-        check_bool("force_reset", force_reset)
-        allowed = {"verbose", "tensorboard_log", "action_noise", "replay_buffer_kwargs"}
-        if set(kwargs) - allowed:
-            raise ValueError(f"load() cannot change {sorted(set(kwargs) - allowed)}: they are "
-                             "saved hyperparameters of the model; only "
-                             f"{sorted(allowed)} may be given")
+        force_reset = check_bool("force_reset", force_reset)
         path = _saved_path("path", path, cls.file_extension)
-        given = None if env is None else check_env("env", env)
-        handle_timeouts = _handle_timeout_termination(kwargs.get("replay_buffer_kwargs"))
+        meta = _checkpoint.read_meta(path, "algorithm")
+        run_checkpoint_specs(meta, str(path))             # the whole record, checked
+        if meta["algo"] != cls.native_class.algo:
+            raise _checkpoint.CheckpointError(
+                f"{path}: this is a {meta['algo']!r} checkpoint; load it with its own class, "
+                f"not {cls.__name__}.load")
+        record = meta.get("sb3")
+        record = record if isinstance(record, dict) else {}    # (checked by restore below)
+        saved = _saved_arguments(cls.native_class, meta, record)
+        args, attributes = _replacements(cls.native_class, saved, kwargs, custom_objects)
+        if args["learning_rate"] is saved["learning_rate"] and "learning_rate" in record:
+            args["learning_rate"], warning = learning_rate_from_record(record["learning_rate"],
+                                                                       str(path))
+            if warning is not None:
+                warnings.warn(warning, UserWarning, stacklevel=2)
+        given = no_env(meta) if env is None else check_env("env", env)
+        if any(args[k] != saved[k] for k in _attributes.REBUILD if k in saved):
+            model = cls._rebuilt(path, given, args)
+        else:
+            model = cls._restored(path, given, args, saved)
+        checked = _attributes.checked(model.native.sb3_record, str(path),
+                                      model.native.obs_dim)
+        model._restore_attributes(checked, attributes, keep_episodes=given is not None
+                                  and not force_reset)
+        return model
+
+    @classmethod
+    def _restored(cls, path, given, args, saved):
+        """The model in the file at ``path``, as it was (numddpg's load), on ``given`` (None:
+        the saved env) with ``args``' replacements of what does not build it."""
+        handle_timeouts = _handle_timeout_termination(args["replay_buffer_kwargs"])
         env = None if given is None else training_env(user_env(given, handle_timeouts),
                                                        handle_timeouts)
         native = cls.native_class.load(path, env=env, test_env=native_test_env(env))
         hp = native.hyperparameters
-        saved_buffer_options(kwargs.get("replay_buffer_kwargs"), hp, native.buffer)
-        if hp["her"] != "none" and given is not None:
+        saved_buffer_options(args["replay_buffer_kwargs"], hp, native.buffer)
+        if hp["her"] != "none" and given is not None and not isinstance(given, NoEnv):
             check_her_env(given)
-        if "action_noise" in kwargs:
-            action_noise = own_noise(kwargs["action_noise"])
+        train_freq = args["train_freq"]
+        every = train_freq.frequency * (native.n_envs or 1)
+        if every != hp["update_every"]:     # another number of envs than saved: train_freq
+            native.update_every = hp["update_every"] = every    # counts steps of this env
+        if args["action_noise"] is not saved["action_noise"]:
+            action_noise = own_noise(args["action_noise"])
             noise_process = native_noise(action_noise, native.act_dim, hp)
         else:
-            action_noise = _noise_from_hyperparameters(hp, native.act_dim)
-            noise_process = action_noise
+            action_noise = noise_process = args["action_noise"]
             if isinstance(action_noise, OrnsteinUhlenbeckActionNoise):
                 action_noise.x[...] = native.noise_process.x     # the saved OU state
-        arch = (list(hp["hidden_sizes"]) if hp["qf_hidden_sizes"] is None else
-                {"pi": list(hp["hidden_sizes"]), "qf": list(hp["qf_hidden_sizes"])})
-        if "learning_rate" in custom:
-            learning_rate = custom["learning_rate"]
-        elif native.sb3_record is None:        # a number (or a file from before schedules)
-            learning_rate = hp["pi_lr"]
-        else:
-            learning_rate, warning = learning_rate_from_record(
-                native.sb3_record["learning_rate"], str(path))
-            if warning is not None:
-                warnings.warn(warning, UserWarning, stacklevel=2)
         model = cls.__new__(cls)
-        model._attach(native, noise_process, action_noise,
-                      verbose=check_int("verbose", kwargs.get("verbose", 0), 0, 2),
-                      tensorboard_log=check_tensorboard_log(kwargs.get("tensorboard_log")),
-                      stats_window_size=100,
-                      learning_rate=learning_rate, tau=float(f"{1.0 - hp['polyak']:.15g}"),
-                      policy_kwargs={"net_arch": arch, "n_critics": hp["n_critics"],
-                                     **optimizer_policy_kwargs(hp)},
-                      seed=hp["seed"],
-                      train_freq=TrainFreq(hp["update_every"] // (native.n_envs or 1), "step"),
-                      gradient_steps=_gradient_steps(hp),
-                      env=given, handle_timeouts=handle_timeouts)
+        model._attach(native, noise_process, action_noise, verbose=0,
+                      tensorboard_log=None, stats_window_size=100,
+                      learning_rate=args["learning_rate"], tau=args["tau"],
+                      policy_kwargs=args["policy_kwargs"], seed=hp["seed"],
+                      train_freq=train_freq, gradient_steps=args["gradient_steps"],
+                      env=given, handle_timeouts=handle_timeouts,
+                      optimize_memory_usage=args["optimize_memory_usage"])
+        return model
+
+    @classmethod
+    def _rebuilt(cls, path, given, args):
+        """A model made with SB3's arguments ``args`` (hyperparameters other than the file's)
+        on ``given`` (None: the saved env), given the file's networks, Adam states, step
+        counts and generators, its env step count and, when its capacity is this model's,
+        its replay buffer."""
+        meta, arrays = read_run_checkpoint(path)
+        where = str(path)
+        if given is None:
+            given = make_saved_env(meta, None)
+        policy = "MlpPolicy" if "obs_layout" not in meta["spaces"] else "MultiInputPolicy"
+        model = cls(policy, given, **args)
+        native = model.native
+        try:
+            native.agent.load_state_dict(agent_state(arrays, where, "agent."))
+        except ValueError as exc:
+            raise _checkpoint.CheckpointError(f"{where}: its networks do not fit the model "
+                                              f"the arguments make: {exc}") from None
+        native.state.t = native.state.epoch_t0 = meta["loop"]["t"]
+        b, buffer = meta["buffer"], native.buffer
+        if b["saved"] and not saved_her(meta) and (b["max_size"], b["dtype"]) == (
+                buffer.max_size, buffer.dtype.name):
+            buffer.restore({k[len("buffer."):]: v for k, v in arrays.items()
+                            if k.startswith("buffer.")}, b)
+        native.restore_extra_records(meta, where)
         model._timesteps_offset = 0
         return model
+
+    def _restore_attributes(self, checked, replaced, keep_episodes):
+        """Put back a file's SB3 attributes (``checked``: attributes.checked), then the
+        ``replaced`` ones given to load(); with ``keep_episodes``, its episodes in progress."""
+        values = dict(checked["attributes"], **replaced)
+        self.verbose = check_int("verbose", values.get("verbose", 0), 0, 2)
+        self.tensorboard_log = check_tensorboard_log(values.get("tensorboard_log"))
+        if "seed" in replaced:
+            self.seed = check_hyperparameter("seed", replaced["seed"],
+                                             self.native_class.SPECS["seed"])
+        window = check_int("stats_window_size", values.get("stats_window_size", 100), 1)
+        self.stats_window_size = window
+        self.ep_info_buffer = collections.deque(values.get("ep_info_buffer", ()), maxlen=window)
+        self.ep_success_buffer = collections.deque(values.get("ep_success_buffer", ()),
+                                                   maxlen=window)
+        self._episode_num = values.get("_episode_num", 0)
+        self._timesteps_offset = self.native.t - min(values.get("num_timesteps", self.native.t),
+                                                     self.native.t)
+        for name, value in checked["user"].items():
+            if hasattr(type(self), name) or name in vars(self):
+                raise _checkpoint.CheckpointError(
+                    f"the file's user attribute {name!r} would replace one of numddpg's own")
+            setattr(self, name, value)
+        if keep_episodes and checked["loop"] is not None:
+            self._continue_episodes(*checked["loop"])
 
     def save_replay_buffer(self, path):
         """Save the replay buffer (filled rows, episode bookkeeping of a HerReplayBuffer, and
@@ -769,11 +1024,17 @@ def _file_path(name, path, extension):
 
 
 def _saved_path(name, path, extension):
-    """The file to read for ``path``: itself, or ``path`` + ``extension`` when only that
-    exists."""
+    """The file to read for ``path``: itself, or when only that exists ``path`` +
+    ``extension``, or for SB3's name ``x.zip`` the ``x`` + ``extension`` numddpg wrote for
+    ``save("x")``."""
     path = _file_path(name, path, extension)
-    if not os.path.exists(path) and os.path.exists(path + extension):
-        path += extension
+    if os.path.exists(path):
+        return path
+    if os.path.exists(path + extension):
+        return path + extension
+    sb3 = Path(path)
+    if sb3.suffix == SB3_EXTENSION and os.path.exists(sb3.with_suffix(extension)):
+        return str(sb3.with_suffix(extension))
     return path
 
 
@@ -784,6 +1045,99 @@ def _check_learning_rate(name, learning_rate):
         value_at(FloatSchedule(learning_rate), 1.0)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{name}={learning_rate!r}: {exc}") from None
+
+
+def _saved_policy_kwargs(hp):
+    """SB3's policy_kwargs of numddpg's hyperparameters ``hp``."""
+    arch = (list(hp["hidden_sizes"]) if hp["qf_hidden_sizes"] is None else
+            {"pi": list(hp["hidden_sizes"]), "qf": list(hp["qf_hidden_sizes"])})
+    return {"net_arch": arch, "n_critics": hp["n_critics"], **optimizer_policy_kwargs(hp)}
+
+
+def _saved_arguments(native_class, meta, record):
+    """SB3's constructor arguments of the model a file (its checked ``meta`` and "sb3"
+    ``record``) holds: the module docstring's table read backwards (the learning rate: the
+    saved pi_lr; load rebuilds a saved schedule)."""
+    hp = {name: spec.default for name, spec in native_class.SPECS.items()}
+    hp.update(meta["hyperparameters"])          # (files from before a hyperparameter: its default)
+    vector = meta.get("vector")
+    n_envs = vector["num_envs"] if vector else 1
+    config = record.get("config", {}) if isinstance(record, dict) else {}
+    memory = config.get("optimize_memory_usage") is True
+    args = {"learning_rate": hp["pi_lr"], "buffer_size": hp["replay_size"] + memory,
+            "learning_starts": hp["start_steps"], "batch_size": hp["batch_size"],
+            "tau": float(f"{1.0 - hp['polyak']:.15g}"), "gamma": hp["gamma"],
+            "train_freq": TrainFreq(max(1, hp["update_every"] // n_envs), "step"),
+            "gradient_steps": _gradient_steps(hp),
+            "action_noise": _noise_from_hyperparameters(hp, meta["spaces"]["act_dim"]),
+            "replay_buffer_class": None if hp["her"] == "none" else HerReplayBuffer,
+            "replay_buffer_kwargs": {"handle_timeout_termination":
+                                     config.get("handle_timeout_termination") is not False,
+                                     **({} if hp["her"] == "none" else {
+                                         "goal_selection_strategy": hp["her"],
+                                         "n_sampled_goal": hp["her_k"]})},
+            "optimize_memory_usage": memory, "n_steps": 1,
+            "policy_kwargs": _saved_policy_kwargs(hp), "seed": hp["seed"]}
+    for name in native_class.AGENT_KWARGS:            # TD3's three, under SB3's names
+        args[native_class.SPECS[name].sb3] = hp[name]
+    return args
+
+
+# load() arguments that are attributes of the model, not hyperparameters that build it
+LOAD_ATTRIBUTES = ("verbose", "stats_window_size", "tensorboard_log", "seed")
+
+
+def _replacements(native_class, saved, kwargs, custom_objects):
+    """(SB3 arguments, attributes) for load(): the file's arguments ``saved`` with those
+    ``kwargs`` and ``custom_objects`` replace (custom_objects: only names the file holds, as
+    SB3's), normalized as the constructor takes them; attributes to set."""
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects must be a dict or None, got {custom_objects!r}")
+    held = set(saved) | set(LOAD_ATTRIBUTES) | set(_attributes.SAVED)
+    custom = custom_objects or {}
+    ignored = sorted(map(str, set(custom) - held))
+    if ignored:
+        warnings.warn(f"custom_objects names {ignored}, which the file does not hold: ignored "
+                      "(as SB3's load does); it holds the SB3 arguments and attributes "
+                      f"{sorted(held)}", UserWarning, stacklevel=3)
+    given = {k: v for k, v in custom.items() if k in held}
+    source = {k: f"custom_objects[{k!r}]" for k in given}     # (for the errors)
+    given.update(kwargs)
+    source.update((k, k) for k in kwargs)
+    unknown = sorted(set(given) - held)
+    if unknown:
+        raise ValueError(f"load() got {unknown}: neither SB3 arguments of the model nor its "
+                         f"saved attributes (those: {sorted(held)})")
+    args, attributes = dict(saved), {}
+    for name, value in given.items():
+        if name in LOAD_ATTRIBUTES or name in _attributes.SAVED:
+            attributes[name] = value
+        elif name == "policy_kwargs":
+            n_critics = native_class.agent_class.n_critics
+            if (_policy_sizes(value, n_critics, multi_input=True)
+                    != _policy_sizes(saved[name], n_critics, multi_input=True)):
+                raise ValueError(f"load(policy_kwargs={value!r}): the saved model's are "
+                                 f"{saved[name]!r}; the networks cannot change")
+        elif name == "n_steps":
+            _refuse_unsupported(dict(policy="MlpPolicy", device="cpu", n_steps=value,
+                                     _init_setup_model=True, optimize_memory_usage=False))
+        elif name == "replay_buffer_class":
+            her = value is not None and is_her_class(value)
+            if her != (saved[name] is not None):
+                raise ValueError(f"load(replay_buffer_class={value!r}): the file's model has "
+                                 f"{'a HerReplayBuffer' if saved[name] else 'a uniform buffer'}"
+                                 ", which a load cannot change")
+        elif name == "train_freq":
+            args[name] = _train_freq(value)
+        elif name == "learning_rate":
+            _check_learning_rate(source[name], value)
+            args[name] = value
+        elif name == "replay_buffer_kwargs":    # (checked against the file's buffer on load)
+            args[name] = dict(value or {})
+            _handle_timeout_termination(args[name])
+        else:
+            args[name] = value
+    return args, attributes
 
 
 def _gradient_steps(hp):
@@ -804,6 +1158,9 @@ def _noise_from_hyperparameters(hp, act_dim):
     return None
 
 
+SB3_SECTION = {"learning_rate", *_attributes.SECTIONS}    # what a file's "sb3" holds
+
+
 class SB3Records:
     """What numddpg.sb3 keeps in a native model's checkpoint besides numddpg's own record: the
     section "sb3", {"learning_rate": numddpg.sb3.schedules' record of a schedule}, written
@@ -816,22 +1173,33 @@ class SB3Records:
 
     def restore_extra_records(self, meta, where):
         """The "sb3" section of a loaded file (its schedule record is checked when the SB3
-        model rebuilds it)."""
+        model rebuilds it, its attributes by numddpg.sb3.attributes.checked)."""
         rec = meta.get("sb3")
-        if rec is not None and not (isinstance(rec, dict) and set(rec) == {"learning_rate"}):
-            raise _checkpoint.CheckpointError(f"{where}: section sb3 {rec!r} must be a dict "
-                                              "holding learning_rate")
+        if rec is not None and not (isinstance(rec, dict) and set(rec) <= SB3_SECTION):
+            raise _checkpoint.CheckpointError(f"{where}: section sb3 {str(rec)[:200]} must be a "
+                                              f"dict of {sorted(SB3_SECTION)}")
         self.sb3_record = rec
 
 
-class NativeDDPG(SB3Records, _algorithms.DDPG):
+class OnVecNormalize:
+    """A native model's loop parts on SB3's VecNormalize: with a VecNormalize training env
+    (its original observations and rewards stored), the loop trains with
+    numddpg.sb3.vecnormalize's parts, else with the model's own."""
+
+    def loop_parts(self):
+        parts = super().loop_parts()
+        normalization = Normalization.of(self.env)
+        return parts if normalization is None else normalization.loop_parts(*parts[:3])
+
+
+class NativeDDPG(SB3Records, OnVecNormalize, _algorithms.DDPG):
     """numddpg's DDPG as numddpg.sb3 builds it: batch_size may exceed buffer_size (SB3 then
     samples with replacement from the rows there are, as numddpg's buffer always samples)."""
 
     batch_within_buffer = False
 
 
-class NativeTD3(SB3Records, _algorithms.TD3):
+class NativeTD3(SB3Records, OnVecNormalize, _algorithms.TD3):
     """numddpg's TD3 as numddpg.sb3 builds it (batch_size may exceed buffer_size)."""
 
     batch_within_buffer = False

@@ -22,7 +22,10 @@ An optimizer's dict is torch.optim.Adam's ``state_dict()``: ``state`` {i: {"step
 "exp_avg", "exp_avg_sq"}} per parameter tensor i of the network(s), in the policy's order
 (empty before the first step, as torch's), and ``param_groups`` [{"lr", "betas", "eps", ...,
 "params": [0 .. n-1]}].  numddpg keeps one step count per optimizer (t_pi, t_q), Adam's
-moments m and v in the networks' flat layout, and its betas and eps fixed.
+moments m and v in the networks' flat layout, and its betas, eps and weight decay as
+hyperparameters (policy_kwargs' optimizer_kwargs): a dict must have the model's.  A dict's
+``lr`` is not taken: as in SB3, whose learning-rate schedule sets it before each training
+round, the model's schedule gives it.
 
 What SB3's dicts do not hold stays as it is on ``set_parameters``: the minibatch generator's
 state and TD3's policy-delay clock (SB3 keeps neither in its parameters).
@@ -32,15 +35,13 @@ import collections
 import numpy as np
 
 from ..kernels.nn import layer_slices
-from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 
 OBJECTS = ("policy", "actor.optimizer", "critic.optimizer")   # SB3's, in its order
-# torch.optim.Adam's param_group entries beside lr, betas, eps and params, with the values
-# numddpg's Adam has (the flags name torch's implementations: any value computes the same)
-ADAM_GROUP = {"weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
-              "capturable": False, "differentiable": False, "fused": None,
-              "decoupled_weight_decay": False}
-IMPLEMENTATION_FLAGS = ("foreach", "capturable", "differentiable", "fused")
+# torch.optim.Adam's param_group entries numddpg's Adam never varies, and the flags that name
+# torch's implementations (any value computes the same: not checked)
+ADAM_FIXED = {"amsgrad": False, "maximize": False}
+IMPLEMENTATION_FLAGS = {"foreach": None, "capturable": False, "differentiable": False,
+                        "fused": None}
 
 
 class ParameterError(ValueError, RuntimeError):
@@ -67,12 +68,22 @@ def _networks(agent):
 
 
 def _optimizers(agent):
-    """{SB3 object: ([(m name, v name, layer sizes)], counter name, learning rate)}."""
+    """{SB3 object: ([(m name, v name, layer sizes)], counter name, learning rate of the
+    next updates)}."""
     critic = agent.critic.sizes
-    return {"actor.optimizer": ([("pi_m", "pi_v", agent.actor.sizes)], "t_pi", agent.pi_lr),
+    pi_lr, q_lr = agent.learning_rates
+    return {"actor.optimizer": ([("pi_m", "pi_v", agent.actor.sizes)], "t_pi", pi_lr),
             "critic.optimizer": ([_critic_keys(k)[2:] + (critic,)
                                   for k in range(1, int(agent.n_critics) + 1)],
-                                 "t_q", agent.q_lr)}
+                                 "t_q", q_lr)}
+
+
+def _adam_group(agent):
+    """torch.optim.Adam's param_group entries of the agent's Adam (all but lr, params and
+    the implementation flags)."""
+    return {"betas": (agent.adam_beta1, agent.adam_beta2), "eps": agent.adam_eps,
+            "weight_decay": agent.weight_decay, **ADAM_FIXED,
+            "decoupled_weight_decay": agent.decoupled_weight_decay}
 
 
 def network_tensors(prefix, flat, sizes):
@@ -108,7 +119,7 @@ def optimizer_state_dict(agent, name):
     per_tensor = {} if step == 0 else {
         i: {"step": np.array(step, np.float32), "exp_avg": mi, "exp_avg_sq": vi}
         for i, (mi, vi) in enumerate(zip(m, v))}
-    group = {"lr": lr, "betas": (ADAM_BETA1, ADAM_BETA2), "eps": ADAM_EPS, **ADAM_GROUP,
+    group = {"lr": lr, **_adam_group(agent), **IMPLEMENTATION_FLAGS,
              "params": list(range(len(m)))}
     return {"state": per_tensor, "param_groups": [group]}
 
@@ -188,12 +199,11 @@ def _load_optimizer(agent, name, given, new):
     if list(group.get("params", ())) != list(range(len(shapes))):
         raise ValueError(f"{where}['param_groups'][0]['params'] must be {list(range(len(shapes)))}"
                          f" (one index per tensor of the network(s)), got {group.get('params')!r}")
-    fixed = {"betas": (ADAM_BETA1, ADAM_BETA2), "eps": ADAM_EPS,
-             **{k: v for k, v in ADAM_GROUP.items() if k not in IMPLEMENTATION_FLAGS}}
-    for key, value in fixed.items():
+    for key, value in _adam_group(agent).items():
         if key in group and _plain(group[key]) != _plain(value):
-            raise ValueError(f"{where}['param_groups'][0][{key!r}]={group[key]!r}: numddpg's "
-                             f"Adam has {key}={value!r}")
+            raise ValueError(f"{where}['param_groups'][0][{key!r}]={group[key]!r}: this "
+                             f"model's Adam has {key}={value!r} (a hyperparameter: "
+                             "policy_kwargs' optimizer_kwargs)")
     state = given["state"]
     if not isinstance(state, dict) or (state and set(state) != set(range(len(shapes)))):
         raise ValueError(f"{where}['state'] must be empty (no step yet) or hold an entry for "

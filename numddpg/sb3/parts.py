@@ -148,21 +148,55 @@ class Count(int):
 class ReplayBufferView:
     """numddpg's ReplayBuffer ``buffer`` under SB3's names as well (the module docstring).  SB3
     keeps (buffer_size, n_envs, ...) arrays; numddpg one row per transition, shown here as
-    (buffer_size, 1, ...)."""
+    (buffer_size, 1, ...).  numddpg stores d = terminated (a time limit's end is stored as
+    not done and bootstraps): ``dones`` is that, and ``timeouts`` all zero, so that SB3's
+    ``dones * (1 - timeouts)`` is what training reads.  ``actions`` are in the env's units
+    (SB3's buffer holds them rescaled to [-1, 1])."""
 
-    def __init__(self, buffer):
+    device = CPU
+    n_envs = 1
+
+    def __init__(self, buffer, handle_timeout_termination=True):
         self.buffer = buffer
+        self.handle_timeout_termination = handle_timeout_termination
 
     size = property(lambda self: Count(self.buffer.size))
     pos = property(lambda self: self.buffer.ptr)
     full = property(lambda self: self.buffer.size == self.buffer.max_size)
     buffer_size = property(lambda self: self.buffer.max_size)
-    n_envs = 1
     observations = property(lambda self: self.buffer.obs[:, None])
     actions = property(lambda self: self.buffer.act[:, None])
     rewards = property(lambda self: self.buffer.rew[:, None])
     next_observations = property(lambda self: self.buffer.obs2[:, None])
     dones = property(lambda self: self.buffer.done[:, None])
+    timeouts = property(lambda self: np.zeros_like(self.buffer.done)[:, None])
+
+    def add(self, obs, next_obs, action, reward, done, infos):
+        """SB3's ``add``: one step of n envs (obs, next_obs (n, obs_dim), action (n, act_dim)
+        in the env's units, reward and done (n,), infos n dicts), each env's transition a
+        row; d = done, but not for a time limit's end (info "TimeLimit.truncated") unless
+        handle_timeout_termination is False.  NonFiniteTransition (nothing stored) for NaN
+        or inf."""
+        buffer = self.buffer
+        obs, next_obs = (np.asarray(x).reshape(-1, buffer.obs_dim) for x in (obs, next_obs))
+        action = np.asarray(action).reshape(-1, buffer.act_dim)
+        reward, done = np.asarray(reward).reshape(-1), np.asarray(done).reshape(-1)
+        n = obs.shape[0]
+        if not (next_obs.shape[0] == action.shape[0] == reward.size == done.size == len(infos)
+                == n):
+            raise ValueError(f"add: obs, next_obs, action, reward, done and infos must hold one "
+                             f"entry per env; got {obs.shape[0]}, {next_obs.shape[0]}, "
+                             f"{action.shape[0]}, {reward.size}, {done.size}, {len(infos)}")
+        for i in range(n):
+            timeout = self.handle_timeout_termination and infos[i].get("TimeLimit.truncated",
+                                                                       False)
+            buffer.store(obs[i], action[i], float(reward[i]), next_obs[i],
+                         float(bool(done[i]) and not timeout))
+
+    def extend(self, *args, **kwargs):
+        """SB3's ``extend``: ``add`` for each step of arrays with a leading step axis."""
+        for data in zip(*args):
+            self.add(*data)
 
     def __getattr__(self, name):
         if name == "buffer":
@@ -174,7 +208,6 @@ class ReplayBufferView:
 
     def __repr__(self):
         return f"ReplayBufferView({self.buffer!r})"
-
 
 
 class SavedPolicy(ActingPolicy):

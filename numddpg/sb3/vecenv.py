@@ -15,8 +15,11 @@ infos[i]["TimeLimit.truncated"] says a time limit cut it.
     OneEnvVecEnv    a gymnasium Env behind SB3's VecEnv API (a DummyVecEnv of one), for
                     ``model.get_env()``
 
-The loop trains on what the VecEnv returns: with VecNormalize, its normalized observations
-(the policy acts on them, as SB3's does) and normalized rewards.
+With a VecNormalize in the VecEnv (of Box observations) and ``originals``, as the loop trains
+(numddpg.sb3.vecnormalize): the loop gets the VecNormalize's original observations and
+rewards, and an ended episode's terminal observation unnormalized (as SB3 stores them); the
+step's infos keep what the VecEnv returned (``StepInfos.returned``: its normalized
+observations and rewards) for the callbacks.
 """
 import gymnasium as gym
 import numpy as np
@@ -56,14 +59,39 @@ def shared_spec(venv):
     return first if first is not None and all(s == first for s in specs) else None
 
 
+def originals_of(env):
+    """The VecNormalize whose original observations and rewards the LoopVecEnv ``env`` hands
+    the loop, or None (another env, or no VecNormalize, or ``originals`` off)."""
+    return getattr(env, "originals", None) if isinstance(env, LoopVecEnv) else None
+
+
+def _originals(venv):
+    """The VecNormalize of ``venv`` whose original observations and rewards the loop can
+    store: None without one or for Dict observations (per-key statistics: trained on as
+    returned); ValueError when a wrapper above it changes the observations."""
+    vec_normalize = vec_normalize_of(venv)
+    if vec_normalize is None or not hasattr(vec_normalize, "get_original_obs") or \
+            isinstance(vec_normalize.observation_space, gym.spaces.Dict):
+        return None
+    if venv.observation_space.shape != vec_normalize.observation_space.shape:
+        raise ValueError(f"{venv!r}: a VecEnv wrapper above its VecNormalize changes the "
+                         f"observations ({vec_normalize.observation_space.shape} -> "
+                         f"{venv.observation_space.shape}), so the VecNormalize's original "
+                         "observations are not the ones trained on; put VecNormalize "
+                         "outermost (as SB3's off-policy algorithms need too)")
+    return vec_normalize
+
+
 class StepInfos(dict):
     """A step's infos as gymnasium's vector envs give them (``final_obs`` with its
     ``_final_obs`` mask), and as the VecEnv gave them: ``per_env``, one dict per env (what SB3's
-    callbacks read in ``locals["infos"]``)."""
+    callbacks read in ``locals["infos"]``); ``returned``: (observations, rewards) as the VecEnv
+    returned them when the loop gets others (a VecNormalize's originals), else None."""
 
-    def __init__(self, per_env):
+    def __init__(self, per_env, returned=None):
         super().__init__()
         self.per_env = per_env
+        self.returned = returned
 
 
 class LoopVecEnv(gym.vector.VectorEnv):
@@ -74,12 +102,16 @@ class LoopVecEnv(gym.vector.VectorEnv):
     ReplayBuffer argument) every done is a termination.  ``reset(seed=s)`` seeds the VecEnv's
     next reset (``venv.seed(s)``: env i gets s + i).  ``preprocess=False`` keeps the VecEnv's
     observations and actions as they are (for evaluate_policy, whose model.predict maps them).
+    ``originals``: the loop gets a VecNormalize's original observations and rewards (the
+    module docstring); ``self.originals`` is that VecNormalize, or None.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, venv, handle_timeout_termination=True, preprocess=True):
+    def __init__(self, venv, handle_timeout_termination=True, preprocess=True,
+                 originals=False):
         self.venv = venv
+        self.originals = _originals(venv) if originals else None
         self.handle_timeout_termination = bool(handle_timeout_termination)
         self.num_envs = int(venv.num_envs)
         self.preprocessing = Preprocessing(venv.observation_space, venv.action_space,
@@ -94,19 +126,26 @@ class LoopVecEnv(gym.vector.VectorEnv):
     def reset(self, *, seed=None, options=None):
         if seed is not None and callable(getattr(self.venv, "seed", None)):
             self.venv.seed(int(seed))
-        return self.preprocessing.obs(self.venv.reset()), {}
+        obs = self.venv.reset()
+        if self.originals is not None:
+            obs = self.originals.get_original_obs()
+        return self.preprocessing.obs(obs), {}
 
     def step(self, actions):
         self.venv.step_async(self.preprocessing.actions(actions))
         obs, rewards, dones, infos = self.venv.step_wait()
+        returned, terminal = None, infos      # (terminal: the infos final_obs is read from)
+        if self.originals is not None:
+            returned = (obs, rewards)
+            obs, rewards, terminal = self._originals(infos, dones)
         dones = np.asarray(dones, dtype=bool)
         truncated = np.array([bool(d and info.get("TimeLimit.truncated", False))
                               for d, info in zip(dones, infos)])
         if not self.handle_timeout_termination:
             truncated[:] = False
-        out = StepInfos(list(infos))
+        out = StepInfos(list(infos), returned)
         if dones.any():
-            out["final_obs"], out["_final_obs"] = self._final_obs(obs, infos, dones), dones
+            out["final_obs"], out["_final_obs"] = self._final_obs(obs, terminal, dones), dones
         return (self.preprocessing.obs(obs), np.asarray(rewards), dones & ~truncated,
                 truncated, out)
 
@@ -135,6 +174,18 @@ class LoopVecEnv(gym.vector.VectorEnv):
             desired_goal = pre.goal_values("desired_goal", desired_goal)
         return self.venv.env_method("compute_reward", achieved_goal, desired_goal, infos,
                                     indices=[0])[0]
+
+    def _originals(self, infos, dones):
+        """(original observations, original rewards, infos whose terminal observations are
+        unnormalized) of the step just taken, as SB3 stores them: the VecNormalize normalized
+        each terminal observation with the statistics it has now, and unnormalizing it with
+        them gives the original back (up to rounding, and to its clip)."""
+        vn = self.originals
+        if vn.norm_obs and np.any(dones):
+            infos = [dict(info, terminal_observation=vn.unnormalize_obs(
+                info["terminal_observation"])) if done and "terminal_observation" in info
+                     else info for info, done in zip(infos, dones)]
+        return vn.get_original_obs(), vn.get_original_reward(), infos
 
     def close_extras(self, **kwargs):
         self.venv.close()

@@ -2,6 +2,10 @@
 
     python -m numddpg.sb3.zoo train --algo td3 --env Pendulum-v1 --seed 0 -f logs
     python -m numddpg.sb3.zoo enjoy --algo td3 --env Pendulum-v1 -f logs --no-render -n 5000
+    python -m numddpg.sb3.zoo train --algo td3 --env Pendulum-v1 -f logs \
+        -i logs/td3/Pendulum-v1_1/Pendulum-v1.zip              # continue training
+    python -m numddpg.sb3.zoo train --algo td3 --env Pendulum-v1 -f logs -optimize \
+        --n-trials 20 --n-jobs 1                                 # Optuna's search
 
 The first word names the Zoo's script (``train`` or ``enjoy``, as ``python -m rl_zoo3.cli``);
 the rest are the Zoo's own arguments, read by its own scripts.  In this process only,
@@ -13,11 +17,15 @@ torch; numddpg's classes never use either.
 The Zoo's files keep its names (``<env>.zip``, ``best_model.zip``, ``rl_model_<n>_steps.zip``)
 but hold numddpg's safe format (an npz, itself a zip archive of arrays and JSON; never a
 pickle): SB3 cannot read them, ZooDDPG / ZooTD3 (and numddpg.sb3's DDPG / TD3) can.
-Not supported, and refused before the Zoo starts: ``-i/--trained-agent`` (continuing
-training: the Zoo's load() changes saved hyperparameters, which numddpg's files fix) and
-``-optimize`` (its samplers choose activations, schedules and layouts numddpg.sb3 refuses).
+
+``-i/--trained-agent`` loads the file with the Zoo's hyperparameters, as SB3's load does
+(numddpg.sb3.model: those that differ from the saved ones make a model that takes the file's
+networks, Adam states, counters and, at an unchanged buffer_size, its replay buffer).
+``-optimize`` runs the Zoo's Optuna search (the ``tune`` extra installs Optuna): its DDPG/TD3
+sampler draws gamma, learning rate, batch size, train_freq, tau, noise and net_arch, all of
+which numddpg.sb3 takes; a trial whose values it refused would be pruned by the Zoo, which
+prints the reason.
 """
-import argparse
 import random
 import sys
 
@@ -41,21 +49,29 @@ class ZooFiles:
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, seed=None,
              buffer_size=None, **kwargs):
-        """numddpg.sb3's load, also taking what the Zoo's enjoy passes to load a model to act:
-        ``custom_objects`` naming only schedules of old pickles (ENJOY_PATCHES; nothing in the
-        file to replace) and ``buffer_size`` (SB3: a dummy buffer): the model comes without a
-        replay buffer, so learn() refuses until one is set.  ``seed`` seeds Python's and
-        NumPy's global generators (SB3's set_random_seed; the model's own stay as saved)."""
+        """numddpg.sb3's load, as the Zoo calls it.
+
+        Its enjoy (no env, a dummy ``buffer_size``, ``custom_objects`` naming only schedules
+        of old pickles, ENJOY_PATCHES: nothing in the file to replace) gets a model to act:
+        without a replay buffer, so learn() refuses until one is set.  Its ``-i`` (an env and
+        the hyperparameters) gets SB3's load: the model continued with them.  ``seed`` is the
+        model's ``seed`` attribute, as SB3's, and seeds Python's and NumPy's global generators
+        (SB3's set_random_seed; the model's own stay as saved)."""
         patches = set(custom_objects or {})
         if patches - ENJOY_PATCHES:
             raise ValueError(f"custom_objects={custom_objects!r}: numddpg's files hold no Python "
                              "objects to replace; only the Zoo's schedule patches "
                              f"{sorted(ENJOY_PATCHES)} are taken (with nothing to patch)")
+        enjoy = env is None and buffer_size is not None
+        if buffer_size is not None and not enjoy:
+            kwargs["buffer_size"] = buffer_size
+        if seed is not None:
+            kwargs["seed"] = seed
         model = super().load(path, env=env, device=device, **kwargs)
         if seed is not None:
             random.seed(seed)
             np.random.seed(seed)
-        if patches or buffer_size is not None:
+        if patches or enjoy:
             model.replay_buffer = None
         return model
 
@@ -74,24 +90,6 @@ def register():
     utils.ALGOS.update(ddpg=ZooDDPG, td3=ZooTD3)
 
 
-def refusal(argv):
-    """Why the Zoo's arguments ``argv`` ask for what numddpg cannot do, or None."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--algo", default="ppo")
-    parser.add_argument("-i", "--trained-agent", default="")
-    parser.add_argument("-optimize", "--optimize-hyperparameters", action="store_true")
-    args, _ = parser.parse_known_args(argv)
-    if args.algo not in NUMDDPG_ALGOS:
-        return None
-    if args.trained_agent:
-        return ("-i/--trained-agent is not supported: continuing training makes the Zoo's "
-                "load() set saved hyperparameters anew, and numddpg's files fix them")
-    if args.optimize_hyperparameters:
-        return ("-optimize is not supported: the Zoo's samplers choose activations, learning "
-                "rate schedules and layouts that numddpg.sb3 refuses")
-    return None
-
-
 def main(argv=None):
     """Run the Zoo's ``train`` or ``enjoy`` on ``argv`` (default: the command line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -99,9 +97,6 @@ def main(argv=None):
         sys.exit(f"usage: python -m numddpg.sb3.zoo {{{','.join(SCRIPTS)}}} [rl_zoo3's "
                  "arguments, e.g. --algo td3 --env Pendulum-v1]")
     script, rest = argv[0], argv[1:]
-    why = refusal(rest)
-    if why:
-        sys.exit(f"numddpg.sb3.zoo: {why}")
     try:
         import rl_zoo3  # noqa: F401
     except ImportError:

@@ -303,6 +303,11 @@ class OffPolicyAlgorithm:
                                         obs_norm=self.obs_norm, layout=self.obs_layout)
 
     # -- the pieces the loop runs on ----------------------------------------------------------
+    def loop_parts(self):
+        """(agent, buffer, policy, obs_norm) a learn() trains with: the model's own.  (A layer
+        above may train with others: numddpg.sb3 on SB3's VecNormalize.)"""
+        return self.agent, self.buffer, self.policy, self.obs_norm
+
     def stepper(self):
         """The training env as the loop's n envs (numddpg.training.loop)."""
         if self.n_envs:

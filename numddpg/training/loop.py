@@ -62,8 +62,7 @@ class Loop:
 
     def __init__(self, model, callback=None, progress_bar=True):
         self.model, self.state, self.callback = model, model.state, callback
-        self.agent, self.buffer, self.policy, self.obs_norm = (model.agent, model.buffer,
-                                                               model.policy, model.obs_norm)
+        self.agent, self.buffer, self.policy, self.obs_norm = model.loop_parts()
         self.envs = model.stepper()
         # a buffer that stores whole steps of every env (the hindsight buffer keeps episodes
         # whole) gets them from _store_step; the replay buffer gets each transition
