@@ -348,8 +348,8 @@ def test_copy_info_dict_hands_the_stored_infos_to_compute_reward():
 
 
 def test_her_buffer_saves_loads_and_truncates_its_last_trajectory(tmp_path):
-    def make():
-        return her_model(ListVecEnv([BitsEnv(), BitsEnv()]))
+    def make():                            # (train_freq 1: learn() ends at step 42, as SB3's)
+        return her_model(ListVecEnv([BitsEnv(), BitsEnv()]), train_freq=1)
 
     model = make()
     model.learn(41)                        # an odd count: an episode is running

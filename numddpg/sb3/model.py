@@ -63,6 +63,7 @@ from ..checks import check_bool, check_int, check_widths
 from ..engine.agents import agent_state
 from ..engine.her import HerReplayBuffer as NativeHer
 from ..engine.hyperparameters import check as check_hyperparameter
+from ..files import checkpoint as _checkpoint
 from ..files import runlog as _runlog
 from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
