@@ -183,9 +183,9 @@ def test_n_critics_of_policy_kwargs(Algo, n, tmp_path):
     model = small(Algo, policy_kwargs=dict(net_arch=[8], n_critics=n))
     model.learn(20)
     assert model.native.agent.n_critics == n == model.critic.n_critics
-    names = {"critic", *(f"critic{k}" for k in range(2, n + 1))}
+    names = {f"{net}.qf{k}.0.weight" for net in ("critic", "critic_target") for k in range(n)}
     params = model.get_parameters()["policy"]
-    assert names <= set(params) and f"critic{n + 1}" not in params
+    assert names <= set(params) and f"critic.qf{n}.0.weight" not in params
     model.save(tmp_path / "m")
     loaded = Algo.load(tmp_path / "m")
     assert loaded.policy_kwargs["n_critics"] == n and loaded.critic_target.n_critics == n

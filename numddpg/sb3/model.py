@@ -1114,9 +1114,9 @@ def _replacements(native_class, saved, kwargs, custom_objects):
         if name in LOAD_ATTRIBUTES or name in _attributes.SAVED:
             attributes[name] = value
         elif name == "policy_kwargs":
-            n_critics = native_class.agent_class.n_critics
-            if (_policy_sizes(value, n_critics, multi_input=True)
-                    != _policy_sizes(saved[name], n_critics, multi_input=True)):
+            spec = native_class.SPECS["n_critics"]
+            if (_policy_sizes(value, spec, multi_input=True)
+                    != _policy_sizes(saved[name], spec, multi_input=True)):
                 raise ValueError(f"load(policy_kwargs={value!r}): the saved model's are "
                                  f"{saved[name]!r}; the networks cannot change")
         elif name == "n_steps":
