@@ -108,16 +108,16 @@ def test_typical_sb3_script_runs_unchanged(Algo, tmp_path):
     assert eval_callback.evaluations_timesteps == [400, 800]
     assert np.isfinite(eval_callback.best_mean_reward)
     assert sorted(os.listdir(tmp_path / "ckpt")) == [
-        "rl_model_1000_steps.npz", "rl_model_500_steps.npz",
+        "rl_model_1000_steps.zip", "rl_model_500_steps.zip",
         "rl_model_replay_buffer_1000_steps.npz", "rl_model_replay_buffer_500_steps.npz"]
-    assert os.listdir(tmp_path / "best") == ["best_model.npz"]
+    assert os.listdir(tmp_path / "best") == ["best_model.zip"]
     with np.load(tmp_path / "logs" / "evaluations.npz") as f:    # numbers only: no pickle
         assert f["timesteps"].tolist() == [400, 800] and f["results"].shape == (2, 2)
 
     mean_reward, std_reward = evaluate_policy(model, eval_env, n_eval_episodes=2)
     assert isinstance(mean_reward, float) and isinstance(std_reward, float)
 
-    model.save(tmp_path / "pendulum")                 # SB3 adds .zip; numddpg .npz
+    model.save(tmp_path / "pendulum")                 # pendulum.zip, as SB3's
     vec_env = model.get_env()                         # SB3's VecEnv API
     vec_env.seed(3)
     obs = vec_env.reset()
@@ -690,7 +690,7 @@ def test_load_and_save_arguments_are_checked(tmp_path):
         model.predict(gym.make("Pendulum-v1").reset())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert DDPG.load(tmp_path / "m").verbose == 0              # ".npz" found
+        assert DDPG.load(tmp_path / "m").verbose == 0     # "m.npz" found (earlier files' name)
 
 
 def test_callback_records_and_log_interval_reach_tensorboard(tmp_path):

@@ -4,7 +4,9 @@ in progress (_last_obs, set_env and load with force_reset), learn()'s env reset,
 optimize_memory_usage, a model loaded without an env it can make, and the replay buffer's
 SB3 methods.  SB3 itself is never imported: its VecEnv API is numddpg.sb3.vecenv's
 OneEnvVecEnv (a DummyVecEnv of one env)."""
+import os
 import warnings
+import zipfile
 
 import gymnasium as gym
 import numpy as np
@@ -41,7 +43,7 @@ def test_exclude_include_custom_objects_and_user_attributes(tmp_path):
     model.tag = {"run": "a", "n": [1, 2]}                  # an attribute the user set
     model.save(tmp_path / "m", exclude=["verbose", "replay_buffer"], include=["tag"])
     with pytest.warns(RuntimeWarning, match="without its replay buffer"):
-        loaded = TD3.load(tmp_path / "m.zip")              # SB3's name finds m.npz
+        loaded = TD3.load(tmp_path / "m.zip")              # what save("m") wrote
     assert loaded.verbose == 0 and loaded.tag == model.tag and loaded.replay_buffer.size() == 0
     assert loaded.num_timesteps == 40 and loaded.stats_window_size == 7
     assert list(loaded.ep_info_buffer) == list(model.ep_info_buffer)
@@ -213,6 +215,31 @@ def test_a_files_sb3_record_is_checked(tmp_path, edit, match):
     model = small()
     model.learn(12)
     model.save(tmp_path / "m")
-    bad = edited(tmp_path / "m.npz", tmp_path / "bad.npz", edit)
+    bad = edited(tmp_path / "m.zip", tmp_path / "bad.zip", edit)
     with pytest.raises(CheckpointError, match=match):
         TD3.load(bad)
+
+
+def test_models_are_saved_under_sb3s_name_and_earlier_names_still_load(tmp_path):
+    """save("m") writes m.zip as SB3's does (numddpg's npz container, a zip archive); a model
+    that numddpg.sb3 wrote as m.npz before loads as "m", "m.zip" or "m.npz"; a replay buffer
+    alone is .npz (SB3's .pkl would promise a pickle)."""
+    model = small()
+    model.learn(20)
+    model.save(tmp_path / "m")
+    model.save_replay_buffer(tmp_path / "rb")
+    assert sorted(os.listdir(tmp_path)) == ["m.zip", "rb.npz"]
+    os.replace(tmp_path / "m.zip", tmp_path / "old.npz")
+    for name in ("old", "old.zip", "old.npz"):
+        assert TD3.load(tmp_path / name).num_timesteps == 20
+    TD3.load(tmp_path / "old").load_replay_buffer(tmp_path / "rb")
+
+
+def test_an_sb3_file_is_refused_with_what_to_do(tmp_path):
+    """SB3's own .zip (torch pickles, a "data" JSON) is never unpickled: the error says so and
+    how to carry the weights over."""
+    with zipfile.ZipFile(tmp_path / "sb3.zip", "w") as z:
+        for member in ("data", "policy.pth", "pytorch_variables.pth"):
+            z.writestr(member, b"{}")
+    with pytest.raises(CheckpointError, match="Stable-Baselines3 model file.*set_parameters"):
+        TD3.load(tmp_path / "sb3")

@@ -81,7 +81,7 @@ def test_parameters_round_trip_through_set_and_files(tmp_path):
     for name, value in params["policy"].items():
         np.testing.assert_array_equal(loaded.get_parameters()["policy"][name], value)
     fresh = small(TD3, seed=2)
-    fresh.set_parameters(str(tmp_path / "m.npz"))
+    fresh.set_parameters(str(tmp_path / "m.zip"))
     np.testing.assert_array_equal(fresh.actor.params, model.actor.params)
 
 

@@ -228,6 +228,11 @@ def _read_zip(zf, where, kind, expect, archive_size, allow_nonfinite, read_array
         raise CheckpointError(f"{where}: the archive holds {dup[0]!r} more than once")
     by_name = {i.filename: i for i in infos}
     if META + ".npy" not in by_name:
+        if {"data", "policy.pth"} <= set(by_name):
+            raise CheckpointError(f"{where}: a Stable-Baselines3 model file (torch pickles), which "
+                                  "numddpg does not read, since loading a pickle can run any code; "
+                                  "to carry its weights over, pass SB3's get_parameters(), "
+                                  "converted to NumPy arrays, to numddpg.sb3's set_parameters()")
         raise CheckpointError(f"{where}: no metadata record ({META}.npy), so this is not a "
                               f"numddpg checkpoint (members: {sorted(names)[:10]})")
     if by_name[META + ".npy"].file_size > MAX_META_BYTES:

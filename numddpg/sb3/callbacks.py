@@ -239,9 +239,10 @@ class ConvertCallback(BaseCallback):
 
 class CheckpointCallback(BaseCallback):
     """Save the model every ``save_freq`` steps to
-    ``save_path/{name_prefix}_{num_timesteps}_steps.npz`` (numddpg's safe format; SB3 writes
-    .zip pickles), and the replay buffer beside it
-    (``{name_prefix}_replay_buffer_{num_timesteps}_steps.npz``) with ``save_replay_buffer``.
+    ``save_path/{name_prefix}_{num_timesteps}_steps.zip`` (SB3's name; numddpg's safe format, no
+    pickles), and the replay buffer beside it
+    (``{name_prefix}_replay_buffer_{num_timesteps}_steps.npz``; SB3's .pkl) with
+    ``save_replay_buffer``.
     ``save_vecnormalize``: numddpg has no VecNormalize, so there is never one to save (as in
     SB3 for a model without it)."""
 
@@ -260,7 +261,7 @@ class CheckpointCallback(BaseCallback):
     def _init_callback(self):
         os.makedirs(self.save_path, exist_ok=True)
 
-    def _checkpoint_path(self, checkpoint_type="", extension="npz"):
+    def _checkpoint_path(self, checkpoint_type="", extension="zip"):
         return os.path.join(self.save_path, f"{self.name_prefix}_{checkpoint_type}"
                                             f"{self.num_timesteps}_steps.{extension}")
 
@@ -271,7 +272,7 @@ class CheckpointCallback(BaseCallback):
             if self.verbose >= 2:
                 print(f"Saving model checkpoint to {path}")
             if self.save_replay_buffer:
-                path = self._checkpoint_path("replay_buffer_")
+                path = self._checkpoint_path("replay_buffer_", "npz")
                 self.model.save_replay_buffer(path)
                 if self.verbose >= 2:
                     print(f"Saving model replay buffer checkpoint to {path}")
@@ -288,7 +289,7 @@ class EvalCallback(EventCallback):
     callback_after_eval : run after every evaluation.
     log_path : folder for ``evaluations.npz`` (timesteps, results, ep_lengths), rewritten at
         every evaluation.
-    best_model_save_path : folder for ``best_model.npz``, saved at every new best.
+    best_model_save_path : folder for ``best_model.zip``, saved at every new best.
     Attributes ``best_mean_reward`` and ``last_mean_reward`` (-inf before the first evaluation).
     """
 

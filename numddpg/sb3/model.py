@@ -43,7 +43,8 @@ gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 Ve
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
 parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
 (numddpg.sb3.logger), and bridge.py makes the loop's calls SB3's.  Files are numddpg's safe
-format (npz + JSON, never pickles): ``save("x")`` writes ``x.npz``, the native model's
+format (npz + JSON, never pickles): ``save("x")`` writes ``x.zip`` as SB3's does (an npz is a zip
+archive of arrays), the native model's
 checkpoint with SB3's attributes of plain data (numddpg.sb3.attributes); ``load`` takes SB3's
 keyword arguments and custom_objects.  On SB3's VecNormalize the loop trains as SB3's
 off-policy algorithms do (numddpg.sb3.vecnormalize).
@@ -94,8 +95,12 @@ from .vecnormalize import Normalization
 # ends episodes), so the models of this module set one no episode reaches.
 NO_EPISODE_CAP = 2**62
 NEVER = 2**62                  # update_after of gradient_steps=0: no env step reaches it
-EXTENSION = ".npz"
-SB3_EXTENSION = ".zip"          # what SB3's save() adds
+# What save() adds to a path without a suffix: SB3's ".zip" (numddpg's npz container is a zip
+# archive of arrays and JSON, never a pickle), and ".npz" for a replay buffer alone (SB3's
+# ".pkl" would promise a pickle).  numddpg.sb3 wrote models as ".npz" before: load finds those.
+EXTENSION = ".zip"
+BUFFER_EXTENSION = ".npz"
+OLD_EXTENSION = ".npz"
 
 
 TrainFreq = collections.namedtuple("TrainFreq", "frequency unit")
@@ -782,7 +787,7 @@ class OffPolicySB3(SB3Logging):
     def save(self, path, exclude=None, include=None):
         """The whole model (networks, optimizers, generators, counters and the replay buffer,
         as numddpg's ``save``) and SB3's attributes of plain data (numddpg.sb3.attributes) in
-        numddpg's safe format at ``path`` (".npz" added when it has no suffix).
+        numddpg's safe format at ``path`` (".zip" added when it has no suffix, as SB3's).
 
         exclude : names left out: SB3's saved attributes (``verbose``, ``ep_info_buffer``, ...;
             a loaded model has their defaults), ``_last_obs`` (the episodes in progress),
@@ -979,11 +984,11 @@ class OffPolicySB3(SB3Logging):
     def save_replay_buffer(self, path):
         """Save the replay buffer (filled rows, episode bookkeeping of a HerReplayBuffer, and
         sampler state) in numddpg's safe format at ``path`` (".npz" added when it has no
-        suffix): a whole model checkpoint with its buffer, as numddpg's
+        suffix; SB3's ".pkl" would promise a pickle): a whole model checkpoint with its buffer, as numddpg's
         ``save_replay_buffer`` writes (``load_replay_buffer`` takes the buffer from it,
         ``load`` the model).  A HerReplayBuffer's info dicts (copy_info_dict) stay out: files
         hold no Python objects."""
-        self._save_native(_file_path("path", path, self.file_extension), True)
+        self._save_native(_file_path("path", path, BUFFER_EXTENSION), True)
 
     def load_replay_buffer(self, path, truncate_last_traj=True):
         """Replace the replay buffer's contents by the one saved at ``path`` (by
@@ -996,7 +1001,7 @@ class OffPolicySB3(SB3Logging):
             that same episode.  A uniform buffer stores each transition's own s': nothing to
             truncate."""
         check_bool("truncate_last_traj", truncate_last_traj)
-        self.native.load_replay_buffer(_saved_path("path", path, self.file_extension))
+        self.native.load_replay_buffer(_saved_path("path", path, BUFFER_EXTENSION))
         self._buffer_removed = False
         if truncate_last_traj and isinstance(self.native.buffer, NativeHer):
             self.replay_buffer.truncate_last_trajectory()
@@ -1025,18 +1030,16 @@ def _file_path(name, path, extension):
 
 
 def _saved_path(name, path, extension):
-    """The file to read for ``path``: itself, or when only that exists ``path`` +
-    ``extension``, or for SB3's name ``x.zip`` the ``x`` + ``extension`` numddpg wrote for
-    ``save("x")``."""
-    path = _file_path(name, path, extension)
-    if os.path.exists(path):
-        return path
-    if os.path.exists(path + extension):
-        return path + extension
-    sb3 = Path(path)
-    if sb3.suffix == SB3_EXTENSION and os.path.exists(sb3.with_suffix(extension)):
-        return str(sb3.with_suffix(extension))
-    return path
+    """The file to read for ``path``: the first that exists of itself, ``path`` + ``extension``,
+    and the names numddpg.sb3 wrote models under before (``x.npz`` for ``x`` or ``x.zip``);
+    else ``path`` as written (the reader names it in its error)."""
+    written = _file_path(name, path, extension)
+    path = os.fspath(path)
+    stem = path[:-len(extension)] if path.endswith(extension) else path
+    for candidate in (written, path + extension, stem + OLD_EXTENSION):
+        if os.path.exists(candidate):
+            return candidate
+    return written
 
 
 def _check_learning_rate(name, learning_rate):

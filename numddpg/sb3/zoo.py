@@ -41,10 +41,8 @@ ENJOY_PATCHES = frozenset({"learning_rate", "lr_schedule", "clip_range"})
 
 
 class ZooFiles:
-    """The Zoo's file names (".zip") for numddpg's files, and the keywords of its enjoy's
-    load()."""
-
-    file_extension = ".zip"
+    """The keywords of the Zoo's enjoy's load() (the Zoo's file names, ".zip", are numddpg.sb3's
+    own)."""
 
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, seed=None,
