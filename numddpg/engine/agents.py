@@ -43,8 +43,8 @@ from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_
                               carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
                               work_size, work_slots)
 from .buffer import Replay
-from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, MAX_CRITICS, TD3_EXTRA, TD3_TABLE, describe,
-                              whole_as_json)
+from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, MAX_CRITICS, TD3_EXTRA, TD3_TABLE,
+                              describe, whole_as_json)
 from .hyperparameters import check as check_hyperparameter
 from .normalizer import ObsNormalizer
 
@@ -108,6 +108,10 @@ class DDPGAgent:
         (summation order).
     n_critics : int >= 1 — critics, each regressed to y = r + gamma (1 - d) min_k
         Q_k_targ(s', a'); the actor follows critic 1 (None: the class's n_critics).
+    action_l2 : float >= 0, keyword only — the actor's action penalty, J += action_l2 mean(u^2)
+        over rows and action dims of its tanh output u (0: none; the HER papers: 1.0).
+    clip_return : bool, keyword only — clip the TD target to [-1 / (1 - gamma), 0], for rewards
+        in [-1, 0] (the HER papers' clip_return).
 
     Attributes: ``actor``, ``critic``, ``actor_targ``, ``critic_targ`` (numddpg.MLP: critic 1
     and its target), ``critics``, ``critics_targ`` (all n), ``critic1`` .. ``critic<n>`` and
@@ -137,7 +141,7 @@ class DDPGAgent:
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
                  qf_hidden_sizes=None, n_critics=None, *, weight_decay=0.0,
                  decoupled_weight_decay=True, adam_beta1=ADAM_BETA1, adam_beta2=ADAM_BETA2,
-                 adam_eps=ADAM_EPS):
+                 adam_eps=ADAM_EPS, action_l2=0.0, clip_return=False):
         self.n_critics = self._checked("n_critics",
                                        type(self).n_critics if n_critics is None else n_critics)
         self.state_layout = state_layout_for(self.n_critics)
@@ -159,6 +163,8 @@ class DDPGAgent:
         for name, value in zip(ADAM_KEYS, (weight_decay, decoupled_weight_decay, adam_beta1,
                                            adam_beta2, adam_eps)):
             setattr(self, name, self._checked(name, value))
+        self.action_l2 = self._checked("action_l2", action_l2)
+        self.clip_return = self._checked("clip_return", clip_return)
         self.dtype = check_dtype(dtype)
         self.act_low, self.act_high = check_bounds(act_low, act_high, self.act_dim)
         o, a, h, hq = self.obs_dim, self.act_dim, self.hidden_sizes, self.critic_widths
@@ -175,13 +181,15 @@ class DDPGAgent:
         self._build_networks(rng)
         self._t = np.zeros(len(self.counter_names), np.int64)   # mirrors the counters
         self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
-        # The kernels' hyperparameters are the config's values of the same names, as floats;
-        # those an algorithm does not have keep HP's defaults (TD3's three: no smoothing, no
-        # delay, which DDPG's kernel does not read anyway).  Adam's betas and eps are beta1,
-        # beta2, eps inside the kernels (the symbols of its formula, docs/math.md).
+        # The kernels' hyperparameters are the config's values of the same names, as floats
+        # (clip_return: 1.0 or 0.0); those an algorithm does not have keep HP's defaults (TD3's
+        # three: no smoothing, no delay, which DDPG's kernel does not read anyway).  Adam's
+        # betas and eps are beta1, beta2, eps inside the kernels (the symbols of its formula,
+        # docs/math.md).
         self._hp = HP(beta1=self.adam_beta1, beta2=self.adam_beta2, eps=self.adam_eps,
                       **{name: float(getattr(self, name))
-                         for name in (*self.config_keys, *ADAM_KEYS) if name in HP._fields})
+                         for name in (*self.config_keys, *ADAM_KEYS, *LOSS_KEYS)
+                         if name in HP._fields})
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
@@ -487,7 +495,8 @@ class DDPGAgent:
         """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
         return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
                                       self.mid, self.half, self.gamma, self.polyak,
-                                      *self.learning_rates, self._adam_options(), self.n_critics)
+                                      *self.learning_rates, self._adam_options(), self.n_critics,
+                                      self.action_l2, self.clip_return)
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
@@ -504,7 +513,7 @@ class DDPGAgent:
                "qf_hidden_sizes": (None if self.qf_hidden_sizes is None
                                    else list(self.qf_hidden_sizes)),
                "n_critics": self.n_critics,
-               **{key: getattr(self, key) for key in ADAM_KEYS}}
+               **{key: getattr(self, key) for key in (*ADAM_KEYS, *LOSS_KEYS)}}
         cfg.update((key, getattr(self, key)) for key in self.config_keys if key not in cfg)
         return cfg
 
@@ -566,7 +575,7 @@ class TD3Agent(DDPGAgent):
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,
                  chunks=1, target_noise=0.2, noise_clip=0.5, policy_delay=2, qf_hidden_sizes=None,
-                 n_critics=None, **adam_options):
+                 n_critics=None, **options):
         # (checked here rather than by the table: their messages name the unit, half-ranges)
         if not (np.isfinite(target_noise) and target_noise >= 0):
             raise ValueError(f"target_noise must be >= 0 (a fraction of the action half-range), "
@@ -578,7 +587,7 @@ class TD3Agent(DDPGAgent):
         self.target_noise, self.noise_clip = float(target_noise), float(noise_clip)
         super().__init__(obs_dim, act_dim, act_low, act_high, hidden_sizes, gamma, polyak,
                          pi_lr, q_lr, dtype, seed, chunks, qf_hidden_sizes, n_critics,
-                         **adam_options)
+                         **options)
 
     def _build_networks(self, rng):
         super()._build_networks(rng)
@@ -592,7 +601,8 @@ class TD3Agent(DDPGAgent):
         return _reference.td3_update(state, batch, eps, self.actor.sizes, self.critic.sizes,
                                      self.mid, self.half, self.gamma, self.polyak,
                                      *self.learning_rates, self.target_noise, self.noise_clip,
-                                     self.policy_delay, self._adam_options(), self.n_critics)
+                                     self.policy_delay, self._adam_options(), self.n_critics,
+                                     self.action_l2, self.clip_return)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,10 +617,11 @@ ADAM_SECOND_MOMENTS = tuple(name for name, held in state_layout_for(MAX_CRITICS)
                             if held.attr.endswith("_optim.v"))
 # Optional keys: files written before they existed load with the default (1 chunk: the serial
 # update, which they ran; Adam without weight decay, with PyTorch's betas and eps; None critics:
-# the algorithm's n_critics, the only number there was, filled in by full_config).  MAX_CHUNKS
-# bounds what a file may ask to allocate per network.
+# the algorithm's n_critics, the only number there was, filled in by full_config; no action
+# penalty, no clip of the target).  MAX_CHUNKS bounds what a file may ask to allocate per
+# network.
 AGENT_OPTIONAL_KEYS = {"chunks": 1, "qf_hidden_sizes": None, "n_critics": None,
-                       **{key: DDPG_TABLE[key].default for key in ADAM_KEYS}}
+                       **{key: DDPG_TABLE[key].default for key in (*ADAM_KEYS, *LOSS_KEYS)}}
 
 
 def full_config(cfg):

@@ -92,6 +92,12 @@ DDPG_TABLE = {
                         0.0, 1.0, high_open=True),
     "adam_eps": _real(1e-8, "Adam's epsilon, added to sqrt(v_hat) (torch.optim.Adam's eps)",
                       low_open=True),
+    "action_l2": _real(0.0, "weight of the actor's action penalty: J += action_l2 * the mean of "
+                       "u^2 over rows and action dims, u = the actor's tanh output in [-1, 1] "
+                       "(the HER papers: 1.0; docs/math.md section 5)"),
+    "clip_return": Hyperparameter(False, "bool", "clip the TD target y to [-1 / (1 - gamma), "
+                                  "0], the returns' range when every reward lies in [-1, 0], "
+                                  "as a goal env's (the HER papers' clip_return)"),
     "batch_size": _int(100, "minibatch rows, sampled uniformly with replacement", 1,
                        sb3="batch_size"),
     "start_steps": _int(10_000, "env steps of uniform random actions before using the actor",
@@ -108,6 +114,9 @@ DDPG_TABLE = {
     "ou_theta": _real(0.15, "Ornstein-Uhlenbeck mean reversion rate (noise='ou')"),
     "ou_sigma": _real(0.2, "Ornstein-Uhlenbeck scale, in half-ranges (noise='ou')"),
     "ou_dt": _real(1e-2, "Ornstein-Uhlenbeck time step (noise='ou')"),
+    "random_eps": _real(0.0, "probability that a behaviour action after start_steps is uniform "
+                        "in the action box instead of the noisy actor's (the HER papers: 0.3)",
+                        0.0, 1.0),
     "normalize_obs": Hyperparameter(False, "bool", "normalize observations by running mean "
                                     "and std, as SB3's VecNormalize (numddpg.normalize)"),
     "obs_clip": _real(10.0, "clip of normalized observations, in stds (normalize_obs)",
@@ -135,6 +144,9 @@ DDPG_TABLE = {
 
 # Adam's options: every agent takes them (keywords of its constructor, keys of its config)
 ADAM_KEYS = ("weight_decay", "decoupled_weight_decay", "adam_beta1", "adam_beta2", "adam_eps")
+# The losses' settings beyond the reference's (the HER papers' action penalty and clip of the
+# target): every agent takes them too
+LOSS_KEYS = ("action_l2", "clip_return")
 
 TD3_EXTRA = {
     "target_noise": _real(0.2, "target policy smoothing noise std, in action half-ranges",

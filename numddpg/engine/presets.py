@@ -116,11 +116,12 @@ PRESETS.update({
 
 # Goal-conditioned Fetch tasks (gymnasium-robotics, the ``robotics`` extra) with hindsight
 # experience replay: the settings of Andrychowicz et al. 2017 and Plappert et al. 2018
-# (docs/reference.md; shared/REFERENCE.md 3b), as far as numddpg has the features.  Left out,
-# because numddpg has no such hyperparameter: the action L2 penalty (1.0 on the actor's
-# pre-scaled output), the clip of the target Q to [-1/(1 - gamma), 0], the 30 % of uniformly
-# random actions among the noisy ones, and the clip of raw observations to +-200 (Fetch
-# observations stay far inside it).
+# (docs/reference.md).  Where the papers' words leave a definition open, their released code
+# (OpenAI Baselines' ``her``) settles it (docs/math.md, sections 4, 5 and 10).  Left out: the
+# clip of raw observations to +-200 before normalization (Plappert et al. 2018), which would
+# change the normalization's map and the policy file for no effect here: the largest |x| of
+# any observation entry in FetchReach-v4 and FetchPush-v4 runs stays below 2.5
+# (bench/RESULTS.md, "Hindsight experience replay (FetchReach-v4)").
 _FETCH = {
     # HER with the "future" strategy and k = 4 (Andrychowicz et al. 2017, section 4.5: the best
     # strategy; k = 4 relabels 80 % of the replayed transitions)
@@ -143,9 +144,19 @@ _FETCH = {
     # al. 2018)
     "normalize_obs": True,
     "obs_clip": 5.0,
-    # Gaussian exploration noise of std 0.2 of the action range's half (Plappert et al. 2018;
-    # the 30 % random actions are left out, see above)
+    # Gaussian exploration noise of std 0.2 of the action range's half (Plappert et al. 2018)
     "act_noise": 0.2,
+    # with probability 0.3 a behaviour action is uniform in the action box instead (Plappert et
+    # al. 2018, "probability of random actions"; the noise is drawn before the coin, as in
+    # their code)
+    "random_eps": 0.3,
+    # the action L2 penalty: the actor's loss adds 1.0 times the mean of u^2, u its tanh
+    # output (Plappert et al. 2018, "action L2 norm coefficient"; the mean over rows and action
+    # dims of (a / max_u)^2 in their code)
+    "action_l2": 1.0,
+    # the TD target clipped to [-1 / (1 - gamma), 0], the range of the return of rewards in
+    # {-1, 0} (Andrychowicz et al. 2017, appendix; clip_return in their code)
+    "clip_return": True,
     # 50 minibatch updates after each episode of 50 steps: one update per env step (Spinning
     # Up's and SB3's ratio), where the papers run 40 after every 2 episodes (0.4 per step); with
     # the papers' 20 per episode, seeds 0-4 of FetchReach-v4 reached a success of 1.00, 1.00,

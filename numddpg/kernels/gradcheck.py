@@ -11,11 +11,12 @@ gradients equal to these.
 Two scalar losses of one DDPG update on a minibatch (s, a, r, s', d) of B rows:
 
     critic   L_Q(phi)   = mean_B (Q_phi(s, a) - y)^2,
-             y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))
+             y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))   (clipped with clip_return)
              y is computed once from the target networks and then held constant.  With n
              critics the loss is the sum of n such terms, one per critic, so each critic's
              gradient is its own term's: one objective per critic.
-    actor    J(theta)   = -mean_B Q_phi(s, mu_theta(s)),  phi held constant.
+    actor    J(theta)   = -mean_B Q_phi(s, mu_theta(s)) + action_l2 mean_{B, k} u^2,
+             u = tanh(MLP_theta(s)), phi held constant.
 
 Checks (CS231n's gradient_check.py, JAX's check_grads):
 
@@ -29,8 +30,8 @@ ReLU has a kink at 0: a finite difference that steps across it measures the wron
 a kink from a bug; with h = 1e-6 a parameter step moves a pre-activation by roughly 1e-6, so a
 margin above ~1e-4 rules kinks out.
 
-The objectives take an agent (anything with the networks' flat parameters, sizes, bounds and
-gamma: numddpg.engine.agents.DDPGAgent); the command line, ``numddpg gradcheck``, is
+The objectives take an agent (anything with the networks' flat parameters, sizes, bounds,
+gamma, action_l2 and clip_return: numddpg.engine.agents.DDPGAgent); the command line, ``numddpg gradcheck``, is
 numddpg.tools.gradcheck.
 """
 from typing import Callable, NamedTuple
@@ -180,6 +181,8 @@ def critic_objective(agent, batch, k=0):
     sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
     y = ref.td_target(agent.actor_targ.params, [c.params for c in agent.critics_targ], sizes_pi,
                       sizes_q, agent.mid, agent.half, agent.gamma, rew, obs2, done)  # (B,)
+    if agent.clip_return:
+        y = ref.clip_target(y, agent.gamma)
     xq = np.concatenate([obs, act], axis=1)                                     # (B, o + a)
 
     def f(phi):
@@ -199,25 +202,26 @@ def critic_objective(agent, batch, k=0):
 
 
 def actor_objective(agent, batch):
-    """J(theta) = -mean_B Q_phi(s, mu_theta(s)) with phi held constant, and dJ/dtheta.
+    """J(theta) = -mean_B Q_phi(s, mu_theta(s)) + action_l2 mean_{B, k} u^2 with phi held
+    constant, and dJ/dtheta.
 
     The gradient is reference.actor_loss_and_grad's chain (dJ/dQ_i = -1/B, the critic's
-    backward pass to dJ/da, dJ/du = half * dJ/da, the actor's backward pass through tanh)
-    around the kernels' passes.
+    backward pass to dJ/da, dJ/du = half * dJ/da + 2 action_l2 u / (B k), the actor's backward
+    pass through tanh) around the kernels' passes.
     """
     obs, _, _, _, _ = _as_batch(agent, batch)
     sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
     phi = agent.critic.params.copy()                                            # constant
-    mid, half = agent.mid, agent.half
+    mid, half, action_l2 = agent.mid, agent.half, agent.action_l2
 
     def f(theta):
-        a, _, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)
+        a, u, _ = ref.actor_action(theta, sizes_pi, mid, half, obs)
         q, _ = ref.critic_value(phi, sizes_q, obs, a)
-        return float(-np.mean(q))
+        return float(-np.mean(q) + action_l2 * np.mean(u * u))
 
     def grad(theta):
         _, dtheta = ref.actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs,
-                                            kernel_mlp_forward, kernel_mlp_backward)
+                                            kernel_mlp_forward, kernel_mlp_backward, action_l2)
         return dtheta
 
     def margin(theta):

@@ -136,6 +136,14 @@ def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, ob
     return rew + gamma * (1 - done) * min_q_target(phi_targ, sizes_q, obs2, a2)
 
 
+def clip_target(y, gamma):
+    """y clipped to [-1 / (1 - gamma), 0] (no lower bound when gamma = 1): the range of a
+    discounted return whose rewards all lie in [-1, 0] (the HER papers' clip_return).  Still a
+    constant for the critic step."""
+    low = -1 / (1 - gamma) if gamma < 1 else -np.inf
+    return np.clip(y, low, 0.0)
+
+
 def critic_loss_and_grad(phi, sizes_q, obs, act, y, forward=mlp_forward,
                          backward=mlp_backward):
     """L_Q = mean_B (Q(s, a) - y)^2 and dL_Q/dphi (dL_Q/dQ_i = 2 (Q_i - y_i) / B)."""
@@ -148,11 +156,12 @@ def critic_loss_and_grad(phi, sizes_q, obs, act, y, forward=mlp_forward,
 
 
 def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs, forward=mlp_forward,
-                        backward=mlp_backward):
-    """J = -mean_B Q(s, mu(s)) with phi held constant, and dJ/dtheta.
+                        backward=mlp_backward, action_l2=0.0):
+    """J = -mean_B Q(s, mu(s)) + action_l2 mean_{B, k} u^2 with phi held constant, and dJ/dtheta.
 
     dJ/dQ_i = -1/B; through the critic to its input, keep the action columns: dJ/da (B, k);
-    a = mid + half * u gives dJ/du = half * dJ/da; then through tanh and the actor into theta.
+    a = mid + half * u gives dJ/du = half * dJ/da, and the penalty, a mean over all B k
+    entries of u, adds 2 action_l2 u / (B k); then through tanh and the actor into theta.
     (The critic's own gradient, which backward also returns, is dropped: phi is constant.)
     """
     a, u, pi_cache = actor_action(theta, sizes_pi, mid, half, obs, forward)
@@ -161,8 +170,12 @@ def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs, forward=m
     _, dxq = backward(np.full((B, 1), -1.0 / B), q_cache)
     da = dxq[:, obs.shape[1]:]
     du = half * da
+    loss = -np.mean(q)
+    if action_l2:
+        loss += action_l2 * np.mean(u * u)
+        du = du + 2 * action_l2 * u / u.size
     dtheta, _ = backward(du, pi_cache)
-    return -np.mean(q), dtheta
+    return loss, dtheta
 
 
 # --- optimiser and target networks -------------------------------------------------------------
@@ -216,7 +229,7 @@ def critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options):
 
 
 def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-                adam_options=None, n_critics=1):
+                adam_options=None, n_critics=1, action_l2=0.0, clip_return=False):
     """One DDPG update on plain arrays; returns (new state dict, info dict).
 
     state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q
@@ -224,6 +237,8 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
     phi_targ, m_q, v_q (critic_suffixes).
     batch: obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)
     adam_options: ``adam``'s beta1, beta2, eps, weight_decay, decoupled (None: its defaults)
+    action_l2: the actor's action penalty (actor_loss_and_grad); clip_return: clip the target
+    (clip_target).
     """
     adam_options = adam_options or {}
     s = dict(state)
@@ -232,11 +247,13 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
     # 1. target
     y = td_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
                   half, gamma, rew, obs2, done)
+    if clip_return:
+        y = clip_target(y, gamma)
     # 2. critic step (each critic)
     loss_q, q = critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options)
     # 3. actor step through the updated critic 1
     loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi" + names[0]], sizes_pi, sizes_q,
-                                          mid, half, obs)
+                                          mid, half, obs, action_l2=action_l2)
     s["t_pi"] += 1
     s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"], s["t_pi"],
                                             pi_lr, **adam_options)
@@ -264,13 +281,14 @@ def td3_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, o
 
 
 def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-               target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None, n_critics=2):
+               target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None, n_critics=2,
+               action_l2=0.0, clip_return=False):
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
     state: as ddpg_update's for n_critics critics (two: phi1, phi2, phi1_targ, phi2_targ, m_q1,
     v_q1, m_q2, v_q2), plus n_updates (int).  eps (B, k): the smoothing draws.  The critic loss
     is the sum of the critics' MSEs, so each critic's gradient is its own MSE's.
-    adam_options: as ddpg_update's.
+    adam_options, action_l2, clip_return: as ddpg_update's.
     """
     adam_options = adam_options or {}
     s = dict(state)
@@ -278,12 +296,14 @@ def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_l
     names = critic_suffixes(n_critics)
     y = td3_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
                    half, gamma, rew, obs2, done, eps, target_noise, noise_clip)
+    if clip_return:
+        y = clip_target(y, gamma)
     loss_q, q1 = critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options)
     s["n_updates"] += 1
     loss_pi = np.nan
     if s["n_updates"] % policy_delay == 0:
         loss_pi, dtheta = actor_loss_and_grad(s["theta"], s["phi" + names[0]], sizes_pi, sizes_q,
-                                              mid, half, obs)
+                                              mid, half, obs, action_l2=action_l2)
         s["t_pi"] += 1
         s["theta"], s["m_pi"], s["v_pi"] = adam(s["theta"], dtheta, s["m_pi"], s["v_pi"],
                                                 s["t_pi"], pi_lr, **adam_options)

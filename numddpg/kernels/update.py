@@ -4,9 +4,11 @@ One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter
 words of numddpg.kernels.reference:
 
     1. td_target               y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))  (a constant)
+       clip_targets            (clip_return) y <- clip(y, -1 / (1 - gamma), 0)
     2. critic_loss_and_grad    L_Q = sum_k mean (Q_k(s, a) - y)^2 ; dL_Q/dQ_ki = 2 (Q_ki - y_i) / B
        adam (+ polyak)         on each phi_k (and phi_k_targ <- rho phi_k_targ + (1 - rho) phi_k)
     3. actor_loss_and_grad     J = -mean Q_1(s, mu(s)) with the *updated* critic 1 held constant
+                               (+ action_l2 mean u^2, u = tanh(MLP_theta(s)): action_penalty)
        adam (+ polyak)         on theta (and theta_targ)
 
 with mu(s) = mid + half * tanh(MLP_theta(s)) and Q_k(s, a) = MLP_phi_k(concat(s, a)), for the
@@ -58,9 +60,11 @@ Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
 # is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
 # defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
+# action_l2 and clip_return (1.0: on) default to off, and an update skips their loops then.
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
                        "target_noise", "noise_clip", "policy_delay", "weight_decay",
-                       "decoupled_weight_decay"], defaults=(0.0, 0.0, 1.0, 0.0, 1.0))
+                       "decoupled_weight_decay", "action_l2", "clip_return"],
+                defaults=(0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0))
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q", "acts_q_targ", "delta_buf", "dh_buf", "xq",
                "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
@@ -234,6 +238,19 @@ def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
+def clip_targets(y, r0, r1, gamma):
+    """y[r0:r1] clipped to [-1 / (1 - gamma), 0] (no lower bound when gamma = 1): the range of
+    a discounted return whose rewards all lie in [-1, 0], as a goal env's (the HER papers'
+    clip_return).  Written as comparisons so that a NaN target stays NaN for the guard."""
+    low = -1.0 / (1.0 - gamma) if gamma < 1.0 else -np.inf
+    for i in range(r0, r1):
+        if y[i] < low:
+            y[i] = low
+        elif y[i] > 0.0:
+            y[i] = 0.0
+
+
+@njit(cache=True, inline="always")
 def critic_loss_and_grad(critic, acts_q, batch, work, c, r0, r1, B):
     """The rows' part of L_Q = mean (Q(s, a) - y)^2 and of dL_Q/dphi (into critic.grad[c]), with
     dL_Q/dQ_i = 2 (Q_i - y_i) / B.  Returns the rows' sum (Q - y)^2, sum Q and sum Q^2."""
@@ -259,10 +276,26 @@ def critic_loss_and_grad(critic, acts_q, batch, work, c, r0, r1, B):
 
 
 @njit(cache=True, inline="always")
-def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B):
-    """The rows' part of J = -mean Q(s, mu(s)) and of dJ/dtheta (into actor.grad[c]), the critic
-    held constant: dJ/dQ_i = -1/B -> the critic's input gradient, action columns: dJ/da ->
-    dJ/du = half * dJ/da -> through tanh into theta.  Returns the rows' sum of -Q."""
+def action_penalty(u, du, action_l2, B):
+    """The rows' part of the action penalty action_l2 mean(u^2), the mean over the B rows and
+    the k action columns of u = tanh(MLP_theta(s)) (rows, k), and its gradient added to du:
+    dJ/du += 2 action_l2 u / (B k).  Returns the rows' sum of action_l2 sum_j u^2 / k."""
+    k = u.shape[1]
+    coef = 2.0 * action_l2 / (B * k)
+    total = 0.0
+    for i in range(u.shape[0]):
+        for j in range(k):
+            total += u[i, j] * u[i, j]
+            du[i, j] += coef * u[i, j]
+    return action_l2 * total / k
+
+
+@njit(cache=True, inline="always")
+def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B, action_l2):
+    """The rows' part of J = -mean Q(s, mu(s)) (+ action_l2 mean u^2) and of dJ/dtheta (into
+    actor.grad[c]), the critic held constant: dJ/dQ_i = -1/B -> the critic's input gradient,
+    action columns: dJ/da -> dJ/du = half * dJ/da (+ the penalty's, when action_l2 is not 0)
+    -> through tanh into theta.  Returns the rows' sum of -Q (+ the penalty's part)."""
     tanh_out, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
     obs = batch.obs[r0:r1]
@@ -283,6 +316,8 @@ def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1
     for i in range(r1 - r0):                  # in place: da is spent
         for j in range(du.shape[1]):
             du[i, j] *= half[j]
+    if action_l2 != 0.0:
+        neg_q += action_penalty(u, du, action_l2, B)
     mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], du, actor.grad[c],
                  du[:0], _runtime_zero(actor.sizes), work.delta_buf[c], work.dh_buf[c])
     return neg_q
@@ -341,6 +376,8 @@ def critic_step(actor, critics, mid, half, hp, batch, work, c):
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
     td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1)
+    if hp.clip_return != 0.0:
+        clip_targets(work.y, r0, r1, hp.gamma)
     critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
 
 
@@ -351,16 +388,18 @@ def td3_critic_step(actor, critics, mid, half, hp, batch, work, c):
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
     td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1)
+    if hp.clip_return != 0.0:
+        clip_targets(work.y, r0, r1, hp.gamma)
     critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
 
 
 @njit(cache=True, inline="always")
-def actor_step(actor, critic, mid, half, batch, work, c):
+def actor_step(actor, critic, mid, half, hp, batch, work, c):
     """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
     work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q[c], mid, half,
-                                                   batch, work, c, r0, r1, B)
+                                                   batch, work, c, r0, r1, B, hp.action_l2)
 
 
 @njit(cache=True, inline="always")
@@ -427,7 +466,7 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics,
         if gen < 0:
             return
         for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic 1
-            actor_step(actor, critics[0], mid, half, batch, work, c)
+            actor_step(actor, critics[0], mid, half, hp, batch, work, c)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
@@ -477,7 +516,7 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, 
             return
         if delayed:
             for c in range(me, C, n):
-                actor_step(actor, critics[0], mid, half, batch, work, c)
+                actor_step(actor, critics[0], mid, half, hp, batch, work, c)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return

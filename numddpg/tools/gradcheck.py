@@ -25,13 +25,18 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of agent and batch (default 0)")
     parser.add_argument("--tol", type=float, default=1e-6,
                         help="bound on the relative error of every row (default 1e-6)")
+    parser.add_argument("--action-l2", type=float, default=0.0,
+                        help="the actor's action penalty in J (default 0; the HER papers' 1.0)")
+    parser.add_argument("--clip-return", action="store_true",
+                        help="clip the critic's target to [-1 / (1 - gamma), 0]")
     parser.set_defaults(func=run)
 
 
-def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20, n_critics=1):
-    """A float64 DDPGAgent of ``n_critics`` critics with asymmetric bounds, 3 warm-up updates
-    (so the targets differ from the online networks and Adam has moved) and a random
-    minibatch.
+def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20, n_critics=1, action_l2=0.0,
+                 clip_return=False):
+    """A float64 DDPGAgent of ``n_critics`` critics with asymmetric bounds (and the given action
+    penalty and clip of the target), 3 warm-up updates (so the targets differ from the online
+    networks and Adam has moved) and a random minibatch.
 
     The minibatch is redrawn (at most ``tries`` times) until no hidden pre-activation of either
     loss lies within KINK_MARGIN of the ReLU kink.  Returns (agent, batch, redraws).
@@ -40,7 +45,8 @@ def random_setup(obs_dim, act_dim, hidden, batch, seed, tries=20, n_critics=1):
     low = -1.0 - rng.uniform(0.0, 1.0, act_dim)           # in [-2, -1]
     high = 0.5 + rng.uniform(0.0, 2.0, act_dim)           # in [0.5, 2.5]
     agent = DDPGAgent(obs_dim, act_dim, low, high, hidden_sizes=hidden, polyak=0.9,
-                      dtype=np.float64, seed=seed, n_critics=n_critics)
+                      dtype=np.float64, seed=seed, n_critics=n_critics, action_l2=action_l2,
+                      clip_return=clip_return)
 
     def draw():
         return (rng.standard_normal((batch, obs_dim)),
@@ -70,13 +76,17 @@ def run(args):
     h = 1e-6
     try:
         agent, batch, redraws = random_setup(args.obs_dim, args.act_dim, args.hidden, args.batch,
-                                             args.seed, n_critics=args.critics)
+                                             args.seed, n_critics=args.critics,
+                                             action_l2=args.action_l2,
+                                             clip_return=args.clip_return)
     except ValueError as err:                 # bad sizes: say which, no traceback
         print(f"numddpg gradcheck: {err}", file=sys.stderr)
         return 2
     print(f"numddpg gradcheck: obs_dim={args.obs_dim} act_dim={args.act_dim} "
           f"hidden={list(args.hidden)} critics={args.critics} batch={args.batch} "
-          f"seed={args.seed} float64, centred differences h={h:g} (directional: eps=1e-5)")
+          f"seed={args.seed} action_l2={args.action_l2:g}"
+          f"{' clip_return' if args.clip_return else ''} float64, centred differences "
+          f"h={h:g} (directional: eps=1e-5)")
     print(f"  act_low={np.round(agent.act_low, 3)} act_high={np.round(agent.act_high, 3)}; "
           f"minibatch redrawn {redraws} time(s) to keep ReLU inputs >= {KINK_MARGIN:g} from 0")
     rows = []

@@ -2,6 +2,7 @@
 
     deterministic   a = clip(mid + half * tanh(actor(s)), low, high)          predict, evaluate
     behaviour       a = clip(mid + half * (tanh(actor(s)) + n), low, high)     the loop, n: noise
+                    (with probability random_eps, the random action instead: the HER papers')
     random          a = low + (high - low) * U[0, 1)                           before start_steps
 
 ``Policy`` is numddpg.files.policy's NumpyPolicy (what a policy file holds: its parameters, its
@@ -84,13 +85,21 @@ class Policy(NumpyPolicy):
                      self.low, self.high, self._a)
         return self._a
 
-    def explore(self, obs, noises, rng, out):
+    def explore(self, obs, noises, rng, out, random_eps=0.0):
         """Behaviour actions of n envs into ``out`` (n, act_dim): row i acts on obs[i] with a
-        draw of ``noises[i]`` from ``rng`` (numddpg.engine.noise), drawn in row order."""
+        draw of ``noises[i]`` from ``rng`` (numddpg.engine.noise), drawn in row order.
+
+        random_eps > 0: after row i's noise, one uniform U from ``rng``; if U < random_eps the
+        row's action is replaced by a uniform one (act_dim more draws: ``uniform``).  The noise
+        is drawn either way, so an Ornstein-Uhlenbeck process runs on as without the random
+        actions; with random_eps 0 nothing more is drawn."""
         u = self._forward_rows(obs)
         for i, noise in enumerate(noises):
             noisy_action(u[i], self.mid, self.half, noise.sample(rng, self._draw), self.low,
                          self.high, out[i])
+            if random_eps > 0.0 and rng.random() < random_eps:
+                rng.random(out=self._draw)
+                uniform_action(self._draw, self.low, self.high, out[i])
         return out
 
     def uniform(self, rng, out):

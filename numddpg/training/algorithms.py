@@ -27,7 +27,7 @@ from ..checks import check_int, check_memory
 from ..engine.agents import DDPGAgent, TD3Agent
 from ..engine.buffer import ReplayBuffer
 from ..engine.her import HerReplayBuffer
-from ..engine.hyperparameters import ADAM_KEYS, DDPG_TABLE, TD3_EXTRA, TD3_TABLE
+from ..engine.hyperparameters import ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, TD3_EXTRA, TD3_TABLE
 from ..engine.hyperparameters import check as check_hyperparameter
 from ..engine.noise import make_noise
 from ..engine.normalizer import ObsNormalizer
@@ -275,7 +275,7 @@ class OffPolicyAlgorithm:
                                 dtype=np.dtype(self.dtype), seed=seed,
                                 chunks=self.chunks_used if chunks is None else chunks,
                                 **{name: self.hyperparameters[name]
-                                   for name in (*ADAM_KEYS, *self.AGENT_KWARGS)})
+                                   for name in (*ADAM_KEYS, *LOSS_KEYS, *self.AGENT_KWARGS)})
 
     def _resolve_chunks(self):
         """The chunks hyperparameter, or numddpg.threads' calibrated choice for this CPU and

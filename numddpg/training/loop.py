@@ -147,7 +147,7 @@ class Loop:
             if state.t < model.start_steps:
                 self.policy.uniform(state.rng, acts)
             else:
-                self.policy.explore(obs, noises, state.rng, acts)
+                self.policy.explore(obs, noises, state.rng, acts, model.random_eps)
             obs2, rews, terms, ends, infos = envs.step(acts, state)
             t0 = state.t
             self._store(obs, acts, obs2, rews, terms, ends, infos, noises)

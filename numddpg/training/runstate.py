@@ -37,7 +37,7 @@ from ..engine.agents import (N_STATS, agent_array_specs, agent_arrays, full_conf
                              agent_layer_sizes, agent_state, check_agent_meta)
 from ..engine.buffer import ReplayBuffer
 from ..engine.her import RECORD_FIELDS, HerReplayBuffer, record_arrays
-from ..engine.hyperparameters import ADAM_KEYS, TABLES, whole_as_json
+from ..engine.hyperparameters import ADAM_KEYS, LOSS_KEYS, TABLES, whole_as_json
 from ..files import checkpoint as _checkpoint
 from ..files.checkpoint import CheckpointError, is_int, is_number
 from ..files.dictobs import DictLayout, DictObsError
@@ -50,7 +50,7 @@ MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 # hyperparameters newer than the format: files written before them lack them (the default holds)
 SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", "n_critics",
-               *ADAM_KEYS}
+               *ADAM_KEYS, *LOSS_KEYS, "random_eps"}
 
 
 class RunState:
