@@ -1,11 +1,16 @@
-"""Train DDPG + HER on a gymnasium-robotics Fetch task with its preset (bench/RESULTS.md,
-"Hindsight experience replay (FetchReach-v4)").
+"""Train DDPG + HER on a gymnasium-robotics Fetch task with its preset, and evaluate the final
+policy (bench/RESULTS.md, "Hindsight experience replay (FetchReach-v4)"; bench/fetch_table.py
+makes that section's table from what this writes).
 
     /work/robotics-venv/bin/python bench/her_fetch.py --env FetchReach-v4 --seed 0 --out DIR
+    /work/robotics-venv/bin/python bench/her_fetch.py --final-eval DIR
 
-needs the ``robotics`` extra (gymnasium-robotics, mujoco < 3.4).  Writes the run directory
-DIR (config.json, progress.csv, policy.npz, checkpoint.npz) with the preset's budget; evaluate
-its final policy with ``numddpg eval DIR --episodes 100 --env-module gymnasium_robotics``.
+needs the ``robotics`` extra (gymnasium-robotics, mujoco < 3.4).  Training writes the run
+directory DIR (config.json, progress.csv, policy.npz, checkpoint.npz) with the preset's budget,
+then DIR/final_eval.json: the final policy over 100 deterministic episodes, exactly as
+``numddpg eval DIR --episodes 100 --env-module gymnasium_robotics`` runs them (the env rebuilt
+from the policy's record, resets seeded from a generator of seed 0), each episode's return and
+success (the last step's ``info["is_success"]``).  ``--final-eval DIR`` writes only that file.
 """
 import argparse
 import json
@@ -13,8 +18,38 @@ import sys
 
 import gymnasium as gym
 import gymnasium_robotics
+import numpy as np
 
 import numddpg
+from numddpg.training.acting import run_episodes
+from numddpg.training.algorithms import load_policy
+from numddpg.training.envs import make_from_record
+
+FINAL_EVAL_FILE = "final_eval.json"
+EPISODES, EVAL_SEED = 100, 0            # numddpg eval's --episodes 100 and default --seed 0
+
+
+def final_eval(run, episodes=EPISODES, seed=EVAL_SEED):
+    """Write run/final_eval.json (module docstring) and return its record."""
+    policy = load_policy(run)
+    env = make_from_record(policy.meta["env"], seed, "gymnasium_robotics",
+                           policy.meta.get("env_module"))
+    successes = []
+    try:
+        returns, _ = run_episodes(policy, env, episodes, np.random.default_rng(seed),
+                                  policy.meta.get("max_ep_len"), successes)
+    finally:
+        env.close()
+    record = {"episodes": episodes, "seed": seed,
+              "command": f"numddpg eval RUN --episodes {episodes} --seed {seed} "
+                         "--env-module gymnasium_robotics",
+              "success_rate": float(np.mean(successes)), "return_mean": float(np.mean(returns)),
+              "return_std": float(np.std(returns)), "returns": returns.tolist(),
+              "successes": successes}
+    with open(f"{run}/{FINAL_EVAL_FILE}", "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    return record
 
 
 def main(argv=None):
@@ -22,19 +57,29 @@ def main(argv=None):
     ap.add_argument("--env", default="FetchReach-v4")
     ap.add_argument("--algo", choices=("ddpg", "td3"), default="ddpg")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="the run directory to write (must not exist)")
+    ap.add_argument("--out", help="the run directory to write (must not exist)")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
                     help="hyperparameters over the preset's, e.g. gradient_steps=50")
+    ap.add_argument("--final-eval", metavar="RUN", help="only evaluate the run RUN's policy")
     args = ap.parse_args(argv)
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     gym.register_envs(gymnasium_robotics)
-    cls = numddpg.TD3 if args.algo == "td3" else numddpg.DDPG
-    model = cls(args.env, seed=args.seed, chunks=1, blas_threads=1, run_dir=args.out,
-                **overrides)
-    model.learn(progress_bar=False)                  # the preset's total_steps
-    row = model.last_row
-    print(f"{args.env} {args.algo} seed {args.seed}: {model.t} steps in {row['Time']:.0f} s, "
-          f"last epoch's test success {row['TestSuccessRate']:.2f}", file=sys.stderr)
+    if args.final_eval:
+        run = args.final_eval
+    else:
+        if not args.out:
+            ap.error("--out is required to train")
+        overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+        cls = numddpg.TD3 if args.algo == "td3" else numddpg.DDPG
+        model = cls(args.env, seed=args.seed, chunks=1, blas_threads=1, run_dir=args.out,
+                    **overrides)
+        model.learn(progress_bar=False)                  # the preset's total_steps
+        row = model.last_row
+        print(f"{args.env} {args.algo} seed {args.seed}: {model.t} steps in {row['Time']:.0f} s, "
+              f"last epoch's test success {row['TestSuccessRate']:.2f}", file=sys.stderr)
+        run = args.out
+    record = final_eval(run)
+    print(f"{run}: success rate {record['success_rate']:.2f} over {record['episodes']} episodes, "
+          f"return {record['return_mean']:.1f} +- {record['return_std']:.1f}", file=sys.stderr)
 
 
 if __name__ == "__main__":
