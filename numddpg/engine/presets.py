@@ -116,12 +116,13 @@ PRESETS.update({
 
 # Goal-conditioned Fetch tasks (gymnasium-robotics, the ``robotics`` extra) with hindsight
 # experience replay: the settings of Andrychowicz et al. 2017 and Plappert et al. 2018
-# (docs/reference.md).  Where the papers' words leave a definition open, their released code
-# (OpenAI Baselines' ``her``) settles it (docs/math.md, sections 4, 5 and 10).  Left out: the
-# clip of raw observations to +-200 before normalization (Plappert et al. 2018), which would
-# change the normalization's map and the policy file for no effect here: under random actions
-# (100 episodes each) the largest |x| of an observation entry is 1.64 in FetchReach-v4 and
-# 1.76 in FetchPush-v4 (bench/RESULTS.md, "Hindsight experience replay (FetchReach-v4)").
+# (docs/reference.md, "Other published settings").  Where the papers' words leave a definition
+# open, their released code (OpenAI Baselines' ``her``) settles it (docs/math.md, sections 4, 5
+# and 10).  Left out: the clip of raw observations to +-200 before normalization (Plappert et
+# al. 2018), which would change the normalization's map and the policy file for no effect
+# here: under random actions (100 episodes each) the largest |x| of an observation entry is
+# 1.64 in FetchReach-v4 and 1.76 in FetchPush-v4 (bench/RESULTS.md, "Hindsight experience
+# replay (FetchReach-v4)").
 _FETCH = {
     # HER with the "future" strategy and k = 4 (Andrychowicz et al. 2017, section 4.5: the best
     # strategy; k = 4 relabels 80 % of the replayed transitions)

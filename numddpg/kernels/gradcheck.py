@@ -31,8 +31,8 @@ a kink from a bug; with h = 1e-6 a parameter step moves a pre-activation by roug
 margin above ~1e-4 rules kinks out.
 
 The objectives take an agent (anything with the networks' flat parameters, sizes, bounds,
-gamma, action_l2 and clip_return: numddpg.engine.agents.DDPGAgent); the command line, ``numddpg gradcheck``, is
-numddpg.tools.gradcheck.
+gamma, action_l2 and clip_return: numddpg.engine.agents.DDPGAgent); the command line,
+``numddpg gradcheck``, is numddpg.tools.gradcheck.
 """
 from typing import Callable, NamedTuple
 
