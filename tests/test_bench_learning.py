@@ -104,3 +104,28 @@ def test_iqm_is_rliables_trimmed_mean():
     assert table.iqm(list(range(10))) == 4.5                  # drops 0, 1 and 8, 9
     lo, hi = table.iqm_interval([1.0, 2.0, 3.0, 4.0, 5.0], reps=2000)
     assert 1.0 <= lo <= 3.0 <= hi <= 5.0
+
+
+def _fetch_table():
+    spec = importlib.util.spec_from_file_location("fetch_table",
+                                                  LEARNING.with_name("fetch_table.py"))
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    return table
+
+
+def test_the_fetch_table_is_the_scripts_output():
+    """bench/RESULTS.md's FetchReach-v4 table is what bench/fetch_table.py computes from the
+    committed logs (bench/learning/her: progress.csv, config.json, final_eval.json)."""
+    assert _fetch_table().main(["--check"]) == 0
+
+
+def test_fetch_table_names_the_settings_a_run_differs_in():
+    table = _fetch_table()
+    preset = preset_for("FetchReach-v4")
+    hp = {k: list(v) if isinstance(v, tuple) else v for k, v in preset.items()
+          if k != "total_steps"}
+    assert table.settings(dict(hp, seed=3, chunks=1), preset) == []
+    old = {k: v for k, v in hp.items() if k not in ("action_l2", "clip_return", "random_eps")}
+    assert table.settings(dict(old, gradient_steps=20), preset) == [
+        "`action_l2` 0.0", "`clip_return` false", "`gradient_steps` 20", "`random_eps` 0.0"]
