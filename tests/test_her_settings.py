@@ -33,11 +33,12 @@ def goal_batch(rng, agent, B):
 # The update: kernels against the twin, the clip, the penalty's gradient
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [DDPGAgent, TD3Agent])
+@pytest.mark.parametrize("cls, n_critics", [(DDPGAgent, None), (TD3Agent, None), (DDPGAgent, 3)])
 @pytest.mark.parametrize("chunks", [1, 3])
 @pytest.mark.parametrize("action_l2, clip_return", [(1.0, True), (0.3, False), (0.0, True)])
-def test_kernel_update_equals_the_twin(cls, chunks, action_l2, clip_return, rng):
-    kw = dict(action_l2=action_l2, clip_return=clip_return, gamma=0.8, chunks=chunks)
+def test_kernel_update_equals_the_twin(cls, n_critics, chunks, action_l2, clip_return, rng):
+    kw = dict(action_l2=action_l2, clip_return=clip_return, gamma=0.8, chunks=chunks,
+              n_critics=n_critics)
     fused, stepwise = small_agent(cls, **kw), small_agent(cls, **kw)
     for _ in range(4):
         batch = goal_batch(rng, fused, 10)
