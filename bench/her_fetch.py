@@ -47,9 +47,14 @@ def final_eval(run, episodes=EPISODES, seed=EVAL_SEED):
               "return_std": float(np.std(returns)), "returns": returns.tolist(),
               "successes": successes}
     with open(f"{run}/{FINAL_EVAL_FILE}", "w") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
+        f.write(record_text(record))
     return record
+
+
+def record_text(record):
+    """The record as JSON, one key per line (the per-episode lists on one line each)."""
+    return "{\n " + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}"
+                                  for k, v in record.items()) + "\n}\n"
 
 
 def main(argv=None):
