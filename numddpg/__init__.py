@@ -67,6 +67,13 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module):
         pass                                   # already executed under its own name
 
+    def get_code(self, fullname):
+        """What ``python -m numddpg.<old name>`` runs (runpy asks for it): the module under its
+        new name as __main__, so that its relative imports resolve from its own folder."""
+        new = f"{__name__}.{MOVED[fullname.rpartition('.')[2]]}"
+        return compile(f"import runpy\nrunpy.run_module({new!r}, run_name='__main__', "
+                       "alter_sys=True)\n", f"<{fullname}, now {new}>", "exec")
+
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
     sys.meta_path.append(_MovedModules())

@@ -86,3 +86,14 @@ def test_an_old_sb3_model_file_loads_and_predicts_as_it_did():
     model = sb3.DDPG.load(OLD / "sb3_ddpg.npz")
     assert model.policy_kwargs["n_critics"] == 1 == model.critic.n_critics
     close(model.predict(EXPECTED["obs"], deterministic=True)[0], EXPECTED["sb3_predict"])
+
+
+def test_the_old_command_module_still_runs():
+    """``python -m numddpg.cli`` (0.1.0's way to run the command) runs numddpg.tools.cli as
+    __main__, and its errors stay one line (no traceback)."""
+    import subprocess
+    import sys
+    run = [sys.executable, "-m", "numddpg.cli", "train", "--env", "Nope-v0"]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "unknown environment id 'Nope-v0'" in out.stderr
+    assert "Traceback" not in out.stderr
