@@ -6,7 +6,8 @@ owns the arrays and hands them to those kernels as bundles:
 
     actor, the n critics                update.Net(params, targ, grad (C, P), m, v, sizes); the
                                         critics as one tuple (n = n_critics: DDPG's 1, TD3's 2)
-    minibatch / replay arrays           update.Batch(obs, act, rew, obs2, done)
+    minibatch                           update.Batch(obs, act, rew, obs2, done[, discount])
+    replay arrays                       replay.Replay (the buffer's rows, links, normalization)
     scratch                             update.Work, carved from one allocation per batch size
 
 ``update`` runs one update on a given minibatch, ``update_burst`` samples K minibatches from a
@@ -39,14 +40,17 @@ from ..kernels.nn import MLP, check_dtype, check_sizes
 from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import run_threads
 from ..kernels.threads import usable_cpus
-from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD, Batch, Net,
-                              carve_work, ddpg_updates, draw_smoothing_noise, td3_updates,
-                              work_size, work_slots)
-from .buffer import Replay
+from ..kernels.update import (HP, N_STATS, ONE_STEP, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD,
+                              Batch, Net, carve_work, ddpg_updates, draw_smoothing_noise,
+                              td3_updates, work_size, work_slots)
+from .buffer import NO_LINKS, Replay
 from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, MAX_CRITICS, TD3_EXTRA, TD3_TABLE,
                               describe, whole_as_json)
 from .hyperparameters import check as check_hyperparameter
 from .normalizer import ObsNormalizer
+
+# A replay buffer's arrays of transitions (an update.Batch's first five fields)
+TRANSITION_FIELDS = ("obs", "act", "rew", "obs2", "done")
 
 __all__ = ["DDPGAgent", "TD3Agent", "N_STATS", "ST_LOSS_Q", "ST_LOSS_PI", "ST_Q_MEAN",
            "ST_Q_STD", "check_bounds", "check_dim"]
@@ -253,8 +257,9 @@ class DDPGAgent:
         return Net(net.params, targ.params, grad, optim.m, optim.v, net._sizes_arr)
 
     def _buffers(self, B):
-        """The minibatch arrays, the Work bundle and the index array for batches of B rows
-        (allocated on the first batch of that size, then reused)."""
+        """The minibatch arrays, the Work bundle, the index array and the minibatch with
+        n-step returns' discount (B,) for batches of B rows (allocated on the first batch of
+        that size, then reused)."""
         if B not in self._by_batch:
             o, a = self.obs_dim, self.act_dim
             batch = Batch(np.empty((B, o), self.dtype), np.empty((B, a), self.dtype),
@@ -263,7 +268,8 @@ class DDPGAgent:
             slots = work_slots(B, self.chunks, o, a, self.actor.sizes, self.critic.sizes,
                                self.smoothing)
             work = carve_work(np.empty(work_size(slots), self.dtype), slots)
-            self._by_batch[B] = (batch, work, np.empty(B, np.int64))
+            self._by_batch[B] = (batch, work, np.empty(B, np.int64),
+                                 batch._replace(discount=np.empty(B, np.float64)))
         return self._by_batch[B]
 
     # The counters the update kernel advances in t, as attributes: t_pi and t_q are the Adam
@@ -316,7 +322,8 @@ class DDPGAgent:
 
     # -- updating -----------------------------------------------------------------------------
     def check_batch(self, obs, act, rew, obs2, done):
-        """Return the batch as C-contiguous arrays of the agent's dtype, or raise ValueError."""
+        """Return the batch as C-contiguous arrays of the agent's dtype, or raise ValueError
+        (``check_discount`` checks an n-step batch's discount)."""
         obs, act, obs2 = (np.asarray(v) for v in (obs, act, obs2))
         rew, done = np.asarray(rew), np.asarray(done)
         B = obs.shape[0] if obs.ndim == 2 else -1
@@ -338,6 +345,20 @@ class DDPGAgent:
                                  f"{tuple(int(i) for i in bad)}; drop or fix that transition")
             out.append(arr)
         return out
+
+    def check_discount(self, discount, B):
+        """An n-step minibatch's per-row discount gamma^m (1 - d) as a C-contiguous float64
+        (B,) array of numbers in [0, 1] (None: one-step, update.ONE_STEP), or ValueError."""
+        if discount is None:
+            return ONE_STEP
+        arr = np.ascontiguousarray(discount, dtype=np.float64)
+        if arr.shape != (B,):
+            raise ValueError(f"discount must have shape ({B},), one per row, got {arr.shape}")
+        bad = np.flatnonzero(~((arr >= 0) & (arr <= 1)))
+        if bad.size:
+            raise ValueError(f"discount[{bad[0]}] is {arr[bad[0]]!r}: a discount gamma^m "
+                             "(1 - d) lies in [0, 1]")
+        return arr
 
     def _nets(self):
         """The Net bundles, in the update kernels' argument order: the actor's, the tuple of
@@ -364,13 +385,16 @@ class DDPGAgent:
                     (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
                      self.half, self._hp, self._t, batch, work, stats, self._flags))
 
-    def update(self, obs, act, rew, obs2, done):
-        """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}."""
+    def update(self, obs, act, rew, obs2, done, discount=None):
+        """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}.  discount (B,):
+        an n-step minibatch's per-row bootstrap weights gamma^m (1 - d) (docs/math.md section
+        12), rew its n-step returns; None: one-step targets, gamma (1 - d)."""
         batch = Batch(*self.check_batch(obs, act, rew, obs2, done))
-        _, work, _ = self._buffers(batch.obs.shape[0])
+        batch = batch._replace(discount=self.check_discount(discount, batch.obs.shape[0]))
+        _, work, _, _ = self._buffers(batch.obs.shape[0])
         self._sync_t_in()
         stats = self._stats.reshape(1, N_STATS)
-        replay = Replay(*batch, *self._norm_arrays(None))      # (not sampled from: a type)
+        replay = self._unsampled(batch)
         self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats)
         self._sync_t_out()
         return self._stats_dict(self._stats)
@@ -394,7 +418,9 @@ class DDPGAgent:
         """
         replay, size = self._check_replay(buffer, obs_norm)
         B = check_dim("batch_size", batch_size)
-        batch, work, idx = self._buffers(B)
+        batch, work, idx, nstep_batch = self._buffers(B)
+        if replay.n_steps > 1:
+            batch = nstep_batch
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         self._sync_t_in()
         self._run(int(K), True, replay, size, idx, batch, work, stats)
@@ -409,9 +435,9 @@ class DDPGAgent:
         env computes (numddpg.engine.her).  The kernel of ``update_burst``, one update per
         call, with its sampling left out.  Returns a (K, 4) float64 array of statistics."""
         B = check_dim("batch_size", batch_size)
-        batch, work, idx = self._buffers(B)
+        batch, work, idx, _ = self._buffers(B)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
-        replay = Replay(*batch, *self._norm_arrays(None))      # (not sampled from: a type)
+        replay = self._unsampled(batch)
         self._sync_t_in()
         try:
             for k in range(int(K)):
@@ -420,6 +446,12 @@ class DDPGAgent:
         finally:
             self._sync_t_out()
         return stats
+
+    def _unsampled(self, batch):
+        """A Replay of ``batch``'s own arrays for a kernel call that samples nothing (the
+        kernel's argument types)."""
+        return Replay(batch.obs, batch.act, batch.rew, batch.obs2, batch.done,
+                      *self._norm_arrays(None))
 
     def _norm_arrays(self, obs_norm):
         """(shift, scale, clip) of ``obs_norm``, checked, or of the identity map."""
@@ -438,18 +470,23 @@ class DDPGAgent:
     def _check_replay(self, buffer, obs_norm=None):
         """(Replay of the buffer's arrays, size) after checking what the jitted sampler will
         index: N rows of (o,), (a,), (), (o,), () float32/float64 C-contiguous arrays, and
-        1 <= size <= N.  (The kernel reads rows below ``size`` with no bounds check.)
+        1 <= size <= N; with the buffer's n_steps > 1 its next_row (N,) int64 and gamma.  (The
+        kernel reads rows below ``size`` with no bounds check.)
 
         The arrays are checked once: while the buffer and normalizer hand over the very same
         array objects (whose shapes and dtypes cannot change), the checked Replay is reused and
         only ``size`` is checked again (a burst can be a single update, every env step)."""
-        arrays = [getattr(buffer, f, None) for f in Batch._fields]
+        arrays = [getattr(buffer, f, None) for f in TRANSITION_FIELDS]
+        nstep = (getattr(buffer, "n_steps", 1), getattr(buffer, "gamma", 1.0))
+        links = getattr(buffer, "next_row", NO_LINKS)
         norm = (None, None, None) if obs_norm is None else (
             getattr(obs_norm, "shift", None), getattr(obs_norm, "scale", None),
             getattr(obs_norm, "clip", None))
+        held = arrays + list(norm) + [links]
         cached = getattr(self, "_replay", None)
-        if cached is None or not all(c is x for c, x in zip(cached[0], arrays + list(norm))):
-            self._replay = (arrays + list(norm), self._checked_replay(arrays, obs_norm))
+        if (cached is None or not all(c is x for c, x in zip(cached[0], held))
+                or cached[2] != nstep):
+            self._replay = (held, self._checked_replay(arrays, obs_norm, links, *nstep), nstep)
         replay = self._replay[1]
         n = replay.obs.shape[0]
         size = buffer.size
@@ -460,12 +497,22 @@ class DDPGAgent:
             raise ValueError("cannot sample from an empty replay buffer")
         return replay, int(size)
 
-    def _checked_replay(self, arrays, obs_norm):
-        """Replay of the replay arrays and the normalization, after checking their shapes and
-        dtypes (ValueError naming the first bad one)."""
+    def _checked_replay(self, arrays, obs_norm, links=NO_LINKS, n_steps=1, gamma=1.0):
+        """Replay of the replay arrays and the normalization (and n-step returns' links,
+        n_steps and gamma), after checking their shapes and dtypes (ValueError naming the first
+        bad one)."""
         n = getattr(arrays[0], "shape", (0,))[0]
         o, a = self.obs_dim, self.act_dim
-        for name, arr, tail in zip(Batch._fields, arrays, ((o,), (a,), (), (o,), ())):
+        n_steps = check_hyperparameter("n_steps", n_steps, DDPG_TABLE["n_steps"])
+        if n_steps > 1:
+            gamma = self._checked("gamma", gamma)
+            if not (isinstance(links, np.ndarray) and links.shape == (n,)
+                    and links.dtype == np.int64 and links.flags.c_contiguous):
+                raise ValueError(f"replay buffer next_row (n_steps={n_steps}) must be a "
+                                 f"C-contiguous int64 array of shape ({n},), got "
+                                 f"{getattr(links, 'dtype', type(links).__name__)} "
+                                 f"{getattr(links, 'shape', '')}")
+        for name, arr, tail in zip(TRANSITION_FIELDS, arrays, ((o,), (a,), (), (o,), ())):
             if not (isinstance(arr, np.ndarray) and arr.shape == (n, *tail)
                     and arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous):
                 raise ValueError(f"replay buffer {name} must be a C-contiguous float32/float64 "
@@ -473,30 +520,34 @@ class DDPGAgent:
                                  f"agent (obs_dim={o}, act_dim={a}), got "
                                  f"{getattr(arr, 'dtype', type(arr).__name__)} "
                                  f"{getattr(arr, 'shape', '')}")
-        return Replay(*arrays, *self._norm_arrays(obs_norm))
+        if n_steps == 1:
+            return Replay(*arrays, *self._norm_arrays(obs_norm))
+        return Replay(*arrays, *self._norm_arrays(obs_norm), links, n_steps, float(gamma))
 
-    def update_stepwise(self, obs, act, rew, obs2, done):
+    def update_stepwise(self, obs, act, rew, obs2, done, discount=None):
         """The same update as ``update`` by its plain-NumPy twin, numddpg.kernels.reference
         (slower; for tests and for reading), on this agent's own arrays; returns
         {loss_q, loss_pi, q_mean, q_std}.  Equal to ``update`` but for rounding (the tests
         hold the two to 1e-12 in float64).  Nothing changes if the batch is refused."""
         batch = self.check_batch(obs, act, rew, obs2, done)
+        discount = self.check_discount(discount, batch[0].shape[0])
+        discount = None if discount is ONE_STEP else discount
         # the twin's state dict, by docs/math.md's names (state_layout's symbols)
         live = {held.symbol: array for held, array in
                 zip(self.state_layout.values(), self._state_arrays().values()) if held.symbol}
         state = dict(live, **dict(zip(self.counter_names, self._counters().tolist())))
-        new, info = self._reference_update(state, batch)
+        new, info = self._reference_update(state, batch, discount)
         for symbol, array in live.items():
             array[...] = new[symbol]
         self._set_counters([new[name] for name in self.counter_names])
         return {name: float(value) for name, value in info.items()}
 
-    def _reference_update(self, state, batch):
+    def _reference_update(self, state, batch, discount=None):
         """One update of the twin on its state dict (reference.ddpg_update's arguments)."""
         return _reference.ddpg_update(state, batch, self.actor.sizes, self.critic.sizes,
                                       self.mid, self.half, self.gamma, self.polyak,
                                       *self.learning_rates, self._adam_options(), self.n_critics,
-                                      self.action_l2, self.clip_return)
+                                      self.action_l2, self.clip_return, discount)
 
     # -- state --------------------------------------------------------------------------------
     def _state_arrays(self):
@@ -593,7 +644,7 @@ class TD3Agent(DDPGAgent):
         super()._build_networks(rng)
         self.n_updates = 0
 
-    def _reference_update(self, state, batch):
+    def _reference_update(self, state, batch, discount=None):
         """reference.td3_update, with the smoothing draws ``update`` would make: B x act_dim
         normals from the agent's generator, row-major (the kernel's own draw_smoothing_noise)."""
         eps = np.empty((batch[0].shape[0], self.act_dim))
@@ -602,7 +653,7 @@ class TD3Agent(DDPGAgent):
                                      self.mid, self.half, self.gamma, self.polyak,
                                      *self.learning_rates, self.target_noise, self.noise_clip,
                                      self.policy_delay, self._adam_options(), self.n_critics,
-                                     self.action_l2, self.clip_return)
+                                     self.action_l2, self.clip_return, discount)
 
 
 # ---------------------------------------------------------------------------------------------

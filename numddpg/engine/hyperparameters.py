@@ -30,6 +30,7 @@ from .noise import NOISE_TYPES
 
 MAX_SAMPLED_GOALS = 1000        # HER's k beyond this relabels all but 0.1 % of rows
 MAX_CRITICS = 10                # (REDQ's ensemble; each number of critics compiles its kernel)
+MAX_N_STEPS = 1000              # n-step returns: rewards summed per minibatch row, at most
 
 
 class Hyperparameter(NamedTuple):
@@ -76,6 +77,9 @@ DDPG_TABLE = {
     "her_k": _int(4, "HER's n_sampled_goal k: a drawn transition is relabelled with "
                   "probability k / (k + 1)", 1, MAX_SAMPLED_GOALS),
     "gamma": _real(0.99, "discount factor", 0.0, 1.0, sb3="gamma"),
+    "n_steps": _int(1, "n-step returns: a target sums the rewards of up to n steps of the "
+                    "episode and bootstraps from the state after them (1: one-step targets; "
+                    "docs/math.md section 12)", 1, MAX_N_STEPS, sb3="n_steps"),
     "polyak": _real(0.995, "target averaging weight rho: targ <- rho targ + (1 - rho) online",
                     0.0, 1.0),
     "pi_lr": _real(1e-3, "actor Adam learning rate", low_open=True),

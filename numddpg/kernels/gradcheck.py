@@ -169,18 +169,21 @@ def kink_margin(params, sizes, output, x):
     return float(min(zs)) if zs else float("inf")
 
 
-def critic_objective(agent, batch, k=0):
+def critic_objective(agent, batch, k=0, discount=None):
     """Critic k's term of L_Q, mean_B (Q_phi_k(s, a) - y)^2 with y held constant, and its
     gradient dL_Q/dphi_k (k = 0: critic 1, the only one of a DDPG agent by default).
 
-    batch = (obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)).  y is computed first
+    batch = (obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)); discount (B,): an
+    n-step minibatch's bootstrap weights gamma^m (1 - d) (None: one-step).  y is computed first
     from the agent's target networks (reference.td_target: the minimum over every critic's
     target); neither the agent nor the batch is modified by the returned functions.
     """
     obs, act, rew, obs2, done = _as_batch(agent, batch)
+    discount = None if discount is None else agent.check_discount(discount, obs.shape[0])
     sizes_pi, sizes_q = agent.actor.sizes, agent.critic.sizes
     y = ref.td_target(agent.actor_targ.params, [c.params for c in agent.critics_targ], sizes_pi,
-                      sizes_q, agent.mid, agent.half, agent.gamma, rew, obs2, done)  # (B,)
+                      sizes_q, agent.mid, agent.half, agent.gamma, rew, obs2, done,
+                      discount)                                                 # (B,)
     if agent.clip_return:
         y = ref.clip_target(y, agent.gamma)
     xq = np.concatenate([obs, act], axis=1)                                     # (B, o + a)

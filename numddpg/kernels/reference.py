@@ -129,11 +129,20 @@ def min_q_target(phi_targ, sizes_q, obs2, a2):
                   axis=0)
 
 
-def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done):
+def bootstrap_weight(gamma, done, discount=None):
+    """gamma (1 - d) (B,), or an n-step minibatch's own discount gamma^m (1 - d) (B,)."""
+    return gamma * (1 - done) if discount is None else discount
+
+
+def td_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done,
+              discount=None):
     """y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) — a constant for the critic step;
-    phi_targ as min_q_target takes it (one critic: y = r + gamma (1 - d) Q_targ(s', .))."""
+    phi_targ as min_q_target takes it (one critic: y = r + gamma (1 - d) Q_targ(s', .)).  With
+    n-step returns r is the n-step return G, s' the state s_{t+m} after it, and the bootstrap
+    weight the minibatch's discount gamma^m (1 - d) (nstep_returns)."""
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
-    return rew + gamma * (1 - done) * min_q_target(phi_targ, sizes_q, obs2, a2)
+    return rew + bootstrap_weight(gamma, done, discount) * min_q_target(phi_targ, sizes_q, obs2,
+                                                                         a2)
 
 
 def clip_target(y, gamma):
@@ -176,6 +185,43 @@ def actor_loss_and_grad(theta, phi, sizes_pi, sizes_q, mid, half, obs, forward=m
         du = du + 2 * action_l2 * u / u.size
     dtheta, _ = backward(du, pi_cache)
     return loss, dtheta
+
+
+# --- n-step returns (docs/math.md section 12) --------------------------------------------------
+
+def nstep_returns(idx, rew, done, next_row, n, gamma):
+    """The n-step returns of replay rows idx (B,) int, walking each row's episode forward.
+
+    rew, done (N,): the stored one-step rewards and done flags; next_row (N,) int: the row of
+    the same env's next transition in the same episode, -1 where there is none (the episode
+    ended, terminated or truncated, or its next transition is not stored yet).
+    Returns (G, last, discount), each (B,):
+
+        m        = the steps summed: n, or fewer where the episode ends first
+        G        = sum_{k < m} gamma^k r_{t+k}
+        last     = the row of step t+m-1, whose s' is s_{t+m} and whose d ends the target
+        discount = gamma^m (1 - d_last), the weight of Q_targ(s_{t+m}, .) in the target
+    """
+    B = idx.shape[0]
+    G = np.zeros(B)
+    gamma_k = np.ones(B)              # gamma^k of the step being added; gamma^m at the end
+    last = np.array(idx)              # the row of step t+k; at the end of step t+m-1
+    going = np.ones(B, bool)          # rows whose sum takes step t+k
+    for k in range(n):
+        G[going] += gamma_k[going] * rew[last[going]]
+        gamma_k[going] *= gamma
+        nxt = next_row[last]
+        going &= (nxt >= 0) & (k + 1 < n)
+        last[going] = nxt[going]
+    return G, last, gamma_k * (1 - done[last])
+
+
+def nstep_batch(idx, obs, act, rew, obs2, done, next_row, n, gamma):
+    """The minibatch of replay rows idx with n-step returns: (s_t, a_t, G, s_{t+m}, d_last) and
+    the discount (nstep_returns), as a dict of obs, act, rew, obs2, done, discount."""
+    G, last, discount = nstep_returns(idx, rew, done, next_row, n, gamma)
+    return {"obs": obs[idx], "act": act[idx], "rew": G, "obs2": obs2[last], "done": done[last],
+            "discount": discount}
 
 
 # --- optimiser and target networks -------------------------------------------------------------
@@ -229,7 +275,8 @@ def critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options):
 
 
 def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
-                adam_options=None, n_critics=1, action_l2=0.0, clip_return=False):
+                adam_options=None, n_critics=1, action_l2=0.0, clip_return=False,
+                discount=None):
     """One DDPG update on plain arrays; returns (new state dict, info dict).
 
     state: theta, phi, theta_targ, phi_targ, m_pi, v_pi, m_q, v_q (flat arrays), t_pi, t_q
@@ -239,6 +286,7 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
     adam_options: ``adam``'s beta1, beta2, eps, weight_decay, decoupled (None: its defaults)
     action_l2: the actor's action penalty (actor_loss_and_grad); clip_return: clip the target
     (clip_target).
+    discount: (B,) an n-step minibatch's bootstrap weights (td_target), or None: one-step
     """
     adam_options = adam_options or {}
     s = dict(state)
@@ -246,7 +294,7 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
     names = critic_suffixes(n_critics)
     # 1. target
     y = td_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
-                  half, gamma, rew, obs2, done)
+                  half, gamma, rew, obs2, done, discount)
     if clip_return:
         y = clip_target(y, gamma)
     # 2. critic step (each critic)
@@ -265,37 +313,38 @@ def ddpg_update(state, batch, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q
 
 
 def td3_target(theta_targ, phi_targ, sizes_pi, sizes_q, mid, half, gamma, rew, obs2, done, eps,
-               target_noise, noise_clip):
+               target_noise, noise_clip, discount=None):
     """TD3's target with policy smoothing and the clipped minimum over the critics.
 
     eps (B, k) are standard normal draws; the smoothing noise is
     clip(target_noise * half * eps, -noise_clip * half, +noise_clip * half) and the noisy action is
     clipped to [low, high] = [mid - half, mid + half].  Then
     y = r + gamma (1 - d) min_k Q_k_targ(s', a2), phi_targ as min_q_target takes it ([phi1_targ,
-    phi2_targ]: TD3's double-Q minimum).
+    phi2_targ]: TD3's double-Q minimum) (n-step: as td_target's).
     """
     a2, _, _ = actor_action(theta_targ, sizes_pi, mid, half, obs2)
     noise = np.clip(target_noise * half * eps, -noise_clip * half, noise_clip * half)
     a2 = np.clip(a2 + noise, mid - half, mid + half)
-    return rew + gamma * (1 - done) * min_q_target(phi_targ, sizes_q, obs2, a2)
+    return rew + bootstrap_weight(gamma, done, discount) * min_q_target(phi_targ, sizes_q, obs2,
+                                                                         a2)
 
 
 def td3_update(state, batch, eps, sizes_pi, sizes_q, mid, half, gamma, rho, pi_lr, q_lr,
                target_noise=0.2, noise_clip=0.5, policy_delay=2, adam_options=None, n_critics=2,
-               action_l2=0.0, clip_return=False):
+               action_l2=0.0, clip_return=False, discount=None):
     """One TD3 update on plain arrays; returns (new state dict, info dict).
 
     state: as ddpg_update's for n_critics critics (two: phi1, phi2, phi1_targ, phi2_targ, m_q1,
     v_q1, m_q2, v_q2), plus n_updates (int).  eps (B, k): the smoothing draws.  The critic loss
     is the sum of the critics' MSEs, so each critic's gradient is its own MSE's.
-    adam_options, action_l2, clip_return: as ddpg_update's.
+    adam_options, action_l2, clip_return, discount: as ddpg_update's.
     """
     adam_options = adam_options or {}
     s = dict(state)
     obs, act, rew, obs2, done = batch
     names = critic_suffixes(n_critics)
     y = td3_target(s["theta_targ"], [s[f"phi{c}_targ"] for c in names], sizes_pi, sizes_q, mid,
-                   half, gamma, rew, obs2, done, eps, target_noise, noise_clip)
+                   half, gamma, rew, obs2, done, eps, target_noise, noise_clip, discount)
     if clip_return:
         y = clip_target(y, gamma)
     loss_q, q1 = critics_step(s, y, obs, act, sizes_q, q_lr, n_critics, adam_options)

@@ -25,7 +25,8 @@ thirty positional arrays):
            grad (C, P)         chunk c's part of dL/dparams     sizes (L+1,) int64 layer widths
     critics                    a tuple of N Nets of one shape (Numba's homogeneous tuple: the
                                kernels loop over it; each N compiles once)
-    Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,)   (also the replay arrays)
+    Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,); discount (B,) float64,
+           the n-step targets' bootstrap weights, or (0,): one-step targets (bootstrap_weight)
     Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
            elements, from the slot list ``work_slots`` (one list: names, shapes, size)
     HP     the hyperparameters as floats (Adam's betas, eps and weight decay among them)
@@ -56,7 +57,11 @@ from .replay import sample_batch
 from .sync import barrier
 
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
-Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done"])
+# discount: each row's bootstrap weight gamma^m (1 - d) of an n-step minibatch (B,) float64
+# (numddpg.kernels.replay.gather_nstep); ONE_STEP (empty) for one-step targets, gamma (1 - d).
+ONE_STEP = np.zeros(0, np.float64)
+Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done", "discount"],
+                   defaults=(ONE_STEP,))
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
 # is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
 # defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
@@ -200,17 +205,28 @@ def min_q_target(critics, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
+def bootstrap_weight(gamma, batch, i):
+    """The weight of row i's bootstrap value in its target: gamma (1 - d_i) (one-step), or
+    with n-step returns the row's batch.discount[i] = gamma^m (1 - d) (docs/math.md section
+    12).  The one-step product is the same float64 operations as before n-step returns."""
+    if batch.discount.shape[0] == 0:
+        return gamma * (1.0 - batch.done[i])
+    return batch.discount[i]
+
+
+@njit(cache=True, inline="always")
 def bootstrap(gamma, batch, work, r0, r1):
-    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's)."""
+    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's); with
+    n-step returns r + discount q_min (bootstrap_weight)."""
     for i in range(r1 - r0):
         q_min = work.y[r0 + i]
-        work.y[r0 + i] = batch.rew[r0 + i] + gamma * (1.0 - batch.done[r0 + i]) * q_min
+        work.y[r0 + i] = batch.rew[r0 + i] + bootstrap_weight(gamma, batch, r0 + i) * q_min
 
 
 @njit(cache=True, inline="always")
 def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) (one critic: its own
-    Q_targ)."""
+    Q_targ; n-step: r + discount min_k Q_k_targ, bootstrap)."""
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
@@ -223,7 +239,8 @@ def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1):
 def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', a2) with the smoothed target
     action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
-    +noise_clip half), low, high), eps = work.eps (standard normal draws)."""
+    +noise_clip half), low, high), eps = work.eps (standard normal draws); n-step: r +
+    discount min_k Q_k_targ (bootstrap)."""
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)

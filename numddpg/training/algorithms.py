@@ -202,7 +202,8 @@ class OffPolicyAlgorithm:
         goal env (numddpg.engine.her; a vector env's compute_reward is its test env's, unless
         the vector env has its own: numddpg.sb3's VecEnv adapter)."""
         if self.her == "none":
-            return ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, seed=seed)
+            return ReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, seed=seed,
+                                n_steps=self.n_steps, gamma=self.gamma)
         achieved, desired, compute_reward = self._goal_env()
         return HerReplayBuffer(self.obs_dim, self.act_dim, self.replay_size, achieved, desired,
                                compute_reward, n_envs=max(1, self.n_envs),
@@ -572,6 +573,9 @@ def _check_hyperparameters(hp, specs, batch_within_buffer=True):
     if batch_within_buffer and hp["batch_size"] > hp["replay_size"]:
         raise ValueError(f"batch_size ({hp['batch_size']}) must not exceed replay_size "
                          f"({hp['replay_size']}): a minibatch is drawn from the buffer's rows")
+    if hp["n_steps"] > 1 and hp["her"] != "none":
+        raise ValueError(f"n_steps={hp['n_steps']} with her={hp['her']!r}: hindsight replay "
+                         "relabels one-step transitions only; use n_steps=1 with her")
     return hp
 
 
@@ -599,7 +603,7 @@ def _check_memory(model):
     else the most the calibration may pick on this process's CPUs."""
     item = np.dtype(model.dtype).itemsize
     o, a, n = model.obs_dim, model.act_dim, model.replay_size
-    buffer = n * (2 * o + a + 2) * 4
+    buffer = n * ((2 * o + a + 2) * 4 + (8 if model.n_steps > 1 else 0))   # (+ next_row)
     sizes_pi, sizes_q = _net_sizes(model)
     critics = model.n_critics
     chunks = model.chunks or _threads.largest_plan(model.batch_size)

@@ -139,6 +139,8 @@ class Loop:
         acts = np.zeros((envs.n, model.act_dim), kernel_dtype(self.policy.act_dtype))
         if state.obs is None:                  # a fresh start (or a load, a new env)
             state.new_episodes(envs.n)
+            if not self.whole_steps:           # (n-step returns: no link to an old episode)
+                self.buffer.end_episodes()
             state.obs = envs.start(state, obs_norm, noises)
         if self.callback is not None:
             self.callback.on_rollout_start()
@@ -166,8 +168,9 @@ class Loop:
                 self._save_checkpoint()
 
     def _store(self, obs, acts, obs2, rews, terms, ends, infos, noises):
-        """Store every env's transition of this step (d = terminated only) and count it; an
-        ended episode goes into the epoch's record."""
+        """Store every env's transition of this step (d = terminated only; with the env's
+        index and whether its episode ended, by which n-step returns link an episode's
+        transitions) and count it; an ended episode goes into the epoch's record."""
         state, envs, whole = self.state, self.envs, self.whole_steps
         if whole:                              # s' of each env, and which envs made a step
             rows2, stored = np.array(obs2, np.float64), np.zeros(envs.n)
@@ -181,7 +184,8 @@ class Loop:
             if whole:
                 rows2[i], stored[i] = s2, 1.0
             else:
-                code = store(obs[i], acts[i], rews[i], s2, 1.0 if terms[i] else 0.0)
+                code = store(obs[i], acts[i], rews[i], s2, 1.0 if terms[i] else 0.0, i,
+                             ends[i])
                 if code != STORED:
                     raise self._non_finite(code, s2, rews[i], i)
             if ends[i]:

@@ -38,6 +38,7 @@ from ..engine.agents import (N_STATS, agent_array_specs, agent_arrays, full_conf
 from ..engine.buffer import ReplayBuffer
 from ..engine.her import RECORD_FIELDS, HerReplayBuffer, record_arrays
 from ..engine.hyperparameters import ADAM_KEYS, LOSS_KEYS, TABLES, whole_as_json
+from ..engine.hyperparameters import check as check_hyperparameter
 from ..files import checkpoint as _checkpoint
 from ..files.checkpoint import CheckpointError, is_int, is_number
 from ..files.dictobs import DictLayout, DictObsError
@@ -50,7 +51,7 @@ MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 # hyperparameters newer than the format: files written before them lack them (the default holds)
 SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", "n_critics",
-               *ADAM_KEYS, *LOSS_KEYS, "random_eps"}
+               "n_steps", *ADAM_KEYS, *LOSS_KEYS, "random_eps"}
 
 
 class RunState:
@@ -556,6 +557,8 @@ def _array_specs(meta, cfg, b, loop):
         shapes = {"obs": (size, o), "act": (size, a), "rew": (size,), "obs2": (size, o),
                   "done": (size,)}
         specs.update({f"buffer.{k}": (b["dtype"], shapes[k]) for k in ReplayBuffer.FIELDS})
+        if meta["hyperparameters"].get("n_steps", 1) != 1:      # (checked: an int >= 1)
+            specs[f"buffer.{ReplayBuffer.LINKS}"] = ("int64", (size,))
     specs["buffer.rng_state"] = ("uint64", (1,))
     table = meta["arrays"]
     noise_len = table.get("noise.x", {}).get("shape", [0])
@@ -588,6 +591,11 @@ def _check_saved_hyperparameters(hp, cfg, where):
     if not (is_int(hp["seed"]) and hp["seed"] >= 0):
         raise CheckpointError(f"{where}: hyperparameters.seed {hp['seed']!r} must be an integer "
                               ">= 0 (a saved run always has its seed)")
+    if "n_steps" in hp:                  # (it decides which buffer arrays the file holds)
+        try:
+            check_hyperparameter("n_steps", hp["n_steps"], specs["n_steps"])
+        except ValueError as exc:
+            raise CheckpointError(f"{where}: hyperparameters: {exc}") from None
     if hp.get("chunks") is not None and not (is_int(hp["chunks"])
                                          and hp["chunks"] == cfg.get("chunks", 1)):
         raise CheckpointError(f"{where}: hyperparameters.chunks {hp['chunks']!r} differs from the "
