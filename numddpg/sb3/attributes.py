@@ -44,7 +44,7 @@ SECTIONS = ("config", "attributes", "loop", "user")     # the "sb3" section's, b
 # the arguments whose change on load() makes a new model (numddpg.sb3.model.load)
 REBUILD = ("buffer_size", "learning_starts", "batch_size", "tau", "gamma",
            "train_freq", "gradient_steps", "optimize_memory_usage", "policy_delay",
-           "target_policy_noise", "target_noise_clip")
+           "target_policy_noise", "target_noise_clip", "n_steps")
 MAX_STATS = 10**6                     # entries of ep_info_buffer a file may hold
 
 

@@ -33,12 +33,14 @@ build a native numddpg.DDPG / numddpg.TD3 (``model.native``), whose loop does th
     replay_buffer_class=HerReplayBuffer, replay_buffer_kwargs
                              her = goal_selection_strategy, her_k = n_sampled_goal
                              (numddpg.sb3.her)
+    n_steps                  n_steps (n-step returns; model.replay_buffer is then SB3's
+                             NStepReplayBuffer by name, numddpg.sb3.parts)
 
 "MultiInputPolicy" reads a Dict observation (numddpg.sb3.spaces: its entries laid end to end;
 images flattened, with a warning, where SB3 has a CNN).  What numddpg cannot do raises naming
-the argument (a device other than the CPU, a CnnPolicy, train_freq in episodes, n-step
-returns, another replay buffer class, an optimizer other than Adam or AdamW, nested Dict
-observations, ...); nothing else is silently changed.  Envs are
+the argument (a device other than the CPU, a CnnPolicy, train_freq in episodes, another replay
+buffer class, an optimizer other than Adam or AdamW, nested Dict observations, ...); nothing
+else is silently changed.  Envs are
 gymnasium 1.x envs or vector envs (``make_vec_env`` builds the latter) or SB3 VecEnvs
 (numddpg.sb3.envs); ``get_env()`` has SB3's VecEnv API.  The parts (policy, replay_buffer,
 parameters) are NumPy objects under SB3's names (numddpg.sb3.parts), the logger SB3's
@@ -84,7 +86,7 @@ from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckA
                     native_noise, noise_hyperparameters, own_noise)
 from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
 from .parameters import parameters, set_parameters
-from .parts import CPU, Policy, ReplayBufferView
+from .parts import CPU, Policy, ReplayBufferView, buffer_view
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
 from .spaces import Preprocessing, UnsupportedActionSpace, check_policy, observation_space_of
@@ -243,9 +245,6 @@ def _refuse_unsupported(args):
                          "networks when the model is made")
     _policy_name(args["policy"])
     _check_device(args["device"])
-    if check_int("n_steps", args["n_steps"], 1) != 1:
-        raise ValueError(f"n_steps={args['n_steps']!r}: numddpg computes one-step targets "
-                         "only (n_steps=1)")
 
 
 def _checked_arguments(args, native_class):
@@ -266,6 +265,7 @@ def _checked_arguments(args, native_class):
                buffer_size=checked("buffer_size", "replay_size"),
                batch_size=checked("batch_size", "batch_size"),
                gamma=checked("gamma", "gamma"),
+               n_steps=checked("n_steps", "n_steps"),
                verbose=check_int("verbose", args["verbose"], 0, 2),
                seed=checked("seed", "seed"))
     sb3["policy"] = _policy_name(args["policy"])
@@ -299,6 +299,7 @@ def _native_hyperparameters(sb3, n_envs, optimize_memory_usage=False):
           # SB3 trains once num_timesteps > learning_starts, never with gradient_steps=0
           "update_after": NEVER if gradient_steps == 0 else learning_starts + 1,
           "batch_size": sb3["batch_size"], "polyak": 1.0 - sb3["tau"], "gamma": sb3["gamma"],
+          "n_steps": sb3["n_steps"],
           # SB3 counts train_freq in steps of the (vector) env, numddpg in transitions
           "update_every": sb3["train_freq"].frequency * n_envs,
           "gradient_steps": None if gradient_steps in (-1, 0) else gradient_steps,
@@ -484,7 +485,7 @@ class OffPolicySB3(SB3Logging):
         buffer = self.native.buffer
         if isinstance(buffer, NativeHer):
             return HerReplayBuffer(buffer, self.native.obs_layout, self._handle_timeouts)
-        return ReplayBufferView(buffer, self._handle_timeouts)
+        return buffer_view(buffer, self._handle_timeouts)
 
     @replay_buffer.setter
     def replay_buffer(self, buffer):
@@ -499,6 +500,10 @@ class OffPolicySB3(SB3Logging):
         if not isinstance(buffer, type(mine)) or _buffer_shape(buffer) != _buffer_shape(mine):
             raise ValueError(f"replay_buffer must be None or a replay buffer like this model's "
                              f"{mine!r}, got {buffer!r}")
+        if _returns(buffer) != _returns(mine):     # (a file holds what the model's n_steps say)
+            raise ValueError(f"replay_buffer sums n-step returns with (n_steps, gamma) = "
+                             f"{_returns(buffer)}, this model with {_returns(mine)}: make the "
+                             "model with the buffer's n_steps and gamma")
         self.native.buffer, self._buffer_removed = buffer, False
 
     def get_parameters(self):
@@ -1080,7 +1085,7 @@ def _saved_arguments(native_class, meta, record):
                                      **({} if hp["her"] == "none" else {
                                          "goal_selection_strategy": hp["her"],
                                          "n_sampled_goal": hp["her_k"]})},
-            "optimize_memory_usage": memory, "n_steps": 1,
+            "optimize_memory_usage": memory, "n_steps": hp["n_steps"],
             "policy_kwargs": _saved_policy_kwargs(hp), "seed": hp["seed"]}
     for name in native_class.AGENT_KWARGS:            # TD3's three, under SB3's names
         args[native_class.SPECS[name].sb3] = hp[name]
@@ -1122,9 +1127,9 @@ def _replacements(native_class, saved, kwargs, custom_objects):
                     != _policy_sizes(saved[name], spec, multi_input=True)):
                 raise ValueError(f"load(policy_kwargs={value!r}): the saved model's are "
                                  f"{saved[name]!r}; the networks cannot change")
-        elif name == "n_steps":
-            _refuse_unsupported(dict(policy="MlpPolicy", device="cpu", n_steps=value,
-                                     _init_setup_model=True, optimize_memory_usage=False))
+        elif name == "n_steps":                 # (another n rebuilds: attributes.REBUILD)
+            args[name] = check_hyperparameter(source[name], value,
+                                              native_class.SPECS["n_steps"])
         elif name == "replay_buffer_class":
             her = value is not None and is_her_class(value)
             if her != (saved[name] is not None):
@@ -1142,6 +1147,12 @@ def _replacements(native_class, saved, kwargs, custom_objects):
         else:
             args[name] = value
     return args, attributes
+
+
+def _returns(buffer):
+    """(n_steps, gamma) of a replay buffer's n-step returns; (1, None) for one-step ones."""
+    n = getattr(buffer, "n_steps", 1)
+    return (n, buffer.gamma if n > 1 else None)
 
 
 def _gradient_steps(hp):

@@ -8,14 +8,20 @@
     model.replay_buffer   ReplayBufferView: SB3's ``size()``, ``pos``, ``full``,
                           ``buffer_size``, ``observations``, ``actions``, ``rewards``,
                           ``next_observations``, ``dones`` (views of numddpg's rows, one env
-                          axis of 1), and numddpg's own ReplayBuffer attributes
+                          axis of 1), and numddpg's own ReplayBuffer attributes (``n_steps``
+                          and ``gamma`` too: with n-step returns an NStepReplayBufferView)
     get_parameters()      SB3's dicts (numddpg.sb3.parameters): the policy's state dict and the
                           two Adam states, under SB3's names and torch's shapes
 """
+import abc
+import sys
+
 import numpy as np
 
 from ..training.acting import Policy as ActingPolicy
 from . import parameters as _parameters
+
+SB3_BUFFERS = "stable_baselines3.common.buffers"    # read from sys.modules, never imported
 
 
 class Device(str):
@@ -188,10 +194,10 @@ class ReplayBufferView:
                              f"entry per env; got {obs.shape[0]}, {next_obs.shape[0]}, "
                              f"{action.shape[0]}, {reward.size}, {done.size}, {len(infos)}")
         for i in range(n):
-            timeout = self.handle_timeout_termination and infos[i].get("TimeLimit.truncated",
-                                                                       False)
+            truncated = bool(infos[i].get("TimeLimit.truncated", False))
+            timeout = self.handle_timeout_termination and truncated
             buffer.store(obs[i], action[i], float(reward[i]), next_obs[i],
-                         float(bool(done[i]) and not timeout))
+                         float(bool(done[i]) and not timeout), truncated=truncated, env=i)
 
     def extend(self, *args, **kwargs):
         """SB3's ``extend``: ``add`` for each step of arrays with a leading step axis."""
@@ -207,7 +213,27 @@ class ReplayBufferView:
         return self.buffer.size
 
     def __repr__(self):
-        return f"ReplayBufferView({self.buffer!r})"
+        return f"{type(self).__name__}({self.buffer!r})"
+
+
+class NStepReplayBufferView(ReplayBufferView):
+    """The view of a buffer with n-step returns (``n_steps`` > 1, ``gamma``): SB3's
+    NStepReplayBuffer's role."""
+
+
+def buffer_view(buffer, handle_timeout_termination=True):
+    """``model.replay_buffer`` for numddpg's uniform ``buffer``: its ReplayBufferView, or with
+    n-step returns its NStepReplayBufferView.  Where the process has imported SB3's buffers
+    module (numddpg never imports it), NStepReplayBufferView is first registered as a virtual
+    subclass of SB3's NStepReplayBuffer (abc's ``register``; so of its ReplayBuffer too), so
+    that SB3 code's ``isinstance(model.replay_buffer, NStepReplayBuffer)`` sees the role it
+    plays; SB3's ``sample`` and ``_get_samples`` are not among the view's."""
+    base = getattr(sys.modules.get(SB3_BUFFERS), "NStepReplayBuffer", None)
+    if isinstance(base, abc.ABCMeta) and not issubclass(NStepReplayBufferView, base):
+        base.register(NStepReplayBufferView)
+    n_steps = getattr(buffer, "n_steps", 1)
+    view = NStepReplayBufferView if n_steps > 1 else ReplayBufferView
+    return view(buffer, handle_timeout_termination)
 
 
 class SavedPolicy(ActingPolicy):
