@@ -200,7 +200,7 @@ class HerReplayBuffer:
         rows = np.flatnonzero(goal_row >= 0)
         if rows.size:
             batch.rew[rows] = self._rewards(achieved2[rows], goal[rows], idx[rows])
-        return out if out is not None else batch._asdict()
+        return out if out is not None else dict(zip(FLOAT_FIELDS, batch))
 
     def sample(self, batch_size, obs_norm=None):
         """``gather(*draw(batch_size), obs_norm)``: a minibatch from the buffer's generator."""
