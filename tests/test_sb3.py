@@ -580,7 +580,7 @@ class Tanh:
     (dict(train_freq=(1, "month")), "train_freq"),
     (dict(train_freq=0), "train_freq"),
     (dict(gradient_steps=-2), "gradient_steps"),
-    (dict(n_steps=3), "n_steps"),
+    (dict(n_steps=0), "n_steps"),
     (dict(replay_buffer_class=object), "replay_buffer_class"),
     (dict(optimize_memory_usage=True), "optimize_memory_usage"),
     (dict(policy_kwargs=dict(activation_fn=Tanh)), "activation_fn"),
