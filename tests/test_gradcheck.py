@@ -100,6 +100,24 @@ def test_objectives_do_not_touch_the_agent():
         np.testing.assert_array_equal(net.params, arr)
 
 
+def test_the_critic_check_with_n_step_targets(rng):
+    """The critic loss with an n-step y (per-row discount gamma^m (1 - d), docs/math.md section
+    12): finite differences of the twin's loss against the kernels' backward pass, and the
+    fused update's own gradient equal to the objective's (1e-12: same sums, other call sites)."""
+    from helpers import random_batch, small_agent
+    agent, before = small_agent(DDPGAgent, seed=4), small_agent(DDPGAgent, seed=4)
+    batch = random_batch(rng, agent, 6)
+    discount = agent.gamma ** rng.integers(1, 4, 6) * (1 - batch[4])
+    obj = gc.critic_objective(before, batch, discount)
+    rows = gc.check_objective(obj)
+    assert all(row["ok"] for row in rows), rows
+    agent.update(*batch, discount=discount)
+    assert gc.rel_error(agent.gradients()["critic"], obj.grad(obj.x0)) < 1e-12
+    # the discount reaches the gradient: the one-step objective's is another one
+    one_step = gc.critic_objective(before, batch)
+    assert gc.rel_error(one_step.grad(obj.x0), obj.grad(obj.x0)) > 1e-3
+
+
 # --- the command ------------------------------------------------------------------------------
 
 def rows_of(out):

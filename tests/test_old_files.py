@@ -58,6 +58,7 @@ def test_an_old_model_file_loads_acts_and_trains_on_identically(algo):
     old = ALGOS[algo].load(OLD / f"model_{algo}.npz")
     # written before n_critics existed: the algorithm's own number, the only one there was
     assert old.n_critics == old.agent.n_critics == {"ddpg": 1, "td3": 2}[algo]
+    assert old.n_steps == old.buffer.n_steps == 1           # (files before n-step returns)
     close(np.stack([old.predict(o)[0] for o in EXPECTED["obs"]]), EXPECTED[f"predict_{algo}"])
     ref = ALGOS[algo]("Pendulum-v1", log=False, **HP)
     ref.learn(600, progress_bar=False)

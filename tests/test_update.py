@@ -210,7 +210,7 @@ def test_the_memory_check_counts_the_chunks_the_run_can_use(monkeypatch, two_cpu
     model = SimpleNamespace(dtype="float32", obs_dim=3, act_dim=1, replay_size=1000,
                             hidden_sizes=(8192,) * 3, qf_hidden_sizes=None, chunks=None,
                             agent_class=TD3Agent, n_critics=2, batch_size=256,
-                            env_id="Pendulum-v1")
+                            env_id="Pendulum-v1", n_steps=1)
     algorithms._check_memory(model)
     assert 10 * 2**30 < asked[0] < 12 * 2**30
 
