@@ -337,6 +337,24 @@ def test_a_damaged_link_in_a_file_is_refused(tmp_path):
         numddpg.DDPG.load(bad)
 
 
+def test_load_replay_buffer_across_n_steps(tmp_path):
+    """A one-step buffer loaded into an n-step model has no links (each row a one-step
+    return); an n-step buffer loaded into a one-step model keeps its rows, not its links."""
+    hp = dict(hidden_sizes=(8,), start_steps=10, update_after=10**9, num_test_episodes=0,
+              seed=0, replay_size=500)
+    one = numddpg.DDPG("Pendulum-v1", log=False, **hp)
+    three = numddpg.DDPG("Pendulum-v1", log=False, n_steps=3, **hp)
+    one.learn(30, progress_bar=False)
+    three.learn(30, progress_bar=False)
+    three.load_replay_buffer(one.save_replay_buffer(tmp_path / "one.npz"))
+    np.testing.assert_array_equal(three.buffer.rew[:30], one.buffer.rew[:30])
+    assert (three.buffer.next_row[:30] == -1).all()
+    three.learn(5, progress_bar=False)                  # new transitions link again
+    np.testing.assert_array_equal(three.buffer.next_row[30:34], [31, 32, 33, 34])
+    one.load_replay_buffer(three.save_replay_buffer(tmp_path / "three.npz"))
+    assert one.buffer.size == 35 and one.buffer.next_row.size == 0
+
+
 def test_n_steps_is_a_checked_hyperparameter_with_a_flag(capsys):
     with pytest.raises(ValueError, match="n_steps"):
         numddpg.DDPG("Pendulum-v1", log=False, n_steps=0)
@@ -370,7 +388,6 @@ def test_sb3_n_steps_and_the_buffer_view_takes_sb3_classes_when_loaded(monkeypat
     view = model.replay_buffer
     assert isinstance(view, NStepReplayBuffer) and isinstance(view, ReplayBuffer)
     one_step = TD3("MlpPolicy", "Pendulum-v1", buffer_size=1000, policy_kwargs=dict(net_arch=[8]))
-    assert isinstance(one_step.replay_buffer, ReplayBuffer)
     assert not isinstance(one_step.replay_buffer, NStepReplayBuffer)
     with pytest.raises(ValueError, match="n_steps, gamma"):
         one_step.replay_buffer = model.replay_buffer
