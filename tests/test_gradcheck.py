@@ -108,7 +108,7 @@ def test_the_critic_check_with_n_step_targets(rng):
     agent, before = small_agent(DDPGAgent, seed=4), small_agent(DDPGAgent, seed=4)
     batch = random_batch(rng, agent, 6)
     discount = agent.gamma ** rng.integers(1, 4, 6) * (1 - batch[4])
-    obj = gc.critic_objective(before, batch, discount)
+    obj = gc.critic_objective(before, batch, discount=discount)
     rows = gc.check_objective(obj)
     assert all(row["ok"] for row in rows), rows
     agent.update(*batch, discount=discount)

@@ -223,9 +223,10 @@ def test_the_discount_of_a_one_step_batch_changes_no_bit(cls, rng):
         assert np.array_equal(value, b.state_dict()[name]), name
 
 
-@pytest.mark.parametrize("cls", [DDPGAgent, TD3Agent])
-def test_fused_update_with_a_discount_equals_the_twin(cls, rng):
-    fused, stepwise = small_agent(cls, seed=3), small_agent(cls, seed=3)
+@pytest.mark.parametrize("cls, kw", [(DDPGAgent, {}), (TD3Agent, {}),
+                                     (DDPGAgent, {"n_critics": 3})])
+def test_fused_update_with_a_discount_equals_the_twin(cls, kw, rng):
+    fused, stepwise = small_agent(cls, seed=3, **kw), small_agent(cls, seed=3, **kw)
     for B in (5, 3, 8):
         batch = random_batch(rng, fused, B)
         discount = fused.gamma ** rng.integers(1, 4, B) * (1 - batch[4])
