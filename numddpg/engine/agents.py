@@ -195,6 +195,7 @@ class DDPGAgent:
                          for name in (*self.config_keys, *ADAM_KEYS, *LOSS_KEYS)
                          if name in HP._fields})
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
+        self._nstep_batches = {}              # B -> the minibatch with a discount (n-step)
         self.threads = self.chunks
         self._stats = np.zeros(N_STATS, np.float64)
 
@@ -257,9 +258,8 @@ class DDPGAgent:
         return Net(net.params, targ.params, grad, optim.m, optim.v, net._sizes_arr)
 
     def _buffers(self, B):
-        """The minibatch arrays, the Work bundle, the index array and the minibatch with
-        n-step returns' discount (B,) for batches of B rows (allocated on the first batch of
-        that size, then reused)."""
+        """The minibatch arrays, the Work bundle and the index array for batches of B rows
+        (allocated on the first batch of that size, then reused)."""
         if B not in self._by_batch:
             o, a = self.obs_dim, self.act_dim
             batch = Batch(np.empty((B, o), self.dtype), np.empty((B, a), self.dtype),
@@ -268,9 +268,16 @@ class DDPGAgent:
             slots = work_slots(B, self.chunks, o, a, self.actor.sizes, self.critic.sizes,
                                self.smoothing)
             work = carve_work(np.empty(work_size(slots), self.dtype), slots)
-            self._by_batch[B] = (batch, work, np.empty(B, np.int64),
-                                 batch._replace(discount=np.empty(B, np.float64)))
+            self._by_batch[B] = (batch, work, np.empty(B, np.int64))
         return self._by_batch[B]
+
+    def _nstep_batch(self, batch):
+        """``batch`` with a discount (B,) of its own for n-step minibatches (the same arrays
+        otherwise; made once per batch size)."""
+        B = batch.obs.shape[0]
+        if B not in self._nstep_batches or self._nstep_batches[B].obs is not batch.obs:
+            self._nstep_batches[B] = batch._replace(discount=np.empty(B, np.float64))
+        return self._nstep_batches[B]
 
     # The counters the update kernel advances in t, as attributes: t_pi and t_q are the Adam
     # step counts (every critic's: they step together); TD3 adds its own n_updates.
@@ -391,7 +398,7 @@ class DDPGAgent:
         12), rew its n-step returns; None: one-step targets, gamma (1 - d)."""
         batch = Batch(*self.check_batch(obs, act, rew, obs2, done))
         batch = batch._replace(discount=self.check_discount(discount, batch.obs.shape[0]))
-        _, work, _, _ = self._buffers(batch.obs.shape[0])
+        _, work, _ = self._buffers(batch.obs.shape[0])
         self._sync_t_in()
         stats = self._stats.reshape(1, N_STATS)
         replay = self._unsampled(batch)
@@ -418,9 +425,9 @@ class DDPGAgent:
         """
         replay, size = self._check_replay(buffer, obs_norm)
         B = check_dim("batch_size", batch_size)
-        batch, work, idx, nstep_batch = self._buffers(B)
+        batch, work, idx = self._buffers(B)
         if replay.n_steps > 1:
-            batch = nstep_batch
+            batch = self._nstep_batch(batch)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         self._sync_t_in()
         self._run(int(K), True, replay, size, idx, batch, work, stats)
@@ -435,7 +442,7 @@ class DDPGAgent:
         env computes (numddpg.engine.her).  The kernel of ``update_burst``, one update per
         call, with its sampling left out.  Returns a (K, 4) float64 array of statistics."""
         B = check_dim("batch_size", batch_size)
-        batch, work, idx, _ = self._buffers(B)
+        batch, work, idx = self._buffers(B)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         replay = self._unsampled(batch)
         self._sync_t_in()
