@@ -393,4 +393,29 @@ def test_sb3_n_steps_and_the_buffer_view_takes_sb3_classes_when_loaded(monkeypat
     with pytest.raises(ValueError, match="n_steps, gamma"):
         one_step.replay_buffer = model.replay_buffer
     model.learn(120)
-    assert model.num_timesteps == 120
+    assert model.num_timesteps >= 120
+
+
+def test_sb3_add_links_each_env_and_load_with_another_n_steps(tmp_path):
+    """The SB3 view's add: an episode goes on until done or TimeLimit.truncated, per env; load
+    with another n_steps rebuilds the model around the file's rows."""
+    from numddpg.sb3 import DDPG
+    model = DDPG("MlpPolicy", "Pendulum-v1", n_steps=3, buffer_size=100,
+                 policy_kwargs=dict(net_arch=[8]))
+    view = model.replay_buffer
+    obs = np.zeros((2, 3))
+    for k, (done, trunc) in enumerate([((0, 0), (0, 0)), ((0, 0), (0, 1)), ((1, 0), (0, 0)),
+                                       ((0, 0), (0, 0))]):
+        view.add(obs + k, obs + k + 1, np.zeros((2, 1)), np.ones(2), np.array(done),
+                 [{"TimeLimit.truncated": bool(t)} for t in trunc])
+    # rows: step k of env e is row 2 k + e; env 1 truncated at step 1, env 0 done at step 2
+    np.testing.assert_array_equal(model.native.buffer.next_row[:8], [2, 3, 4, -1, -1, 7, -1, -1])
+    np.testing.assert_array_equal(model.native.buffer.done[:8], [0, 0, 0, 0, 1, 0, 0, 0])
+    path = tmp_path / "m.npz"
+    model.save(path)
+    one = DDPG.load(path, n_steps=1)
+    assert one.native.n_steps == one.native.buffer.n_steps == 1 and one.native.buffer.size == 8
+    five = DDPG.load(path, n_steps=5)
+    assert five.native.buffer.n_steps == 5
+    np.testing.assert_array_equal(five.native.buffer.next_row[:8], [2, 3, 4, -1, -1, 7, -1, -1])
+    assert DDPG.load(path).native.n_steps == 3
