@@ -356,6 +356,37 @@ def test_load_replay_buffer_across_n_steps(tmp_path):
     assert one.buffer.size == 35 and one.buffer.next_row.size == 0
 
 
+def test_sb3_vec_normalize_rewards_are_summed_normalized():
+    """numddpg.sb3's NormalizedRewards (SB3's VecNormalize: rewards normalized as sampled) in
+    front of an n-step buffer: the burst sums r_hat = r / sqrt(var_R + eps), as SB3's
+    NStepReplayBuffer normalizes each reward of the sum, and links as the buffer does."""
+    from types import SimpleNamespace
+    from numddpg.sb3.vecnormalize import NormalizedRewards
+    rng = np.random.default_rng(1)
+    buf = ReplayBuffer(3, 2, 40, n_steps=3, gamma=0.9)
+    vn = SimpleNamespace(ret_rms=SimpleNamespace(var=np.array(3.0)), epsilon=1e-8,
+                         clip_reward=10.0)
+    wrapped = NormalizedRewards(buf, vn)
+    for t in range(30):
+        assert wrapped.store_fast(rng.standard_normal(3), rng.standard_normal(2),
+                                  float(rng.standard_normal()), rng.standard_normal(3),
+                                  float(t % 13 == 12), t % 2, bool(t % 13 >= 11)) == 0
+    assert (buf.next_row[:30] >= 0).sum() > 20
+    burst, single = small_agent(DDPGAgent, seed=6, gamma=0.9), small_agent(DDPGAgent, seed=6,
+                                                                            gamma=0.9)
+    wrapped.train(burst, 8, 2)
+    idx = np.empty(8, np.int64)
+    for _ in range(2):
+        sample_indices(single.rng_state, buf.size, idx)
+        b = ref.nstep_batch(idx, buf.obs[:30], buf.act[:30], wrapped.rew[:30], buf.obs2[:30],
+                            buf.done[:30], buf.next_row[:30], 3, 0.9)
+        single.update(b["obs"], b["act"], b["rew"], b["obs2"], b["done"], discount=b["discount"])
+    np.testing.assert_allclose(wrapped.rew[:30], buf.rew[:30] / np.sqrt(3.0 + 1e-8), rtol=1e-6)
+    for name, value in burst.state_dict().items():
+        np.testing.assert_allclose(value, single.state_dict()[name], rtol=0, atol=PATHS,
+                                   err_msg=name)
+
+
 def test_n_steps_is_a_checked_hyperparameter_with_a_flag(capsys):
     with pytest.raises(ValueError, match="n_steps"):
         numddpg.DDPG("Pendulum-v1", log=False, n_steps=0)

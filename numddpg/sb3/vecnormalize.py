@@ -70,8 +70,8 @@ class NormalizedRewards:
     done = property(lambda self: self.buffer.done)
     size = property(lambda self: self.buffer.size)
 
-    def store_fast(self, obs, act, rew, obs2, done):
-        return self.buffer.store_fast(obs, act, rew, obs2, done)
+    def store_fast(self, obs, act, rew, obs2, done, env=0, ended=True):
+        return self.buffer.store_fast(obs, act, rew, obs2, done, env, ended)
 
     def train(self, agent, batch_size, K, obs_norm=None):
         """The buffer's ``train`` on the normalized rewards."""
