@@ -1,4 +1,5 @@
-"""Helpers shared by the agent tests (test_agents.py, test_td3.py)."""
+"""Helpers shared by several test files: small agents and batches (test_agents.py, test_td3.py), a
+small numddpg.sb3 model, a checkpoint with its record edited."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,3 +35,23 @@ def fake_buffer(rng, agent, capacity, size):
     buf.obs[:size], buf.act[:size], buf.rew[:size] = obs, act, rew
     buf.obs2[:size], buf.done[:size] = obs2, done
     return buf
+
+
+def small_sb3(Algo, env="Pendulum-v1", **kw):
+    """A numddpg.sb3 model of class ``Algo`` with an 8-unit net, a 500-row buffer and batches of
+    8 from step 10 (SB3's keyword arguments in ``kw`` override these)."""
+    args = dict(learning_starts=10, batch_size=8, buffer_size=500,
+                policy_kwargs=dict(net_arch=[8]), seed=0)
+    args.update(kw)
+    return Algo("MlpPolicy", env, **args)
+
+
+def rewrite_meta(src, dst, edit):
+    """Copy checkpoint ``src`` to ``dst`` with ``edit(meta)`` applied to its JSON record."""
+    from numddpg.files.checkpoint import read_checkpoint, write_checkpoint
+    meta, arrays = read_checkpoint(src, allow_nonfinite=("epoch.update_stats",))
+    for key in ("format", "format_version", "numddpg_version", "arrays"):
+        meta.pop(key)
+    edit(meta)
+    write_checkpoint(dst, arrays, meta, allow_nonfinite=("epoch.update_stats",))
+    return dst

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import rewrite_meta
 from numddpg import checks
 
 from numddpg.tools import cli
@@ -50,14 +51,6 @@ def run_dir(tmp_path_factory):
     return path
 
 
-def rewrite_meta(src, dst, edit):
-    """Copy checkpoint ``src`` to ``dst`` with ``edit(meta)`` applied to its JSON record."""
-    meta, arrays = read_checkpoint(src, allow_nonfinite=("epoch.update_stats",))
-    for key in ("format", "format_version", "numddpg_version", "arrays"):
-        meta.pop(key)
-    edit(meta)
-    write_checkpoint(dst, arrays, meta, allow_nonfinite=("epoch.update_stats",))
-    return dst
 
 
 def copy_run(src, dst):

@@ -12,7 +12,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from numddpg.files.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from helpers import rewrite_meta, small_sb3
+from numddpg.files.checkpoint import CheckpointError
 from numddpg.sb3 import DDPG, TD3, make_vec_env
 from numddpg.sb3.vecenv import OneEnvVecEnv
 
@@ -25,9 +26,7 @@ def _one_chunk(monkeypatch):
 
 
 def small(Algo=TD3, env="Pendulum-v1", **kw):
-    args = dict(learning_starts=10, batch_size=8, buffer_size=500, policy_kwargs=TINY, seed=0)
-    args.update(kw)
-    return Algo("MlpPolicy", env, **args)
+    return small_sb3(Algo, env, **kw)
 
 
 def same_agent(a, b, skip=()):
@@ -194,14 +193,6 @@ def test_replay_buffer_add_extend_timeouts_and_device():
         model.device = "cuda"
 
 
-def edited(src, dst, edit):
-    """Copy model file ``src`` to ``dst`` with ``edit(meta)`` applied to its record."""
-    meta, arrays = read_checkpoint(src, allow_nonfinite=("epoch.update_stats",))
-    for key in ("format", "format_version", "numddpg_version", "arrays"):
-        meta.pop(key)
-    edit(meta)
-    write_checkpoint(dst, arrays, meta, allow_nonfinite=("epoch.update_stats",))
-    return dst
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -215,7 +206,7 @@ def test_a_files_sb3_record_is_checked(tmp_path, edit, match):
     model = small()
     model.learn(12)
     model.save(tmp_path / "m")
-    bad = edited(tmp_path / "m.zip", tmp_path / "bad.zip", edit)
+    bad = rewrite_meta(tmp_path / "m.zip", tmp_path / "bad.zip", edit)
     with pytest.raises(CheckpointError, match=match):
         TD3.load(bad)
 

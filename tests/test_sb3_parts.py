@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from helpers import small_sb3
 from numddpg.sb3 import DDPG, TD3
 from numddpg.sb3.parameters import ParameterError
 
@@ -19,9 +20,7 @@ def _one_chunk(monkeypatch):
 
 
 def small(Algo=DDPG, env="Pendulum-v1", **kw):
-    args = dict(learning_starts=10, batch_size=8, buffer_size=500, policy_kwargs=TINY, seed=0)
-    args.update(kw)
-    return Algo("MlpPolicy", env, **args)
+    return small_sb3(Algo, env, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
