@@ -1,15 +1,17 @@
 """Speed of this checkout against another revision: cold start, the update, whole training.
 
     python bench/revision_speed.py --against REV [--rounds 5] [--steps 2000] [--no-train]
-                                   [--no-cold]
+                                   [--no-cold | --cold-rounds N]
 
 For a change that promises "no speed changes" (a move of code, a rename): the two trees
 (this checkout, and REV checked out in a temporary git worktree) are measured alternately, one
 fresh interpreter per tree and round, so that the host's drift hits both alike:
 
   cold start      import numddpg and the first learn() of 1,500 Pendulum-v1 steps (the Numba
-                  kernels compiled into an empty cache: NUMBA_CACHE_DIR is a new folder), in
-                  the first round only (compiling is slow and hardly noisy; --no-cold: never)
+                  kernels compiled into an empty cache: NUMBA_CACHE_DIR is a new folder); then
+                  TD3's first learn() of as many steps in the same process (its own kernels:
+                  the functions DDPG's compiled are loaded already), in the first round only
+                  (--cold-rounds N: the first N rounds; --no-cold: never)
   update          microseconds per update of DDPGAgent.update_burst and TD3Agent's (K = 20
                   updates a call, one chunk, one BLAS thread) at (64, 64) batch 64 and (256, 256)
                   batch 256, minibatches from a 10,000-row buffer; the median of 15 calls a
@@ -52,6 +54,10 @@ def measure(steps, cold):
         numddpg.DDPG("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
             1500, progress_bar=False)
         out["cold start, s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        numddpg.TD3("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
+            1500, progress_bar=False)
+        out["td3 first learn after ddpg's, s"] = time.perf_counter() - t1
     for name, (agent_class, o, a, hidden, batch) in UPDATE_CONFIGS.items():
         agent = getattr(numddpg, agent_class)(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0,
                                               chunks=1)
@@ -106,6 +112,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--no-train", action="store_true", help="the update alone (and cold start)")
     ap.add_argument("--no-cold", action="store_true", help="no cold start (no compile round)")
+    ap.add_argument("--cold-rounds", type=int, default=1, metavar="N",
+                    help="measure the cold start in the first N rounds (default 1)")
     args = ap.parse_args(argv)
     steps = 0 if args.no_train else args.steps
     sys.path.insert(0, str(ROOT))
@@ -124,7 +132,8 @@ def main(argv=None):
                 order = [("this", ROOT), ("rev", tree)][::1 if r % 2 == 0 else -1]
                 for name, where in order:
                     results[name].append(measure_in(where, steps,
-                                                    cold=(r == 0 and not args.no_cold)))
+                                                    cold=(r < args.cold_rounds
+                                                          and not args.no_cold)))
                     print(f"round {r + 1}, {name}: " + ", ".join(
                         f"{k} {v:,.1f}" for k, v in results[name][-1].items()), flush=True)
         finally:

@@ -95,16 +95,18 @@ def test_a_failing_thread_aborts_the_burst_and_the_next_one_runs(failing, rng):
                                                                       chunks=2)
     buf = fake_buffer(rng, agent, capacity=64, size=50)
 
+    real = agent._kernel
+
     def kernel(me, n, *args):
         if me == failing:
             raise RuntimeError(f"thread {me} failed")
-        return DDPGAgent._kernel(me, n, *args)
+        return real(me, n, *args)
 
     agent._kernel = kernel
     with pytest.raises(RuntimeError, match=f"thread {failing} failed"):
         finishes(lambda: agent.update_burst(buf, 12, 3))
     assert not agent._flags.any()
-    del agent._kernel
+    agent._kernel = real
     stats = finishes(lambda: [agent.update_burst(buf, 12, 3) for _ in range(3)])
     assert np.isfinite(np.concatenate(stats)).all()
     if failing == 0:

@@ -40,9 +40,9 @@ from ..kernels.nn import MLP, check_dtype, check_sizes
 from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import run_threads
 from ..kernels.threads import usable_cpus
-from ..kernels.update import (HP, N_STATS, ONE_STEP, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD,
-                              Batch, Net, carve_work, ddpg_updates, draw_smoothing_noise,
-                              td3_updates, work_size, work_slots)
+from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD,
+                              Batch, Features, Net, carve_work, ddpg_updates,
+                              draw_smoothing_noise, td3_updates, work_size, work_slots)
 from .buffer import NO_LINKS, Replay
 from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, MAX_CRITICS, TD3_EXTRA, TD3_TABLE,
                               describe, whole_as_json)
@@ -139,7 +139,8 @@ class DDPGAgent:
     state_layout = state_layout_for(n_critics)
     # the step counts: state_dict()["counters"] and the update kernel's t, in this order
     counter_names = ("t_pi", "t_q")
-    _kernel = staticmethod(ddpg_updates)
+    # the update kernel for a set of numddpg.kernels.update.Features (its optional parts)
+    updates = staticmethod(ddpg_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
@@ -194,6 +195,13 @@ class DDPGAgent:
                       **{name: float(getattr(self, name))
                          for name in (*self.config_keys, *ADAM_KEYS, *LOSS_KEYS)
                          if name in HP._fields})
+        # The update kernels: the optional parts this agent's hyperparameters use compiled
+        # in, the rest left out (a plain agent compiles none of them); n-step minibatches get
+        # a kernel with n-step targets besides.
+        features = Features(n_critics=self.n_critics, clip_return=bool(self.clip_return),
+                            action_l2=self.action_l2 != 0, weight_decay=self.weight_decay != 0)
+        self._kernel = self.updates(features)
+        self._nstep_kernel = self.updates(features._replace(nstep=True))
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self._nstep_batches = {}              # B -> the minibatch with a discount (n-step)
         self.threads = self.chunks
@@ -355,9 +363,9 @@ class DDPGAgent:
 
     def check_discount(self, discount, B):
         """An n-step minibatch's per-row discount gamma^m (1 - d) as a C-contiguous float64
-        (B,) array of numbers in [0, 1] (None: one-step, update.ONE_STEP), or ValueError."""
+        (B,) array of numbers in [0, 1] (None: one-step), or ValueError."""
         if discount is None:
-            return ONE_STEP
+            return None
         arr = np.ascontiguousarray(discount, dtype=np.float64)
         if arr.shape != (B,):
             raise ValueError(f"discount must have shape ({B},), one per row, got {arr.shape}")
@@ -386,9 +394,10 @@ class DDPGAgent:
         # numddpg.kernels.sync's flags: a cache line per thread, then the abort flag
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
-    def _run(self, K, sample, replay, size, idx, batch, work, stats):
-        """K updates of the agent's kernel on its threads (numddpg.kernels.sync.run_threads)."""
-        run_threads(self._kernel, self._threads, self._flags,
+    def _run(self, K, sample, replay, size, idx, batch, work, stats, nstep=False):
+        """K updates of the agent's kernel (with ``nstep``, the one with n-step targets) on
+        its threads (numddpg.kernels.sync.run_threads)."""
+        run_threads(self._nstep_kernel if nstep else self._kernel, self._threads, self._flags,
                     (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
                      self.half, self._hp, self._t, batch, work, stats, self._flags))
 
@@ -402,7 +411,8 @@ class DDPGAgent:
         self._sync_t_in()
         stats = self._stats.reshape(1, N_STATS)
         replay = self._unsampled(batch)
-        self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats)
+        self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats,
+                  nstep=discount is not None)
         self._sync_t_out()
         return self._stats_dict(self._stats)
 
@@ -430,7 +440,7 @@ class DDPGAgent:
             batch = self._nstep_batch(batch)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         self._sync_t_in()
-        self._run(int(K), True, replay, size, idx, batch, work, stats)
+        self._run(int(K), True, replay, size, idx, batch, work, stats, nstep=replay.n_steps > 1)
         self._sync_t_out()
         return stats
 
@@ -538,7 +548,6 @@ class DDPGAgent:
         hold the two to 1e-12 in float64).  Nothing changes if the batch is refused."""
         batch = self.check_batch(obs, act, rew, obs2, done)
         discount = self.check_discount(discount, batch[0].shape[0])
-        discount = None if discount is ONE_STEP else discount
         # the twin's state dict, by docs/math.md's names (state_layout's symbols)
         live = {held.symbol: array for held, array in
                 zip(self.state_layout.values(), self._state_arrays().values()) if held.symbol}
@@ -628,7 +637,7 @@ class TD3Agent(DDPGAgent):
     config_keys = DDPGAgent.config_keys + tuple(TD3_EXTRA)   # its three hyperparameters
     state_layout = state_layout_for(n_critics)     # DDPG's arrays, then the second critic's
     counter_names = ("t_pi", "t_q", "n_updates")     # n_updates: the policy delay's clock
-    _kernel = staticmethod(td3_updates)
+    updates = staticmethod(td3_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,

@@ -63,17 +63,16 @@ def _adam_delta(m, v, i, g, k):
 
 @njit(cache=True, error_model="numpy")
 def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
-    """Elements lo..hi-1 of one Adam step with coefficients c = adam_coefficients(...), and,
-    when ``average``, the polyak update of ``targ`` from the new params in the same pass:
+    """Elements lo..hi-1 of one Adam step with coefficients c = adam_coefficients(...) and no
+    weight decay, and, when ``average``, the polyak update of ``targ`` from the new params in
+    the same pass:
 
-        g <- g + lambda p                        (only coupled weight decay: C_L2 = lambda)
         m <- beta1 m + (1 - beta1) g             v <- beta2 v + (1 - beta2) g^2
-        p <- decay p - (lr / (1 - beta1^t)) * m / (sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps)
+        p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) * (1 / sqrt(1 - beta2^t)) + eps)
         targ <- polyak targ + (1 - polyak) p     (only when average)
 
-    with decay = C_DECAY = 1 - lr lambda for decoupled weight decay (AdamW), else 1.  ``grad``
-    is read only (the L2 term is added to each element as it is read).  The one Adam element
-    loop of the package: adam_step, adam_polyak_step and the updates' parameter-split steps
+    ``grad`` is read only.  The Adam element loop of every update without weight decay:
+    adam_step, adam_polyak_step, adam_decay_span and the updates' parameter-split steps
     (numddpg.kernels.update) all run it.  Fusing the polyak update is valid wherever nothing
     reads the network between its Adam step and its polyak update (true in DDPG and TD3: the
     targets are only read by the next update's target).
@@ -81,22 +80,38 @@ def adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi):
     k = (c[C_BETA1], c[C_ONE_MINUS_BETA1], c[C_BETA2], c[C_ONE_MINUS_BETA2], c[C_STEP_SIZE],
          c[C_INV_SQRT_BC2], c[C_EPS])
     polyak, one_minus_polyak = c[C_POLYAK], c[C_ONE_MINUS_POLYAK]
-    decay, l2 = c[C_DECAY], c[C_L2]
     # Loops over slices from 0: with indices lo..hi Numba cannot prove them non-negative and
     # keeps a wrap-around check on every access, which stops LLVM from vectorising (8x slower).
     p, g, m, v, pt = params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], targ[lo:hi]
+    if average:
+        for i in range(p.shape[0]):
+            p_new = p[i] - _adam_delta(m, v, i, g[i], k)
+            p[i] = p_new
+            pt[i] = polyak * pt[i] + one_minus_polyak * p_new
+    else:
+        for i in range(p.shape[0]):
+            p[i] -= _adam_delta(m, v, i, g[i], k)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_decay_span(params, grad, m, v, c, targ, average, lo, hi):
+    """adam_polyak_span with weight decay lambda, as c's C_DECAY and C_L2 slots say:
+
+        g <- g + lambda p                        (coupled weight decay: C_L2 = lambda)
+        p <- decay p - (the Adam step of g)      (decoupled, AdamW: decay = C_DECAY = 1 - lr lambda)
+
+    Coefficients without decay (C_DECAY = 1, C_L2 = 0) run adam_polyak_span itself, which
+    neither multiplies by 1 nor adds 0 p (g + 0 p would turn a gradient of -0.0 into +0.0).
+    A kernel of its own so that updates without weight decay never compile these loops."""
+    decay, l2 = c[C_DECAY], c[C_L2]
     if decay == 1.0 and l2 == 0.0:
-        # Plain Adam: loops of its own, which neither multiply by 1 nor add 0 p (g + 0 p would
-        # turn a gradient of -0.0 into +0.0): the update without weight decay keeps every bit.
-        if average:
-            for i in range(p.shape[0]):
-                p_new = p[i] - _adam_delta(m, v, i, g[i], k)
-                p[i] = p_new
-                pt[i] = polyak * pt[i] + one_minus_polyak * p_new
-        else:
-            for i in range(p.shape[0]):
-                p[i] -= _adam_delta(m, v, i, g[i], k)
-    elif average:                      # weight decay: decay < 1 (AdamW's) or l2 > 0 (Adam's)
+        adam_polyak_span(params, grad, m, v, c, targ, average, lo, hi)
+        return
+    k = (c[C_BETA1], c[C_ONE_MINUS_BETA1], c[C_BETA2], c[C_ONE_MINUS_BETA2], c[C_STEP_SIZE],
+         c[C_INV_SQRT_BC2], c[C_EPS])
+    polyak, one_minus_polyak = c[C_POLYAK], c[C_ONE_MINUS_POLYAK]
+    p, g, m, v, pt = params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], targ[lo:hi]
+    if average:
         for i in range(p.shape[0]):
             p_new = decay * p[i] - _adam_delta(m, v, i, g[i] + l2 * p[i], k)
             p[i] = p_new
@@ -117,7 +132,7 @@ def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, de
     p <- p - lr lambda p before the step; without, torch.optim.Adam's g <- g + lambda p.
     """
     c = adam_coefficients(params, t, lr, beta1, beta2, eps, 0.0, weight_decay, decoupled)
-    adam_polyak_span(params, grad, m, v, c, params, False, 0, params.shape[0])
+    adam_decay_span(params, grad, m, v, c, params, False, 0, params.shape[0])
 
 
 @njit(cache=True)
@@ -126,7 +141,7 @@ def adam_polyak_step(params, grad, m, v, t, lr, beta1, beta2, eps, targ, polyak,
     """adam_step on params, then polyak_update(targ, params, polyak), fused into one pass over
     memory (adam_polyak_span)."""
     c = adam_coefficients(params, t, lr, beta1, beta2, eps, polyak, weight_decay, decoupled)
-    adam_polyak_span(params, grad, m, v, c, targ, True, 0, params.shape[0])
+    adam_decay_span(params, grad, m, v, c, targ, True, 0, params.shape[0])
 
 
 @njit(cache=True)

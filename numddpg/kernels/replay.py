@@ -153,16 +153,19 @@ Replay = namedtuple("Replay", ["obs", "act", "rew", "obs2", "done", "shift", "sc
 @njit(cache=True)
 def sample_batch(replay, size, rng_state, idx, batch):
     """A minibatch of B = idx.shape[0] rows drawn uniformly with replacement from the first
-    ``size`` rows of ``replay`` (a Replay) into ``batch`` (a numddpg.update.Batch); with
-    replay.n_steps > 1 of n-step returns (gather_nstep, which writes the batch's discount
-    (B,) too)."""
+    ``size`` rows of ``replay`` (a Replay) into ``batch`` (a numddpg.update.Batch)."""
     sample_indices(rng_state, size, idx)
-    if replay.n_steps == 1:
-        gather_batch(idx, replay.obs, replay.act, replay.rew, replay.obs2, replay.done,
-                     replay.shift, replay.scale, replay.clip,
-                     batch.obs, batch.act, batch.rew, batch.obs2, batch.done)
-    else:
-        gather_nstep(idx, size, replay.n_steps, replay.gamma, replay.obs, replay.act, replay.rew,
-                     replay.obs2, replay.done, replay.next_row, replay.shift, replay.scale,
-                     replay.clip, batch.obs, batch.act, batch.rew, batch.obs2, batch.done,
-                     batch.discount)
+    gather_batch(idx, replay.obs, replay.act, replay.rew, replay.obs2, replay.done,
+                 replay.shift, replay.scale, replay.clip,
+                 batch.obs, batch.act, batch.rew, batch.obs2, batch.done)
+
+
+@njit(cache=True)
+def sample_nstep(replay, size, rng_state, idx, batch):
+    """sample_batch for a replay of n-step returns (replay.n_steps > 1): gather_nstep, which
+    writes the batch's discount (B,) too."""
+    sample_indices(rng_state, size, idx)
+    gather_nstep(idx, size, replay.n_steps, replay.gamma, replay.obs, replay.act, replay.rew,
+                 replay.obs2, replay.done, replay.next_row, replay.shift, replay.scale,
+                 replay.clip, batch.obs, batch.act, batch.rew, batch.obs2, batch.done,
+                 batch.discount)

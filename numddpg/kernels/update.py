@@ -26,7 +26,7 @@ thirty positional arrays):
     critics                    a tuple of N Nets of one shape (Numba's homogeneous tuple: the
                                kernels loop over it; each N compiles once)
     Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,); discount (B,) float64,
-           the n-step targets' bootstrap weights, or (0,): one-step targets (bootstrap_weight)
+           the n-step targets' bootstrap weights, or None: one-step targets (bootstrap_weight)
     Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
            elements, from the slot list ``work_slots`` (one list: names, shapes, size)
     HP     the hyperparameters as floats (Adam's betas, eps and weight decay among them)
@@ -45,23 +45,25 @@ steps' parameter ranges, meeting at a barrier between stages (numddpg.kernels.sy
 single-threaded in each.  The numbers depend on C alone, not on how many threads run the
 chunks: a run may change its thread count (a busy machine) and stay bit-identical.
 """
+import functools
 from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from . import rng as _rng
 from .nn import mlp_backward, mlp_forward
-from .optim import adam_coefficients, adam_polyak_span
-from .replay import sample_batch
+from .optim import adam_coefficients, adam_decay_span, adam_polyak_span
+from .replay import sample_batch, sample_nstep
 from .sync import barrier
 
 Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
 # discount: each row's bootstrap weight gamma^m (1 - d) of an n-step minibatch (B,) float64
-# (numddpg.kernels.replay.gather_nstep); ONE_STEP (empty) for one-step targets, gamma (1 - d).
-ONE_STEP = np.zeros(0, np.float64)
+# (numddpg.kernels.replay.gather_nstep), read by the n-step kernels only; None in a one-step
+# minibatch (targets gamma (1 - d)): an array the plain kernels' bundle does not carry.
 Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done", "discount"],
-                   defaults=(ONE_STEP,))
+                   defaults=(None,))
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
 # is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
 # defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
@@ -190,53 +192,76 @@ def target_actor(actor, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def min_q_target(critics, batch, work, c, r0, r1):
+def min_q_target(critics, work, c, r0, r1, fold_later):
     """work.y[r0:r1] = min_k Q_k_targ(xq) over the N critics' targets, for the rows' critic
-    input xq = work.xq[r0:r1] = concat(s', a2) (the caller's); each critic's pass in turn in
-    work.acts_q_targ[c], folded into the running minimum as it comes."""
+    input xq = work.xq[r0:r1] = concat(s', a2) (the caller's); each critic's pass in turn,
+    folded into the running minimum as it comes: critic 1's here, the others' by
+    ``fold_later`` (fold_later_q_targets, or a one-critic kernel's skip_later_q_targets)."""
     _, identity_out = _runtime_flags(critics[0].sizes)
-    xq = work.xq[r0:r1]
-    y = work.y[r0:r1]
-    for k in range(len(critics)):
+    xq, y = work.xq[r0:r1], work.y[r0:r1]
+    q_targ = mlp_forward(critics[0].targ, critics[0].sizes, identity_out, xq, work.acts_q_targ[c])
+    for i in range(r1 - r0):
+        y[i] = q_targ[i, 0]
+    fold_later(critics, work, c, r0, r1)
+
+
+@njit(cache=True, inline="always")
+def fold_later_q_targets(critics, work, c, r0, r1):
+    """work.y[r0:r1] <- min(y, Q_k_targ(xq)) for critics k = 2..N in turn (min_q_target's)."""
+    _, identity_out = _runtime_flags(critics[0].sizes)
+    xq, y = work.xq[r0:r1], work.y[r0:r1]
+    for k in range(1, len(critics)):
         q_targ = mlp_forward(critics[k].targ, critics[k].sizes, identity_out, xq,
                              work.acts_q_targ[c])
         for i in range(r1 - r0):
-            y[i] = q_targ[i, 0] if k == 0 else min(y[i], q_targ[i, 0])
+            y[i] = min(y[i], q_targ[i, 0])
 
 
 @njit(cache=True, inline="always")
-def bootstrap_weight(gamma, batch, i):
-    """The weight of row i's bootstrap value in its target: gamma (1 - d_i) (one-step), or
-    with n-step returns the row's batch.discount[i] = gamma^m (1 - d) (docs/math.md section
-    12).  The one-step product is the same float64 operations as before n-step returns."""
-    if batch.discount.shape[0] == 0:
-        return gamma * (1.0 - batch.done[i])
-    return batch.discount[i]
-
-
-@njit(cache=True, inline="always")
-def bootstrap(gamma, batch, work, r0, r1):
-    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's); with
-    n-step returns r + discount q_min (bootstrap_weight)."""
+def fold_second_q_target(critics, work, c, r0, r1):
+    """fold_later_q_targets of a kernel for two critics (TD3's): critic 2 indexed directly."""
+    _, identity_out = _runtime_flags(critics[1].sizes)
+    xq, y = work.xq[r0:r1], work.y[r0:r1]
+    q_targ = mlp_forward(critics[1].targ, critics[1].sizes, identity_out, xq, work.acts_q_targ[c])
     for i in range(r1 - r0):
-        q_min = work.y[r0 + i]
-        work.y[r0 + i] = batch.rew[r0 + i] + bootstrap_weight(gamma, batch, r0 + i) * q_min
+        y[i] = min(y[i], q_targ[i, 0])
 
 
 @njit(cache=True, inline="always")
-def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1):
+def skip_later_q_targets(critics, work, c, r0, r1):
+    """fold_later_q_targets of a kernel for one critic: there are none."""
+
+
+@njit(cache=True, inline="always")
+def bootstrap(gamma, batch, work, r0, r1, nstep):
+    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's); in a
+    kernel with ``nstep``, r + discount q_min with the rows' batch.discount = gamma^m (1 - d)
+    of n-step returns (docs/math.md section 12)."""
+    y, rew = work.y[r0:r1], batch.rew[r0:r1]
+    if nstep:
+        discount = batch.discount[r0:r1]
+        for i in range(r1 - r0):
+            y[i] = rew[i] + discount[i] * y[i]
+    else:
+        done = batch.done[r0:r1]
+        for i in range(r1 - r0):
+            y[i] = rew[i] + gamma * (1.0 - done[i]) * y[i]
+
+
+@njit(cache=True, inline="always")
+def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1, nstep, fold_later):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) (one critic: its own
     Q_targ; n-step: r + discount min_k Q_k_targ, bootstrap)."""
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
-    min_q_target(critics, batch, work, c, r0, r1)
-    bootstrap(gamma, batch, work, r0, r1)
+    min_q_target(critics, work, c, r0, r1, fold_later)
+    bootstrap(gamma, batch, work, r0, r1, nstep)
 
 
 @njit(cache=True, inline="always")
-def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1):
+def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fold_later):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', a2) with the smoothed target
     action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
     +noise_clip half), low, high), eps = work.eps (standard normal draws); n-step: r +
@@ -250,11 +275,11 @@ def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1):
             noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
             a2 = mid[j] + half[j] * u2[i, j] + noise
             xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
-    min_q_target(critics, batch, work, c, r0, r1)
-    bootstrap(hp.gamma, batch, work, r0, r1)
+    min_q_target(critics, work, c, r0, r1, fold_later)
+    bootstrap(hp.gamma, batch, work, r0, r1, nstep)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def clip_targets(y, r0, r1, gamma):
     """y[r0:r1] clipped to [-1 / (1 - gamma), 0] (no lower bound when gamma = 1): the range of
     a discounted return whose rewards all lie in [-1, 0], as a goal env's (the HER papers'
@@ -292,7 +317,7 @@ def critic_loss_and_grad(critic, acts_q, batch, work, c, r0, r1, B):
     return sq_err, q_sum, q_sq
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def action_penalty(u, du, action_l2, B):
     """The rows' part of the action penalty action_l2 mean(u^2), the mean over the B rows and
     the k action columns of u = tanh(MLP_theta(s)) (rows, k), and its gradient added to du:
@@ -308,11 +333,13 @@ def action_penalty(u, du, action_l2, B):
 
 
 @njit(cache=True, inline="always")
-def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B, action_l2):
+def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B, action_l2,
+                        penalty):
     """The rows' part of J = -mean Q(s, mu(s)) (+ action_l2 mean u^2) and of dJ/dtheta (into
     actor.grad[c]), the critic held constant: dJ/dQ_i = -1/B -> the critic's input gradient,
     action columns: dJ/da -> dJ/du = half * dJ/da (+ the penalty's, when action_l2 is not 0)
-    -> through tanh into theta.  Returns the rows' sum of -Q (+ the penalty's part)."""
+    -> through tanh into theta (the penalty only in a kernel with ``penalty``).  Returns the
+    rows' sum of -Q (+ the penalty's part)."""
     tanh_out, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
     obs = batch.obs[r0:r1]
@@ -333,7 +360,7 @@ def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1
     for i in range(r1 - r0):                  # in place: da is spent
         for j in range(du.shape[1]):
             du[i, j] *= half[j]
-    if action_l2 != 0.0:
+    if penalty:
         neg_q += action_penalty(u, du, action_l2, B)
     mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], du, actor.grad[c],
                  du[:0], _runtime_zero(actor.sizes), work.delta_buf[c], work.dh_buf[c])
@@ -355,16 +382,43 @@ def reduce_chunks(grad, lo, hi):
 
 
 @njit(cache=True, inline="always")
-def adam(net, t, lr, hp, average, c):
+def adam(net, t, lr, hp, average, c, decay):
     """Range c of C (C = the chunks) of one Adam step on net.params from the sum of net.grad's
     chunks, step number t; when ``average`` the polyak update of net.targ in the same pass
-    (optim.adam_polyak_span).  After all C ranges, net.grad[0] holds the whole gradient."""
+    (optim.adam_polyak_span; with ``decay``, a kernel with weight decay, adam_decay_span).
+    After all C ranges, net.grad[0] holds the whole gradient."""
     C = net.grad.shape[0]
     lo, hi = chunk_rows(net.params.shape[0], C, c)
     coef = adam_coefficients(net.params, t, lr, hp.beta1, hp.beta2, hp.eps, hp.polyak,
                              hp.weight_decay, hp.decoupled_weight_decay)
     reduce_chunks(net.grad, lo, hi)
-    adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
+    if decay:
+        adam_decay_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
+    else:
+        adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
+
+
+@njit(cache=True, inline="always")
+def later_critics_loss_and_grads(critics, batch, work, c, r0, r1, B, sq_err):
+    """critic_loss_and_grad for critics 2..N in turn; ``sq_err`` (critic 1's sum of squared
+    errors) plus theirs, added in order k = 2, 3, ... (critics_loss_and_grads')."""
+    for k in range(1, len(critics)):
+        sq, _, _ = critic_loss_and_grad(critics[k], work.acts_q[c], batch, work, c, r0, r1, B)
+        sq_err += sq
+    return sq_err
+
+
+@njit(cache=True, inline="always")
+def second_critic_loss_and_grad(critics, batch, work, c, r0, r1, B, sq_err):
+    """later_critics_loss_and_grads of a kernel for two critics: critic 2 indexed directly."""
+    sq, _, _ = critic_loss_and_grad(critics[1], work.acts_q[c], batch, work, c, r0, r1, B)
+    return sq_err + sq
+
+
+@njit(cache=True, inline="always")
+def skip_later_critics(critics, batch, work, c, r0, r1, B, sq_err):
+    """later_critics_loss_and_grads of a kernel for one critic: ``sq_err`` as it is."""
+    return sq_err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,51 +426,55 @@ def adam(net, t, lr, hp, average, c):
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def critics_loss_and_grads(critics, batch, work, c, r0, r1, B):
+def critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses):
     """Step 2's passes on chunk c, given y: every critic's part of its MSE and gradient (into
     critics[k].grad[c]), one after the other in work.acts_q[c]; work.part[c] gets the sum of
-    the critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2."""
-    sq_err = 0.0
-    for k in range(len(critics)):
-        sq, q_sum, q_sq = critic_loss_and_grad(critics[k], work.acts_q[c], batch, work, c,
+    the critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2.
+    (Critics 2..N by ``later_losses``: later_critics_loss_and_grads, or a one-critic kernel's
+    skip_later_critics.)"""
+    sq_err, q_sum, q_sq = critic_loss_and_grad(critics[0], work.acts_q[c], batch, work, c,
                                                r0, r1, B)
-        sq_err += sq
-        if k == 0:
-            work.part[c, ST_Q_MEAN] = q_sum
-            work.part[c, ST_Q_STD] = q_sq
+    sq_err = later_losses(critics, batch, work, c, r0, r1, B, sq_err)
+    work.part[c, ST_Q_MEAN] = q_sum
+    work.part[c, ST_Q_STD] = q_sq
     work.part[c, ST_LOSS_Q] = sq_err
 
 
 @njit(cache=True, inline="always")
-def critic_step(actor, critics, mid, half, hp, batch, work, c):
-    """DDPG's steps 1-2 on chunk c: y, then each critic's L_Q part and gradient."""
+def critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return, fold_later,
+                later_losses):
+    """DDPG's steps 1-2 on chunk c: y (n-step targets and clipped ones only in a kernel with
+    ``nstep``, ``clip_return``), then each critic's L_Q part and gradient."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1)
-    if hp.clip_return != 0.0:
+    td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1, nstep, fold_later)
+    if clip_return:
         clip_targets(work.y, r0, r1, hp.gamma)
-    critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
+    critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
 
 
 @njit(cache=True, inline="always")
-def td3_critic_step(actor, critics, mid, half, hp, batch, work, c):
-    """TD3's steps 1-2 on chunk c: the smoothed clipped-minimum y, then each critic's L_Q part
-    and gradient."""
+def td3_critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return,
+                    fold_later, later_losses):
+    """TD3's steps 1-2 on chunk c: the smoothed clipped-minimum y (as critic_step's), then each
+    critic's L_Q part and gradient."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1)
-    if hp.clip_return != 0.0:
+    td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fold_later)
+    if clip_return:
         clip_targets(work.y, r0, r1, hp.gamma)
-    critics_loss_and_grads(critics, batch, work, c, r0, r1, B)
+    critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
 
 
 @njit(cache=True, inline="always")
-def actor_step(actor, critic, mid, half, hp, batch, work, c):
-    """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant."""
+def actor_step(actor, critic, mid, half, hp, batch, work, c, penalty):
+    """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant
+    (the action penalty only with ``penalty``)."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
     work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q[c], mid, half,
-                                                   batch, work, c, r0, r1, B, hp.action_l2)
+                                                   batch, work, c, r0, r1, B, hp.action_l2,
+                                                   penalty)
 
 
 @njit(cache=True, inline="always")
@@ -452,98 +510,168 @@ def draw_smoothing_noise(rng_state, eps):
 # The updates.  Thread ``me`` of n runs the chunks (and Adam ranges) me, me + n, ...; the threads
 # meet at a barrier between stages (numddpg.kernels.sync).  Thread 0 alone samples, draws noise and
 # counts steps.  With n == 1 one thread runs every chunk and the barriers cost nothing.
+#
+# Optional parts.  The parts of an update that only some runs use are compiled into a kernel only
+# when its run uses them: ``Features`` names them, and ``ddpg_updates(features)`` and
+# ``td3_updates(features)`` return the kernel with those parts (one compiled and cached kernel per
+# set).  Each flag is a closure variable of the kernel, a compile-time constant: Numba drops the
+# branches it turns off before typing them (a plain run compiles no n-step sampling, target
+# clipping, action penalty or weight decay; bench/RESULTS.md, "Kernels for the features a run
+# uses").  Numba inlines calls before it drops branches, so a branch that a flag turns off calls
+# only functions that are not inlined (clip_targets, action_penalty, sample_nstep,
+# adam_decay_span): an inlined one would cost its compile in every kernel.  The critics past the
+# first are the exception, being inlined for speed: the kernel hands the steps the functions for
+# them (fold_later, later_losses: a one-critic kernel's do nothing), which Numba inlines at the
+# call once it knows them.  The code the flags leave on is the same in every kernel.
 # ---------------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True)
-def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half, hp,
-                 t, batch, work, stats, flags):
-    """K DDPG updates (module docstring), in place, on the tuple of N >= 1 ``critics``.  With
-    ``sample``, each on a minibatch of B = idx.shape[0] rows drawn uniformly with replacement
-    from the first ``size`` rows of ``replay`` into ``batch``; without, all K on ``batch`` as
-    given.  t (2,) int64 = [t_pi, t_q], incremented; stats (K, 4): loss_q (the sum of the
-    critics' MSEs), loss_pi, mean and std of Q_1(s, a) of each update."""
-    C = work.part.shape[0]
-    B = batch.obs.shape[0]
-    gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
-    for k in range(K):
-        if me == 0 and sample:
-            sample_batch(replay, size, rng_state, idx, batch)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi_k
-            critic_step(actor, critics, mid, half, hp, batch, work, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        for c in range(me, C, n):                      # Adam on phi_k, polyak on phi_k_targ
-            for j in range(len(critics)):              # (fused: phi_k_targ is not read again)
-                adam(critics[j], t[1] + 1, hp.q_lr, hp, True, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic 1
-            actor_step(actor, critics[0], mid, half, hp, batch, work, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        for c in range(me, C, n):                      # Adam on theta, polyak on theta_targ
-            adam(actor, t[0] + 1, hp.pi_lr, hp, True, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        if me == 0:
-            t[0] += 1
-            t[1] += 1
-            write_stats(work, B, stats[k], True)
+class Features(NamedTuple):
+    """What an update kernel is compiled for: ``n_critics`` (one is indexed directly, more are
+    looped over), and its optional parts: n-step sampling and targets (the minibatch's
+    discount), clip_return's target clipping, the actor's action_l2 penalty, Adam's weight
+    decay (coupled or decoupled)."""
+    n_critics: int = 1
+    nstep: bool = False
+    clip_return: bool = False
+    action_l2: bool = False
+    weight_decay: bool = False
 
 
-@njit(cache=True, nogil=True)
-def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half, hp,
-                t, batch, work, stats, flags):
-    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic; the
-    actor step (on Q_1) and polyak on all targets on every policy_delay-th update.  t (3,)
-    int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after each
-    minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the sum of the
-    critics' MSEs."""
-    C = work.part.shape[0]
-    B = batch.obs.shape[0]
-    gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
-    for k in range(K):
-        if me == 0:
-            if sample:
-                sample_batch(replay, size, rng_state, idx, batch)
-            draw_smoothing_noise(rng_state, work.eps)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        for c in range(me, C, n):
-            td3_critic_step(actor, critics, mid, half, hp, batch, work, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        # On a policy_delay-th update the targets are averaged after its steps; nothing reads
-        # the critics' targets in between, so each critic's polyak rides in its Adam pass.
-        delayed = (t[2] + 1) % int(hp.policy_delay) == 0
-        for c in range(me, C, n):
-            for j in range(len(critics)):
-                adam(critics[j], t[1] + 1, hp.q_lr, hp, delayed, c)
-        gen = barrier(flags, me, n, gen)
-        if gen < 0:
-            return
-        if delayed:
-            for c in range(me, C, n):
-                actor_step(actor, critics[0], mid, half, hp, batch, work, c)
+
+@functools.cache
+def ddpg_updates(features):
+    """The jitted kernel of K DDPG updates for ``features`` (a Features: the critics' number
+    must be that of the tuple the kernel is given), one per set of features."""
+    features = Features(*features)
+    several = features.n_critics > 1
+    two = features.n_critics == 2
+    fold_later, later_losses = {1: (skip_later_q_targets, skip_later_critics),
+                                2: (fold_second_q_target, second_critic_loss_and_grad)}.get(
+        features.n_critics, (fold_later_q_targets, later_critics_loss_and_grads))
+    nstep, clip_return, penalty, decay = map(bool, features[1:])
+
+    @njit(cache=True, nogil=True)
+    def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half,
+                     hp, t, batch, work, stats, flags):
+        """K DDPG updates (module docstring), in place, on the tuple of N >= 1 ``critics``.
+        With ``sample``, each on a minibatch of B = idx.shape[0] rows drawn uniformly with
+        replacement from the first ``size`` rows of ``replay`` into ``batch``; without, all K
+        on ``batch`` as given.  t (2,) int64 = [t_pi, t_q], incremented; stats (K, 4): loss_q
+        (the sum of the critics' MSEs), loss_pi, mean and std of Q_1(s, a) of each update."""
+        C = work.part.shape[0]
+        B = batch.obs.shape[0]
+        gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
+        for k in range(K):
+            if me == 0 and sample:
+                if nstep:
+                    sample_nstep(replay, size, rng_state, idx, batch)
+                else:
+                    sample_batch(replay, size, rng_state, idx, batch)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            for c in range(me, C, n):                  # 1-2: y, dL_Q/dphi_k
+                critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return,
+                            fold_later, later_losses)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            for c in range(me, C, n):                  # Adam on phi_k, polyak on phi_k_targ
+                adam(critics[0], t[1] + 1, hp.q_lr, hp, True, c, decay)   # (fused: phi_k_targ
+                if two:                                                   # is not read again)
+                    adam(critics[1], t[1] + 1, hp.q_lr, hp, True, c, decay)
+                elif several:
+                    for j in range(1, len(critics)):
+                        adam(critics[j], t[1] + 1, hp.q_lr, hp, True, c, decay)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            for c in range(me, C, n):                  # 3: dJ/dtheta through the new critic 1
+                actor_step(actor, critics[0], mid, half, hp, batch, work, c, penalty)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            for c in range(me, C, n):                  # Adam on theta, polyak on theta_targ
+                adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, decay)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            if me == 0:
+                t[0] += 1
+                t[1] += 1
+                write_stats(work, B, stats[k], True)
+
+    return ddpg_updates
+
+
+@functools.cache
+def td3_updates(features):
+    """The jitted kernel of K TD3 updates for ``features``, as ddpg_updates'."""
+    features = Features(*features)
+    several = features.n_critics > 1
+    two = features.n_critics == 2
+    fold_later, later_losses = {1: (skip_later_q_targets, skip_later_critics),
+                                2: (fold_second_q_target, second_critic_loss_and_grad)}.get(
+        features.n_critics, (fold_later_q_targets, later_critics_loss_and_grads))
+    nstep, clip_return, penalty, decay = map(bool, features[1:])
+
+    @njit(cache=True, nogil=True)
+    def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half,
+                    hp, t, batch, work, stats, flags):
+        """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic;
+        the actor step (on Q_1) and polyak on all targets on every policy_delay-th update.
+        t (3,) int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after
+        each minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the
+        sum of the critics' MSEs."""
+        C = work.part.shape[0]
+        B = batch.obs.shape[0]
+        gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
+        for k in range(K):
+            if me == 0:
+                if sample:
+                    if nstep:
+                        sample_nstep(replay, size, rng_state, idx, batch)
+                    else:
+                        sample_batch(replay, size, rng_state, idx, batch)
+                draw_smoothing_noise(rng_state, work.eps)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
             for c in range(me, C, n):
-                adam(actor, t[0] + 1, hp.pi_lr, hp, True, c)
+                td3_critic_step(actor, critics, mid, half, hp, batch, work, c, nstep,
+                                clip_return, fold_later, later_losses)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
-        if me == 0:
-            t[0] += 1 if delayed else 0
-            t[1] += 1
-            t[2] += 1
-            write_stats(work, B, stats[k], delayed)
+            # On a policy_delay-th update the targets are averaged after its steps; nothing
+            # reads the critics' targets in between, so each critic's polyak rides in its Adam
+            # pass.
+            delayed = (t[2] + 1) % int(hp.policy_delay) == 0
+            for c in range(me, C, n):
+                adam(critics[0], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
+                if two:
+                    adam(critics[1], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
+                elif several:
+                    for j in range(1, len(critics)):
+                        adam(critics[j], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+            if delayed:
+                for c in range(me, C, n):
+                    actor_step(actor, critics[0], mid, half, hp, batch, work, c, penalty)
+                gen = barrier(flags, me, n, gen)
+                if gen < 0:
+                    return
+                for c in range(me, C, n):
+                    adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, decay)
+                gen = barrier(flags, me, n, gen)
+                if gen < 0:
+                    return
+            if me == 0:
+                t[0] += 1 if delayed else 0
+                t[1] += 1
+                t[2] += 1
+                write_stats(work, B, stats[k], delayed)
+
+    return td3_updates
