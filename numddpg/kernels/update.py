@@ -193,59 +193,67 @@ def target_actor(actor, batch, work, c, r0, r1):
 
 @njit(cache=True, inline="always")
 def min_q_target(critics, work, c, r0, r1, fold_later):
-    """work.y[r0:r1] = min_k Q_k_targ(xq) over the N critics' targets, for the rows' critic
-    input xq = work.xq[r0:r1] = concat(s', a2) (the caller's); each critic's pass in turn,
-    folded into the running minimum as it comes: critic 1's here, the others' by
-    ``fold_later`` (fold_later_q_targets, or a one-critic kernel's skip_later_q_targets)."""
+    """min_k Q_k_targ(xq) (rows,) over the N critics' targets, for the rows' critic input xq =
+    work.xq[r0:r1] = concat(s', a2) (the caller's): critic 1's pass here (in
+    work.acts_q_targ[c], which each critic's pass reuses), the others' folded in by
+    ``fold_later`` (fold_later_q_targets,
+    fold_second_q_target, or a one-critic kernel's skip_later_q_targets, which returns critic
+    1's column as it is)."""
     _, identity_out = _runtime_flags(critics[0].sizes)
-    xq, y = work.xq[r0:r1], work.y[r0:r1]
-    q_targ = mlp_forward(critics[0].targ, critics[0].sizes, identity_out, xq, work.acts_q_targ[c])
-    for i in range(r1 - r0):
-        y[i] = q_targ[i, 0]
-    fold_later(critics, work, c, r0, r1)
+    q1 = mlp_forward(critics[0].targ, critics[0].sizes, identity_out, work.xq[r0:r1],
+                     work.acts_q_targ[c])
+    return fold_later(critics, work, c, r0, r1, q1[:, 0])
 
 
 @njit(cache=True, inline="always")
-def fold_later_q_targets(critics, work, c, r0, r1):
-    """work.y[r0:r1] <- min(y, Q_k_targ(xq)) for critics k = 2..N in turn (min_q_target's)."""
+def fold_later_q_targets(critics, work, c, r0, r1, q1):
+    """work.y[r0:r1] = min(q1, Q_2_targ(xq), ..., Q_N_targ(xq)), each critic's pass in turn
+    folded into the running minimum; returns that view (min_q_target's)."""
     _, identity_out = _runtime_flags(critics[0].sizes)
     xq, y = work.xq[r0:r1], work.y[r0:r1]
+    for i in range(r1 - r0):
+        y[i] = q1[i]                # before the next pass reuses q1's activations
     for k in range(1, len(critics)):
         q_targ = mlp_forward(critics[k].targ, critics[k].sizes, identity_out, xq,
                              work.acts_q_targ[c])
         for i in range(r1 - r0):
             y[i] = min(y[i], q_targ[i, 0])
+    return y
 
 
 @njit(cache=True, inline="always")
-def fold_second_q_target(critics, work, c, r0, r1):
+def fold_second_q_target(critics, work, c, r0, r1, q1):
     """fold_later_q_targets of a kernel for two critics (TD3's): critic 2 indexed directly."""
     _, identity_out = _runtime_flags(critics[1].sizes)
     xq, y = work.xq[r0:r1], work.y[r0:r1]
-    q_targ = mlp_forward(critics[1].targ, critics[1].sizes, identity_out, xq, work.acts_q_targ[c])
     for i in range(r1 - r0):
-        y[i] = min(y[i], q_targ[i, 0])
+        y[i] = q1[i]                # before critic 2's pass reuses q1's activations
+    q2 = mlp_forward(critics[1].targ, critics[1].sizes, identity_out, xq, work.acts_q_targ[c])
+    for i in range(r1 - r0):
+        y[i] = min(y[i], q2[i, 0])
+    return y
 
 
 @njit(cache=True, inline="always")
-def skip_later_q_targets(critics, work, c, r0, r1):
-    """fold_later_q_targets of a kernel for one critic: there are none."""
+def skip_later_q_targets(critics, work, c, r0, r1, q1):
+    """fold_later_q_targets of a kernel for one critic: q1 is the minimum."""
+    return q1
 
 
 @njit(cache=True, inline="always")
-def bootstrap(gamma, batch, work, r0, r1, nstep):
-    """work.y[r0:r1] = r + gamma (1 - d) q_min, with q_min the rows' y (min_q_target's); in a
+def bootstrap(gamma, batch, work, r0, r1, nstep, q_min):
+    """work.y[r0:r1] = r + gamma (1 - d) q_min for the rows' q_min (min_q_target's); in a
     kernel with ``nstep``, r + discount q_min with the rows' batch.discount = gamma^m (1 - d)
-    of n-step returns (docs/math.md section 12)."""
+    of n-step returns (docs/math.md section 12).  (q_min may be work.y[r0:r1] itself.)"""
     y, rew = work.y[r0:r1], batch.rew[r0:r1]
     if nstep:
         discount = batch.discount[r0:r1]
         for i in range(r1 - r0):
-            y[i] = rew[i] + discount[i] * y[i]
+            y[i] = rew[i] + discount[i] * q_min[i]
     else:
         done = batch.done[r0:r1]
         for i in range(r1 - r0):
-            y[i] = rew[i] + gamma * (1.0 - done[i]) * y[i]
+            y[i] = rew[i] + gamma * (1.0 - done[i]) * q_min[i]
 
 
 @njit(cache=True, inline="always")
@@ -256,8 +264,8 @@ def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1, nstep, f
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
-    min_q_target(critics, work, c, r0, r1, fold_later)
-    bootstrap(gamma, batch, work, r0, r1, nstep)
+    q_min = min_q_target(critics, work, c, r0, r1, fold_later)
+    bootstrap(gamma, batch, work, r0, r1, nstep, q_min)
 
 
 @njit(cache=True, inline="always")
@@ -275,8 +283,8 @@ def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fol
             noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
             a2 = mid[j] + half[j] * u2[i, j] + noise
             xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
-    min_q_target(critics, work, c, r0, r1, fold_later)
-    bootstrap(hp.gamma, batch, work, r0, r1, nstep)
+    q_min = min_q_target(critics, work, c, r0, r1, fold_later)
+    bootstrap(hp.gamma, batch, work, r0, r1, nstep, q_min)
 
 
 @njit(cache=True)
