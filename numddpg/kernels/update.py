@@ -449,32 +449,6 @@ def critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses):
 
 
 @njit(cache=True, inline="always")
-def critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return, fold_later,
-                later_losses):
-    """DDPG's steps 1-2 on chunk c: y (n-step targets and clipped ones only in a kernel with
-    ``nstep``, ``clip_return``), then each critic's L_Q part and gradient."""
-    B = batch.obs.shape[0]
-    r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1, nstep, fold_later)
-    if clip_return:
-        clip_targets(work.y, r0, r1, hp.gamma)
-    critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
-
-
-@njit(cache=True, inline="always")
-def td3_critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return,
-                    fold_later, later_losses):
-    """TD3's steps 1-2 on chunk c: the smoothed clipped-minimum y (as critic_step's), then each
-    critic's L_Q part and gradient."""
-    B = batch.obs.shape[0]
-    r0, r1 = chunk_rows(B, work.part.shape[0], c)
-    td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fold_later)
-    if clip_return:
-        clip_targets(work.y, r0, r1, hp.gamma)
-    critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
-
-
-@njit(cache=True, inline="always")
 def actor_step(actor, critic, mid, half, hp, batch, work, c, penalty):
     """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant
     (the action penalty only with ``penalty``)."""
@@ -530,7 +504,10 @@ def draw_smoothing_noise(rng_state, eps):
 # adam_decay_span): an inlined one would cost its compile in every kernel.  The critics past the
 # first are the exception, being inlined for speed: the kernel hands the steps the functions for
 # them (fold_later, later_losses: a one-critic kernel's do nothing), which Numba inlines at the
-# call once it knows them.  The code the flags leave on is the same in every kernel.
+# call once it knows them.  The code the flags leave on is the same in every kernel.  The kernels
+# compose the critic phase (target, clipping, losses) themselves rather than through a step of
+# its own: each level of inlining copies every argument into the callee's parameters, and that
+# level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
 # ---------------------------------------------------------------------------------------------
 
 class Features(NamedTuple):
@@ -579,8 +556,12 @@ def ddpg_updates(features):
             if gen < 0:
                 return
             for c in range(me, C, n):                  # 1-2: y, dL_Q/dphi_k
-                critic_step(actor, critics, mid, half, hp, batch, work, c, nstep, clip_return,
-                            fold_later, later_losses)
+                r0, r1 = chunk_rows(B, C, c)
+                td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1, nstep,
+                          fold_later)
+                if clip_return:
+                    clip_targets(work.y, r0, r1, hp.gamma)
+                critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
@@ -645,9 +626,13 @@ def td3_updates(features):
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
-            for c in range(me, C, n):
-                td3_critic_step(actor, critics, mid, half, hp, batch, work, c, nstep,
-                                clip_return, fold_later, later_losses)
+            for c in range(me, C, n):                  # 1-2: the smoothed y, dL_Q/dphi_k
+                r0, r1 = chunk_rows(B, C, c)
+                td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep,
+                           fold_later)
+                if clip_return:
+                    clip_targets(work.y, r0, r1, hp.gamma)
+                critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
