@@ -223,7 +223,9 @@ def fold_later_q_targets(critics, work, c, r0, r1, q1):
 
 @njit(cache=True, inline="always")
 def fold_second_q_target(critics, work, c, r0, r1, q1):
-    """fold_later_q_targets of a kernel for two critics (TD3's): critic 2 indexed directly."""
+    """fold_later_q_targets of a kernel for two critics (TD3's): critic 2 indexed directly.  The
+    loop versions cost TD3's kernel about 0.5 s more of compile (bench/RESULTS.md, "Kernels for
+    the features a run uses")."""
     _, identity_out = _runtime_flags(critics[1].sizes)
     xq, y = work.xq[r0:r1], work.y[r0:r1]
     for i in range(r1 - r0):
