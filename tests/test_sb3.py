@@ -279,7 +279,7 @@ def test_reward_threshold_needs_an_eval_callback():
     (lambda: StopTrainingOnNoModelImprovement(-1), "max_no_improvement_evals"),
     (lambda: EveryNTimesteps(0, Recorder()), "n_steps"),
     (lambda: CallbackList(Recorder()), "callbacks"),
-    (lambda: Recorder().__class__.__base__(verbose=3), "verbose"),
+    (lambda: Recorder().__class__.__base__(verbose=-1), "verbose"),
 ])
 def test_callback_arguments_are_checked(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -575,7 +575,7 @@ class Tanh:
 @pytest.mark.parametrize("kwargs, match", [
     (dict(policy="CnnPolicy"), "policy"),
     (dict(learning_rate=-1.0), "learning_rate"),
-    (dict(device="cuda"), "device"),
+    (dict(device="mps"), "device"),
     (dict(train_freq=(1, "episode")), "train_freq"),
     (dict(train_freq=(1, "month")), "train_freq"),
     (dict(train_freq=0), "train_freq"),
@@ -603,7 +603,7 @@ class Tanh:
     (dict(buffer_size=0), "buffer_size"),
     (dict(gamma=True), "gamma"),
     (dict(seed=-1), "seed"),
-    (dict(verbose=5), "verbose"),
+    (dict(verbose=-1), "verbose"),
     (dict(action_noise="gaussian"), "action_noise"),
     (dict(batch_size=1.5), "batch_size"),
     (dict(action_noise=NormalActionNoise(np.zeros(2), np.ones(2))), "action_noise"),
@@ -664,7 +664,7 @@ def test_load_and_save_arguments_are_checked(tmp_path):
     model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=1000, seed=0)
     model.save(tmp_path / "m.npz")
     for kwargs, match in [(dict(custom_objects={"learning_rate": -1.0}), "learning_rate"),
-                          (dict(device="cuda"), "device"), (dict(gamma=1.5), "gamma"),
+                          (dict(device="mps"), "device"), (dict(gamma=1.5), "gamma"),
                           (dict(policy_kwargs=dict(net_arch=[4])), "policy_kwargs"),
                           (dict(frobnicate=1), "frobnicate"), (dict(n_steps=0), "n_steps")]:
         with pytest.raises(ValueError, match=match):

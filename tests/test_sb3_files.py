@@ -189,14 +189,17 @@ def test_replay_buffer_add_extend_timeouts_and_device():
     with pytest.raises(ValueError, match="one entry per env"):
         rb.add(obs, obs, act, np.ones(2), np.ones(1), [{}])
     model.device = "cpu"
-    with pytest.raises(ValueError, match="CPU"):
+    with pytest.warns(UserWarning, match="the CPU is used"):    # SB3's fallback without CUDA
         model.device = "cuda"
+    assert model.device.type == "cpu" == model.replay_buffer.device.type
+    with pytest.raises(ValueError, match="CPU"):
+        model.device = "mps"
 
 
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda m: m["sb3"]["attributes"].update(verbose=7), "verbose"),
+    (lambda m: m["sb3"]["attributes"].update(verbose=-1), "verbose"),
     (lambda m: m["sb3"]["user"].update(native=1), "native"),
     (lambda m: m["sb3"]["config"].update(optimize_memory_usage="yes"), "optimize_memory_usage"),
     (lambda m: m["sb3"].update(loop={"obs": [[0.0]], "ep_len": [0], "ep_ret": [0.0]}), "loop"),

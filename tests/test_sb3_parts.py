@@ -2,12 +2,18 @@
 replay_buffer) and SB3's arguments that now mean what they mean in SB3 (gradient_steps 0 and
 -1, batch_size > buffer_size, handle_timeout_termination, MultiBinary and MultiDiscrete
 observations, Box actions of any shape)."""
+import sys
+import types
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
 
+import numddpg
 from helpers import small_sb3
+from numddpg.engine.agents import save_agent
+from numddpg.files.checkpoint import CheckpointError
 from numddpg.sb3 import DDPG, TD3
 from numddpg.sb3.parameters import ParameterError
 
@@ -31,7 +37,7 @@ def test_policy_holds_the_live_networks():
     model = small(TD3)
     policy = model.policy
     assert policy.device == "cpu" == policy.device.type == model.device.type
-    assert model.actor is model.native.agent.actor
+    assert model.actor.params is model.native.agent.actor.params     # SB3's Actor over it
     agent = model.native.agent
     # SB3's ContinuousCritic names over the live MLPs: qf0, qf1, q_networks; critic 1's arrays
     # are model.critic's own, as when it was one MLP
@@ -118,18 +124,87 @@ def test_set_parameters_refuses_what_does_not_fit_and_changes_nothing():
     assert fresh.native.agent.t_q == model.native.agent.t_q
 
 
-def test_policy_file_through_sb3s_policy_save_and_load(tmp_path):
+def test_sb3s_policy_and_actor_save_and_load(tmp_path):
     model = small(TD3)
     model.learn(20)
-    model.policy.save(tmp_path / "policy.pkl")         # SB3's name; numddpg's policy file
-    saved = type(model.policy).load(tmp_path / "policy.pkl")
     obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    model.policy.save(tmp_path / "policy.pkl")         # SB3's name, exactly: every network
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.pkl"]
+    saved = type(model.policy).load(tmp_path / "policy.pkl")
     np.testing.assert_array_equal(saved.predict(obs, deterministic=True)[0],
                                   model.predict(obs)[0])
-    actor = {k: v for k, v in model.policy.state_dict().items() if k.startswith("actor.")}
-    assert saved.state_dict().keys() == actor.keys()
-    for name in actor:
-        np.testing.assert_array_equal(saved.state_dict()[name], actor[name])
+    whole = model.policy.state_dict()
+    assert saved.state_dict().keys() == whole.keys()
+    for name in whole:
+        np.testing.assert_array_equal(saved.state_dict()[name], whole[name])
+    actor = model.policy.actor                         # SB3's Actor: predict, save, load
+    np.testing.assert_array_equal(actor.predict(obs)[0], model.predict(obs)[0])
+    actor.save(tmp_path / "actor.pkl")                 # numddpg's policy file: NumPy alone
+    alone = type(actor).load(tmp_path / "actor.pkl")
+    np.testing.assert_array_equal(alone.predict(obs)[0], model.predict(obs)[0])
+    np.testing.assert_allclose(numddpg.load_policy(tmp_path / "actor.pkl")(obs),
+                               model.predict(obs)[0], rtol=1e-6)    # (NumPy's own rounding)
+    assert alone.state_dict().keys() == {k for k in whole if k.startswith("actor.mu.")}
+    assert type(model.policy).load(tmp_path / "actor.pkl").state_dict().keys() == \
+        alone.state_dict().keys()                      # Policy.load reads a policy file too
+    save_agent(tmp_path / "agent.npz", model.native.agent)     # another kind: refused
+    with pytest.raises(CheckpointError, match="Policy.load reads"):
+        type(model.policy).load(tmp_path / "agent.npz")
+
+
+def test_policy_can_be_set_to_itself_or_torch_compiled(monkeypatch):
+    model = small(TD3)
+    before = model.actor.params.copy()
+    model.policy = model.policy                        # SB3 code does this: nothing changes
+
+    def compiled(obs):                                 # what torch.compile gives back
+        return model.policy(obs)
+    compiled._torchdynamo_orig_callable = model.policy
+    with pytest.warns(UserWarning, match="Numba kernels"):
+        model.policy = compiled
+    np.testing.assert_array_equal(model.actor.params, before)
+    with pytest.raises(TypeError, match="load_state_dict"):
+        model.policy = small(TD3, seed=1).policy
+
+
+class _Tensor:
+    """Stands for a torch tensor (a wrapper of the array torch.from_numpy was given)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array
+
+
+def test_parameters_are_torch_tensors_when_the_program_uses_torch(monkeypatch):
+    model = small(TD3)
+    model.learn(20)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)     # (other tests import it)
+    plain = model.get_parameters()
+    assert isinstance(plain["policy"]["actor.mu.0.weight"], np.ndarray)   # no torch imported
+    torch = types.ModuleType("torch")
+    torch.from_numpy = _Tensor
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    params = model.get_parameters()
+    for tree in (params["policy"], model.policy.state_dict()):
+        assert all(isinstance(v, _Tensor) for v in tree.values())
+    state = params["critic.optimizer"]["state"][0]
+    assert isinstance(state["exp_avg"], _Tensor) and isinstance(state["step"], _Tensor)
+    assert params["actor.optimizer"]["param_groups"][0]["params"] == list(range(4))
+    np.testing.assert_array_equal(params["policy"]["actor.mu.0.weight"].array,
+                                  plain["policy"]["actor.mu.0.weight"])
+    other = small(TD3, seed=1)
+    other.set_parameters(params)                       # tensors are taken back
+    np.testing.assert_array_equal(other.actor.params, model.actor.params)
+
+
+def test_cuda_means_the_cpu_with_a_warning_as_sb3_without_cuda():
+    with pytest.warns(UserWarning, match="the CPU is used"):
+        model = small(TD3, device="cuda")
+    assert model.device.type == "cpu"
+    with pytest.raises(ValueError, match="CPU only"):
+        small(TD3, device="mps")
 
 
 def test_replay_buffer_under_sb3s_names_and_settable(tmp_path):

@@ -138,7 +138,7 @@ def _section(record, key, where):
 def _valid(name, v):
     """Whether ``v`` read from a file is a value SB3's attribute ``name`` can have."""
     if name == "verbose":
-        return is_int(v) and 0 <= v <= 2
+        return is_int(v) and v >= 0
     if name == "stats_window_size":
         return is_int(v) and 1 <= v <= MAX_STATS
     if name in ("num_timesteps", "_episode_num"):

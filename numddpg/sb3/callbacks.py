@@ -33,8 +33,10 @@ from ..checks import check_bool, check_int, check_real
 from .evaluation import check_eval_env, evaluate_policy
 
 
-def _check_verbose(verbose):
-    return check_int("verbose", verbose, 0, 2)
+def check_verbose(verbose):
+    """SB3's ``verbose`` of a model or callback: a whole number >= 0 (0 quiet, 1 info, 2 and
+    above debug, as SB3 takes any)."""
+    return check_int("verbose", verbose, 0)
 
 
 # SB3's callback protocol: what the model calls on a callback (SB3's BaseCallback has them all)
@@ -76,7 +78,7 @@ class BaseCallback:
     def __init__(self, verbose=0):
         self.n_calls = 0
         self.num_timesteps = 0
-        self.verbose = _check_verbose(verbose)
+        self.verbose = check_verbose(verbose)
         self.locals = {}
         self.globals = {}
         self.parent = None

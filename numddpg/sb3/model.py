@@ -75,7 +75,7 @@ from ..training.runfile import make_saved_env
 from ..training.runstate import read_run_checkpoint, run_checkpoint_specs, saved_her
 from . import attributes as _attributes
 from .bridge import Bridge
-from .callbacks import CallbackList, convert_callback
+from .callbacks import CallbackList, check_verbose, convert_callback
 from .envs import (NoEnv, check_env, native_test_env, no_env, training_env, user_env,
                    vec_env_view)
 from .evaluation import autoreset_mode
@@ -86,7 +86,7 @@ from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckA
                     native_noise, noise_hyperparameters, own_noise)
 from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
 from .parameters import parameters, set_parameters
-from .parts import CPU, Policy, ReplayBufferView, buffer_view
+from .parts import CPU, Policy, ReplayBufferView, SavedPolicy, buffer_view, check_device
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
 from .spaces import Preprocessing, UnsupportedActionSpace, check_policy, observation_space_of
@@ -187,12 +187,6 @@ def _policy_sizes(policy_kwargs, n_critics_spec, multi_input=False):
     return check_widths("policy_kwargs['net_arch']", arch), None, n_critics
 
 
-def _check_device(device):
-    if str(device) not in ("auto", "cpu"):
-        raise ValueError(f"device={device!r}: numddpg runs on the CPU only (NumPy/Numba "
-                         "kernels); use device='cpu' or 'auto'")
-
-
 def _handle_timeout_termination(replay_buffer_kwargs):
     """SB3's replay_buffer_kwargs' ``handle_timeout_termination`` (default True: a time
     limit's end bootstraps; False: every episode end is terminal), read before the model and
@@ -244,7 +238,7 @@ def _refuse_unsupported(args):
         raise ValueError("_init_setup_model=False is not supported: numddpg builds its "
                          "networks when the model is made")
     _policy_name(args["policy"])
-    _check_device(args["device"])
+    check_device(args["device"])
 
 
 def _checked_arguments(args, native_class):
@@ -266,7 +260,7 @@ def _checked_arguments(args, native_class):
                batch_size=checked("batch_size", "batch_size"),
                gamma=checked("gamma", "gamma"),
                n_steps=checked("n_steps", "n_steps"),
-               verbose=check_int("verbose", args["verbose"], 0, 2),
+               verbose=check_verbose(args["verbose"]),
                seed=checked("seed", "seed"))
     sb3["policy"] = _policy_name(args["policy"])
     sb3["net_arch"] = _policy_sizes(args["policy_kwargs"], specs["n_critics"],
@@ -414,8 +408,9 @@ class OffPolicySB3(SB3Logging):
 
     @device.setter
     def device(self, device):
-        """Accepts the CPU ("cpu", or torch.device("cpu")); anything else is refused."""
-        _check_device(getattr(device, "type", device))
+        """Accepts the CPU ("cpu", or torch.device("cpu")), and "cuda" with a warning
+        (parts.check_device); anything else is refused."""
+        check_device(device)
 
 
     def _use_user_env(self, env):
@@ -470,6 +465,23 @@ class OffPolicySB3(SB3Logging):
         """SB3's policy object: the networks as NumPy MLPs (numddpg.sb3.parts.Policy)."""
         return Policy(self)
 
+    @policy.setter
+    def policy(self, policy):
+        """``model.policy = ...`` as SB3 code writes it: this model's own policy (nothing
+        changes), or that policy wrapped by ``torch.compile``, which leaves the model as it
+        is with a warning (numddpg's networks run in its Numba kernels, not in torch).
+        Anything else is refused: numddpg has no policy objects to swap in."""
+        if isinstance(policy, Policy) and policy._model is self:
+            return
+        if hasattr(policy, "_torchdynamo_orig_callable") or hasattr(policy, "_orig_mod"):
+            warnings.warn("model.policy = torch.compile(model.policy): numddpg's networks run "
+                          "in its Numba kernels, not in torch, so the model keeps its policy",
+                          UserWarning, stacklevel=2)
+            return
+        raise TypeError(f"model.policy can only be this model's own policy, got "
+                        f"{type(policy).__name__}; to take another model's networks: "
+                        "model.policy.load_state_dict(other.policy.state_dict())")
+
     # SB3's shortcuts to the policy's networks
     actor = property(lambda self: self.policy.actor)
     critic = property(lambda self: self.policy.critic)
@@ -516,7 +528,7 @@ class OffPolicySB3(SB3Logging):
         """Put parameters in place: a dict as ``get_parameters`` returns (with exact_match
         False, any part of one), or the path of a saved model (its parameters).  Everything is
         checked before anything changes (numddpg.sb3.parameters.set_parameters)."""
-        _check_device(device)
+        check_device(device)
         params = load_path_or_dict
         if isinstance(params, (str, os.PathLike)):
             params = type(self).load(params).get_parameters()
@@ -813,6 +825,11 @@ class OffPolicySB3(SB3Logging):
             include_buffer = False
         self._save_native(path, include_buffer, saved, loop, user)
 
+    def save_policy_networks(self, path):
+        """SB3's ``policy.save``: the model's file at exactly ``path``, without the replay
+        buffer and the episodes in progress (``load_policy_file`` reads it)."""
+        self._save_native(_file_path("path", path, ""), include_buffer=False, loop=False)
+
     def _save_native(self, path, include_buffer, saved=_attributes.SAVED, loop=True,
                      user=None):
         """The native model's save, with its "sb3" section: SB3's learning_rate as data
@@ -865,7 +882,7 @@ class OffPolicySB3(SB3Logging):
             callable is replaced by the learning rate it last gave, with a warning that says so
             (numddpg.sb3.schedules).
         """
-        _check_device(device)
+        check_device(device)
         if check_bool("print_system_info", print_system_info):
             import numba
             from .. import __version__
@@ -965,7 +982,7 @@ class OffPolicySB3(SB3Logging):
         """Put back a file's SB3 attributes (``checked``: attributes.checked), then the
         ``replaced`` ones given to load(); with ``keep_episodes``, its episodes in progress."""
         values = dict(checked["attributes"], **replaced)
-        self.verbose = check_int("verbose", values.get("verbose", 0), 0, 2)
+        self.verbose = check_verbose(values.get("verbose", 0))
         self.tensorboard_log = check_tensorboard_log(values.get("tensorboard_log"))
         if "seed" in replaced:
             self.seed = check_hyperparameter("seed", replaced["seed"],
@@ -1270,3 +1287,21 @@ class DDPG(OffPolicySB3):
         args = dict(locals())
         del args["self"]
         self._setup(args)
+
+
+def load_policy_file(path):
+    """SB3's ``policy_class.load(path)`` on a file numddpg.sb3 wrote there: ``policy.save``'s (a
+    model file without its buffer) gives the policy of the model it holds, every network;
+    ``actor.save``'s (numddpg's policy file, as ``numddpg export`` writes) a SavedPolicy."""
+    path = _file_path("path", path, "")
+    meta = _checkpoint.read_meta(path)
+    if meta["kind"] == "policy":
+        return SavedPolicy.load(path)
+    models = {cls.native_class.algo: cls for cls in (DDPG, TD3)}
+    if meta["kind"] != "algorithm" or meta.get("algo") not in models:
+        raise _checkpoint.CheckpointError(
+            f"{path}: a {meta['kind']!r} file; Policy.load reads what policy.save (a model "
+            "file) or policy.actor.save (a policy file) wrote")
+    with warnings.catch_warnings():            # (a policy is not trained on: no buffer to miss)
+        warnings.filterwarnings("ignore", "(?s).*saved without its replay buffer")
+        return models[meta["algo"]].load(path).policy

@@ -1,5 +1,6 @@
 """SB3's parameter dicts of an agent: ``get_parameters()`` / ``set_parameters()`` and the
-policy's ``state_dict()``, as NumPy arrays under the names and shapes SB3's TD3Policy gives them.
+policy's ``state_dict()``, under the names and shapes SB3's TD3Policy gives them: torch tensors
+if the program has imported torch (SB3's code has; ``as_tensors``), else NumPy arrays.
 
     get_parameters()   {"policy": the policy's state dict,
                         "actor.optimizer": the actor's Adam state, "critic.optimizer": the
@@ -31,6 +32,7 @@ What SB3's dicts do not hold stays as it is on ``set_parameters``: the minibatch
 state and TD3's policy-delay clock (SB3 keeps neither in its parameters).
 """
 import collections
+import sys
 
 import numpy as np
 
@@ -126,8 +128,25 @@ def optimizer_state_dict(agent, name):
 
 def parameters(agent):
     """SB3's ``get_parameters()`` of ``agent`` (module docstring)."""
-    return {"policy": policy_state_dict(agent),
-            **{name: optimizer_state_dict(agent, name) for name in OBJECTS[1:]}}
+    return as_tensors({"policy": policy_state_dict(agent),
+                       **{name: optimizer_state_dict(agent, name) for name in OBJECTS[1:]}})
+
+
+def as_tensors(tree):
+    """``tree`` (dicts and lists of arrays) with its arrays as torch tensors (sharing their
+    memory) if the program has imported torch, as SB3's code does: its dicts hold tensors, and
+    code written for it calls torch on them.  numddpg never imports torch itself: without it
+    the arrays stay NumPy's."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return tree
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(tree)
+    if isinstance(tree, dict):
+        return type(tree)((key, as_tensors(value)) for key, value in tree.items())
+    if isinstance(tree, list):
+        return [as_tensors(value) for value in tree]
+    return tree
 
 
 # ---------------------------------------------------------------------------------------------

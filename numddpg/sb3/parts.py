@@ -15,6 +15,7 @@
 """
 import abc
 import sys
+import warnings
 
 import numpy as np
 
@@ -33,6 +34,21 @@ class Device(str):
 
 
 CPU = Device("cpu")
+
+
+def check_device(device):
+    """The device numddpg uses for SB3's ``device`` argument (a string or a torch.device): the
+    CPU for "auto" and "cpu"; for "cuda" too, with a warning (SB3 falls back to the CPU where
+    CUDA is unavailable, and numddpg's kernels have no other device); anything else is refused."""
+    kind = str(getattr(device, "type", device))
+    if kind in ("auto", "cpu"):
+        return CPU
+    if kind == "cuda" or kind.startswith("cuda:"):
+        warnings.warn(f"device={str(device)!r}: numddpg's kernels run on the CPU, so the CPU is "
+                      "used (as SB3 does where CUDA is unavailable)", UserWarning, stacklevel=3)
+        return CPU
+    raise ValueError(f"device={device!r}: numddpg runs on the CPU only (NumPy/Numba kernels); "
+                     "use device='cpu' or 'auto'")
 
 
 class Critics:
@@ -70,6 +86,38 @@ class Critics:
         return f"Critics(n_critics={self.n_critics}, qf0={self.q_networks[0]!r})"
 
 
+class Actor:
+    """SB3's Actor, ``model.policy.actor``: the live actor MLP (any attribute is the MLP's:
+    ``params``, ``weights``, ``sizes``, ``forward``...) with SB3's ``predict`` (the model's),
+    ``save`` (numddpg's policy file: the actor alone, readable with NumPy alone by
+    ``numddpg.load_policy``) and ``load`` (a SavedPolicy)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name.startswith("__") or "_model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self._model.native.agent.actor, name)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        """The model's ``predict`` (its actions are the actor's)."""
+        return self._model.predict(observation, state, episode_start, deterministic)
+
+    def save(self, path):
+        """The actor as numddpg's policy file at exactly ``path``."""
+        self._model.native.save_policy(path)
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """The policy file at ``path`` (``save``'s, numddpg's export) as a SavedPolicy."""
+        check_device(device)
+        return SavedPolicy.load(path)
+
+    def __repr__(self):
+        return f"Actor({self._model.native.agent.actor!r})"
+
+
 class Policy:
     """SB3's ``model.policy`` of ``model`` (an SB3-layer model): its networks are the live
     agent's, so an update changes them and a change of their ``params`` changes the model."""
@@ -84,7 +132,7 @@ class Policy:
     def _agent(self):
         return self._model.native.agent
 
-    actor = property(lambda self: self._agent.actor)
+    actor = property(lambda self: Actor(self._model))
     critic = property(lambda self: Critics(self._agent.critics))
     actor_target = property(lambda self: self._agent.actor_targ)
     critic_target = property(lambda self: Critics(self._agent.critics_targ))
@@ -112,7 +160,7 @@ class Policy:
     def state_dict(self):
         """SB3's state dict of the policy (actor, actor_target, critic, critic_target), copies
         under SB3's names and torch's shapes (numddpg.sb3.parameters)."""
-        return _parameters.policy_state_dict(self._agent)
+        return _parameters.as_tensors(_parameters.policy_state_dict(self._agent))
 
     def load_state_dict(self, state_dict, strict=True):
         """Put ``state_dict`` (as ``state_dict`` returns; without ``strict``, any part of it)
@@ -121,18 +169,19 @@ class Policy:
         _parameters.load_policy_state_dict(self._agent, state_dict, strict)
 
     def save(self, path):
-        """SB3's ``policy.save``: the actor, as numddpg's policy file at ``path`` (exactly that
-        path): what acting needs, readable with NumPy alone (``numddpg.load_policy``) and by
-        ``Policy.load``.  The critics are not in it: ``model.save`` keeps the whole model."""
-        self._model.native.save_policy(path)
+        """SB3's ``policy.save``: every network of the policy (actor, critics, their targets)
+        at exactly ``path``, as the model's file without its replay buffer (``load`` reads it
+        back).  ``actor.save`` writes the actor alone as numddpg's policy file."""
+        self._model.save_policy_networks(path)
 
     @classmethod
     def load(cls, path, device="auto"):
-        """The policy ``save`` wrote at ``path``, as a SavedPolicy (``predict``, the actor's
-        ``state_dict``)."""
-        if str(device) not in ("auto", "cpu"):
-            raise ValueError(f"device={device!r}: numddpg runs on the CPU only")
-        return SavedPolicy.load(path)
+        """What ``save`` wrote at ``path``: the policy of the model it holds (every network,
+        ``predict``, ``state_dict``); a policy file (``actor.save``'s, numddpg's export) gives
+        a SavedPolicy (the actor)."""
+        check_device(device)
+        from .model import load_policy_file              # (model.py imports this module)
+        return load_policy_file(path)
 
     def set_training_mode(self, mode):
         """SB3 switches torch's train/eval mode (batch norm, dropout); numddpg's MLPs have no
@@ -248,4 +297,5 @@ class SavedPolicy(ActingPolicy):
 
     def state_dict(self):
         """{"actor.mu.<2l>.weight", ...: the actor's tensors} (the file holds no critic)."""
-        return dict(_parameters.network_tensors("actor.mu", self.params, self.layer_sizes))
+        return _parameters.as_tensors(
+            dict(_parameters.network_tensors("actor.mu", self.params, self.layer_sizes)))
