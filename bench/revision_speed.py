@@ -12,6 +12,9 @@ fresh interpreter per tree and round, so that the host's drift hits both alike:
                   TD3's first learn() of as many steps in the same process (its own kernels:
                   the functions DDPG's compiled are loaded already), in the first round only
                   (--cold-rounds N: the first N rounds; --no-cold: never)
+  warm start      the same two first learns in the other rounds, with the kernels loaded from
+                  the tree's own cache (filled by an untimed run of each tree first): what
+                  every later process of a machine pays
   update          microseconds per update of DDPGAgent.update_burst and TD3Agent's (K = 20
                   updates a call, one chunk, one BLAS thread) at (64, 64) batch 64 and (256, 256)
                   batch 256, minibatches from a 10,000-row buffer; the median of 15 calls a
@@ -50,14 +53,14 @@ def measure(steps, cold):
     import numpy as np
 
     import numddpg
-    if cold:
-        numddpg.DDPG("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
-            1500, progress_bar=False)
-        out["cold start, s"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        numddpg.TD3("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
-            1500, progress_bar=False)
-        out["td3 first learn after ddpg's, s"] = time.perf_counter() - t1
+    start = "cold" if cold else "warm"
+    numddpg.DDPG("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
+        1500, progress_bar=False)
+    out[f"{start} start, s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    numddpg.TD3("Pendulum-v1", seed=0, chunks=1, blas_threads=1, log=False).learn(
+        1500, progress_bar=False)
+    out[f"td3 first learn after ddpg's ({start}), s"] = time.perf_counter() - t1
     for name, (agent_class, o, a, hidden, batch) in UPDATE_CONFIGS.items():
         agent = getattr(numddpg, agent_class)(o, a, -1.0, 1.0, hidden_sizes=hidden, seed=0,
                                               chunks=1)
@@ -128,6 +131,8 @@ def main(argv=None):
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree),
                         args.against], check=True)
         try:
+            for where in (ROOT, tree):            # fill each tree's own cache (untimed)
+                measure_in(where, 0, cold=False)
             for r in range(args.rounds):
                 order = [("this", ROOT), ("rev", tree)][::1 if r % 2 == 0 else -1]
                 for name, where in order:
@@ -141,7 +146,8 @@ def main(argv=None):
                            check=True)
     print(f"\n| quantity | this ({head}) | {args.against} | ratio (above 1: this faster) |")
     print("|---|---:|---:|---:|")
-    for key in results["this"][0]:
+    keys = dict.fromkeys(k for r in results["this"] for k in r)   # (cold rounds' keys first)
+    for key in keys:
         a = statistics.median(r[key] for r in results["this"] if key in r)
         b = statistics.median(r[key] for r in results["rev"] if key in r)
         ratio = a / b if "steps/s" in key else b / a

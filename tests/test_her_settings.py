@@ -13,7 +13,7 @@ from numddpg.engine.noise import GaussianNoise, NoNoise
 from numddpg.engine.presets import preset_for
 from numddpg.kernels import gradcheck as gc
 from numddpg.kernels import reference as ref
-from numddpg.kernels.update import HP, clip_targets
+from numddpg.kernels.update import HP, clip_targets, return_floor
 from numddpg.tools import gradcheck as gradcheck_command
 from numddpg.tools.cli import main
 from numddpg.training.acting import Policy
@@ -80,10 +80,11 @@ def test_clipped_targets_are_the_twins_within_the_range(rng):
 
 def test_clip_keeps_nan_for_the_guard_and_gamma_one_has_no_lower_bound():
     y = np.array([np.nan, -100.0, 5.0, -3.0, 0.0])
-    clip_targets(y, 0, 5, 0.75)
+    assert return_floor(0.75) == -4.0 and return_floor(1.0) == -np.inf
+    clip_targets(y, 0, 5, return_floor(0.75))
     np.testing.assert_array_equal(y, [np.nan, -4.0, 0.0, -3.0, 0.0])
     y = np.array([-1e9, 2.0])
-    clip_targets(y, 0, 2, 1.0)
+    clip_targets(y, 0, 2, return_floor(1.0))
     np.testing.assert_array_equal(y, [-1e9, 0.0])
     np.testing.assert_array_equal(ref.clip_target(np.array([-1e9, 2.0]), 1.0), [-1e9, 0.0])
 

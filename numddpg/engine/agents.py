@@ -41,8 +41,8 @@ from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import run_threads
 from ..kernels.threads import usable_cpus
 from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD,
-                              Batch, Features, Net, carve_work, ddpg_updates,
-                              draw_smoothing_noise, td3_updates, work_size, work_slots)
+                              Batch, Net, carve_work, ddpg_updates, draw_smoothing_noise,
+                              kernel_parts, td3_updates, work_size, work_slots)
 from .buffer import NO_LINKS, Replay
 from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, MAX_CRITICS, TD3_EXTRA, TD3_TABLE,
                               describe, whole_as_json)
@@ -139,7 +139,7 @@ class DDPGAgent:
     state_layout = state_layout_for(n_critics)
     # the step counts: state_dict()["counters"] and the update kernel's t, in this order
     counter_names = ("t_pi", "t_q")
-    # the update kernel for a set of numddpg.kernels.update.Features (its optional parts)
+    # the update kernel (numddpg.kernels.update)
     updates = staticmethod(ddpg_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
@@ -195,13 +195,12 @@ class DDPGAgent:
                       **{name: float(getattr(self, name))
                          for name in (*self.config_keys, *ADAM_KEYS, *LOSS_KEYS)
                          if name in HP._fields})
-        # The update kernels: the optional parts this agent's hyperparameters use compiled
-        # in, the rest left out (a plain agent compiles none of them); n-step minibatches get
-        # a kernel with n-step targets besides.
-        features = Features(n_critics=self.n_critics, clip_return=bool(self.clip_return),
-                            action_l2=self.action_l2 != 0, weight_decay=self.weight_decay != 0)
-        self._kernel = self.updates(features)
-        self._nstep_kernel = self.updates(features._replace(nstep=True))
+        # The update kernel and its optional parts' arguments: those this agent's
+        # hyperparameters use, None for the rest, so that its compiled kernel has only its
+        # own (a plain agent's none); an n-step minibatch brings its discount.
+        self._kernel = self.updates
+        self._parts = kernel_parts(self._critic_nets, self._hp, self.clip_return,
+                                   self.action_l2 != 0, self.weight_decay != 0)
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self._nstep_batches = {}              # B -> the minibatch with a discount (n-step)
         self.threads = self.chunks
@@ -376,9 +375,9 @@ class DDPGAgent:
         return arr
 
     def _nets(self):
-        """The Net bundles, in the update kernels' argument order: the actor's, the tuple of
-        the critics'."""
-        return (self._actor_net, self._critic_nets)
+        """The Net bundles, in the update kernels' argument order: the actor's, critic 1's (the
+        others are among the optional parts)."""
+        return (self._actor_net, self._critic_nets[0])
 
     @property
     def threads(self):
@@ -394,12 +393,14 @@ class DDPGAgent:
         # numddpg.kernels.sync's flags: a cache line per thread, then the abort flag
         self._flags = np.zeros((self._threads + 1, 8), np.int64)
 
-    def _run(self, K, sample, replay, size, idx, batch, work, stats, nstep=False):
-        """K updates of the agent's kernel (with ``nstep``, the one with n-step targets) on
-        its threads (numddpg.kernels.sync.run_threads)."""
-        run_threads(self._nstep_kernel if nstep else self._kernel, self._threads, self._flags,
+    def _run(self, K, sample, replay, size, idx, batch, work, stats):
+        """K updates of the agent's kernel on its threads (numddpg.kernels.sync.run_threads),
+        with n-step targets when ``batch`` has a discount."""
+        second, more, *others = self._parts
+        run_threads(self._kernel, self._threads, self._flags,
                     (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
-                     self.half, self._hp, self._t, batch, work, stats, self._flags))
+                     self.half, self._hp, self._t, batch, work, stats, self._flags, second,
+                     more, batch.discount, *others))
 
     def update(self, obs, act, rew, obs2, done, discount=None):
         """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}.  discount (B,):
@@ -411,8 +412,7 @@ class DDPGAgent:
         self._sync_t_in()
         stats = self._stats.reshape(1, N_STATS)
         replay = self._unsampled(batch)
-        self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats,
-                  nstep=discount is not None)
+        self._run(1, False, replay, 0, np.empty(0, np.int64), batch, work, stats)
         self._sync_t_out()
         return self._stats_dict(self._stats)
 
@@ -440,7 +440,7 @@ class DDPGAgent:
             batch = self._nstep_batch(batch)
         stats = np.empty((check_dim("K", K), N_STATS), np.float64)
         self._sync_t_in()
-        self._run(int(K), True, replay, size, idx, batch, work, stats, nstep=replay.n_steps > 1)
+        self._run(int(K), True, replay, size, idx, batch, work, stats)
         self._sync_t_out()
         return stats
 

@@ -45,9 +45,7 @@ steps' parameter ranges, meeting at a barrier between stages (numddpg.kernels.sy
 single-threaded in each.  The numbers depend on C alone, not on how many threads run the
 chunks: a run may change its thread count (a busy machine) and stay bit-identical.
 """
-import functools
 from collections import namedtuple
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -192,66 +190,52 @@ def target_actor(actor, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def min_q_target(critics, work, c, r0, r1, fold_later):
+def min_q_target(critic, second, more, work, c, r0, r1):
     """min_k Q_k_targ(xq) (rows,) over the N critics' targets, for the rows' critic input xq =
     work.xq[r0:r1] = concat(s', a2) (the caller's): critic 1's pass here (in
-    work.acts_q_targ[c], which each critic's pass reuses), the others' folded in by
-    ``fold_later`` (fold_later_q_targets,
-    fold_second_q_target, or a one-critic kernel's skip_later_q_targets, which returns critic
-    1's column as it is)."""
-    _, identity_out = _runtime_flags(critics[0].sizes)
-    q1 = mlp_forward(critics[0].targ, critics[0].sizes, identity_out, work.xq[r0:r1],
+    work.acts_q_targ[c], which each critic's pass reuses); with ``second`` (critic 2, or None
+    for one critic: then Q_1_targ is the minimum) the others' folded in by
+    fold_later_q_targets."""
+    _, identity_out = _runtime_flags(critic.sizes)
+    q1 = mlp_forward(critic.targ, critic.sizes, identity_out, work.xq[r0:r1],
                      work.acts_q_targ[c])
-    return fold_later(critics, work, c, r0, r1, q1[:, 0])
+    if second is None:
+        return q1[:, 0]
+    return fold_later_q_targets(second, more, work, c, r0, r1, q1[:, 0])
 
 
-@njit(cache=True, inline="always")
-def fold_later_q_targets(critics, work, c, r0, r1, q1):
-    """work.y[r0:r1] = min(q1, Q_2_targ(xq), ..., Q_N_targ(xq)), each critic's pass in turn
-    folded into the running minimum; returns that view (min_q_target's)."""
-    _, identity_out = _runtime_flags(critics[0].sizes)
+@njit(cache=True)
+def fold_later_q_targets(second, more, work, c, r0, r1, q1):
+    """work.y[r0:r1] = min(q1, Q_2_targ(xq), ..., Q_N_targ(xq)): critic 2's (``second``) and
+    then each of ``more``'s (critics 3..N, or None) pass in turn folded into the running
+    minimum; returns that view (min_q_target's).  Not inlined: a one-critic kernel drops its
+    call unread (numddpg.kernels.update, "Optional parts")."""
+    _, identity_out = _runtime_flags(second.sizes)
     xq, y = work.xq[r0:r1], work.y[r0:r1]
     for i in range(r1 - r0):
         y[i] = q1[i]                # before the next pass reuses q1's activations
-    for k in range(1, len(critics)):
-        q_targ = mlp_forward(critics[k].targ, critics[k].sizes, identity_out, xq,
-                             work.acts_q_targ[c])
-        for i in range(r1 - r0):
-            y[i] = min(y[i], q_targ[i, 0])
+    q_targ = mlp_forward(second.targ, second.sizes, identity_out, xq, work.acts_q_targ[c])
+    for i in range(r1 - r0):
+        y[i] = min(y[i], q_targ[i, 0])
+    if more is not None:
+        for k in range(len(more)):
+            q_targ = mlp_forward(more[k].targ, more[k].sizes, identity_out, xq,
+                                 work.acts_q_targ[c])
+            for i in range(r1 - r0):
+                y[i] = min(y[i], q_targ[i, 0])
     return y
 
 
 @njit(cache=True, inline="always")
-def fold_second_q_target(critics, work, c, r0, r1, q1):
-    """fold_later_q_targets of a kernel for two critics (TD3's): critic 2 indexed directly.  The
-    loop versions cost TD3's kernel about 0.5 s more of compile (bench/RESULTS.md, "Kernels for
-    the features a run uses")."""
-    _, identity_out = _runtime_flags(critics[1].sizes)
-    xq, y = work.xq[r0:r1], work.y[r0:r1]
-    for i in range(r1 - r0):
-        y[i] = q1[i]                # before critic 2's pass reuses q1's activations
-    q2 = mlp_forward(critics[1].targ, critics[1].sizes, identity_out, xq, work.acts_q_targ[c])
-    for i in range(r1 - r0):
-        y[i] = min(y[i], q2[i, 0])
-    return y
-
-
-@njit(cache=True, inline="always")
-def skip_later_q_targets(critics, work, c, r0, r1, q1):
-    """fold_later_q_targets of a kernel for one critic: q1 is the minimum."""
-    return q1
-
-
-@njit(cache=True, inline="always")
-def bootstrap(gamma, batch, work, r0, r1, nstep, q_min):
-    """work.y[r0:r1] = r + gamma (1 - d) q_min for the rows' q_min (min_q_target's); in a
-    kernel with ``nstep``, r + discount q_min with the rows' batch.discount = gamma^m (1 - d)
-    of n-step returns (docs/math.md section 12).  (q_min may be work.y[r0:r1] itself.)"""
+def bootstrap(gamma, batch, work, r0, r1, discount, q_min):
+    """work.y[r0:r1] = r + gamma (1 - d) q_min for the rows' q_min (min_q_target's); with a
+    ``discount`` (an n-step minibatch's batch.discount, gamma^m (1 - d) per row: docs/math.md
+    section 12), r + discount q_min.  (q_min may be work.y[r0:r1] itself.)"""
     y, rew = work.y[r0:r1], batch.rew[r0:r1]
-    if nstep:
-        discount = batch.discount[r0:r1]
+    if discount is not None:
+        weight = discount[r0:r1]
         for i in range(r1 - r0):
-            y[i] = rew[i] + discount[i] * q_min[i]
+            y[i] = rew[i] + weight[i] * q_min[i]
     else:
         done = batch.done[r0:r1]
         for i in range(r1 - r0):
@@ -259,19 +243,20 @@ def bootstrap(gamma, batch, work, r0, r1, nstep, q_min):
 
 
 @njit(cache=True, inline="always")
-def td_target(actor, critics, mid, half, gamma, batch, work, c, r0, r1, nstep, fold_later):
+def td_target(actor, critic, second, more, mid, half, gamma, batch, work, c, r0, r1,
+              discount):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) (one critic: its own
     Q_targ; n-step: r + discount min_k Q_k_targ, bootstrap)."""
     o = batch.obs.shape[1]
     xq = work.xq[r0:r1]
     u2 = target_actor(actor, batch, work, c, r0, r1)
     scale_action(u2, mid, half, xq[:, o:])
-    q_min = min_q_target(critics, work, c, r0, r1, fold_later)
-    bootstrap(gamma, batch, work, r0, r1, nstep, q_min)
+    q_min = min_q_target(critic, second, more, work, c, r0, r1)
+    bootstrap(gamma, batch, work, r0, r1, discount, q_min)
 
 
 @njit(cache=True, inline="always")
-def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fold_later):
+def td3_target(actor, critic, second, more, mid, half, hp, batch, work, c, r0, r1, discount):
     """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', a2) with the smoothed target
     action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
     +noise_clip half), low, high), eps = work.eps (standard normal draws); n-step: r +
@@ -285,16 +270,21 @@ def td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep, fol
             noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
             a2 = mid[j] + half[j] * u2[i, j] + noise
             xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
-    q_min = min_q_target(critics, work, c, r0, r1, fold_later)
-    bootstrap(hp.gamma, batch, work, r0, r1, nstep, q_min)
+    q_min = min_q_target(critic, second, more, work, c, r0, r1)
+    bootstrap(hp.gamma, batch, work, r0, r1, discount, q_min)
+
+
+def return_floor(gamma):
+    """-1 / (1 - gamma) (-inf when gamma = 1): the least discounted return of rewards in
+    [-1, 0], as a goal env's; the lower end of clip_return's range [return_floor, 0]."""
+    return -1.0 / (1.0 - gamma) if gamma < 1.0 else -np.inf
 
 
 @njit(cache=True)
-def clip_targets(y, r0, r1, gamma):
-    """y[r0:r1] clipped to [-1 / (1 - gamma), 0] (no lower bound when gamma = 1): the range of
-    a discounted return whose rewards all lie in [-1, 0], as a goal env's (the HER papers'
-    clip_return).  Written as comparisons so that a NaN target stays NaN for the guard."""
-    low = -1.0 / (1.0 - gamma) if gamma < 1.0 else -np.inf
+def clip_targets(y, r0, r1, low):
+    """y[r0:r1] clipped to [low, 0], low = return_floor(gamma): the range of a discounted
+    return whose rewards all lie in [-1, 0] (the HER papers' clip_return).  Written as
+    comparisons so that a NaN target stays NaN for the guard."""
     for i in range(r0, r1):
         if y[i] < low:
             y[i] = low
@@ -343,13 +333,12 @@ def action_penalty(u, du, action_l2, B):
 
 
 @njit(cache=True, inline="always")
-def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B, action_l2,
-                        penalty):
+def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1, B, action_l2):
     """The rows' part of J = -mean Q(s, mu(s)) (+ action_l2 mean u^2) and of dJ/dtheta (into
     actor.grad[c]), the critic held constant: dJ/dQ_i = -1/B -> the critic's input gradient,
     action columns: dJ/da -> dJ/du = half * dJ/da (+ the penalty's, when action_l2 is not 0)
-    -> through tanh into theta (the penalty only in a kernel with ``penalty``).  Returns the
-    rows' sum of -Q (+ the penalty's part)."""
+    -> through tanh into theta (the penalty only with an ``action_l2``: None compiles none).
+    Returns the rows' sum of -Q (+ the penalty's part)."""
     tanh_out, identity_out = _runtime_flags(actor.sizes)
     o = batch.obs.shape[1]
     obs = batch.obs[r0:r1]
@@ -370,7 +359,7 @@ def actor_loss_and_grad(actor, critic, acts_q, mid, half, batch, work, c, r0, r1
     for i in range(r1 - r0):                  # in place: da is spent
         for j in range(du.shape[1]):
             du[i, j] *= half[j]
-    if penalty:
+    if action_l2 is not None:
         neg_q += action_penalty(u, du, action_l2, B)
     mlp_backward(actor.params, actor.sizes, tanh_out, obs, work.acts_pi[c], du, actor.grad[c],
                  du[:0], _runtime_zero(actor.sizes), work.delta_buf[c], work.dh_buf[c])
@@ -392,42 +381,34 @@ def reduce_chunks(grad, lo, hi):
 
 
 @njit(cache=True, inline="always")
-def adam(net, t, lr, hp, average, c, decay):
+def adam(net, t, lr, hp, average, c, weight_decay):
     """Range c of C (C = the chunks) of one Adam step on net.params from the sum of net.grad's
     chunks, step number t; when ``average`` the polyak update of net.targ in the same pass
-    (optim.adam_polyak_span; with ``decay``, a kernel with weight decay, adam_decay_span).
+    (optim.adam_polyak_span; with a ``weight_decay``, hp's, adam_decay_span; None compiles
+    none).
     After all C ranges, net.grad[0] holds the whole gradient."""
     C = net.grad.shape[0]
     lo, hi = chunk_rows(net.params.shape[0], C, c)
     coef = adam_coefficients(net.params, t, lr, hp.beta1, hp.beta2, hp.eps, hp.polyak,
                              hp.weight_decay, hp.decoupled_weight_decay)
     reduce_chunks(net.grad, lo, hi)
-    if decay:
+    if weight_decay is not None:
         adam_decay_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
     else:
         adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
 
 
-@njit(cache=True, inline="always")
-def later_critics_loss_and_grads(critics, batch, work, c, r0, r1, B, sq_err):
-    """critic_loss_and_grad for critics 2..N in turn; ``sq_err`` (critic 1's sum of squared
-    errors) plus theirs, added in order k = 2, 3, ... (critics_loss_and_grads')."""
-    for k in range(1, len(critics)):
-        sq, _, _ = critic_loss_and_grad(critics[k], work.acts_q[c], batch, work, c, r0, r1, B)
-        sq_err += sq
-    return sq_err
-
-
-@njit(cache=True, inline="always")
-def second_critic_loss_and_grad(critics, batch, work, c, r0, r1, B, sq_err):
-    """later_critics_loss_and_grads of a kernel for two critics: critic 2 indexed directly."""
-    sq, _, _ = critic_loss_and_grad(critics[1], work.acts_q[c], batch, work, c, r0, r1, B)
-    return sq_err + sq
-
-
-@njit(cache=True, inline="always")
-def skip_later_critics(critics, batch, work, c, r0, r1, B, sq_err):
-    """later_critics_loss_and_grads of a kernel for one critic: ``sq_err`` as it is."""
+@njit(cache=True)
+def later_critics_loss_and_grads(second, more, batch, work, c, r0, r1, B, sq_err):
+    """critic_loss_and_grad for critic 2 (``second``) and then each of ``more`` (critics 3..N,
+    or None) in turn; ``sq_err`` (critic 1's sum of squared errors) plus theirs, added in order
+    k = 2, 3, ... (critics_loss_and_grads').  Not inlined, as fold_later_q_targets."""
+    sq, _, _ = critic_loss_and_grad(second, work.acts_q[c], batch, work, c, r0, r1, B)
+    sq_err += sq
+    if more is not None:
+        for k in range(len(more)):
+            sq, _, _ = critic_loss_and_grad(more[k], work.acts_q[c], batch, work, c, r0, r1, B)
+            sq_err += sq
     return sq_err
 
 
@@ -436,29 +417,27 @@ def skip_later_critics(critics, batch, work, c, r0, r1, B, sq_err):
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses):
+def critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B):
     """Step 2's passes on chunk c, given y: every critic's part of its MSE and gradient (into
-    critics[k].grad[c]), one after the other in work.acts_q[c]; work.part[c] gets the sum of
-    the critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2.
-    (Critics 2..N by ``later_losses``: later_critics_loss_and_grads, or a one-critic kernel's
-    skip_later_critics.)"""
-    sq_err, q_sum, q_sq = critic_loss_and_grad(critics[0], work.acts_q[c], batch, work, c,
-                                               r0, r1, B)
-    sq_err = later_losses(critics, batch, work, c, r0, r1, B, sq_err)
+    its grad[c]), one after the other in work.acts_q[c]; work.part[c] gets the sum of the
+    critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2.
+    (Critics 2..N, when ``second`` is not None, by later_critics_loss_and_grads.)"""
+    sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q[c], batch, work, c, r0, r1, B)
+    if second is not None:
+        sq_err = later_critics_loss_and_grads(second, more, batch, work, c, r0, r1, B, sq_err)
     work.part[c, ST_Q_MEAN] = q_sum
     work.part[c, ST_Q_STD] = q_sq
     work.part[c, ST_LOSS_Q] = sq_err
 
 
 @njit(cache=True, inline="always")
-def actor_step(actor, critic, mid, half, hp, batch, work, c, penalty):
+def actor_step(actor, critic, mid, half, batch, work, c, action_l2):
     """Step 3 on chunk c: J's part and its gradient in actor.grad[c], ``critic`` held constant
-    (the action penalty only with ``penalty``)."""
+    (the action penalty only with an ``action_l2``)."""
     B = batch.obs.shape[0]
     r0, r1 = chunk_rows(B, work.part.shape[0], c)
     work.part[c, ST_LOSS_PI] = actor_loss_and_grad(actor, critic, work.acts_q[c], mid, half,
-                                                   batch, work, c, r0, r1, B, hp.action_l2,
-                                                   penalty)
+                                                   batch, work, c, r0, r1, B, action_l2)
 
 
 @njit(cache=True, inline="always")
@@ -496,177 +475,152 @@ def draw_smoothing_noise(rng_state, eps):
 # counts steps.  With n == 1 one thread runs every chunk and the barriers cost nothing.
 #
 # Optional parts.  The parts of an update that only some runs use are compiled into a kernel only
-# when its run uses them: ``Features`` names them, and ``ddpg_updates(features)`` and
-# ``td3_updates(features)`` return the kernel with those parts (one compiled and cached kernel per
-# set).  Each flag is a closure variable of the kernel, a compile-time constant: Numba drops the
-# branches it turns off before typing them (a plain run compiles no n-step sampling, target
-# clipping, action penalty or weight decay; bench/RESULTS.md, "Kernels for the features a run
-# uses").  Numba inlines calls before it drops branches, so a branch that a flag turns off calls
-# only functions that are not inlined (clip_targets, action_penalty, sample_nstep,
-# adam_decay_span): an inlined one would cost its compile in every kernel.  The critics past the
-# first are the exception, being inlined for speed: the kernel hands the steps the functions for
-# them (fold_later, later_losses: a one-critic kernel's do nothing), which Numba inlines at the
-# call once it knows them.  The code the flags leave on is the same in every kernel.  The kernels
-# compose the critic phase (target, clipping, losses) themselves rather than through a step of
-# its own: each level of inlining copies every argument into the callee's parameters, and that
-# level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
+# when its run uses them.  Each comes as a trailing argument that is None when the run does not
+# use it: ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``discount`` (an n-step
+# minibatch's batch.discount), ``return_floor`` (clip_return's lower bound), ``action_l2`` (the
+# penalty's weight), ``weight_decay`` (Adam's).  Numba compiles a kernel per set of argument
+# types, and drops the branches that an ``is None`` test of a NoneType argument turns off before
+# typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
+# penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
+# kernel is an ordinary module function that Numba caches on disk.  The kernel drops its own
+# branches before it inlines its callees, but a callee's only after: so a branch in an inlined
+# step calls only functions that are not inlined (fold_later_q_targets,
+# later_critics_loss_and_grads, clip_targets, action_penalty, sample_nstep, adam_decay_span),
+# or an inlined one would cost its compile in every kernel.  ``kernel_parts`` gives an agent's.
+# The kernels compose the critic phase (target, clipping, losses) themselves rather than through
+# a step of its own: each level of inlining copies every argument into the callee's parameters,
+# and that level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
 # ---------------------------------------------------------------------------------------------
 
-class Features(NamedTuple):
-    """What an update kernel is compiled for: ``n_critics`` (one is indexed directly, more are
-    looped over), and its optional parts: n-step sampling and targets (the minibatch's
-    discount), clip_return's target clipping, the actor's action_l2 penalty, Adam's weight
-    decay (coupled or decoupled)."""
-    n_critics: int = 1
-    nstep: bool = False
-    clip_return: bool = False
-    action_l2: bool = False
-    weight_decay: bool = False
+def kernel_parts(critics, hp, clip_return, action_l2, weight_decay):
+    """(second, more, return_floor, action_l2, weight_decay): the optional-part arguments of
+    the update kernels for the tuple of ``critics`` (Net bundles), the HP ``hp`` and whether
+    the run clips returns, penalises actions and decays weights; each None when not used (the
+    minibatch's discount, the sixth, comes with each call)."""
+    return (critics[1] if len(critics) > 1 else None,
+            tuple(critics[2:]) if len(critics) > 2 else None,
+            return_floor(hp.gamma) if clip_return else None,
+            hp.action_l2 if action_l2 else None,
+            hp.weight_decay if weight_decay else None)
 
 
+@njit(cache=True, nogil=True)
+def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
+                 batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                 weight_decay):
+    """K DDPG updates (module docstring), in place, on critic 1 ``critic`` and the optional
+    parts (above: critics 2..N among them).  With ``sample``, each on a minibatch of B =
+    idx.shape[0] rows drawn uniformly with replacement from the first ``size`` rows of
+    ``replay`` into ``batch``; without, all K on ``batch`` as given.  t (2,) int64 = [t_pi,
+    t_q], incremented; stats (K, 4): loss_q (the sum of the critics' MSEs), loss_pi, mean and
+    std of Q_1(s, a) of each update."""
+    C = work.part.shape[0]
+    B = batch.obs.shape[0]
+    gen = flags[me, 0]                    # (barriers passed so far: numddpg.kernels.sync)
+    for k in range(K):
+        if me == 0 and sample:
+            if discount is not None:
+                sample_nstep(replay, size, rng_state, idx, batch)
+            else:
+                sample_batch(replay, size, rng_state, idx, batch)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi_k
+            r0, r1 = chunk_rows(B, C, c)
+            td_target(actor, critic, second, more, mid, half, hp.gamma, batch, work, c, r0, r1,
+                      discount)
+            if return_floor is not None:
+                clip_targets(work.y, r0, r1, return_floor)
+            critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # Adam on phi_k, polyak on phi_k_targ
+            adam(critic, t[1] + 1, hp.q_lr, hp, True, c, weight_decay)   # (fused: phi_k_targ
+            if second is not None:                                       # is not read again)
+                adam(second, t[1] + 1, hp.q_lr, hp, True, c, weight_decay)
+            if more is not None:
+                for j in range(len(more)):
+                    adam(more[j], t[1] + 1, hp.q_lr, hp, True, c, weight_decay)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic 1
+            actor_step(actor, critic, mid, half, batch, work, c, action_l2)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # Adam on theta, polyak on theta_targ
+            adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, weight_decay)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        if me == 0:
+            t[0] += 1
+            t[1] += 1
+            write_stats(work, B, stats[k], True)
 
-@functools.cache
-def ddpg_updates(features):
-    """The jitted kernel of K DDPG updates for ``features`` (a Features: the critics' number
-    must be that of the tuple the kernel is given), one per set of features."""
-    features = Features(*features)
-    several = features.n_critics > 1
-    two = features.n_critics == 2
-    fold_later, later_losses = {1: (skip_later_q_targets, skip_later_critics),
-                                2: (fold_second_q_target, second_critic_loss_and_grad)}.get(
-        features.n_critics, (fold_later_q_targets, later_critics_loss_and_grads))
-    nstep, clip_return, penalty, decay = map(bool, features[1:])
 
-    @njit(cache=True, nogil=True)
-    def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half,
-                     hp, t, batch, work, stats, flags):
-        """K DDPG updates (module docstring), in place, on the tuple of N >= 1 ``critics``.
-        With ``sample``, each on a minibatch of B = idx.shape[0] rows drawn uniformly with
-        replacement from the first ``size`` rows of ``replay`` into ``batch``; without, all K
-        on ``batch`` as given.  t (2,) int64 = [t_pi, t_q], incremented; stats (K, 4): loss_q
-        (the sum of the critics' MSEs), loss_pi, mean and std of Q_1(s, a) of each update."""
-        C = work.part.shape[0]
-        B = batch.obs.shape[0]
-        gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
-        for k in range(K):
-            if me == 0 and sample:
-                if nstep:
+@njit(cache=True, nogil=True)
+def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
+                batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                weight_decay):
+    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic;
+    the actor step (on Q_1) and polyak on all targets on every policy_delay-th update.
+    t (3,) int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after
+    each minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the
+    sum of the critics' MSEs."""
+    C = work.part.shape[0]
+    B = batch.obs.shape[0]
+    gen = flags[me, 0]                    # (barriers passed so far: numddpg.kernels.sync)
+    for k in range(K):
+        if me == 0:
+            if sample:
+                if discount is not None:
                     sample_nstep(replay, size, rng_state, idx, batch)
                 else:
                     sample_batch(replay, size, rng_state, idx, batch)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            for c in range(me, C, n):                  # 1-2: y, dL_Q/dphi_k
-                r0, r1 = chunk_rows(B, C, c)
-                td_target(actor, critics, mid, half, hp.gamma, batch, work, c, r0, r1, nstep,
-                          fold_later)
-                if clip_return:
-                    clip_targets(work.y, r0, r1, hp.gamma)
-                critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            for c in range(me, C, n):                  # Adam on phi_k, polyak on phi_k_targ
-                adam(critics[0], t[1] + 1, hp.q_lr, hp, True, c, decay)   # (fused: phi_k_targ
-                if two:                                                   # is not read again)
-                    adam(critics[1], t[1] + 1, hp.q_lr, hp, True, c, decay)
-                elif several:
-                    for j in range(1, len(critics)):
-                        adam(critics[j], t[1] + 1, hp.q_lr, hp, True, c, decay)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            for c in range(me, C, n):                  # 3: dJ/dtheta through the new critic 1
-                actor_step(actor, critics[0], mid, half, hp, batch, work, c, penalty)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            for c in range(me, C, n):                  # Adam on theta, polyak on theta_targ
-                adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, decay)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            if me == 0:
-                t[0] += 1
-                t[1] += 1
-                write_stats(work, B, stats[k], True)
-
-    return ddpg_updates
-
-
-@functools.cache
-def td3_updates(features):
-    """The jitted kernel of K TD3 updates for ``features``, as ddpg_updates'."""
-    features = Features(*features)
-    several = features.n_critics > 1
-    two = features.n_critics == 2
-    fold_later, later_losses = {1: (skip_later_q_targets, skip_later_critics),
-                                2: (fold_second_q_target, second_critic_loss_and_grad)}.get(
-        features.n_critics, (fold_later_q_targets, later_critics_loss_and_grads))
-    nstep, clip_return, penalty, decay = map(bool, features[1:])
-
-    @njit(cache=True, nogil=True)
-    def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critics, mid, half,
-                    hp, t, batch, work, stats, flags):
-        """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic;
-        the actor step (on Q_1) and polyak on all targets on every policy_delay-th update.
-        t (3,) int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after
-        each minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the
-        sum of the critics' MSEs."""
-        C = work.part.shape[0]
-        B = batch.obs.shape[0]
-        gen = flags[me, 0]                # (barriers passed so far: numddpg.kernels.sync)
-        for k in range(K):
-            if me == 0:
-                if sample:
-                    if nstep:
-                        sample_nstep(replay, size, rng_state, idx, batch)
-                    else:
-                        sample_batch(replay, size, rng_state, idx, batch)
-                draw_smoothing_noise(rng_state, work.eps)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            for c in range(me, C, n):                  # 1-2: the smoothed y, dL_Q/dphi_k
-                r0, r1 = chunk_rows(B, C, c)
-                td3_target(actor, critics, mid, half, hp, batch, work, c, r0, r1, nstep,
-                           fold_later)
-                if clip_return:
-                    clip_targets(work.y, r0, r1, hp.gamma)
-                critics_loss_and_grads(critics, batch, work, c, r0, r1, B, later_losses)
-            gen = barrier(flags, me, n, gen)
-            if gen < 0:
-                return
-            # On a policy_delay-th update the targets are averaged after its steps; nothing
-            # reads the critics' targets in between, so each critic's polyak rides in its Adam
-            # pass.
-            delayed = (t[2] + 1) % int(hp.policy_delay) == 0
+            draw_smoothing_noise(rng_state, work.eps)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 1-2: the smoothed y, dL_Q/dphi_k
+            r0, r1 = chunk_rows(B, C, c)
+            td3_target(actor, critic, second, more, mid, half, hp, batch, work, c, r0, r1,
+                       discount)
+            if return_floor is not None:
+                clip_targets(work.y, r0, r1, return_floor)
+            critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        # On a policy_delay-th update the targets are averaged after its steps; nothing reads
+        # the critics' targets in between, so each critic's polyak rides in its Adam pass.
+        delayed = (t[2] + 1) % int(hp.policy_delay) == 0
+        for c in range(me, C, n):
+            adam(critic, t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
+            if second is not None:
+                adam(second, t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
+            if more is not None:
+                for j in range(len(more)):
+                    adam(more[j], t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        if delayed:
             for c in range(me, C, n):
-                adam(critics[0], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
-                if two:
-                    adam(critics[1], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
-                elif several:
-                    for j in range(1, len(critics)):
-                        adam(critics[j], t[1] + 1, hp.q_lr, hp, delayed, c, decay)
+                actor_step(actor, critic, mid, half, batch, work, c, action_l2)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
-            if delayed:
-                for c in range(me, C, n):
-                    actor_step(actor, critics[0], mid, half, hp, batch, work, c, penalty)
-                gen = barrier(flags, me, n, gen)
-                if gen < 0:
-                    return
-                for c in range(me, C, n):
-                    adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, decay)
-                gen = barrier(flags, me, n, gen)
-                if gen < 0:
-                    return
-            if me == 0:
-                t[0] += 1 if delayed else 0
-                t[1] += 1
-                t[2] += 1
-                write_stats(work, B, stats[k], delayed)
-
-    return td3_updates
+            for c in range(me, C, n):
+                adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, weight_decay)
+            gen = barrier(flags, me, n, gen)
+            if gen < 0:
+                return
+        if me == 0:
+            t[0] += 1 if delayed else 0
+            t[1] += 1
+            t[2] += 1
+            write_stats(work, B, stats[k], delayed)
