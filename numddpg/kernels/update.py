@@ -3,7 +3,8 @@
 One update on a minibatch (s, a, r, s', d) of B rows, networks on flat parameter vectors, in the
 words of numddpg.kernels.reference:
 
-    1. td_target               y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))  (a constant)
+    1. target_q, fold_q_target, bootstrap
+                               y = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s'))  (a constant)
        clip_targets            (clip_return) y <- clip(y, -1 / (1 - gamma), 0)
     2. critic_loss_and_grad    L_Q = sum_k mean (Q_k(s, a) - y)^2 ; dL_Q/dQ_ki = 2 (Q_ki - y_i) / B
        adam (+ polyak)         on each phi_k (and phi_k_targ <- rho phi_k_targ + (1 - rho) phi_k)
@@ -13,7 +14,7 @@ words of numddpg.kernels.reference:
 
 with mu(s) = mid + half * tanh(MLP_theta(s)) and Q_k(s, a) = MLP_phi_k(concat(s, a)), for the
 N >= 1 critics k = 1..N (DDPG's default N = 1, where the minimum is Q_targ itself; TD3's 2).  TD3
-swaps in td3_target (target policy smoothing before the minimum) and runs step 3 and the polyak
+swaps in td3_target_q (target policy smoothing before the minimum) and runs step 3 and the polyak
 updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
 compositions, K updates per call, each on the given minibatch or on one they sample
 (numddpg.kernels.replay.sample_batch).
@@ -190,45 +191,57 @@ def target_actor(actor, batch, work, c, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def min_q_target(critic, second, more, work, c, r0, r1):
-    """min_k Q_k_targ(xq) (rows,) over the N critics' targets, for the rows' critic input xq =
-    work.xq[r0:r1] = concat(s', a2) (the caller's): critic 1's pass here (in
-    work.acts_q_targ[c], which each critic's pass reuses); with ``second`` (critic 2, or None
-    for one critic: then Q_1_targ is the minimum) the others' folded in by
-    fold_later_q_targets."""
+def target_q(actor, critic, mid, half, batch, work, c, r0, r1):
+    """Q_1_targ(s', mu_targ(s')) (rows,) on rows r0:r1: the target action a2 = mid + half u2
+    into the critic input xq = concat(s', a2) (work.xq[r0:r1], which the later critics' passes
+    read too), then critic 1's target pass in work.acts_q_targ[c]."""
+    o = batch.obs.shape[1]
+    xq = work.xq[r0:r1]
+    u2 = target_actor(actor, batch, work, c, r0, r1)
+    scale_action(u2, mid, half, xq[:, o:])
     _, identity_out = _runtime_flags(critic.sizes)
-    q1 = mlp_forward(critic.targ, critic.sizes, identity_out, work.xq[r0:r1],
-                     work.acts_q_targ[c])
-    if second is None:
-        return q1[:, 0]
-    return fold_later_q_targets(second, more, work, c, r0, r1, q1[:, 0])
+    q1 = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q_targ[c])
+    return q1[:, 0]
 
 
-@njit(cache=True)
-def fold_later_q_targets(second, more, work, c, r0, r1, q1):
-    """work.y[r0:r1] = min(q1, Q_2_targ(xq), ..., Q_N_targ(xq)): critic 2's (``second``) and
-    then each of ``more``'s (critics 3..N, or None) pass in turn folded into the running
-    minimum; returns that view (min_q_target's).  Not inlined: a one-critic kernel drops its
-    call unread (numddpg.kernels.update, "Optional parts")."""
-    _, identity_out = _runtime_flags(second.sizes)
+@njit(cache=True, inline="always")
+def td3_target_q(actor, critic, mid, half, hp, batch, work, c, r0, r1):
+    """target_q with TD3's smoothed target action a2 = clip(mu_targ(s') + clip(target_noise half
+    eps, -noise_clip half, +noise_clip half), low, high), eps = work.eps (standard normal
+    draws)."""
+    o = batch.obs.shape[1]
+    xq = work.xq[r0:r1]
+    u2 = target_actor(actor, batch, work, c, r0, r1)
+    for i in range(r1 - r0):
+        for j in range(u2.shape[1]):
+            clip = hp.noise_clip * half[j]
+            noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
+            a2 = mid[j] + half[j] * u2[i, j] + noise
+            xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
+    _, identity_out = _runtime_flags(critic.sizes)
+    q1 = mlp_forward(critic.targ, critic.sizes, identity_out, xq, work.acts_q_targ[c])
+    return q1[:, 0]
+
+
+@njit(cache=True, inline="always")
+def fold_q_target(net, work, c, r0, r1, q_min):
+    """work.y[r0:r1] = min(q_min, Q_targ(xq)) for one more critic ``net``: q_min (the minimum so
+    far: critic 1's column, or this view itself) copied first, since the pass reuses the
+    activations critic 1's column lives in; returns the view.  min_k Q_k_targ is critic 1's
+    target_q folded with critics 2..N in turn."""
+    _, identity_out = _runtime_flags(net.sizes)
     xq, y = work.xq[r0:r1], work.y[r0:r1]
     for i in range(r1 - r0):
-        y[i] = q1[i]                # before the next pass reuses q1's activations
-    q_targ = mlp_forward(second.targ, second.sizes, identity_out, xq, work.acts_q_targ[c])
+        y[i] = q_min[i]
+    q_targ = mlp_forward(net.targ, net.sizes, identity_out, xq, work.acts_q_targ[c])
     for i in range(r1 - r0):
         y[i] = min(y[i], q_targ[i, 0])
-    if more is not None:
-        for k in range(len(more)):
-            q_targ = mlp_forward(more[k].targ, more[k].sizes, identity_out, xq,
-                                 work.acts_q_targ[c])
-            for i in range(r1 - r0):
-                y[i] = min(y[i], q_targ[i, 0])
     return y
 
 
 @njit(cache=True, inline="always")
 def bootstrap(gamma, batch, work, r0, r1, discount, q_min):
-    """work.y[r0:r1] = r + gamma (1 - d) q_min for the rows' q_min (min_q_target's); with a
+    """work.y[r0:r1] = r + gamma (1 - d) q_min for the rows' q_min (min_k Q_k_targ); with a
     ``discount`` (an n-step minibatch's batch.discount, gamma^m (1 - d) per row: docs/math.md
     section 12), r + discount q_min.  (q_min may be work.y[r0:r1] itself.)"""
     y, rew = work.y[r0:r1], batch.rew[r0:r1]
@@ -240,38 +253,6 @@ def bootstrap(gamma, batch, work, r0, r1, discount, q_min):
         done = batch.done[r0:r1]
         for i in range(r1 - r0):
             y[i] = rew[i] + gamma * (1.0 - done[i]) * q_min[i]
-
-
-@njit(cache=True, inline="always")
-def td_target(actor, critic, second, more, mid, half, gamma, batch, work, c, r0, r1,
-              discount):
-    """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', mu_targ(s')) (one critic: its own
-    Q_targ; n-step: r + discount min_k Q_k_targ, bootstrap)."""
-    o = batch.obs.shape[1]
-    xq = work.xq[r0:r1]
-    u2 = target_actor(actor, batch, work, c, r0, r1)
-    scale_action(u2, mid, half, xq[:, o:])
-    q_min = min_q_target(critic, second, more, work, c, r0, r1)
-    bootstrap(gamma, batch, work, r0, r1, discount, q_min)
-
-
-@njit(cache=True, inline="always")
-def td3_target(actor, critic, second, more, mid, half, hp, batch, work, c, r0, r1, discount):
-    """work.y[r0:r1] = r + gamma (1 - d) min_k Q_k_targ(s', a2) with the smoothed target
-    action a2 = clip(mu_targ(s') + clip(target_noise half eps, -noise_clip half,
-    +noise_clip half), low, high), eps = work.eps (standard normal draws); n-step: r +
-    discount min_k Q_k_targ (bootstrap)."""
-    o = batch.obs.shape[1]
-    xq = work.xq[r0:r1]
-    u2 = target_actor(actor, batch, work, c, r0, r1)
-    for i in range(r1 - r0):
-        for j in range(u2.shape[1]):
-            clip = hp.noise_clip * half[j]
-            noise = min(max(hp.target_noise * half[j] * work.eps[r0 + i, j], -clip), clip)
-            a2 = mid[j] + half[j] * u2[i, j] + noise
-            xq[i, o + j] = min(max(a2, mid[j] - half[j]), mid[j] + half[j])
-    q_min = min_q_target(critic, second, more, work, c, r0, r1)
-    bootstrap(hp.gamma, batch, work, r0, r1, discount, q_min)
 
 
 def return_floor(gamma):
@@ -398,33 +379,14 @@ def adam(net, t, lr, hp, average, c, weight_decay):
         adam_polyak_span(net.params, net.grad[0], net.m, net.v, coef, net.targ, average, lo, hi)
 
 
-@njit(cache=True)
-def later_critics_loss_and_grads(second, more, batch, work, c, r0, r1, B, sq_err):
-    """critic_loss_and_grad for critic 2 (``second``) and then each of ``more`` (critics 3..N,
-    or None) in turn; ``sq_err`` (critic 1's sum of squared errors) plus theirs, added in order
-    k = 2, 3, ... (critics_loss_and_grads').  Not inlined, as fold_later_q_targets."""
-    sq, _, _ = critic_loss_and_grad(second, work.acts_q[c], batch, work, c, r0, r1, B)
-    sq_err += sq
-    if more is not None:
-        for k in range(len(more)):
-            sq, _, _ = critic_loss_and_grad(more[k], work.acts_q[c], batch, work, c, r0, r1, B)
-            sq_err += sq
-    return sq_err
-
-
 # ---------------------------------------------------------------------------------------------
 # The steps of one chunk, as the updates call them
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B):
-    """Step 2's passes on chunk c, given y: every critic's part of its MSE and gradient (into
-    its grad[c]), one after the other in work.acts_q[c]; work.part[c] gets the sum of the
-    critics' squared errors (L_Q = the sum of their MSEs) and critic 1's sum Q and Q^2.
-    (Critics 2..N, when ``second`` is not None, by later_critics_loss_and_grads.)"""
-    sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q[c], batch, work, c, r0, r1, B)
-    if second is not None:
-        sq_err = later_critics_loss_and_grads(second, more, batch, work, c, r0, r1, B, sq_err)
+def record_critic_part(work, c, sq_err, q_sum, q_sq):
+    """work.part[c]: the chunk's sum of the critics' squared errors (L_Q = the sum of their
+    MSEs), and critic 1's sum Q and sum Q^2."""
     work.part[c, ST_Q_MEAN] = q_sum
     work.part[c, ST_Q_STD] = q_sq
     work.part[c, ST_LOSS_Q] = sq_err
@@ -482,11 +444,14 @@ def draw_smoothing_noise(rng_state, eps):
 # types, and drops the branches that an ``is None`` test of a NoneType argument turns off before
 # typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
 # penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
-# kernel is an ordinary module function that Numba caches on disk.  The kernel drops its own
-# branches before it inlines its callees, but a callee's only after: so a branch in an inlined
-# step calls only functions that are not inlined (fold_later_q_targets,
-# later_critics_loss_and_grads, clip_targets, action_penalty, sample_nstep, adam_decay_span),
-# or an inlined one would cost its compile in every kernel.  ``kernel_parts`` gives an agent's.
+# kernel is an ordinary module function that Numba caches on disk (a closure's flags, the way
+# before, are not: every process compiled its kernels again).  Numba drops the kernel's own
+# branches before it inlines its callees, and a callee's only after: so the critics past the
+# first, whose steps are inlined, are branched on in the kernels themselves, and a branch in an
+# inlined step calls only functions that are not inlined (clip_targets, action_penalty,
+# sample_nstep, adam_decay_span): an inlined one would cost its compile in every kernel (the
+# later critics' steps as functions of their own cost TD3's cold start 2.3 s more, measured).
+# ``kernel_parts`` gives an agent's.
 # The kernels compose the critic phase (target, clipping, losses) themselves rather than through
 # a step of its own: each level of inlining copies every argument into the callee's parameters,
 # and that level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
@@ -528,11 +493,25 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
             return
         for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi_k
             r0, r1 = chunk_rows(B, C, c)
-            td_target(actor, critic, second, more, mid, half, hp.gamma, batch, work, c, r0, r1,
-                      discount)
+            q_min = target_q(actor, critic, mid, half, batch, work, c, r0, r1)
+            if second is not None:
+                q_min = fold_q_target(second, work, c, r0, r1, q_min)
+                if more is not None:
+                    for j in range(len(more)):
+                        q_min = fold_q_target(more[j], work, c, r0, r1, q_min)
+            bootstrap(hp.gamma, batch, work, r0, r1, discount, q_min)
             if return_floor is not None:
                 clip_targets(work.y, r0, r1, return_floor)
-            critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B)
+            sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)
+            if second is not None:
+                sq_err += critic_loss_and_grad(second, work.acts_q[c], batch, work, c, r0, r1,
+                                               B)[0]
+                if more is not None:
+                    for j in range(len(more)):
+                        sq_err += critic_loss_and_grad(more[j], work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)[0]
+            record_critic_part(work, c, sq_err, q_sum, q_sq)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
@@ -587,11 +566,25 @@ def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, m
             return
         for c in range(me, C, n):                      # 1-2: the smoothed y, dL_Q/dphi_k
             r0, r1 = chunk_rows(B, C, c)
-            td3_target(actor, critic, second, more, mid, half, hp, batch, work, c, r0, r1,
-                       discount)
+            q_min = td3_target_q(actor, critic, mid, half, hp, batch, work, c, r0, r1)
+            if second is not None:
+                q_min = fold_q_target(second, work, c, r0, r1, q_min)
+                if more is not None:
+                    for j in range(len(more)):
+                        q_min = fold_q_target(more[j], work, c, r0, r1, q_min)
+            bootstrap(hp.gamma, batch, work, r0, r1, discount, q_min)
             if return_floor is not None:
                 clip_targets(work.y, r0, r1, return_floor)
-            critics_loss_and_grads(critic, second, more, batch, work, c, r0, r1, B)
+            sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)
+            if second is not None:
+                sq_err += critic_loss_and_grad(second, work.acts_q[c], batch, work, c, r0, r1,
+                                               B)[0]
+                if more is not None:
+                    for j in range(len(more)):
+                        sq_err += critic_loss_and_grad(more[j], work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)[0]
+            record_critic_part(work, c, sq_err, q_sum, q_sq)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
