@@ -10,6 +10,8 @@ lr / eps in Adam's first steps as in test_agents.PATHS.  A wrongly routed row or
 parameter by ~lr = 1e-3.  Thread counts must not change a single bit (float32 and float64).
 """
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -325,3 +327,32 @@ def test_a_failing_thread_stops_the_others_and_its_error_is_raised(rng):
         agent.update_burst(buf, 16, 3)
     agent._kernel = real                      # the agent still works afterwards
     assert np.all(np.isfinite(agent.update_burst(buf, 16, 2)))
+
+
+
+CACHED_KERNELS = """
+import json, numpy as np
+from numddpg.engine.agents import DDPGAgent, TD3Agent
+out = {}
+for Agent, kw in ((DDPGAgent, {}), (TD3Agent, {}), (DDPGAgent, dict(n_critics=3))):
+    agent = Agent(3, 1, -1.0, 1.0, hidden_sizes=(4,), seed=0, **kw)
+    rng = np.random.default_rng(0)
+    agent.update(rng.normal(size=(8, 3)), rng.uniform(-1, 1, (8, 1)), rng.normal(size=8),
+                 rng.normal(size=(8, 3)), np.zeros(8))
+    stats = agent._kernel.stats
+    out[f"{Agent.__name__} {kw}"] = [sum(stats.cache_hits.values()),
+                                     sum(stats.cache_misses.values())]
+print(json.dumps(out))
+"""
+
+
+def test_a_later_process_loads_the_update_kernels_from_the_cache():
+    """The update kernels an agent compiles are saved to Numba's cache and a later process
+    loads them (a second) instead of compiling them (several): a kernel whose cache key
+    changes between processes (a closure over Numba functions has one) compiled 6-9 s before
+    every process's first update (bench/RESULTS.md)."""
+    runs = [json.loads(subprocess.run([sys.executable, "-c", CACHED_KERNELS], check=True,
+                                      capture_output=True, text=True).stdout)
+            for _ in range(2)]
+    for name, (hits, misses) in runs[1].items():
+        assert hits >= 1 and misses == 0, (name, runs)

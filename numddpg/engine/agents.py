@@ -1,11 +1,13 @@
 """DDPGAgent and TD3Agent: the networks, their targets, Adam states and workspaces of one update.
 
-The update itself is numddpg.kernels.update: named jitted steps (td_target, critic_loss_and_grad,
+The update itself is numddpg.kernels.update: named jitted steps (target_q, critic_loss_and_grad,
 actor_loss_and_grad, adam) on bundles of arrays (docs/math.md, "The DDPG update").  An agent
 owns the arrays and hands them to those kernels as bundles:
 
     actor, the n critics                update.Net(params, targ, grad (C, P), m, v, sizes); the
-                                        critics as one tuple (n = n_critics: DDPG's 1, TD3's 2)
+                                        critics as critic 1, critic 2 and a tuple of the rest,
+                                        None where there are none (update.kernel_parts; n =
+                                        n_critics: DDPG's 1, TD3's 2)
     minibatch                           update.Batch(obs, act, rew, obs2, done[, discount])
     replay arrays                       replay.Replay (the buffer's rows, links, normalization)
     scratch                             update.Work, carved from one allocation per batch size

@@ -24,8 +24,9 @@ thirty positional arrays):
 
     Net    params, targ (P,)   the network and its target       m, v (P,)   Adam moments
            grad (C, P)         chunk c's part of dL/dparams     sizes (L+1,) int64 layer widths
-    critics                    a tuple of N Nets of one shape (Numba's homogeneous tuple: the
-                               kernels loop over it; each N compiles once)
+    critics                    critic 1's Net (``critic``), critic 2's (``second``) and a
+                               tuple of the Nets of critics 3..N (``more``), the last two
+                               None where there are none ("Optional parts" below)
     Batch  obs (B, o), act (B, a), rew (B,), obs2 (B, o), done (B,); discount (B,) float64,
            the n-step targets' bootstrap weights, or None: one-step targets (bootstrap_weight)
     Work   the update's scratch, carved by ``carve_work`` from one flat array of ``work_size``
