@@ -86,7 +86,8 @@ from .noise import (NOISE_HYPERPARAMETERS, NormalActionNoise, OrnsteinUhlenbeckA
                     native_noise, noise_hyperparameters, own_noise)
 from .optimizers import optimizer_hyperparameters, optimizer_policy_kwargs
 from .parameters import parameters, set_parameters
-from .parts import CPU, Policy, ReplayBufferView, SavedPolicy, buffer_view, check_device
+from .parts import CPU, ReplayBufferView, SavedPolicy, buffer_view, check_device
+from .parts import Policy as PolicyParts
 from .schedules import (FloatSchedule, learning_rate_from_record, learning_rate_record,
                         value_at)
 from .spaces import Preprocessing, UnsupportedActionSpace, check_policy, observation_space_of
@@ -1287,6 +1288,19 @@ class DDPG(OffPolicySB3):
         args = dict(locals())
         del args["self"]
         self._setup(args)
+
+
+class Policy(PolicyParts):
+    """SB3's ``model.policy`` (numddpg.sb3.parts.Policy) with SB3's ``Policy.load``, here
+    because reading ``policy.save``'s file makes a model of this module's classes."""
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """What ``save`` wrote at ``path``: the policy of the model it holds (every network,
+        ``predict``, ``state_dict``); a policy file (``actor.save``'s, numddpg's export) gives
+        a SavedPolicy (the actor)."""
+        check_device(device)
+        return load_policy_file(path)
 
 
 def load_policy_file(path):

@@ -170,18 +170,10 @@ class Policy:
 
     def save(self, path):
         """SB3's ``policy.save``: every network of the policy (actor, critics, their targets)
-        at exactly ``path``, as the model's file without its replay buffer (``load`` reads it
-        back).  ``actor.save`` writes the actor alone as numddpg's policy file."""
+        at exactly ``path``, as the model's file without its replay buffer (numddpg.sb3.model's
+        ``Policy.load``, which needs the model classes, reads it back).  ``actor.save`` writes
+        the actor alone as numddpg's policy file."""
         self._model.save_policy_networks(path)
-
-    @classmethod
-    def load(cls, path, device="auto"):
-        """What ``save`` wrote at ``path``: the policy of the model it holds (every network,
-        ``predict``, ``state_dict``); a policy file (``actor.save``'s, numddpg's export) gives
-        a SavedPolicy (the actor)."""
-        check_device(device)
-        from .model import load_policy_file              # (model.py imports this module)
-        return load_policy_file(path)
 
     def set_training_mode(self, mode):
         """SB3 switches torch's train/eval mode (batch norm, dropout); numddpg's MLPs have no
