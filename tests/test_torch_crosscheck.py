@@ -195,7 +195,7 @@ class TorchDDPG:
 
 def next_eps(agent, B):
     """The smoothing draws eps (B, act) the agent's next ``update`` of B rows will make: row-major
-    numddpg.kernels.rng.normal draws from a copy of its generator state (numddpg.kernels.update.updates)."""
+    numddpg.kernels.rng.normal draws from a copy of its generator state (numddpg.kernels.update.td3_updates)."""
     state = agent.rng_state.copy()
     return np.array([[nrng.normal(state) for _ in range(agent.act_dim)] for _ in range(B)])
 

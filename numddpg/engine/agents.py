@@ -43,8 +43,8 @@ from ..kernels.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam
 from ..kernels.sync import run_threads
 from ..kernels.threads import usable_cpus
 from ..kernels.update import (HP, N_STATS, ST_LOSS_PI, ST_LOSS_Q, ST_Q_MEAN, ST_Q_STD,
-                              Batch, Net, carve_work, draw_smoothing_noise, kernel_parts,
-                              updates, work_size, work_slots)
+                              Batch, Net, carve_work, ddpg_updates, draw_smoothing_noise,
+                              kernel_parts, td3_updates, work_size, work_slots)
 from .buffer import NO_LINKS, Replay
 from .hyperparameters import (ADAM_KEYS, DDPG_TABLE, LOSS_KEYS, MAX_CRITICS, TD3_EXTRA, TD3_TABLE,
                               describe, whole_as_json)
@@ -141,6 +141,8 @@ class DDPGAgent:
     state_layout = state_layout_for(n_critics)
     # the step counts: state_dict()["counters"] and the update kernel's t, in this order
     counter_names = ("t_pi", "t_q")
+    # the update kernel (numddpg.kernels.update)
+    updates = staticmethod(ddpg_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None, chunks=1,
@@ -198,9 +200,9 @@ class DDPGAgent:
         # The update kernel and its optional parts' arguments: those this agent's
         # hyperparameters use, None for the rest, so that its compiled kernel has only its
         # own (a plain agent's none); an n-step minibatch brings its discount.
-        self._kernel = updates
+        self._kernel = self.updates
         self._parts = kernel_parts(self._critic_nets, self._hp, self.clip_return,
-                                   self.action_l2 != 0, self.weight_decay != 0, self.smoothing)
+                                   self.action_l2 != 0, self.weight_decay != 0)
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self._nstep_batches = {}              # B -> the minibatch with a discount (n-step)
         self.threads = self.chunks
@@ -637,6 +639,7 @@ class TD3Agent(DDPGAgent):
     config_keys = DDPGAgent.config_keys + tuple(TD3_EXTRA)   # its three hyperparameters
     state_layout = state_layout_for(n_critics)     # DDPG's arrays, then the second critic's
     counter_names = ("t_pi", "t_q", "n_updates")     # n_updates: the policy delay's clock
+    updates = staticmethod(td3_updates)
 
     def __init__(self, obs_dim, act_dim, act_low, act_high, hidden_sizes=(256, 256), gamma=0.99,
                  polyak=0.995, pi_lr=1e-3, q_lr=1e-3, dtype=np.float32, seed=None,

@@ -15,8 +15,8 @@ words of numddpg.kernels.reference:
 with mu(s) = mid + half * tanh(MLP_theta(s)) and Q_k(s, a) = MLP_phi_k(concat(s, a)), for the
 N >= 1 critics k = 1..N (DDPG's default N = 1, where the minimum is Q_targ itself; TD3's 2).  TD3
 swaps in td3_target_q (target policy smoothing before the minimum) and runs step 3 and the polyak
-updates on every policy_delay-th call.  ``updates`` is that composition, for either (TD3's parts
-one of its optional parts), K updates per call, each on the given minibatch or on one it samples
+updates on every policy_delay-th call.  ``ddpg_updates`` and ``td3_updates`` are those
+compositions, K updates per call, each on the given minibatch or on one they sample
 (numddpg.kernels.replay.sample_batch).
 
 Bundles (namedtuples; Numba passes them as structs, so a kernel takes a handful of them instead of
@@ -65,7 +65,7 @@ Net = namedtuple("Net", ["params", "targ", "grad", "m", "v", "sizes"])
 Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done", "discount"],
                    defaults=(None,))
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
-# is TD3 with one critic and these (``updates`` reads them only for TD3).  Adam's weight decay
+# is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
 # defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
 # action_l2 and clip_return (1.0: on) default to off, and an update skips their loops then.
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
@@ -458,54 +458,43 @@ def draw_smoothing_noise(rng_state, eps):
 # and that level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
 # ---------------------------------------------------------------------------------------------
 
-def kernel_parts(critics, hp, clip_return, action_l2, weight_decay, td3):
-    """(second, more, return_floor, action_l2, weight_decay, td3): the optional-part arguments
-    of ``updates`` for the tuple of ``critics`` (Net bundles), the HP ``hp``, whether the run
-    clips returns, penalises actions and decays weights, and whether it is TD3; each None when
-    not used (the minibatch's discount comes with each call, between ``more`` and
-    ``return_floor``)."""
+def kernel_parts(critics, hp, clip_return, action_l2, weight_decay):
+    """(second, more, return_floor, action_l2, weight_decay): the optional-part arguments of
+    the update kernels for the tuple of ``critics`` (Net bundles), the HP ``hp`` and whether
+    the run clips returns, penalises actions and decays weights; each None when not used (the
+    minibatch's discount, the sixth, comes with each call)."""
     return (critics[1] if len(critics) > 1 else None,
             tuple(critics[2:]) if len(critics) > 2 else None,
             return_floor(hp.gamma) if clip_return else None,
             hp.action_l2 if action_l2 else None,
-            hp.weight_decay if weight_decay else None,
-            True if td3 else None)
+            hp.weight_decay if weight_decay else None)
 
 
 @njit(cache=True, nogil=True)
-def updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
-            batch, work, stats, flags, second, more, discount, return_floor, action_l2,
-            weight_decay, td3):
-    """K DDPG updates (module docstring), or TD3's with ``td3`` (docs/math.md, "TD3"), in place,
-    on critic 1 ``critic`` and the optional parts (above: critics 2..N among them).  With
-    ``sample``, each on a minibatch of B = idx.shape[0] rows drawn uniformly with replacement
-    from the first ``size`` rows of ``replay`` into ``batch``; without, all K on ``batch`` as
-    given.  DDPG: t (2,) int64 = [t_pi, t_q], incremented.  TD3: the target smoothed with
-    draws from rng_state after each minibatch's indices; a step on every critic, the actor
-    step (on Q_1) and polyak on all targets on every policy_delay-th update; t (3,) = [t_pi,
-    t_q, n_updates].  stats (K, 4): loss_q (the sum of the critics' MSEs), loss_pi (NaN on a
-    TD3 update without an actor step), mean and std of Q_1(s, a) of each update."""
+def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
+                 batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                 weight_decay):
+    """K DDPG updates (module docstring), in place, on critic 1 ``critic`` and the optional
+    parts (above: critics 2..N among them).  With ``sample``, each on a minibatch of B =
+    idx.shape[0] rows drawn uniformly with replacement from the first ``size`` rows of
+    ``replay`` into ``batch``; without, all K on ``batch`` as given.  t (2,) int64 = [t_pi,
+    t_q], incremented; stats (K, 4): loss_q (the sum of the critics' MSEs), loss_pi, mean and
+    std of Q_1(s, a) of each update."""
     C = work.part.shape[0]
     B = batch.obs.shape[0]
     gen = flags[me, 0]                    # (barriers passed so far: numddpg.kernels.sync)
     for k in range(K):
-        if me == 0:
-            if sample:
-                if discount is not None:
-                    sample_nstep(replay, size, rng_state, idx, batch)
-                else:
-                    sample_batch(replay, size, rng_state, idx, batch)
-            if td3 is not None:
-                draw_smoothing_noise(rng_state, work.eps)
+        if me == 0 and sample:
+            if discount is not None:
+                sample_nstep(replay, size, rng_state, idx, batch)
+            else:
+                sample_batch(replay, size, rng_state, idx, batch)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
         for c in range(me, C, n):                      # 1-2: y, dL_Q/dphi_k
             r0, r1 = chunk_rows(B, C, c)
-            if td3 is not None:
-                q_min = td3_target_q(actor, critic, mid, half, hp, batch, work, c, r0, r1)
-            else:
-                q_min = target_q(actor, critic, mid, half, batch, work, c, r0, r1)
+            q_min = target_q(actor, critic, mid, half, batch, work, c, r0, r1)
             if second is not None:
                 q_min = fold_q_target(second, work, c, r0, r1, q_min)
                 if more is not None:
@@ -527,28 +516,99 @@ def updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, 
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
-        # Adam on phi_k, polyak on phi_k_targ in the same pass (nothing reads the critics'
-        # targets again this update); TD3 averages the targets on a policy_delay-th update only.
-        delayed = True
-        if td3 is not None:
-            delayed = (t[2] + 1) % int(hp.policy_delay) == 0
+        for c in range(me, C, n):                      # Adam on phi_k, polyak on phi_k_targ
+            adam(critic, t[1] + 1, hp.q_lr, hp, True, c, weight_decay)   # (fused: phi_k_targ
+            if second is not None:                                       # is not read again)
+                adam(second, t[1] + 1, hp.q_lr, hp, True, c, weight_decay)
+            if more is not None:
+                for j in range(len(more)):
+                    adam(more[j], t[1] + 1, hp.q_lr, hp, True, c, weight_decay)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 3: dJ/dtheta through the new critic 1
+            actor_step(actor, critic, mid, half, batch, work, c, action_l2)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # Adam on theta, polyak on theta_targ
+            adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, weight_decay)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        if me == 0:
+            t[0] += 1
+            t[1] += 1
+            write_stats(work, B, stats[k], True)
+
+
+@njit(cache=True, nogil=True)
+def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
+                batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                weight_decay):
+    """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic;
+    the actor step (on Q_1) and polyak on all targets on every policy_delay-th update.
+    t (3,) int64 = [t_pi, t_q, n_updates]; the smoothing draws come from rng_state after
+    each minibatch's indices; loss_pi is NaN on updates without an actor step, loss_q the
+    sum of the critics' MSEs."""
+    C = work.part.shape[0]
+    B = batch.obs.shape[0]
+    gen = flags[me, 0]                    # (barriers passed so far: numddpg.kernels.sync)
+    for k in range(K):
+        if me == 0:
+            if sample:
+                if discount is not None:
+                    sample_nstep(replay, size, rng_state, idx, batch)
+                else:
+                    sample_batch(replay, size, rng_state, idx, batch)
+            draw_smoothing_noise(rng_state, work.eps)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        for c in range(me, C, n):                      # 1-2: the smoothed y, dL_Q/dphi_k
+            r0, r1 = chunk_rows(B, C, c)
+            q_min = td3_target_q(actor, critic, mid, half, hp, batch, work, c, r0, r1)
+            if second is not None:
+                q_min = fold_q_target(second, work, c, r0, r1, q_min)
+                if more is not None:
+                    for j in range(len(more)):
+                        q_min = fold_q_target(more[j], work, c, r0, r1, q_min)
+            bootstrap(hp.gamma, batch, work, r0, r1, discount, q_min)
+            if return_floor is not None:
+                clip_targets(work.y, r0, r1, return_floor)
+            sq_err, q_sum, q_sq = critic_loss_and_grad(critic, work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)
+            if second is not None:
+                sq_err += critic_loss_and_grad(second, work.acts_q[c], batch, work, c, r0, r1,
+                                               B)[0]
+                if more is not None:
+                    for j in range(len(more)):
+                        sq_err += critic_loss_and_grad(more[j], work.acts_q[c], batch, work, c,
+                                                       r0, r1, B)[0]
+            record_critic_part(work, c, sq_err, q_sum, q_sq)
+        gen = barrier(flags, me, n, gen)
+        if gen < 0:
+            return
+        # On a policy_delay-th update the targets are averaged after its steps; nothing reads
+        # the critics' targets in between, so each critic's polyak rides in its Adam pass.
+        delayed = (t[2] + 1) % int(hp.policy_delay) == 0
         for c in range(me, C, n):
             adam(critic, t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
             if second is not None:
                 adam(second, t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
-                if more is not None:
-                    for j in range(len(more)):
-                        adam(more[j], t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
+            if more is not None:
+                for j in range(len(more)):
+                    adam(more[j], t[1] + 1, hp.q_lr, hp, delayed, c, weight_decay)
         gen = barrier(flags, me, n, gen)
         if gen < 0:
             return
         if delayed:
-            for c in range(me, C, n):                  # 3: dJ/dtheta through the new critic 1
+            for c in range(me, C, n):
                 actor_step(actor, critic, mid, half, batch, work, c, action_l2)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
                 return
-            for c in range(me, C, n):                  # Adam on theta, polyak on theta_targ
+            for c in range(me, C, n):
                 adam(actor, t[0] + 1, hp.pi_lr, hp, True, c, weight_decay)
             gen = barrier(flags, me, n, gen)
             if gen < 0:
@@ -556,6 +616,5 @@ def updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, 
         if me == 0:
             t[0] += 1 if delayed else 0
             t[1] += 1
-            if td3 is not None:
-                t[2] += 1
+            t[2] += 1
             write_stats(work, B, stats[k], delayed)
