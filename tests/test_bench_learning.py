@@ -106,6 +106,25 @@ def test_iqm_is_rliables_trimmed_mean():
     assert 1.0 <= lo <= 3.0 <= hi <= 5.0
 
 
+def test_a_miss_says_whether_the_target_lies_inside_the_interval():
+    spec = importlib.util.spec_from_file_location("learning_table",
+                                                  LEARNING.with_name("learning_table.py"))
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+
+    class S:                                                  # a finished seed's figure
+        def __init__(self, last10):
+            self.last10 = last10
+
+    spread = [S(x) for x in (7230, 8024, 10263, 9536, 9607)]  # HalfCheetah TD3's seeds
+    assert table.verdict("HalfCheetah-v5", "td3", spread, 5) == (
+        "missed by 5 % (the target lies inside the 95 % interval)")
+    tight = [S(x) for x in (8000, 8010, 8020, 8030, 8040)]
+    assert table.verdict("HalfCheetah-v5", "td3", tight, 5) == "missed by 16 %"
+    assert table.verdict("HalfCheetah-v5", "td3", [S(9600)] * 5, 5) == "met"
+    assert table.verdict("HalfCheetah-v5", "td3", tight[:2], 5) == "2 of 5 seeds"
+
+
 def _fetch_table():
     spec = importlib.util.spec_from_file_location("fetch_table",
                                                   LEARNING.with_name("fetch_table.py"))
