@@ -109,6 +109,8 @@ def test_write_refuses_objects_and_bad_names(tmp_path):
 def test_missing_file_and_wrong_kind(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         load_agent(tmp_path / "nope.npz")
+    with pytest.raises(CheckpointError, match="a directory, not a checkpoint file"):
+        load_agent(tmp_path)
     ck.write_checkpoint(tmp_path / "p.npz", {"x": np.zeros(1)}, {"kind": "policy"})
     with pytest.raises(CheckpointError, match="'policy' checkpoint, not the 'agent'"):
         load_agent(tmp_path / "p.npz")

@@ -199,6 +199,9 @@ def _read(path, kind, expect, allow_nonfinite, read_arrays):
     """_read_zip on the file at ``path``, with every error turned into a CheckpointError."""
     where = str(path)
     try:
+        if Path(path).is_dir():
+            raise CheckpointError(f"{where}: a directory, not a checkpoint file; name the "
+                                  "file inside it")
         if not Path(path).is_file():
             raise CheckpointError(f"{where}: no such file")
         with zipfile.ZipFile(path) as zf:
