@@ -4,13 +4,15 @@ makes that section's table from what this writes).
 
     /work/robotics-venv/bin/python bench/her_fetch.py --env FetchReach-v4 --seed 0 --out DIR
     /work/robotics-venv/bin/python bench/her_fetch.py --final-eval DIR
+    /work/robotics-venv/bin/python bench/her_fetch.py --env FetchPush-v4 --still 300
 
 needs the ``robotics`` extra (gymnasium-robotics, mujoco < 3.4).  Training writes the run
 directory DIR (config.json, progress.csv, policy.npz, checkpoint.npz) with the preset's budget,
 then DIR/final_eval.json: the final policy over 100 deterministic episodes, exactly as
 ``numddpg eval DIR --episodes 100 --env-module gymnasium_robotics`` runs them (the env rebuilt
 from the policy's record, resets seeded from a generator of seed 0), each episode's return and
-success (the last step's ``info["is_success"]``).  ``--final-eval DIR`` writes only that file.
+success (the last step's ``info["is_success"]``).  ``--final-eval DIR`` writes only that file;
+``--still N`` prints how often a policy that never moves succeeds (chance) over N episodes.
 """
 import argparse
 import json
@@ -21,7 +23,7 @@ import gymnasium_robotics
 import numpy as np
 
 import numddpg
-from numddpg.training.acting import run_episodes
+from numddpg.training.acting import reset_seed, run_episodes
 from numddpg.training.algorithms import load_policy
 from numddpg.training.envs import make_from_record
 
@@ -51,6 +53,27 @@ def final_eval(run, episodes=EPISODES, seed=EVAL_SEED):
     return record
 
 
+def still_success(env_id, episodes=EPISODES, seed=EVAL_SEED):
+    """The success rate of a policy that never moves (zero actions) over ``episodes``
+    episodes, reset from the same seeds as the final evaluation's (its first ``episodes``):
+    the rate at which the goal is met by chance."""
+    env = gym.make(env_id)
+    rng = np.random.default_rng(seed)
+    successes = []
+    try:
+        for _ in range(episodes):
+            env.reset(seed=reset_seed(rng))
+            while True:
+                _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape,
+                                                                      env.action_space.dtype))
+                if terminated or truncated:
+                    break
+            successes.append(float(info["is_success"]))
+    finally:
+        env.close()
+    return float(np.mean(successes))
+
+
 def record_text(record):
     """The record as JSON, one key per line (the per-episode lists on one line each)."""
     return "{\n " + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}"
@@ -66,8 +89,14 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
                     help="hyperparameters over the preset's, e.g. gradient_steps=50")
     ap.add_argument("--final-eval", metavar="RUN", help="only evaluate the run RUN's policy")
+    ap.add_argument("--still", type=int, metavar="EPISODES",
+                    help="only print the success rate of zero actions on --env (chance)")
     args = ap.parse_args(argv)
     gym.register_envs(gymnasium_robotics)
+    if args.still:
+        print(f"{args.env}: zero actions succeed in {still_success(args.env, args.still):.3f} "
+              f"of {args.still} episodes (resets seeded from {EVAL_SEED})")
+        return
     if args.final_eval:
         run = args.final_eval
     else:
