@@ -148,3 +148,19 @@ def test_fetch_table_names_the_settings_a_run_differs_in():
     old = {k: v for k, v in hp.items() if k not in ("action_l2", "clip_return", "random_eps")}
     assert table.settings(dict(old, gradient_steps=20), preset) == [
         "`action_l2` 0.0", "`clip_return` false", "`gradient_steps` 20", "`random_eps` 0.0"]
+
+
+def test_fetchpush_success_at_a_mark_is_the_mean_of_the_window_ending_there():
+    table = _fetch_table()
+
+    class R:                                                  # a run's test success per epoch
+        steps = [1000 * (i + 1) for i in range(25)]
+        test_success = [0.0] * 10 + [0.1 * (i % 2) for i in range(10)] + [1.0] * 5
+
+    assert table.success_at(R, 10_000) == 0.0
+    assert abs(table.success_at(R, 20_000) - 0.05) < 1e-12   # epochs 11-20: five of 0.1
+    assert abs(table.success_at(R, 25_000) - 0.53) < 1e-12   # epochs 16-25
+    assert table.success_at(R, 5_000) is None                 # fewer than 10 epochs
+    assert table.success_at(R, 30_000) is None                # not reached
+    steps, means = table.running_success(R)
+    assert steps[0] == 10_000 and len(means) == 16 and means[0] == 0.0
