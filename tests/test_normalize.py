@@ -28,6 +28,33 @@ def test_running_statistics_equal_the_closed_form(rng):
     np.testing.assert_allclose(norm.scale, 1 / np.sqrt(var + EPS), rtol=1e-10)
 
 
+def test_eps_floors_the_std_of_an_entry_that_never_varies(tmp_path):
+    """obs_norm_eps: scale = 1 / sqrt(var + eps), so a constant entry (a goal height that
+    never varies) is magnified by at most 1 / sqrt(eps); the Fetch presets' 1e-4 is the HER
+    papers' std floor 0.01 (docs/math.md section 10).  The value reaches the run's normalizer,
+    its checkpoint's record and the resumed run."""
+    x = np.column_stack([np.full(1000, 0.42), np.linspace(-1, 1, 1000)])
+    for eps in (EPS, 1e-4):
+        norm = ObsNormalizer(2, eps=eps)
+        norm.update(x)
+        assert norm.var[0] < 2e-7                     # the prior's weight 1e-4 only
+        assert norm.scale[0] <= 1 / np.sqrt(eps)
+        assert norm.scale[0] > 2000 if eps == EPS else abs(norm.scale[0] - 100) < 0.1
+        np.testing.assert_allclose(norm.scale, 1 / np.sqrt(norm.var + eps), rtol=1e-12)
+        back = ObsNormalizer.from_map(norm.shift, norm.scale, 5.0, eps)
+        np.testing.assert_allclose(back.scale, norm.scale, rtol=1e-12)
+    model = DDPG("Pendulum-v1", run_dir=tmp_path / "r", obs_norm_eps=1e-4, **TINY)
+    model.learn(300, progress_bar=False)
+    assert model.obs_norm.eps == 1e-4
+    np.testing.assert_allclose(model.obs_norm.scale, 1 / np.sqrt(model.obs_norm.var + 1e-4),
+                               rtol=1e-12)
+    again = OffPolicyAlgorithm.load(tmp_path / "r" / "checkpoint.npz")
+    assert again.obs_norm.eps == 1e-4
+    np.testing.assert_array_equal(again.obs_norm.scale, model.obs_norm.scale)
+    with pytest.raises(ValueError, match="obs_norm_eps"):
+        DDPG("Pendulum-v1", log=False, obs_norm_eps=0.0, **TINY)
+
+
 def test_minibatches_are_gathered_normalized_and_the_identity_changes_no_bit(rng):
     buf = [rng.normal(0, 5, (6, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32),
            rng.normal(size=6).astype(np.float32), rng.normal(0, 5, (6, 3)).astype(np.float32),

@@ -125,6 +125,10 @@ DDPG_TABLE = {
                                     "and std, as SB3's VecNormalize (numddpg.normalize)"),
     "obs_clip": _real(10.0, "clip of normalized observations, in stds (normalize_obs)",
                       low_open=True),
+    "obs_norm_eps": _real(1e-8, "added to the running variance under the normalization's "
+                          "square root (normalize_obs): an entry's scale is at most "
+                          "1/sqrt(eps) (SB3's VecNormalize 1e-8; the HER papers' std floor "
+                          "0.01 is 1e-4)", 0.0, 1.0, low_open=True),
     "num_test_episodes": _int(10, "deterministic test episodes at the end of every epoch", 0),
     "max_ep_len": _int(1000, "episode length cap (truncation: bootstrapped, not terminal)", 1),
     "steps_per_epoch": _int(4000, "env steps per epoch (one progress.csv row each)", 1),

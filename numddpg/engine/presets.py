@@ -145,6 +145,12 @@ _FETCH = {
     # al. 2018)
     "normalize_obs": True,
     "obs_clip": 5.0,
+    # the std under the normalization floored at 0.01 (sqrt(var + 1e-4); the papers' code:
+    # max(std, 0.01)).  With SB3's 1e-8 a relabelled goal's height in FetchPush-v4 (the object
+    # resting 0.085 mm above the table-top goals, whose height never varies) normalizes to
+    # ~0.8 where every real goal's is 0, and five runs stayed at chance to 300k steps
+    # (docs/math.md section 10, bench/RESULTS.md)
+    "obs_norm_eps": 1e-4,
     # Gaussian exploration noise of std 0.2 of the action range's half (Plappert et al. 2018)
     "act_noise": 0.2,
     # with probability 0.3 a behaviour action is uniform in the action box instead (Plappert et

@@ -7,14 +7,14 @@ training round (numddpg.sb3.vecnormalize).
 import numpy as np
 from numba import njit
 
-EPS = 1e-8
+EPS = 1e-8                     # SB3's VecNormalize epsilon: the default of ``obs_norm_eps``
 START_COUNT = 1e-4
 
 
 @njit(cache=True)
-def merge_stats(mean, var, count, x, shift, scale):
+def merge_stats(mean, var, count, x, shift, scale, eps):
     """Merge the rows of x (n, o) into the running mean/var/count (count (1,)), in place, and
-    refresh shift = mean, scale = 1 / sqrt(var + EPS)."""
+    refresh shift = mean, scale = 1 / sqrt(var + eps)."""
     n = x.shape[0]
     total = count[0] + n
     for c in range(x.shape[1]):
@@ -31,7 +31,7 @@ def merge_stats(mean, var, count, x, shift, scale):
         mean[c] += delta * n / total
         var[c] = m2 / total
         shift[c] = mean[c]
-        scale[c] = 1.0 / np.sqrt(var[c] + EPS)
+        scale[c] = 1.0 / np.sqrt(var[c] + eps)
     count[0] = total
 
 

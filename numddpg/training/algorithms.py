@@ -191,8 +191,8 @@ class OffPolicyAlgorithm:
         self.chunks_used, self.threads_record = self._resolve_chunks()
         self.agent = self._make_agent(int(agent_seq.generate_state(1, np.uint64)[0]))
         self.buffer = self._make_buffer(int(buffer_seq.generate_state(1, np.uint64)[0]))
-        self.obs_norm = (ObsNormalizer(self.obs_dim, self.obs_clip) if self.normalize_obs
-                         else None)
+        self.obs_norm = (ObsNormalizer(self.obs_dim, self.obs_clip, self.obs_norm_eps)
+                         if self.normalize_obs else None)
         self.state = RunState(rng, functools.partial(make_noise, self.noise, self.act_dim,
                                                      self.act_noise, self.ou_sigma,
                                                      self.ou_theta, self.ou_dt))

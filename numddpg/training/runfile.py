@@ -314,7 +314,9 @@ def export_policy(src, dst):
         act_dtype = meta["spaces"]["act_dtype"]
         layout = saved_layout(meta["spaces"], where)
         if "norm.mean" in arrays:
-            norm = ObsNormalizer(meta["config"]["obs_dim"], meta["hyperparameters"]["obs_clip"])
+            hp = meta["hyperparameters"]
+            norm = ObsNormalizer(meta["config"]["obs_dim"], hp["obs_clip"],
+                                 hp.get("obs_norm_eps", TABLES["ddpg"]["obs_norm_eps"].default))
             norm.restore({k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")})
             obs_norm = (norm.shift, norm.scale, norm.clip[0])
     path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,

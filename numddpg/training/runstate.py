@@ -51,7 +51,7 @@ MAX_ENVS = 1024             # envs of a vector env a file may ask to rebuild
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")   # a module name
 # hyperparameters newer than the format: files written before them lack them (the default holds)
 SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", "n_critics",
-               "n_steps", *ADAM_KEYS, *LOSS_KEYS, "random_eps"}
+               "n_steps", *ADAM_KEYS, *LOSS_KEYS, "random_eps", "obs_norm_eps"}
 
 
 class RunState:
