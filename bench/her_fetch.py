@@ -5,6 +5,7 @@ makes that section's table from what this writes).
     /work/robotics-venv/bin/python bench/her_fetch.py --env FetchReach-v4 --seed 0 --out DIR
     /work/robotics-venv/bin/python bench/her_fetch.py --final-eval DIR
     /work/robotics-venv/bin/python bench/her_fetch.py --env FetchPush-v4 --still 300
+    /work/robotics-venv/bin/python bench/her_fetch.py --goal-heights RUN
 
 needs the ``robotics`` extra (gymnasium-robotics, mujoco < 3.4).  Training writes the run
 directory DIR (config.json, progress.csv, policy.npz, checkpoint.npz) with the preset's budget,
@@ -12,7 +13,8 @@ then DIR/final_eval.json: the final policy over 100 deterministic episodes, exac
 ``numddpg eval DIR --episodes 100 --env-module gymnasium_robotics`` runs them (the env rebuilt
 from the policy's record, resets seeded from a generator of seed 0), each episode's return and
 success (the last step's ``info["is_success"]``).  ``--final-eval DIR`` writes only that file;
-``--still N`` prints how often a policy that never moves succeeds (chance) over N episodes.
+``--still N`` prints how often a policy that never moves succeeds (chance) over N episodes;
+``--goal-heights RUN`` how relabelled goals' heights normalize in RUN's checkpointed buffer.
 """
 import argparse
 import json
@@ -74,6 +76,25 @@ def still_success(env_id, episodes=EPISODES, seed=EVAL_SEED):
     return float(np.mean(successes))
 
 
+def goal_heights(run, epsilons=(1e-8, 1e-4)):
+    """How a relabelled goal's last coordinate (the height) looks to the networks: the achieved
+    goal of every stored s' normalized with the desired goal's statistics, as relabelling
+    writes it (docs/math.md section 10), for each eps of the normalization.  Reads RUN's
+    checkpoint (its buffer and statistics); returns {eps: (scale, median |x|, share clipped)}."""
+    from numddpg.training.runstate import read_run_checkpoint, saved_layout
+    meta, arrays = read_run_checkpoint(f"{run}/checkpoint.npz")
+    (achieved, _), (desired, d_stop) = saved_layout(meta["spaces"], run).goal_spans()
+    clip = meta["hyperparameters"]["obs_clip"]
+    z, zd = achieved + (d_stop - desired) - 1, d_stop - 1         # the height columns
+    heights = arrays["buffer.obs2"][:, z].astype(np.float64)     # the rows stored
+    out = {}
+    for eps in epsilons:
+        scale = 1.0 / np.sqrt(arrays["norm.var"][zd] + eps)
+        x = np.clip((heights - arrays["norm.mean"][zd]) * scale, -clip, clip)
+        out[eps] = (float(scale), float(np.median(np.abs(x))), float(np.mean(np.abs(x) >= clip)))
+    return out
+
+
 def record_text(record):
     """The record as JSON, one key per line (the per-episode lists on one line each)."""
     return "{\n " + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}"
@@ -91,8 +112,15 @@ def main(argv=None):
     ap.add_argument("--final-eval", metavar="RUN", help="only evaluate the run RUN's policy")
     ap.add_argument("--still", type=int, metavar="EPISODES",
                     help="only print the success rate of zero actions on --env (chance)")
+    ap.add_argument("--goal-heights", metavar="RUN",
+                    help="only print how relabelled goals' heights normalize in RUN's buffer")
     args = ap.parse_args(argv)
     gym.register_envs(gymnasium_robotics)
+    if args.goal_heights:
+        for eps, (scale, median, clipped) in goal_heights(args.goal_heights).items():
+            print(f"obs_norm_eps {eps:g}: the desired goal's height scaled by {scale:,.1f}; "
+                  f"relabelled heights |x| median {median:.3f}, clipped {clipped:.1%}")
+        return
     if args.still:
         print(f"{args.env}: zero actions succeed in {still_success(args.env, args.still):.3f} "
               f"of {args.still} episodes (resets seeded from {EVAL_SEED})")
