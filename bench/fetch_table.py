@@ -44,7 +44,7 @@ RUNS_DIR = HERE / "learning" / "her"
 FINAL_EVAL_FILE = "final_eval.json"
 BAR = 0.95                    # the issue's: success >= 0.95 on every seed, 100 episodes each
 # The runs' tags (their directory names' middle part), in the table's order.
-VARIANTS = ("papers", "gs50", "")
+VARIANTS = ("floor", "papers", "gs50", "")
 # How a run is executed, not what it learns: not settings.
 RUN_ONLY = {"seed", "chunks", "blas_threads", "checkpoint_every", "checkpoint_buffer"}
 RESULTS = ROOT / "bench" / "RESULTS.md"
