@@ -52,7 +52,7 @@ MARKERS = ("<!-- fetch-table: start -->", "<!-- fetch-table: end -->")
 RUN_NAME = re.compile(rf"^{ENV}_ddpg(?:_(?P<tag>.+))?_s(?P<seed>\d+)$")
 PUSH = "FetchPush-v4"
 # FetchPush-v4's tags, in the table's order (bench/RESULTS.md says what each ran)
-PUSH_VARIANTS = ("", "w19", "w1", "1to1")
+PUSH_VARIANTS = ("", "floor_w19", "floor_w1", "w19", "w1", "1to1")
 PUSH_MARKERS = ("<!-- fetchpush-table: start -->", "<!-- fetchpush-table: end -->")
 PUSH_MARKS = (100_000, 250_000, 500_000, 750_000, 1_000_000)
 PUSH_NAME = re.compile(rf"^{PUSH}_ddpg(?:_(?P<tag>.+))?_s(?P<seed>\d+)$")
