@@ -26,6 +26,7 @@ import numpy as np
 from ..checks import (MAX_CHUNKS, check_bool, check_int, check_positive, check_real,
                       check_unit_interval, check_widths)
 from ..kernels.her import STRATEGIES
+from ..kernels.normalize import EPS as NORM_EPS
 from .noise import NOISE_TYPES
 
 MAX_SAMPLED_GOALS = 1000        # HER's k beyond this relabels all but 0.1 % of rows
@@ -125,7 +126,7 @@ DDPG_TABLE = {
                                     "and std, as SB3's VecNormalize (numddpg.normalize)"),
     "obs_clip": _real(10.0, "clip of normalized observations, in stds (normalize_obs)",
                       low_open=True),
-    "obs_norm_eps": _real(1e-8, "added to the running variance under the normalization's "
+    "obs_norm_eps": _real(NORM_EPS, "added to the running variance under the normalization's "
                           "square root (normalize_obs): an entry's scale is at most "
                           "1/sqrt(eps) (SB3's VecNormalize 1e-8; the HER papers' std floor "
                           "0.01 is 1e-4)", 0.0, 1.0, low_open=True),

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..checks import check_int
 from ..engine.agents import agent_from_arrays, load_agent
 from ..engine.hyperparameters import TABLES
-from ..engine.normalizer import ObsNormalizer
+from ..engine.hyperparameters import check as check_hyperparameter
+from ..engine.normalizer import EPS, ObsNormalizer
 from ..files import checkpoint as _checkpoint
 from ..files import policy as _policy_file
 from ..files import rundir as _rundir
@@ -314,9 +315,13 @@ def export_policy(src, dst):
         act_dtype = meta["spaces"]["act_dtype"]
         layout = saved_layout(meta["spaces"], where)
         if "norm.mean" in arrays:
-            hp = meta["hyperparameters"]
-            norm = ObsNormalizer(meta["config"]["obs_dim"], hp["obs_clip"],
-                                 hp.get("obs_norm_eps", TABLES["ddpg"]["obs_norm_eps"].default))
+            hp, table = meta["hyperparameters"], TABLES[meta["algo"]]
+            try:                                   # (a loaded run's constructor checks them)
+                clip, eps = (check_hyperparameter(name, hp.get(name, default), table[name])
+                             for name, default in (("obs_clip", None), ("obs_norm_eps", EPS)))
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(f"{where}: {e}") from None
+            norm = ObsNormalizer(meta["config"]["obs_dim"], clip, eps)
             norm.restore({k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")})
             obs_norm = (norm.shift, norm.scale, norm.clip[0])
     path = _policy_file.save_policy(dst, agent.actor.params, agent.actor.sizes, agent.mid,
