@@ -55,6 +55,26 @@ def test_eps_floors_the_std_of_an_entry_that_never_varies(tmp_path):
         DDPG("Pendulum-v1", log=False, obs_norm_eps=0.0, **TINY)
 
 
+@pytest.mark.parametrize("name, bad", [("obs_norm_eps", -1.0), ("obs_norm_eps", "x"),
+                                       ("obs_clip", -1.0)])
+def test_export_names_a_doctored_normalization_setting_in_one_line(tmp_path, capsys, name, bad):
+    """`numddpg export` of a run whose checkpoint records a bad obs_norm_eps or obs_clip says
+    which, with the value, and writes nothing (it used to end in NumPy's NaN warnings and a
+    message about obs_scale)."""
+    from helpers import rewrite_meta
+    from numddpg.tools import cli
+    model = DDPG("Pendulum-v1", run_dir=tmp_path / "r", **TINY)
+    model.learn(300, progress_bar=False)
+    bad_file = rewrite_meta(tmp_path / "r" / "checkpoint.npz", tmp_path / "bad.npz",
+                            lambda meta: meta["hyperparameters"].update({name: bad}))
+    out = tmp_path / "policy.npz"
+    assert cli.main(["export", str(bad_file), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "bad.npz" in err and name in err and repr(bad) in err
+    assert not out.exists()
+
+
 def test_minibatches_are_gathered_normalized_and_the_identity_changes_no_bit(rng):
     buf = [rng.normal(0, 5, (6, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32),
            rng.normal(size=6).astype(np.float32), rng.normal(0, 5, (6, 3)).astype(np.float32),
