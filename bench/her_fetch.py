@@ -25,6 +25,7 @@ import gymnasium_robotics
 import numpy as np
 
 import numddpg
+from numddpg.files.checkpoint import CheckpointError
 from numddpg.training.acting import reset_seed, run_episodes
 from numddpg.training.algorithms import load_policy
 from numddpg.training.envs import make_from_record
@@ -130,7 +131,13 @@ def main(argv=None):
     else:
         if not args.out:
             ap.error("--out is required to train")
-        overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+        overrides = {}
+        for item in args.set:
+            name, _, value = item.partition("=")
+            try:
+                overrides[name] = json.loads(value)
+            except ValueError:
+                ap.error(f"--set {item!r}: write NAME=JSON, e.g. gradient_steps=50")
         cls = numddpg.TD3 if args.algo == "td3" else numddpg.DDPG
         model = cls(args.env, seed=args.seed, chunks=1, blas_threads=1, run_dir=args.out,
                     **overrides)
@@ -145,4 +152,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (CheckpointError, OSError, TypeError, ValueError) as e:  # a missing run, a bad --set
+        sys.exit(f"her_fetch.py: {e}")
