@@ -398,11 +398,10 @@ class DDPGAgent:
     def _run(self, K, sample, replay, size, idx, batch, work, stats):
         """K updates of the agent's kernel on its threads (numddpg.kernels.sync.run_threads),
         with n-step targets when ``batch`` has a discount."""
-        second, more, *others = self._parts
         run_threads(self._kernel, self._threads, self._flags,
                     (K, sample, replay, size, self.rng_state, idx, *self._nets(), self.mid,
-                     self.half, self._hp, self._t, batch, work, stats, self._flags, second,
-                     more, batch.discount, *others))
+                     self.half, self._hp, self._t, batch, work, stats, self._flags,
+                     batch.discount, *self._parts))
 
     def update(self, obs, act, rew, obs2, done, discount=None):
         """One update on a minibatch; returns {loss_q, loss_pi, q_mean, q_std}.  discount (B,):

@@ -439,8 +439,8 @@ def draw_smoothing_noise(rng_state, eps):
 #
 # Optional parts.  The parts of an update that only some runs use are compiled into a kernel only
 # when its run uses them.  Each comes as a trailing argument that is None when the run does not
-# use it: ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``discount`` (an n-step
-# minibatch's batch.discount), ``return_floor`` (clip_return's lower bound), ``action_l2`` (the
+# use it: ``discount`` (an n-step minibatch's batch.discount, first since it comes with each
+# call), ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor`` (clip_return's lower bound), ``action_l2`` (the
 # penalty's weight), ``weight_decay`` (Adam's).  Numba compiles a kernel per set of argument
 # types, and drops the branches that an ``is None`` test of a NoneType argument turns off before
 # typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
@@ -460,9 +460,9 @@ def draw_smoothing_noise(rng_state, eps):
 
 def kernel_parts(critics, hp, clip_return, action_l2, weight_decay):
     """(second, more, return_floor, action_l2, weight_decay): the optional-part arguments of
-    the update kernels for the tuple of ``critics`` (Net bundles), the HP ``hp`` and whether
-    the run clips returns, penalises actions and decays weights; each None when not used (the
-    minibatch's discount, the sixth, comes with each call)."""
+    the update kernels that follow the minibatch's discount (which comes with each call), for
+    the tuple of ``critics`` (Net bundles), the HP ``hp`` and whether the run clips returns,
+    penalises actions and decays weights; each None when not used."""
     return (critics[1] if len(critics) > 1 else None,
             tuple(critics[2:]) if len(critics) > 2 else None,
             return_floor(hp.gamma) if clip_return else None,
@@ -472,7 +472,7 @@ def kernel_parts(critics, hp, clip_return, action_l2, weight_decay):
 
 @njit(cache=True, nogil=True)
 def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
-                 batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                 batch, work, stats, flags, discount, second, more, return_floor, action_l2,
                  weight_decay):
     """K DDPG updates (module docstring), in place, on critic 1 ``critic`` and the optional
     parts (above: critics 2..N among them).  With ``sample``, each on a minibatch of B =
@@ -544,7 +544,7 @@ def ddpg_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, 
 
 @njit(cache=True, nogil=True)
 def td3_updates(me, n, K, sample, replay, size, rng_state, idx, actor, critic, mid, half, hp, t,
-                batch, work, stats, flags, second, more, discount, return_floor, action_l2,
+                batch, work, stats, flags, discount, second, more, return_floor, action_l2,
                 weight_decay):
     """K TD3 updates (docs/math.md, "TD3"), as ddpg_updates: always a step on every critic;
     the actor step (on Q_1) and polyak on all targets on every policy_delay-th update.
