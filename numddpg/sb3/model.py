@@ -72,7 +72,8 @@ from ..kernels.jitcache import kernels_cached
 from ..training import algorithms as _algorithms
 from ..training.envs import ActionSpaceError, EnvError, check_spaces, env_id as _env_id
 from ..training.runfile import make_saved_env
-from ..training.runstate import read_run_checkpoint, run_checkpoint_specs, saved_her
+from ..training.runstate import (BufferMissingWarning, read_run_checkpoint,
+                                 run_checkpoint_specs, saved_her)
 from . import attributes as _attributes
 from .bridge import Bridge
 from .callbacks import CallbackList, check_verbose, convert_callback
@@ -1317,5 +1318,5 @@ def load_policy_file(path):
             f"{path}: a {meta['kind']!r} file; Policy.load reads what policy.save (a model "
             "file) or policy.actor.save (a policy file) wrote")
     with warnings.catch_warnings():            # (a policy is not trained on: no buffer to miss)
-        warnings.filterwarnings("ignore", "(?s).*saved without its replay buffer")
+        warnings.simplefilter("ignore", BufferMissingWarning)
         return models[meta["algo"]].load(path).policy

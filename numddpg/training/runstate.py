@@ -54,6 +54,12 @@ SAVED_SINCE = {"chunks", "gradient_steps", "qf_hidden_sizes", "her", "her_k", "n
                "n_steps", *ADAM_KEYS, *LOSS_KEYS, "random_eps", "obs_norm_eps"}
 
 
+class BufferMissingWarning(RuntimeWarning):
+    """A run is resumed from a checkpoint saved without its replay buffer: training goes on with
+    an empty one, so it differs from an uninterrupted run (a caller that only acts, such as
+    SB3's ``Policy.load``, ignores this category)."""
+
+
 class RunState:
     """What a run changes as it trains (module docstring), with the epoch's summary.
 
@@ -292,7 +298,7 @@ def restore_run(model, meta, arrays, where):
     if not b["saved"] and b["size"]:
         warnings.warn(f"{where} was saved without its replay buffer: training resumes "
                       f"with an empty buffer (it held {b['size']} transitions), so the "
-                      "resumed run differs from an uninterrupted one", RuntimeWarning,
+                      "resumed run differs from an uninterrupted one", BufferMissingWarning,
                       stacklevel=_LOAD_CALLER)
     if model.obs_norm is not None:
         norm = {k: arrays[f"norm.{k}"] for k in ("mean", "var", "count")}
