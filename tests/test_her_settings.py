@@ -90,10 +90,10 @@ def test_clip_keeps_nan_for_the_guard_and_gamma_one_has_no_lower_bound():
 
 
 def test_off_by_default_everywhere():
-    assert (HP(*[0.0] * 7).action_l2, HP(*[0.0] * 7).clip_return) == (0.0, 0.0)
     agent = DDPGAgent(3, 1, -1, 1, hidden_sizes=(4,))
     assert (agent.action_l2, agent.clip_return) == (0.0, False)
-    assert (agent._hp.action_l2, agent._hp.clip_return) == (0.0, 0.0)
+    assert agent._parts[2:] == (None, None, None)      # no floor, penalty or decay compiled
+    assert not {"action_l2", "clip_return"} & set(HP._fields)     # (optional parts only)
     model = DDPG("Pendulum-v1", log=False, hidden_sizes=(4,))
     assert (model.action_l2, model.clip_return, model.random_eps) == (0.0, False, 0.0)
 

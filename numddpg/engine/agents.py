@@ -188,21 +188,19 @@ class DDPGAgent:
         self._build_networks(rng)
         self._t = np.zeros(len(self.counter_names), np.int64)   # mirrors the counters
         self.rng_state = _rng.new_state(sampler_seed.generate_state(1, np.uint64)[0])
-        # The kernels' hyperparameters are the config's values of the same names, as floats
-        # (clip_return: 1.0 or 0.0); those an algorithm does not have keep HP's defaults (TD3's
-        # three: no smoothing, no delay, which DDPG's kernel does not read anyway).  Adam's
-        # betas and eps are beta1, beta2, eps inside the kernels (the symbols of its formula,
-        # docs/math.md).
+        # The kernels' hyperparameters are the config's values of the same names, as floats;
+        # those an algorithm does not have keep HP's defaults (TD3's three: no smoothing, no
+        # delay, which DDPG's kernel does not read anyway).  Adam's betas and eps are beta1,
+        # beta2, eps inside the kernels (the symbols of its formula, docs/math.md).
         self._hp = HP(beta1=self.adam_beta1, beta2=self.adam_beta2, eps=self.adam_eps,
                       **{name: float(getattr(self, name))
-                         for name in (*self.config_keys, *ADAM_KEYS, *LOSS_KEYS)
-                         if name in HP._fields})
+                         for name in (*self.config_keys, *ADAM_KEYS) if name in HP._fields})
         # The update kernel and its optional parts' arguments: those this agent's
         # hyperparameters use, None for the rest, so that its compiled kernel has only its
         # own (a plain agent's none); an n-step minibatch brings its discount.
         self._kernel = self.updates
-        self._parts = kernel_parts(self._critic_nets, self._hp, self.clip_return,
-                                   self.action_l2 != 0, self.weight_decay != 0)
+        self._parts = kernel_parts(self._critic_nets, self._hp.gamma, self.clip_return,
+                                   self.action_l2, self.weight_decay)
         self._by_batch = {}                   # B -> (minibatch Batch, Work, sample indices)
         self._nstep_batches = {}              # B -> the minibatch with a discount (n-step)
         self.threads = self.chunks

@@ -67,11 +67,13 @@ Batch = namedtuple("Batch", ["obs", "act", "rew", "obs2", "done", "discount"],
 # TD3's three settings default to no target smoothing and an actor step on every update: DDPG
 # is TD3 with one critic and these (ddpg_updates does not read them).  Adam's weight decay
 # defaults to none (decoupled_weight_decay: 1.0 AdamW's, 0.0 Adam's L2; numddpg.kernels.optim).
-# action_l2 and clip_return (1.0: on) default to off, and an update skips their loops then.
+# The action penalty and the clip of the targets are not in HP: they come as optional-part
+# arguments (kernel_parts, below), None when off, so that a kernel without them compiles none of
+# their loops.
 HP = namedtuple("HP", ["gamma", "polyak", "pi_lr", "q_lr", "beta1", "beta2", "eps",
                        "target_noise", "noise_clip", "policy_delay", "weight_decay",
-                       "decoupled_weight_decay", "action_l2", "clip_return"],
-                defaults=(0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0))
+                       "decoupled_weight_decay"],
+                defaults=(0.0, 0.0, 1.0, 0.0, 1.0))
 WORK_FIELDS = ["acts_pi", "acts_pi_targ", "acts_q", "acts_q_targ", "delta_buf", "dh_buf", "xq",
                "y", "dq", "da", "eps", "part"]
 Work = namedtuple("Work", WORK_FIELDS)
@@ -440,8 +442,9 @@ def draw_smoothing_noise(rng_state, eps):
 # Optional parts.  The parts of an update that only some runs use are compiled into a kernel only
 # when its run uses them.  Each comes as a trailing argument that is None when the run does not
 # use it: ``discount`` (an n-step minibatch's batch.discount, first since it comes with each
-# call), ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor`` (clip_return's lower bound), ``action_l2`` (the
-# penalty's weight), ``weight_decay`` (Adam's).  Numba compiles a kernel per set of argument
+# call), ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor``
+# (clip_return's lower bound), ``action_l2`` (the penalty's weight), ``weight_decay`` (Adam's,
+# whose value the kernel reads from HP; this argument only switches it on).  Numba compiles a kernel per set of argument
 # types, and drops the branches that an ``is None`` test of a NoneType argument turns off before
 # typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
 # penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
@@ -458,16 +461,17 @@ def draw_smoothing_noise(rng_state, eps):
 # and that level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
 # ---------------------------------------------------------------------------------------------
 
-def kernel_parts(critics, hp, clip_return, action_l2, weight_decay):
+def kernel_parts(critics, gamma, clip_return, action_l2, weight_decay):
     """(second, more, return_floor, action_l2, weight_decay): the optional-part arguments of
     the update kernels that follow the minibatch's discount (which comes with each call), for
-    the tuple of ``critics`` (Net bundles), the HP ``hp`` and whether the run clips returns,
-    penalises actions and decays weights; each None when not used."""
+    the tuple of ``critics`` (Net bundles), the discount ``gamma``, whether the run clips
+    returns, and its action penalty's and Adam's weight decay's coefficients; each None when
+    not used (a coefficient of 0)."""
     return (critics[1] if len(critics) > 1 else None,
             tuple(critics[2:]) if len(critics) > 2 else None,
-            return_floor(hp.gamma) if clip_return else None,
-            hp.action_l2 if action_l2 else None,
-            hp.weight_decay if weight_decay else None)
+            return_floor(gamma) if clip_return else None,
+            float(action_l2) if action_l2 else None,
+            float(weight_decay) if weight_decay else None)
 
 
 @njit(cache=True, nogil=True)
