@@ -327,6 +327,44 @@ def test_run_directory_config_policy_and_no_overwrite(tmp_path):
     assert json.loads((run / "config.json").read_text()) == config     # untouched
 
 
+def test_config_records_the_source_commit_as_git_keeps_it(tmp_path):
+    """versions.commit: the commit of the checkout numddpg runs from, read from git's files for
+    a loose branch ref, a packed one (a fresh clone's), a detached HEAD and a worktree; None
+    outside a checkout.  (The house moved this reader one folder down and it read None for
+    every run until this test.)"""
+    import subprocess
+    from pathlib import Path
+    from numddpg.files.rundir import source_commit
+    top = Path(__file__).resolve().parent.parent
+    if (top / ".git").exists():                         # this checkout, as git itself says
+        try:
+            want = subprocess.run(["git", "-C", str(top), "rev-parse", "HEAD"], text=True,
+                                  capture_output=True).stdout.strip()
+        except OSError:                                 # (no git program)
+            want = ""
+        if want:
+            assert source_commit() == want
+    a, b = "1" * 40, "2" * 40
+    git = tmp_path / "clone" / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{b} refs/heads/other\n"
+                                     f"{a} refs/heads/main\n")
+    assert source_commit(git.parent) == a               # packed
+    (git / "refs" / "heads" / "main").write_text(b + "\n")
+    assert source_commit(git.parent) == b               # loose, over packed
+    (git / "HEAD").write_text(a + "\n")
+    assert source_commit(git.parent) == a               # detached
+    wt = git / "worktrees" / "w"
+    wt.mkdir(parents=True)
+    (wt / "HEAD").write_text("ref: refs/heads/other\n")
+    (wt / "commondir").write_text("../..\n")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / ".git").write_text(f"gitdir: {wt}\n")
+    assert source_commit(tmp_path / "w") == b           # a worktree's branch, packed in common
+    assert source_commit(tmp_path / "nowhere") is None
+
+
 def test_default_run_directory_name(tmp_path):
     m = DDPG("Pendulum-v1", runs_root=tmp_path, seed=3, **dict(TINY, steps_per_epoch=50))
     m.learn(50, progress_bar=False)

@@ -229,10 +229,12 @@ def cpu_model():
 _SHA = re.compile(r"[0-9a-f]{40}")
 
 
-def source_commit():
+def source_commit(root=None):
     """The commit checked out where numddpg's source lies (a clone or a worktree), read from
-    git's files without running git; None outside a checkout or for a packed branch ref."""
-    git = Path(__file__).resolve().parent.parent / ".git"
+    git's files without running git (a branch's ref file, else its line in packed-refs, as a
+    fresh clone keeps it); None outside a checkout.  ``root``: the checkout's top (default: the
+    one above this package)."""
+    git = Path(root or Path(__file__).resolve().parents[2]) / ".git"
     if git.is_file():                              # a worktree: ".git" names its git dir
         line = _head(git)
         if not line.startswith("gitdir:"):
@@ -244,7 +246,24 @@ def source_commit():
         common = _head(git / "commondir")
         roots = [git] + ([(git / common).resolve()] if common else [])
         head = next((h for h in (_head(r / ref) for r in roots) if h), "")
+        if not head:
+            head = next((h for h in (_packed_ref(r / "packed-refs", ref) for r in roots)
+                         if h), "")
     return head if _SHA.fullmatch(head) else None
+
+
+def _packed_ref(path, ref, limit=1 << 20):
+    """The commit of ``ref`` in git's packed-refs file ``path`` ("<sha> <ref>" lines), or ""."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read(limit).decode("ascii", "replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        sha, _, name = line.strip().partition(" ")
+        if name == ref:
+            return sha
+    return ""
 
 
 def jsonable(v):
