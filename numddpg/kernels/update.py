@@ -444,9 +444,9 @@ def draw_smoothing_noise(rng_state, eps):
 # use it: ``discount`` (an n-step minibatch's batch.discount, first since it comes with each
 # call), ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor``
 # (clip_return's lower bound), ``action_l2`` (the penalty's weight), ``weight_decay`` (Adam's,
-# whose value the kernel reads from HP; this argument only switches it on).  Numba compiles a kernel per set of argument
-# types, and drops the branches that an ``is None`` test of a NoneType argument turns off before
-# typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
+# whose value the kernel reads from HP; this argument only switches it on).  Numba compiles a
+# kernel per set of argument types, and drops the branches that an ``is None`` test of a
+# NoneType argument turns off before typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
 # penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
 # kernel is an ordinary module function that Numba caches on disk (a closure's flags, the way
 # before, are not: every process compiled its kernels again).  Numba drops the kernel's own
