@@ -440,22 +440,22 @@ def draw_smoothing_noise(rng_state, eps):
 # counts steps.  With n == 1 one thread runs every chunk and the barriers cost nothing.
 #
 # Optional parts.  The parts of an update that only some runs use are compiled into a kernel only
-# when its run uses them.  Each comes as a trailing argument that is None when the run does not
-# use it: ``discount`` (an n-step minibatch's batch.discount, first since it comes with each
-# call), ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor``
-# (clip_return's lower bound), ``action_l2`` (the penalty's weight), ``weight_decay`` (Adam's,
-# whose value the kernel reads from HP; this argument only switches it on).  Numba compiles a
-# kernel per set of argument types, and drops the branches that an ``is None`` test of a
-# NoneType argument turns off before typing them: a plain run compiles no later critics, n-step sampling, target clipping, action
-# penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
+# when its run uses them.  Each comes as a trailing argument that is None when the run does not use
+# it: ``discount`` (an n-step minibatch's batch.discount, first since it comes with each call),
+# ``second`` (critic 2) and ``more`` (a tuple of critics 3..N), ``return_floor`` (clip_return's
+# lower bound), ``action_l2`` (the penalty's weight), ``weight_decay`` (Adam's, whose value the
+# kernel reads from HP; this argument only switches it on).  Numba compiles a kernel per set of
+# argument types, and drops the branches that an ``is None`` test of a NoneType argument turns off
+# before typing them: a plain run compiles no later critics, n-step sampling, target clipping,
+# action penalty or weight decay (bench/RESULTS.md, "Kernels for the features a run uses"), and the
 # kernel is an ordinary module function that Numba caches on disk (a closure's flags, the way
-# before, are not: every process compiled its kernels again).  Numba drops the kernel's own
-# branches before it inlines its callees, and a callee's only after: so the critics past the
-# first, whose steps are inlined, are branched on in the kernels themselves, and a branch in an
-# inlined step calls only functions that are not inlined (clip_targets, action_penalty,
-# sample_nstep, adam_decay_span): an inlined one would cost its compile in every kernel (the
-# later critics' steps as functions of their own cost TD3's cold start 2.3 s more, measured).
-# ``kernel_parts`` gives an agent's.
+# before, are not: every process compiled its kernels again).  Numba drops the kernel's own branches
+# before it inlines its callees, and a callee's only after: so the critics past the first, whose
+# steps are inlined, are branched on in the kernels themselves, and a branch in an inlined step
+# calls only functions that are not inlined (clip_targets, action_penalty, sample_nstep,
+# adam_decay_span): an inlined one would cost its compile in every kernel (the later critics' steps
+# as functions of their own cost TD3's cold start 2.3 s more, measured). ``kernel_parts`` gives an
+# agent's.
 # The kernels compose the critic phase (target, clipping, losses) themselves rather than through
 # a step of its own: each level of inlining copies every argument into the callee's parameters,
 # and that level cost 0.4-0.6 s of DDPG's cold start (bench/RESULTS.md).
